@@ -1,0 +1,61 @@
+"""``reprolock check``: validate the spec and say whether the lock is fresh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reprolock import api
+from reprolock.cli import output
+from reprolock.spec import Spec
+
+
+def describe(spec: Spec) -> str:
+    """One line that says what the spec targets."""
+    env = spec.environment
+    platforms = ", ".join(str(p) for p in env.platforms)
+    parts = [f'environment "{env.name}"', f"Python {env.python}", platforms]
+    if spec.gpu is None:
+        parts.append("CPU only")
+    else:
+        devices = ", ".join(
+            f"{d.requested} ({d.capability.sm})" for d in spec.gpu.devices
+        ) or "no GPU listed"
+        parts.append(f"GPUs {devices}")
+        if spec.gpu.driver is not None:
+            parts.append(f"driver floor {spec.gpu.driver} ({spec.gpu.compat.value} compat)")
+    return "; ".join(parts)
+
+
+@click.command("check")
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path),
+              help="The spec (reprolock.toml or pyproject.toml) [default: found in the current folder].")
+@click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The lock [default: reprolock.lock beside the spec].")
+@click.option("--locked", is_flag=True, help="Fail (exit 1) when there is no lock, not only when it is stale.")
+def check_command(spec_path: Path | None, lock_path: Path | None, locked: bool) -> None:
+    """Validate the spec and check that the lock is up to date with it.
+
+    Exits 0 when the spec is valid and the lock fresh (or absent, without
+    --locked), 1 when the lock is stale, 2 when the spec or lock is invalid.
+    """
+    settings = output.current()
+    result = api.check(spec_path, lock_path, cwd=Path.cwd(), locked=locked)
+    for warning in result.warnings:
+        settings.warn(warning)
+    if settings.format == "json":
+        settings.emit_json({
+            "spec": str(result.spec_path),
+            "lock": str(result.lock_path),
+            "lock-exists": result.lock is not None,
+            "fresh": result.fresh,
+            "reasons": list(result.reasons),
+        })
+        return
+    settings.say(f"{result.spec_path}: valid: {describe(result.spec)}.")
+    if result.lock is None:
+        settings.say(f"{result.lock_path}: no lock yet.")
+    else:
+        count = len(result.lock.targets)
+        settings.say(f"{result.lock_path}: up to date ({count} target{'s' if count != 1 else ''}).")

@@ -1,0 +1,66 @@
+"""Is a lock still the lock of this spec?  The inputs-hash decides; sections say why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reprolock import __version__
+from reprolock.lock.model import LOCK_VERSION, LockedTarget, Lockfile
+from reprolock.spec import Spec, content_hash, normalized_sections
+
+_SECTION_HINTS = {
+    "environment": "the target Python, platforms or name changed",
+    "gpu": "the target GPUs, driver floor, CUDA/cuDNN wishes or compat policy changed",
+    "base": "the base image choice changed",
+    "python": "Python requirements, requirements files, indexes or resolution options changed",
+    "apt": "apt packages, snapshot or mirror changed",
+    "image": "image settings (user, workdir, env, copy, command, ports, healthcheck) changed",
+    "registry": "registry mirrors or insecure registries changed",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inputs:
+    """What a lock is computed from: the normalized spec and the matrices version."""
+
+    inputs_hash: str
+    sections: tuple[tuple[str, str], ...]
+    matrices_version: str
+
+
+def inputs_of(spec: Spec, matrices_version: str) -> Inputs:
+    sections = normalized_sections(spec)
+    hashes = tuple(sorted((name, content_hash(value)) for name, value in sections.items()))
+    overall = content_hash({"spec": sections, "matrices-version": matrices_version})
+    return Inputs(inputs_hash=overall, sections=hashes, matrices_version=matrices_version)
+
+
+def new_lockfile(inputs: Inputs, targets: tuple[LockedTarget, ...]) -> Lockfile:
+    """A lock for ``targets`` stamped with ``inputs``."""
+    return Lockfile(
+        lock_version=LOCK_VERSION,
+        created_by=f"reprolock {__version__}",
+        inputs_hash=inputs.inputs_hash,
+        matrices_version=inputs.matrices_version,
+        inputs=inputs.sections,
+        targets=targets,
+    )
+
+
+def stale_reasons(lock: Lockfile, inputs: Inputs) -> list[str]:
+    """Why ``lock`` is not the lock of ``inputs``; empty when it is fresh."""
+    if lock.inputs_hash == inputs.inputs_hash:
+        return []
+    reasons: list[str] = []
+    recorded = dict(lock.inputs)
+    for name, digest in inputs.sections:
+        if name in recorded and recorded[name] != digest:
+            reasons.append(f"[{name}] changed since the lock was written: {_SECTION_HINTS[name]}.")
+    if lock.matrices_version != inputs.matrices_version:
+        reasons.append(
+            f"the compatibility matrices changed ({lock.matrices_version} → "
+            f"{inputs.matrices_version}): reprolock's CUDA/driver/GPU knowledge was updated."
+        )
+    if not reasons:
+        reasons.append("the spec's inputs-hash differs from the lock's.")
+    return reasons

@@ -1,0 +1,132 @@
+"""The parsed spec: frozen values, one per ``reprolock.toml`` section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+from reprolock.model import ComputeCapability, DriverVersion, ImageRef, Platform, PythonVersion
+
+
+class CompatPolicy(StrEnum):
+    """How the driver floor is computed for CUDA 11+."""
+
+    MINOR = "minor"  # CUDA minor-version compatibility: the major's floor suffices
+    STRICT = "strict"  # the exact toolkit's minimum driver
+
+
+class PrereleasePolicy(StrEnum):
+    """When pre-releases may be picked (the names uv uses)."""
+
+    DISALLOW = "disallow"
+    ALLOW = "allow"
+    IF_NECESSARY = "if-necessary"
+    EXPLICIT = "explicit"
+    IF_NECESSARY_OR_EXPLICIT = "if-necessary-or-explicit"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Environment:
+    name: str
+    python: PythonVersion
+    platforms: tuple[Platform, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpuDevice:
+    """A target GPU as the user wrote it, with what it resolved to."""
+
+    requested: str
+    model: str | None  # the product name from the GPU table, None for a bare capability
+    capability: ComputeCapability
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpuSpec:
+    devices: tuple[GpuDevice, ...]
+    driver: DriverVersion | None
+    cuda: SpecifierSet | None
+    cudnn: SpecifierSet | None
+    compat: CompatPolicy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BaseSpec:
+    """Either an explicit ``ref`` or the family the solver chooses a tag from."""
+
+    ref: ImageRef | None = None
+    image: str | None = None
+    flavor: str | None = None
+    os: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexSpec:
+    name: str
+    url: str
+    packages: tuple[str, ...] = ()  # canonical names routed only to this index
+    default: bool = False  # replaces PyPI as the index for unrouted packages
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PythonSpec:
+    requirements: tuple[Requirement, ...]
+    requirements_files: tuple[str, ...]
+    indexes: tuple[IndexSpec, ...]
+    venv: str
+    exclude_newer: datetime | None
+    prerelease: PrereleasePolicy
+    allow_unhashed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AptSpec:
+    packages: tuple[str, ...]
+    snapshot: str | None = None
+    mirror: str | None = None
+    allow_unsigned: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Healthcheck:
+    cmd: tuple[str, ...]
+    interval: str | None = None
+    timeout: str | None = None
+    start_period: str | None = None
+    retries: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageSpec:
+    workdir: str = "/app"
+    user: str = "app"
+    copy: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    cmd: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    expose: tuple[str, ...] = ()
+    healthcheck: Healthcheck | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrySpec:
+    mirrors: tuple[tuple[str, str], ...] = ()
+    insecure: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Spec:
+    """Everything ``reprolock.toml`` says, validated."""
+
+    environment: Environment
+    gpu: GpuSpec | None
+    base: BaseSpec
+    python: PythonSpec | None
+    apt: AptSpec | None
+    image: ImageSpec
+    registry: RegistrySpec = field(default_factory=RegistrySpec)

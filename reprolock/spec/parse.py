@@ -1,0 +1,616 @@
+"""``reprolock.toml`` text → a validated, frozen `Spec`, or one error listing every problem."""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+
+from reprolock.compat import Matrices
+from reprolock.compat.gpus import UnknownGpu
+from reprolock.errors import InputError, Problem, problems_error
+from reprolock.model import ComputeCapability, DriverVersion, ImageRef, Platform, PythonVersion
+from reprolock.spec.checker import Checker
+from reprolock.spec.locate import KeyPath, locate_keys
+from reprolock.spec.model import (
+    AptSpec,
+    BaseSpec,
+    CompatPolicy,
+    Environment,
+    GpuDevice,
+    GpuSpec,
+    Healthcheck,
+    ImageSpec,
+    IndexSpec,
+    PrereleasePolicy,
+    PythonSpec,
+    RegistrySpec,
+    Spec,
+)
+
+ReadFile = Callable[[str], str]
+"""Returns the text of a file named relative to the spec; raises OSError if unreadable."""
+
+DEFAULT_PLATFORM = "linux/amd64"
+DEFAULT_VENV = "/opt/venv"
+
+_SECTIONS = ("environment", "gpu", "base", "python", "apt", "image", "registry")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_SNAPSHOT = re.compile(r"^\d{8}T\d{6}Z$")
+_DURATION = re.compile(r"^(\d+(\.\d+)?(ms|s|m|h))+$")
+_USER = re.compile(r"^([a-z_][a-z0-9_-]{0,31}|\d+)$")
+_PORT = re.compile(r"^(\d{1,5})(/(tcp|udp|sctp))?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FLAVORS = ("base", "runtime", "devel", "cudnn-runtime", "cudnn-devel", "slim")
+_OS = re.compile(r"^[a-z]+[0-9.]*$")
+_VERSIONISH = re.compile(r"^\d+(\.\d+)*(\.\*)?$")
+
+
+def parse_spec(
+    text: str,
+    *,
+    file: str,
+    matrices: Matrices,
+    read_file: ReadFile,
+    pyproject: bool = False,
+) -> Spec:
+    """Parse and validate a spec.
+
+    ``file`` names the spec in messages; ``read_file`` reads requirements files
+    named in it.  With ``pyproject`` the spec is the ``[tool.reprolock]`` table.
+    Raises `InputError` with every problem found, each with key path and line.
+    """
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise _syntax_error(exc, file) from None
+    prefix: KeyPath = ()
+    if pyproject:
+        tool = document.get("tool", {})
+        if not isinstance(tool, dict) or "reprolock" not in tool:
+            raise InputError(
+                f"{file}: has no [tool.reprolock] table.",
+                hint="Add a [tool.reprolock] table, or keep the spec in reprolock.toml "
+                "(`reprolock init` writes one).",
+            )
+        document, prefix = tool["reprolock"], ("tool", "reprolock")
+    check = Checker(file=file, lines=locate_keys(text), prefix=prefix)
+    spec = _SpecReader(check, matrices, read_file).read(document)
+    if check.problems or spec is None:
+        raise problems_error(file, check.problems, what="the spec")
+    return spec
+
+
+def _syntax_error(exc: tomllib.TOMLDecodeError, file: str) -> InputError:
+    message = str(exc)
+    line = column = None
+    found = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    if found:
+        line, column = int(found.group(1)), int(found.group(2))
+        message = message[: found.start()].strip()
+    elif (found := re.search(r"\(at end of document\)", message)) is not None:
+        message = message[: found.start()].strip() + " at the end of the document"
+    problem = Problem(
+        message=f"invalid TOML: {message}.",
+        file=file,
+        line=line,
+        column=column,
+        hint="Fix the syntax there: strings need quotes, tables are written [name], "
+        "and each key = value stands on its own line.",
+    )
+    return InputError(f"{file}: is not valid TOML:", problems=[problem])
+
+
+class _SpecReader:
+    def __init__(self, check: Checker, matrices: Matrices, read_file: ReadFile) -> None:
+        self.check = check
+        self.matrices = matrices
+        self.read_file = read_file
+
+    def read(self, document: Mapping[str, Any]) -> Spec | None:
+        root = self.check.table(dict(document), (), _SECTIONS)
+        if root is None:
+            return None
+        environment = self.environment(root.get("environment", {}))
+        gpu = self.gpu(root["gpu"]) if "gpu" in root else None
+        base = self.base(root.get("base", {}))
+        python = self.python(root["python"]) if "python" in root else None
+        apt = self.apt(root["apt"]) if "apt" in root else None
+        image = self.image(root.get("image", {}))
+        registry = self.registry(root.get("registry", {}))
+        if environment is None or base is None or image is None or registry is None:
+            return None
+        return Spec(environment=environment, gpu=gpu, base=base, python=python, apt=apt,
+                    image=image, registry=registry)
+
+    # -- [environment] --------------------------------------------------------
+    def environment(self, value: object) -> Environment | None:
+        c, path = self.check, ("environment",)
+        table = c.table(value, path, ("name", "python", "platforms"))
+        if table is None:
+            return None
+        name = c.string(table, path, "name") or "default"
+        if "name" in table and not _NAME.match(name):
+            c.add((*path, "name"), f'"{name}" is not a valid environment name.',
+                  "Use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit.")
+        python: PythonVersion | None = None
+        raw = table.get("python")
+        if raw is None:
+            c.add((*path, "python"), "is required: the target CPython version.",
+                  'Add python = "3.11" under [environment].')
+        elif isinstance(raw, float | int) and not isinstance(raw, bool):
+            c.wrong_type((*path, "python"), raw, "a string",
+                         f'Quote the version: python = "{raw}" (3.10 as a number is 3.1).')
+        elif (text := c.string(table, path, "python")) is not None:
+            try:
+                python = PythonVersion.parse(text)
+            except ValueError as exc:
+                c.add((*path, "python"), f"{exc}.")
+        platforms: list[Platform] = []
+        items = c.strings(table, path, "platforms")
+        if items is None and "platforms" not in table:
+            items = [(0, DEFAULT_PLATFORM)]
+        if items == [] and "platforms" in table:
+            c.add((*path, "platforms"), "must list at least one platform.",
+                  f'Write platforms = ["{DEFAULT_PLATFORM}"].')
+        for i, item in items or ():
+            try:
+                platform = Platform.parse(item)
+            except ValueError as exc:
+                c.add((*path, "platforms", i), f"{exc}.")
+                continue
+            if platform in platforms:
+                c.add((*path, "platforms", i), f'duplicate platform "{item}".', "List each once.")
+            else:
+                platforms.append(platform)
+        if python is None:
+            return None
+        return Environment(name=name, python=python, platforms=tuple(sorted(platforms)))
+
+    # -- [gpu] ---------------------------------------------------------------------
+    def gpu(self, value: object) -> GpuSpec | None:
+        c, path = self.check, ("gpu",)
+        table = c.table(value, path, ("devices", "driver", "cuda", "cudnn", "compat"))
+        if table is None:
+            return None
+        devices: list[GpuDevice] = []
+        for i, item in c.strings(table, path, "devices") or ():
+            device = self.device((*path, "devices", i), item)
+            if device is not None:
+                devices.append(device)
+        driver = None
+        if "driver" in table and not isinstance(table["driver"], str):
+            raw = table["driver"]
+            hint = ("A driver version cannot be negative; " if isinstance(raw, int | float)
+                    and not isinstance(raw, bool) and raw < 0 else "")
+            c.wrong_type((*path, "driver"), raw, "a string",
+                         f'{hint}Write the version as nvidia-smi prints it: driver = "535.104.05".')
+        elif (text := c.string(table, path, "driver")) is not None:
+            try:
+                driver = DriverVersion.parse(text)
+            except ValueError as exc:
+                c.add((*path, "driver"), f"{exc}.",
+                      "Use the oldest driver in your fleet, as `nvidia-smi` prints it.")
+        cuda = self.constraint(table, path, "cuda", '">=12.1" or "12.4"')
+        cudnn = self.constraint(table, path, "cudnn", '"9.*" or ">=9.1"')
+        compat = CompatPolicy.MINOR
+        if (text := c.string(table, path, "compat")) is not None:
+            try:
+                compat = CompatPolicy(text)
+            except ValueError:
+                c.add((*path, "compat"), f'"{text}" is not a compat policy.',
+                      'Use "minor" (CUDA minor-version compatibility) or "strict".')
+        return GpuSpec(devices=tuple(devices), driver=driver, cuda=cuda, cudnn=cudnn, compat=compat)
+
+    def device(self, path: KeyPath, text: str) -> GpuDevice | None:
+        if ComputeCapability.looks_like(text):
+            return GpuDevice(requested=text, model=None, capability=ComputeCapability.parse(text))
+        try:
+            model = self.matrices.gpus.lookup(text)
+        except UnknownGpu as exc:
+            hint = (f"Did you mean {' or '.join(repr(s) for s in exc.suggestions)}? "
+                    if exc.suggestions else "")
+            self.check.add(path, f'unknown GPU "{text}".',
+                           f'{hint}Name a GPU from `reprolock matrix gpus`, or give its '
+                           'compute capability, e.g. "8.0" or "sm_90".')
+            return None
+        return GpuDevice(requested=text, model=model.name, capability=model.capability)
+
+    def constraint(self, table: Mapping[str, Any], path: KeyPath, key: str,
+                   example: str) -> SpecifierSet | None:
+        text = self.check.string(table, path, key)
+        if text is None:
+            return None
+        return self.specifier((*path, key), text, example)
+
+    def specifier(self, path: KeyPath, text: str, example: str) -> SpecifierSet | None:
+        raw = text.strip()
+        if _VERSIONISH.match(raw):  # "12.4" means 12.4.x; "9.*" means 9.x
+            raw = f"=={raw}" if raw.endswith(".*") else f"=={raw}.*"
+        try:
+            return SpecifierSet(raw)
+        except InvalidSpecifier:
+            self.check.add(path, f'"{text}" is not a valid version specifier.',
+                           f"Write a version or a PEP 440 specifier such as {example}.")
+            return None
+
+    # -- [base] ----------------------------------------------------------------------
+    def base(self, value: object) -> BaseSpec | None:
+        c, path = self.check, ("base",)
+        table = c.table(value, path, ("ref", "image", "flavor", "os"))
+        if table is None:
+            return None
+        ref = None
+        if (text := c.string(table, path, "ref")) is not None:
+            try:
+                ref = ImageRef.parse(text)
+            except ValueError as exc:
+                c.add((*path, "ref"), f"{exc}.",
+                      'Write it like "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04".')
+        image = c.string(table, path, "image")
+        flavor = c.string(table, path, "flavor")
+        os_name = c.string(table, path, "os")
+        if "ref" in table and any(k in table for k in ("image", "flavor", "os")):
+            c.add((*path, "ref"), "ref cannot be combined with image, flavor or os.",
+                  "Give either an explicit ref, or image/flavor/os for the solver to choose a tag.")
+        if image is not None:
+            try:
+                ImageRef.parse(image)
+            except ValueError as exc:
+                c.add((*path, "image"), f"{exc}.", 'Write a repository such as "nvidia/cuda".')
+        if flavor is not None and flavor not in _FLAVORS:
+            c.add((*path, "flavor"), f'unknown flavor "{flavor}".', f"Use one of {', '.join(_FLAVORS)}.")
+        if os_name is not None and not _OS.match(os_name):
+            c.add((*path, "os"), f'"{os_name}" is not an OS name.',
+                  'Write it as in image tags, e.g. "ubuntu22.04" or "debian12".')
+        return BaseSpec(ref=ref, image=image, flavor=flavor, os=os_name)
+
+    # -- [python] --------------------------------------------------------------------
+    def python(self, value: object) -> PythonSpec | None:
+        c, path = self.check, ("python",)
+        keys = ("requirements", "requirements-files", "index", "venv", "exclude-newer",
+                "prerelease", "allow-unhashed")
+        table = c.table(value, path, keys)
+        if table is None:
+            return None
+        requirements: list[Requirement] = []
+        inline = c.strings(table, path, "requirements")
+        for i, text in inline or ():
+            req = self.requirement((*path, "requirements", i), text)
+            if req is not None:
+                requirements.append(req)
+        files = c.strings(table, path, "requirements-files") or []
+        for i, name in files:
+            requirements.extend(self.requirements_file((*path, "requirements-files", i), name, ()))
+        if not inline and not files and not any(
+            p.key and "requirements" in p.key for p in c.problems
+        ):
+            c.add((*path, "requirements"), "is empty: there is nothing to install.",
+                  'List at least one requirement, e.g. requirements = ["numpy"], '
+                  "or remove the [python] table.")
+        indexes = self.indexes(table.get("index"), (*path, "index")) if "index" in table else ()
+        venv = c.string(table, path, "venv") or DEFAULT_VENV
+        if not venv.startswith("/"):
+            c.add((*path, "venv"), f'"{venv}" is not an absolute path.', 'Write it like "/opt/venv".')
+        exclude_newer = self.timestamp(table, path, "exclude-newer")
+        prerelease = PrereleasePolicy.IF_NECESSARY_OR_EXPLICIT
+        if (text := c.string(table, path, "prerelease")) is not None:
+            try:
+                prerelease = PrereleasePolicy(text)
+            except ValueError:
+                c.add((*path, "prerelease"), f'"{text}" is not a prerelease policy.',
+                      f"Use one of {', '.join(p.value for p in PrereleasePolicy)}.")
+        unhashed = c.strings(table, path, "allow-unhashed") or []
+        return PythonSpec(
+            requirements=tuple(requirements),
+            requirements_files=tuple(name for _, name in files),
+            indexes=indexes,
+            venv=venv.rstrip("/") or "/",
+            exclude_newer=exclude_newer,
+            prerelease=prerelease,
+            allow_unhashed=tuple(sorted({canonicalize_name(n) for _, n in unhashed})),
+        )
+
+    def requirement(self, path: KeyPath, text: str, where: str = "") -> Requirement | None:
+        if not text.strip():
+            self.check.add(path, f"empty requirement{where}.", "Remove it or name a package.")
+            return None
+        try:
+            return Requirement(text)
+        except InvalidRequirement as exc:
+            detail = str(exc).splitlines()[0]
+            self.check.add(path, f'invalid requirement "{text}"{where}: {detail}.',
+                           'Write a PEP 508 requirement such as "torch==2.5.*".')
+            return None
+
+    def requirements_file(self, path: KeyPath, name: str, chain: tuple[str, ...]) -> list[Requirement]:
+        if name in chain:
+            self.check.add(path, f'requirements file "{name}" includes itself '
+                           f"({' -> '.join((*chain, name))}).", "Remove the cycle.")
+            return []
+        try:
+            text = self.read_file(name)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            self.check.add(path, f'cannot read requirements file "{name}": {reason}.',
+                           "Paths are relative to the spec's folder.")
+            return []
+        out: list[Requirement] = []
+        for number, line in _logical_lines(text):
+            where = f" ({name}:{number})"
+            if line.startswith(("-r ", "--requirement ", "-r", "--requirement=")):
+                included = re.sub(r"^(-r|--requirement)[ =]?", "", line).strip()
+                target = posixpath.normpath(posixpath.join(posixpath.dirname(name), included))
+                out.extend(self.requirements_file(path, target, (*chain, name)))
+            elif line.startswith("-"):
+                option = line.split()[0]
+                self.check.add(path, f'unsupported option "{option}"{where}.',
+                               "Requirements files hold requirements only; declare indexes in "
+                               "[[python.index]] and constraints in the spec.")
+            elif (req := self.requirement(path, line, where)) is not None:
+                out.append(req)
+        return out
+
+    def indexes(self, value: object, path: KeyPath) -> tuple[IndexSpec, ...]:
+        c = self.check
+        if not isinstance(value, list):
+            c.wrong_type(path, value, "an array of tables", "Write each index as [[python.index]].")
+            return ()
+        out: list[IndexSpec] = []
+        names: dict[str, int] = {}
+        routed: dict[str, str] = {}
+        defaults: list[str] = []
+        for i, item in enumerate(value):
+            ipath = (*path, i)
+            table = c.table(item, ipath, ("name", "url", "packages", "default"))
+            if table is None:
+                continue
+            name = c.string(table, ipath, "name")
+            url = c.string(table, ipath, "url")
+            if name is None and "name" not in table:
+                c.add(ipath, "index has no name.", 'Add name = "..." to this [[python.index]].')
+            if url is None and "url" not in table:
+                c.add(ipath, "index has no url.", 'Add url = "https://..." (a PEP 503/691 simple index).')
+            if name is not None:
+                if name in names:
+                    c.add((*ipath, "name"),
+                          f'duplicate index name "{name}" (also python.index[{names[name]}]).',
+                          "Give each index a unique name.")
+                else:
+                    names[name] = i
+            if url is not None:
+                parts = urlsplit(url)
+                if parts.scheme not in ("http", "https", "file") or (
+                    parts.scheme != "file" and not parts.netloc
+                ):
+                    c.add((*ipath, "url"), f'"{_redact(url)}" is not an index URL.',
+                          'Use an http(s) or file URL such as "https://pypi.org/simple".')
+            packages: list[str] = []
+            for j, pkg in c.strings(table, ipath, "packages") or ():
+                canonical = canonicalize_name(pkg)
+                if canonical in routed and name is not None:
+                    c.add((*ipath, "packages", j),
+                          f'package "{pkg}" is already routed to index "{routed[canonical]}".',
+                          "Route each package to one index.")
+                routed.setdefault(canonical, name or "?")
+                packages.append(canonical)
+            default = c.boolean(table, ipath, "default") or False
+            if default:
+                defaults.append(name or "?")
+                if len(defaults) > 1:
+                    c.add((*ipath, "default"), "only one index can be the default "
+                          f"(also {defaults[0]}).", "Keep default = true on one index.")
+            if name is not None and url is not None:
+                out.append(IndexSpec(name=name, url=url.rstrip("/"),
+                                     packages=tuple(sorted(set(packages))), default=default))
+        return tuple(out)
+
+    def timestamp(self, table: Mapping[str, Any], path: KeyPath, key: str) -> dt.datetime | None:
+        if key not in table:
+            return None
+        value = table[key]
+        hint = 'Write an RFC 3339 time with its offset, e.g. "2025-06-01T00:00:00Z".'
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value)
+            except ValueError:
+                self.check.add((*path, key), f'"{value}" is not a date-time.', hint)
+                return None
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+        if not isinstance(value, dt.datetime):
+            self.check.wrong_type((*path, key), value, "a date-time", hint)
+            return None
+        if value.tzinfo is None:
+            self.check.add((*path, key), "has no time zone offset.", hint)
+            return None
+        return value.astimezone(dt.UTC)
+
+    # -- [apt] ------------------------------------------------------------------------
+    def apt(self, value: object) -> AptSpec | None:
+        c, path = self.check, ("apt",)
+        table = c.table(value, path, ("packages", "snapshot", "mirror", "allow-unsigned"))
+        if table is None:
+            return None
+        items = c.strings(table, path, "packages") or []
+        for i, item in items:
+            name = item.split("=", 1)[0]
+            if not _DEB_NAME.match(name):
+                c.add((*path, "packages", i), f'"{item}" is not a Debian package name.',
+                      'Names are lowercase letters, digits and + - . such as "libgl1".')
+        c.duplicates((*path, "packages"), items, "package")
+        snapshot = c.string(table, path, "snapshot")
+        if snapshot is not None and not _SNAPSHOT.match(snapshot):
+            c.add((*path, "snapshot"), f'"{snapshot}" is not a snapshot id.',
+                  'Write it as the archives do: "20250520T000000Z".')
+        mirror = c.string(table, path, "mirror")
+        if mirror is not None and urlsplit(mirror).scheme not in ("http", "https", "file"):
+            c.add((*path, "mirror"), f'"{_redact(mirror)}" is not an archive URL.',
+                  'Use a URL such as "http://deb.debian.org/debian".')
+        return AptSpec(
+            packages=tuple(sorted({item for _, item in items})),
+            snapshot=snapshot,
+            mirror=mirror,
+            allow_unsigned=c.boolean(table, path, "allow-unsigned") or False,
+        )
+
+    # -- [image] ----------------------------------------------------------------------
+    def image(self, value: object) -> ImageSpec | None:
+        c, path = self.check, ("image",)
+        keys = ("workdir", "user", "copy", "env", "labels", "cmd", "entrypoint", "expose",
+                "healthcheck")
+        table = c.table(value, path, keys)
+        if table is None:
+            return None
+        workdir = c.string(table, path, "workdir") or "/app"
+        if not workdir.startswith("/"):
+            c.add((*path, "workdir"), f'"{workdir}" is not an absolute path.', 'Write it like "/app".')
+        user = c.string(table, path, "user") or "app"
+        if not _USER.match(user) or user == "root" or user == "0":
+            c.add((*path, "user"), f'"{user}" cannot be the image user.',
+                  'Use a non-root user name (lowercase, e.g. "app") or a numeric uid other than 0.')
+        env = c.string_table(table, path, "env") or {}
+        for name in env:
+            if not _ENV_NAME.match(name):
+                c.add((*path, "env", name), f'"{name}" is not a valid environment variable name.',
+                      "Use letters, digits and underscores, not starting with a digit.")
+        labels = c.string_table(table, path, "labels") or {}
+        return ImageSpec(
+            workdir=workdir,
+            user=user,
+            copy=self.copies(table, path),
+            env=tuple(sorted(env.items())),
+            labels=tuple(sorted(labels.items())),
+            cmd=self.command(table, path, "cmd"),
+            entrypoint=self.command(table, path, "entrypoint"),
+            expose=self.ports(table, path),
+            healthcheck=self.healthcheck(table.get("healthcheck"), (*path, "healthcheck"))
+            if "healthcheck" in table else None,
+        )
+
+    def copies(self, table: Mapping[str, Any], path: KeyPath) -> tuple[tuple[str, str], ...]:
+        value = table.get("copy", [])
+        hint = 'Write copy = [["src", "/app/src"]]: pairs of a source and an absolute destination.'
+        if not isinstance(value, list):
+            self.check.wrong_type((*path, "copy"), value, "an array of [source, destination] pairs", hint)
+            return ()
+        out: list[tuple[str, str]] = []
+        for i, pair in enumerate(value):
+            ok = (isinstance(pair, list) and len(pair) == 2
+                  and all(isinstance(p, str) and p.strip() for p in pair))
+            if not ok:
+                self.check.add((*path, "copy", i), f"expected a [source, destination] pair, "
+                               f"got {pair!r}.", hint)
+                continue
+            src, dst = pair
+            if src.startswith("/") or ".." in src.split("/"):
+                self.check.add((*path, "copy", i, 0), f'source "{src}" must be inside the build '
+                               "context.", "Use a path relative to the spec's folder.")
+            elif not dst.startswith("/"):
+                self.check.add((*path, "copy", i, 1), f'destination "{dst}" is not absolute.', hint)
+            else:
+                out.append((src, dst))
+        return tuple(out)
+
+    def command(self, table: Mapping[str, Any], path: KeyPath, key: str) -> tuple[str, ...] | None:
+        if key not in table:
+            return None
+        items = self.check.strings(table, path, key,
+                                   hint=f'Use the exec form: {key} = ["python", "-m", "app"].')
+        if items is None:
+            return None
+        if not items:
+            self.check.add((*path, key), "must not be empty.", f"Remove {key} or name a program.")
+            return None
+        return tuple(item for _, item in items)
+
+    def ports(self, table: Mapping[str, Any], path: KeyPath) -> tuple[str, ...]:
+        value = table.get("expose", [])
+        hint = 'Write ports as numbers or "port/protocol": expose = [8000, "9000/udp"].'
+        if not isinstance(value, list):
+            self.check.wrong_type((*path, "expose"), value, "an array of ports", hint)
+            return ()
+        out: set[str] = set()
+        for i, item in enumerate(value):
+            text = str(item) if isinstance(item, int) and not isinstance(item, bool) else item
+            match = _PORT.match(text) if isinstance(text, str) else None
+            if match is None or not 1 <= int(match.group(1)) <= 65535:
+                self.check.add((*path, "expose", i), f"{item!r} is not a port.", hint)
+            else:
+                out.add(text)
+        return tuple(sorted(out, key=lambda p: (int(p.split("/")[0]), p)))
+
+    def healthcheck(self, value: object, path: KeyPath) -> Healthcheck | None:
+        c = self.check
+        table = c.table(value, path, ("cmd", "interval", "timeout", "start-period", "retries"))
+        if table is None:
+            return None
+        cmd = self.command(table, path, "cmd")
+        if cmd is None and "cmd" not in table:
+            c.add(path, "healthcheck has no cmd.", 'Add cmd = ["curl", "-f", "http://localhost/"].')
+        durations: dict[str, str | None] = {}
+        for key in ("interval", "timeout", "start-period"):
+            text = c.string(table, path, key)
+            if text is not None and not _DURATION.match(text):
+                c.add((*path, key), f'"{text}" is not a duration.', 'Write it like "30s" or "1m30s".')
+            durations[key] = text
+        retries = table.get("retries")
+        if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool)
+                                    or retries < 1):
+            c.add((*path, "retries"), f"{retries!r} is not a positive integer.", "Write e.g. retries = 3.")
+            retries = None
+        if cmd is None:
+            return None
+        return Healthcheck(cmd=cmd, interval=durations["interval"], timeout=durations["timeout"],
+                           start_period=durations["start-period"], retries=retries)
+
+    # -- [registry] ---------------------------------------------------------------------
+    def registry(self, value: object) -> RegistrySpec | None:
+        c, path = self.check, ("registry",)
+        table = c.table(value, path, ("mirrors", "insecure"))
+        if table is None:
+            return None
+        mirrors = c.string_table(table, path, "mirrors") or {}
+        insecure = c.strings(table, path, "insecure") or []
+        return RegistrySpec(
+            mirrors=tuple(sorted(mirrors.items())),
+            insecure=tuple(sorted({host for _, host in insecure})),
+        )
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """Requirement lines without comments, continuations joined, with line numbers."""
+    out: list[tuple[int, str]] = []
+    pending, start = "", 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = re.sub(r"(^|\s)#.*$", "", raw).rstrip()
+        if not pending:
+            start = number
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = (pending + line).strip()
+        pending = ""
+        if line:
+            out.append((start, line))
+    if pending.strip():
+        out.append((start, pending.strip()))
+    return out
+
+
+def _redact(url: str) -> str:
+    """The URL with any password replaced, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
