@@ -41,7 +41,7 @@ def find_spec(spec: Path | None, cwd: Path) -> Path:
     if pyproject.exists() and "[tool.reprolock" in read_text(pyproject):
         return pyproject
     raise InputError(
-        f"no {SPEC_NAME} in {cwd} (and no [tool.reprolock] in pyproject.toml).",
+        f"no {SPEC_NAME} in {cwd.resolve()} (and no [tool.reprolock] in pyproject.toml).",
         hint="Create one with `reprolock init`, or point to it with --spec PATH.",
     )
 

@@ -112,6 +112,7 @@ class SourceError(ReprolockError):
 
 def problems_error(file: str, problems: Sequence[Problem], *, what: str) -> InputError:
     """One `InputError` that lists every problem found in ``file``."""
+    problems = sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
     count = len(problems)
     noun = "problem" if count == 1 else "problems"
     return InputError(f"{file}: {what} has {count} {noun}:", problems=problems)

@@ -41,7 +41,7 @@ def check_command(spec_path: Path | None, lock_path: Path | None, locked: bool) 
     --locked), 1 when the lock is stale, 2 when the spec or lock is invalid.
     """
     settings = output.current()
-    result = api.check(spec_path, lock_path, cwd=Path.cwd(), locked=locked)
+    result = api.check(spec_path, lock_path, cwd=Path(), locked=locked)
     for warning in result.warnings:
         settings.warn(warning)
     if settings.format == "json":

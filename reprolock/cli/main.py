@@ -13,6 +13,7 @@ from reprolock import __version__
 from reprolock.cli import output
 from reprolock.cli.check import check_command
 from reprolock.cli.init import init_command
+from reprolock.cli.matrix import matrix_command
 from reprolock.cli.schema import schema_command
 from reprolock.errors import InputError, ReprolockError
 
@@ -43,6 +44,7 @@ def cli(fmt: output.Format, verbose: int, quiet: int, cache_dir: Path | None, of
 cli.add_command(init_command)
 cli.add_command(check_command)
 cli.add_command(schema_command)
+cli.add_command(matrix_command)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

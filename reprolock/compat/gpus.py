@@ -10,7 +10,7 @@ from typing import Any
 
 from reprolock.model import ComputeCapability
 
-_NOISE = re.compile(r"\b(nvidia|geforce|tesla)\b")
+_NOISE = re.compile(r"\b(nvidia|geforce|tesla)\b", re.IGNORECASE)
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 

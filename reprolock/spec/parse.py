@@ -190,7 +190,7 @@ class _SpecReader:
         driver = None
         if "driver" in table and not isinstance(table["driver"], str):
             raw = table["driver"]
-            hint = ("A driver version cannot be negative; " if isinstance(raw, int | float)
+            hint = ("A driver version cannot be negative. " if isinstance(raw, int | float)
                     and not isinstance(raw, bool) and raw < 0 else "")
             c.wrong_type((*path, "driver"), raw, "a string",
                          f'{hint}Write the version as nvidia-smi prints it: driver = "535.104.05".')
@@ -217,8 +217,8 @@ class _SpecReader:
         try:
             model = self.matrices.gpus.lookup(text)
         except UnknownGpu as exc:
-            hint = (f"Did you mean {' or '.join(repr(s) for s in exc.suggestions)}? "
-                    if exc.suggestions else "")
+            quoted = " or ".join(f'"{s}"' for s in exc.suggestions)
+            hint = f"Did you mean {quoted}? " if quoted else ""
             self.check.add(path, f'unknown GPU "{text}".',
                            f'{hint}Name a GPU from `reprolock matrix gpus`, or give its '
                            'compute capability, e.g. "8.0" or "sm_90".')

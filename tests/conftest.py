@@ -1,0 +1,72 @@
+"""Shared helpers: run the CLI in-process and capture exit code and output."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reprolock.cli import output
+from reprolock.cli.main import main
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+Cli = Callable[..., Run]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    """Run ``reprolock ARGS`` in-process in a folder; return exit code and output."""
+
+    def run(*args: str, cwd: Path | None = None) -> Run:
+        capsys.readouterr()
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:  # pragma: no cover - main always exits
+            code = 0
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    yield run
+    output.install(output.Settings())
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Callable[[str], Path]:
+    """Write a spec into a fresh folder and return its path."""
+
+    def write(text: str, name: str = "reprolock.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+MINIMAL = """\
+[environment]
+python = "3.11"
+
+[python]
+requirements = ["numpy"]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.delenv("REPROLOCK_CACHE_DIR", raising=False)
+    os.environ.pop("FORCE_COLOR", None)

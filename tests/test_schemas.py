@@ -1,0 +1,129 @@
+"""The JSON Schemas document the same formats the parsers accept."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from reprolock import api, resources
+from reprolock.errors import InputError
+from reprolock.spec import parse_spec
+
+ROOT = Path(__file__).parent.parent
+
+
+def _schema(*parts: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((ROOT / "schemas" / Path(*parts)).read_text())
+    jsonschema.Draft202012Validator.check_schema(data)
+    return data
+
+
+def _valid(schema: dict[str, Any], data: object) -> bool:
+    return jsonschema.Draft202012Validator(schema).is_valid(data)
+
+
+def test_bundled_examples_and_starters_validate() -> None:
+    schema = _schema("reprolock.schema.json")
+    texts = [(ROOT / "examples" / "train" / "reprolock.toml").read_text(),
+             resources.starter("cpu.toml"), resources.starter("gpu.toml")]
+    for text in texts:
+        jsonschema.validate(tomllib.loads(text), schema)
+
+
+BASE = '[environment]\npython = "3.11"\n'
+BAD_SPECS = [
+    ('[environment]\npython = 3.11\n', "wrong type"),
+    (BASE + 'platforms = "linux/amd64"\n', "platforms not an array"),
+    (BASE + 'platforms = ["linux/mips"]\n', "unknown platform"),
+    (BASE + 'platforms = []\n', "no platform"),
+    (BASE + 'nme = "x"\n', "unknown key"),
+    ('[enviroment]\npython = "3.11"\n', "unknown section"),
+    (BASE + '[gpu]\ndriver = "-535.104.05"\n', "negative driver"),
+    (BASE + '[gpu]\ndriver = "latest"\n', "non-numeric driver"),
+    (BASE + '[gpu]\ndriver = 535\n', "driver as number"),
+    (BASE + '[gpu]\ncuda = "=>12.1"\n', "invalid specifier"),
+    (BASE + '[gpu]\ncompat = "loose"\n', "unknown compat policy"),
+    (BASE + '[python]\nrequirements = []\n', "empty requirements"),
+    (BASE + '[python]\nrequirements = [""]\n', "empty requirement"),
+    (BASE + '[python]\nrequirements = ["x"]\nvenv = "venv"\n', "relative venv"),
+    (BASE + '[python]\nrequirements = ["x"]\nprerelease = "sometimes"\n', "prerelease policy"),
+    (BASE + '[python]\nrequirements = ["x"]\n[[python.index]]\nname = "a"\n', "index without url"),
+    (BASE + '[apt]\npackages = ["Git"]\n', "bad deb name"),
+    (BASE + '[apt]\nsnapshot = "2025-05-20"\n', "bad snapshot"),
+    (BASE + '[image]\nuser = "root"\n', "root user"),
+    (BASE + '[image]\nexpose = [70000]\n', "bad port"),
+    (BASE + '[image]\ncmd = "python app.py"\n', "shell-form cmd"),
+    (BASE + '[image]\nhealthcheck = { interval = "30s" }\n', "healthcheck without cmd"),
+    (BASE + '[image]\nhealthcheck = { cmd = ["true"], interval = "soon" }\n', "bad duration"),
+    (BASE + '[base]\nref = "nvidia/cuda:12.4.1-runtime-ubuntu22.04"\nimage = "nvidia/cuda"\n',
+     "ref with image"),
+    (BASE + '[base]\nflavor = "tiny"\n', "unknown flavor"),
+    (BASE + '[registry]\ninsecure = "x"\n', "insecure not an array"),
+]
+# Only the parser can reject these: they need the GPU table or cross-row checks.
+PARSER_ONLY = [
+    (BASE + '[gpu]\ndevices = ["A1000"]\n', "unknown GPU"),
+    (BASE + '[python]\nrequirements = ["x"]\n[[python.index]]\nname = "a"\nurl = "https://a/s"\n'
+     '[[python.index]]\nname = "a"\nurl = "https://b/s"\n', "duplicate index names"),
+    (BASE + '[python]\nrequirements = ["torch=2.5"]\n', "invalid requirement"),
+]
+
+
+def _parser_rejects(text: str) -> bool:
+    try:
+        parse_spec(text, file="reprolock.toml", matrices=api.shipped_matrices(),
+                   read_file=lambda name: "")
+    except InputError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(("text", "what"), BAD_SPECS, ids=[w for _, w in BAD_SPECS])
+def test_parser_and_schema_reject_the_same_inputs(text: str, what: str) -> None:
+    schema = _schema("reprolock.schema.json")
+    assert _parser_rejects(text), what
+    assert not _valid(schema, tomllib.loads(text)), what
+
+
+@pytest.mark.parametrize(("text", "what"), PARSER_ONLY, ids=[w for _, w in PARSER_ONLY])
+def test_parser_rejects_semantic_errors(text: str, what: str) -> None:
+    assert _parser_rejects(text), what
+
+
+@pytest.mark.parametrize(
+    "text",
+    [BASE, BASE + '[gpu]\ndevices = ["8.0", "H100"]\ncuda = "12.4"\ncudnn = "9.*"\n',
+     BASE + '[python]\nrequirements-files = ["r.in"]\n',
+     BASE + '[image]\nexpose = [8000, "9000/udp"]\nenv = { A_B = "1" }\n'],
+)
+def test_parser_and_schema_accept_the_same_good_inputs(text: str) -> None:
+    assert not _parser_rejects(text)
+    assert _valid(_schema("reprolock.schema.json"), tomllib.loads(text))
+
+
+def test_matrices_validate_against_their_schemas() -> None:
+    for name in ("gpus", "matrices"):
+        data = tomllib.loads((ROOT / "matrices" / f"{name}.toml").read_text())
+        jsonschema.validate(data, _schema("matrices", f"{name}.schema.json"))
+
+
+def test_every_matrix_row_cites_a_known_source() -> None:
+    data = tomllib.loads((ROOT / "matrices" / "gpus.toml").read_text())
+    known = set(data["sources"])
+    for table in ("gpu", "arch"):
+        for row in data[table]:
+            assert row["sources"], row
+            assert set(row["sources"]) <= known, row
+    for text in data["sources"].values():
+        assert "http" in text or "commit" in text, text
+
+
+def test_cli_prints_the_shipped_schemas(cli: Any) -> None:
+    run = cli("schema", "lock")
+    assert run.code == 0
+    assert json.loads(run.out)["title"] == "reprolock.lock"
