@@ -53,16 +53,23 @@ def default_lock_path(spec_path: Path) -> Path:
 def load_spec(path: Path) -> Spec:
     """Read and validate the spec at ``path`` (reprolock.toml or pyproject.toml)."""
     if not path.exists():
-        raise InputError(f"{path}: no such file.",
-                         hint="Create a spec with `reprolock init`, or fix the --spec path.")
+        raise InputError(
+            f"{path}: no such file.",
+            hint="Create a spec with `reprolock init`, or fix the --spec path.",
+        )
     text = read_text(path)
     folder = path.parent
 
     def read_file(name: str) -> str:
         return (folder / name).read_text(encoding="utf-8")
 
-    return parse_spec(text, file=str(path), matrices=shipped_matrices(), read_file=read_file,
-                      pyproject=path.name == "pyproject.toml")
+    return parse_spec(
+        text,
+        file=str(path),
+        matrices=shipped_matrices(),
+        read_file=read_file,
+        pyproject=path.name == "pyproject.toml",
+    )
 
 
 def read_lock(path: Path) -> tuple[Lockfile, list[str]]:
@@ -81,8 +88,10 @@ def init(path: Path, *, gpu: bool, force: bool) -> Path:
     """Write a commented starter spec to ``path`` (a file or a folder)."""
     target = path / SPEC_NAME if path.is_dir() else path
     if target.exists() and not force:
-        raise InputError(f"{target}: already exists; not overwritten.",
-                         hint="Edit it, or pass --force to replace it with a starter spec.")
+        raise InputError(
+            f"{target}: already exists; not overwritten.",
+            hint="Edit it, or pass --force to replace it with a starter spec.",
+        )
     if not target.parent.is_dir():
         raise SourceError(f"{target.parent}: no such folder.", hint="Create the folder first.")
     text = resources.starter("gpu.toml" if gpu else "cpu.toml")
@@ -106,8 +115,9 @@ class CheckResult:
         return None if self.lock is None else not self.reasons
 
 
-def check(spec_path: Path | None, lock_path: Path | None, *, cwd: Path,
-          locked: bool = False) -> CheckResult:
+def check(
+    spec_path: Path | None, lock_path: Path | None, *, cwd: Path, locked: bool = False
+) -> CheckResult:
     """Validate the spec and, when a lock exists, whether it is fresh.
 
     Raises `CheckFailed` for a stale lock (and for a missing one with ``locked``).
@@ -117,13 +127,21 @@ def check(spec_path: Path | None, lock_path: Path | None, *, cwd: Path,
     lock_file = lock_path or default_lock_path(spec_file)
     if not lock_file.exists():
         if locked:
-            raise CheckFailed(f"{lock_file}: no lock file, but --locked requires one.",
-                              hint="Create it with `reprolock lock` and commit it.")
+            raise CheckFailed(
+                f"{lock_file}: no lock file, but --locked requires one.",
+                hint="Create it with `reprolock lock` and commit it.",
+            )
         return CheckResult(spec_path=spec_file, spec=spec, lock_path=lock_file, lock=None)
     lock, warnings = read_lock(lock_file)
     reasons = stale_reasons(lock, inputs_of(spec, shipped_matrices().version))
-    result = CheckResult(spec_path=spec_file, spec=spec, lock_path=lock_file, lock=lock,
-                         reasons=tuple(reasons), warnings=tuple(warnings))
+    result = CheckResult(
+        spec_path=spec_file,
+        spec=spec,
+        lock_path=lock_file,
+        lock=lock,
+        reasons=tuple(reasons),
+        warnings=tuple(warnings),
+    )
     if reasons:
         raise StaleLock(result)
     return result

@@ -50,8 +50,9 @@ class ReprolockError(Exception):
     exit_code = 1
     category = "error"
 
-    def __init__(self, message: str, *, hint: str | None = None,
-                 problems: Sequence[Problem] = ()) -> None:
+    def __init__(
+        self, message: str, *, hint: str | None = None, problems: Sequence[Problem] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -73,10 +74,18 @@ class ReprolockError(Exception):
             "message": self.message,
             "hint": self.hint,
             "problems": [
-                {k: v for k, v in {
-                    "message": p.message, "file": p.file, "key": p.key, "line": p.line,
-                    "column": p.column, "hint": p.hint,
-                }.items() if v is not None}
+                {
+                    k: v
+                    for k, v in {
+                        "message": p.message,
+                        "file": p.file,
+                        "key": p.key,
+                        "line": p.line,
+                        "column": p.column,
+                        "hint": p.hint,
+                    }.items()
+                    if v is not None
+                }
                 for p in self.problems
             ],
         }

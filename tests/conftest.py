@@ -21,6 +21,7 @@ class Run:
 
 
 Cli = Callable[..., Run]
+Project = Callable[..., Path]
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Callable[[str], Path]:
+def project(tmp_path: Path) -> Project:
     """Write a spec into a fresh folder and return its path."""
 
     def write(text: str, name: str = "reprolock.toml") -> Path:

@@ -41,16 +41,28 @@ def example_targets(shuffle: int | None = None) -> tuple[LockedTarget, ...]:
     for arch, machine in (("amd64", "x86_64"), ("arm64", "aarch64")):
         packages = [
             PythonPackage(
-                name=name, version=version, index="https://pypi.org/simple",
+                name=name,
+                version=version,
+                index="https://pypi.org/simple",
                 dependencies=tuple(mix(list(deps))),  # type: ignore[arg-type]
-                wheels=tuple(mix([  # type: ignore[arg-type]
-                    Wheel(filename=f"{name}-{version}-py3-none-any.whl",
-                          url=f"https://files.example/{name}-{version}-py3-none-any.whl",
-                          sha256=_h(name + version), size=1000 + len(name)),
-                    Wheel(filename=f"{name}-{version}-cp311-cp311-manylinux_2_28_{machine}.whl",
-                          url=f"https://files.example/{name}-{version}-{machine}.whl",
-                          sha256=_h(name + version + machine), size=2000 + len(name)),
-                ])),
+                wheels=tuple(
+                    mix(
+                        [  # type: ignore[arg-type]
+                            Wheel(
+                                filename=f"{name}-{version}-py3-none-any.whl",
+                                url=f"https://files.example/{name}-{version}-py3-none-any.whl",
+                                sha256=_h(name + version),
+                                size=1000 + len(name),
+                            ),
+                            Wheel(
+                                filename=f"{name}-{version}-cp311-cp311-manylinux_2_28_{machine}.whl",
+                                url=f"https://files.example/{name}-{version}-{machine}.whl",
+                                sha256=_h(name + version + machine),
+                                size=2000 + len(name),
+                            ),
+                        ]
+                    )
+                ),
             )
             for name, version, deps in (
                 ("torch", "2.5.1", ("filelock", "typing-extensions", "sympy")),
@@ -61,30 +73,47 @@ def example_targets(shuffle: int | None = None) -> tuple[LockedTarget, ...]:
             )
         ]
         apt = [
-            AptPackage(name=name, version=version, architecture=arch, sha256=_h(name + arch),
-                       size=12345, url=f"http://archive.example/pool/{name}_{version}_{arch}.deb")
-            for name, version in (("git", "1:2.34.1-1ubuntu1.11"), ("libgl1", "1.4.0-1"),
-                                  ("git-man", "1:2.34.1-1ubuntu1.11"))
+            AptPackage(
+                name=name,
+                version=version,
+                architecture=arch,
+                sha256=_h(name + arch),
+                size=12345,
+                url=f"http://archive.example/pool/{name}_{version}_{arch}.deb",
+            )
+            for name, version in (
+                ("git", "1:2.34.1-1ubuntu1.11"),
+                ("libgl1", "1.4.0-1"),
+                ("git-man", "1:2.34.1-1ubuntu1.11"),
+            )
         ]
-        targets.append(LockedTarget(
-            id=f"py3.11-cu124-ubuntu22.04-{arch}",
-            platform=Platform.parse(f"linux/{arch}"),
-            python="3.11",
-            cuda=CudaStack(toolkit="12.4.1", cudnn="9.1.0.70", driver_min="550.54.15",
-                           driver_min_compat="525.60.13",
-                           arches=tuple(mix(["sm_90", "sm_50", "sm_80", "sm_86", "sm_120"])),  # type: ignore[arg-type]
-                           devices=(("H100", "sm_90"), ("A100", "sm_80"))),
-            base=LockedBase(ref="nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04",
-                            index_digest="sha256:" + _h("index"),
-                            manifest_digest="sha256:" + _h("manifest" + arch),
-                            config_digest="sha256:" + _h("config" + arch),
-                            diff_ids=tuple("sha256:" + _h(f"layer{i}{arch}") for i in range(3)),
-                            env=(("PATH", "/usr/local/cuda/bin:/usr/bin"), ("CUDA_VERSION", "12.4.1")),
-                            user="root"),
-            apt_snapshot="20250520T000000Z",
-            apt=tuple(mix(apt)),  # type: ignore[arg-type]
-            packages=tuple(mix(packages)),  # type: ignore[arg-type]
-        ))
+        targets.append(
+            LockedTarget(
+                id=f"py3.11-cu124-ubuntu22.04-{arch}",
+                platform=Platform.parse(f"linux/{arch}"),
+                python="3.11",
+                cuda=CudaStack(
+                    toolkit="12.4.1",
+                    cudnn="9.1.0.70",
+                    driver_min="550.54.15",
+                    driver_min_compat="525.60.13",
+                    arches=tuple(mix(["sm_90", "sm_50", "sm_80", "sm_86", "sm_120"])),  # type: ignore[arg-type]
+                    devices=(("H100", "sm_90"), ("A100", "sm_80")),
+                ),
+                base=LockedBase(
+                    ref="nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04",
+                    index_digest="sha256:" + _h("index"),
+                    manifest_digest="sha256:" + _h("manifest" + arch),
+                    config_digest="sha256:" + _h("config" + arch),
+                    diff_ids=tuple("sha256:" + _h(f"layer{i}{arch}") for i in range(3)),
+                    env=(("PATH", "/usr/local/cuda/bin:/usr/bin"), ("CUDA_VERSION", "12.4.1")),
+                    user="root",
+                ),
+                apt_snapshot="20250520T000000Z",
+                apt=tuple(mix(apt)),  # type: ignore[arg-type]
+                packages=tuple(mix(packages)),  # type: ignore[arg-type]
+            )
+        )
     return tuple(mix(targets))  # type: ignore[arg-type]
 
 

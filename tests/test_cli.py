@@ -7,7 +7,7 @@ from pathlib import Path
 
 from reprolock import __version__, api
 from reprolock.lock import inputs_of, new_lockfile
-from tests.conftest import MINIMAL, Cli
+from tests.conftest import MINIMAL, Cli, Project
 from tests.lockdata import example_targets
 
 ROOT = Path(__file__).parent.parent
@@ -29,8 +29,13 @@ def test_version(cli: Cli) -> None:
 
 
 def test_python_dash_m_works() -> None:
-    proc = subprocess.run([sys.executable, "-m", "reprolock", "--help"], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reprolock", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0
     assert "Usage: reprolock" in proc.stdout
 
@@ -46,8 +51,10 @@ def test_init_writes_a_valid_starter_and_refuses_to_overwrite(cli: Cli, tmp_path
     spec.write_text("# mine\n")
     run = cli("init", "--gpu", cwd=tmp_path)
     assert run.code == 2
-    assert run.err == ("error: reprolock.toml: already exists; not overwritten.\n"
-                       "Edit it, or pass --force to replace it with a starter spec.\n")
+    assert run.err == (
+        "error: reprolock.toml: already exists; not overwritten.\n"
+        "Edit it, or pass --force to replace it with a starter spec.\n"
+    )
     assert spec.read_text() == "# mine\n"
 
     run = cli("init", "--gpu", "--force", cwd=tmp_path)
@@ -62,7 +69,7 @@ def test_init_into_a_folder(cli: Cli, tmp_path: Path) -> None:
     assert (tmp_path / "reprolock.toml").exists()
 
 
-def test_check_without_lock(cli: Cli, project: object, tmp_path: Path) -> None:
+def test_check_without_lock(cli: Cli, project: Project, tmp_path: Path) -> None:
     (tmp_path / "reprolock.toml").write_text(MINIMAL)
     run = cli("check", cwd=tmp_path)
     assert run.code == 0
@@ -72,8 +79,10 @@ def test_check_without_lock(cli: Cli, project: object, tmp_path: Path) -> None:
     )
     run = cli("check", "--locked", cwd=tmp_path)
     assert run.code == 1
-    assert run.err == ("error: reprolock.lock: no lock file, but --locked requires one.\n"
-                       "Create it with `reprolock lock` and commit it.\n")
+    assert run.err == (
+        "error: reprolock.lock: no lock file, but --locked requires one.\n"
+        "Create it with `reprolock lock` and commit it.\n"
+    )
 
 
 def test_check_detects_a_spec_edited_after_locking(cli: Cli, tmp_path: Path) -> None:
@@ -99,15 +108,19 @@ def test_comments_and_order_do_not_make_a_lock_stale(cli: Cli, tmp_path: Path) -
     spec = tmp_path / "reprolock.toml"
     spec.write_text('[python]\nrequirements = ["b", "a"]\n[environment]\npython = "3.11"\n')
     _lock_for(spec)
-    spec.write_text('# a comment\n[environment]\npython = "3.11"\n\n[python]\n'
-                    'requirements = ["a", "b"]  # reordered\n')
+    spec.write_text(
+        '# a comment\n[environment]\npython = "3.11"\n\n[python]\n'
+        'requirements = ["a", "b"]  # reordered\n'
+    )
     assert cli("check", cwd=tmp_path).code == 0
 
 
 def test_check_sees_requirements_file_edits(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "requirements.in").write_text("numpy\n")
     spec = tmp_path / "reprolock.toml"
-    spec.write_text('[environment]\npython = "3.11"\n[python]\nrequirements-files = ["requirements.in"]\n')
+    spec.write_text(
+        '[environment]\npython = "3.11"\n[python]\nrequirements-files = ["requirements.in"]\n'
+    )
     _lock_for(spec)
     (tmp_path / "requirements.in").write_text("numpy\nscipy\n")
     run = cli("check", cwd=tmp_path)
@@ -121,8 +134,13 @@ def test_check_json(cli: Cli, tmp_path: Path) -> None:
     _lock_for(spec)
     run = cli("--format", "json", "check", cwd=tmp_path)
     assert run.code == 0
-    assert json.loads(run.out) == {"spec": "reprolock.toml", "lock": "reprolock.lock",
-                                   "lock-exists": True, "fresh": True, "reasons": []}
+    assert json.loads(run.out) == {
+        "spec": "reprolock.toml",
+        "lock": "reprolock.lock",
+        "lock-exists": True,
+        "fresh": True,
+        "reasons": [],
+    }
     spec.write_text(MINIMAL.replace("3.11", "3.12"))
     run = cli("--format", "json", "check", cwd=tmp_path)
     assert run.code == 1
@@ -140,7 +158,8 @@ def test_corrupt_lock_is_bad_input(cli: Cli, tmp_path: Path) -> None:
 
 def test_pyproject_spec_is_found(cli: Cli, tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
-        '[project]\nname = "demo"\n[tool.reprolock.environment]\npython = "3.12"\n')
+        '[project]\nname = "demo"\n[tool.reprolock.environment]\npython = "3.12"\n'
+    )
     run = cli("check", cwd=tmp_path)
     assert run.code == 0
     assert run.out.startswith('pyproject.toml: valid: environment "default"; Python 3.12')
@@ -152,12 +171,24 @@ def test_debug_shows_a_traceback_only_when_asked(tmp_path: Path) -> None:
     env_path = {"PYTHONPATH": str(ROOT)}
     import os
 
-    plain = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=False,
-                           env={**os.environ, **env_path})
+    plain = subprocess.run(
+        cmd,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env_path},
+    )
     assert plain.returncode == 2
     assert "Traceback" not in plain.stderr
-    debug = subprocess.run([*cmd[:3], "--debug", "check"], cwd=tmp_path, capture_output=True,
-                           text=True, check=False, env={**os.environ, **env_path})
+    debug = subprocess.run(
+        [*cmd[:3], "--debug", "check"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env_path},
+    )
     assert debug.returncode == 2
     assert "Traceback" in debug.stderr
 

@@ -49,23 +49,31 @@ def test_layer_order_is_kept_not_sorted() -> None:
 
 def _broken(mutate: str) -> dict[str, object]:
     data = tomllib.loads(dumps(example_lock()))
-    exec(mutate, {"d": data})  # noqa: S102 - test-only mutation of a plain dict
+    exec(mutate, {"d": data})
     return data
 
 
 @pytest.mark.parametrize(
     ("mutate", "key", "message"),
     [
-        ('d["targets"][0]["packages"][3]["wheels"][0]["sha256"] = "xyz"',
-         "targets[0].packages[3].wheels[0].sha256", '"xyz" is not a sha256 hex digest.'),
+        (
+            'd["targets"][0]["packages"][3]["wheels"][0]["sha256"] = "xyz"',
+            "targets[0].packages[3].wheels[0].sha256",
+            '"xyz" is not a sha256 hex digest.',
+        ),
         ('del d["targets"][1]["apt"][0]["version"]', "targets[1].apt[0].version", "is missing."),
-        ('d["targets"][0]["apt"][2]["size"] = "big"', "targets[0].apt[2].size",
-         'expected a non-negative integer, got string "big".'),
-        ('d["targets"][0]["platform"] = "linux/mips"', "targets[0].platform",
-         'unknown platform "linux/mips"; use one of linux/amd64, linux/arm64, linux/ppc64le, '
-         "linux/s390x, linux/386, linux/arm/v7."),
-        ('d["targets"][0]["base"]["extra"] = 1', "targets[0].base.extra",
-         'unknown key "extra".'),
+        (
+            'd["targets"][0]["apt"][2]["size"] = "big"',
+            "targets[0].apt[2].size",
+            'expected a non-negative integer, got string "big".',
+        ),
+        (
+            'd["targets"][0]["platform"] = "linux/mips"',
+            "targets[0].platform",
+            'unknown platform "linux/mips"; use one of linux/amd64, linux/arm64, linux/ppc64le, '
+            "linux/s390x, linux/386, linux/arm/v7.",
+        ),
+        ('d["targets"][0]["base"]["extra"] = 1', "targets[0].base.extra", 'unknown key "extra".'),
         ('d["inputs-hash"] = "md5:1"', "inputs-hash", '"md5:1" is not a sha256 hash.'),
     ],
 )

@@ -67,7 +67,9 @@ def test_sigkill_mid_write_keeps_the_previous_lock(tmp_path: Path, stage: str) -
     lock.write_bytes(old)
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(lock), stage],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None
@@ -101,8 +103,11 @@ def test_concurrent_writers_never_corrupt(tmp_path: Path) -> None:
     lock = tmp_path / "reprolock.lock"
     lock.write_bytes(b"A" * 200_000 + b"\n0\n")
     writers = [
-        subprocess.Popen([sys.executable, "-c", CONCURRENT, str(lock), marker], cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT, str(lock), marker],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
         for marker in "ABCD"
     ]
     seen = 0

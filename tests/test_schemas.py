@@ -24,31 +24,34 @@ def _schema(*parts: str) -> dict[str, Any]:
 
 
 def _valid(schema: dict[str, Any], data: object) -> bool:
-    return jsonschema.Draft202012Validator(schema).is_valid(data)
+    return bool(jsonschema.Draft202012Validator(schema).is_valid(data))
 
 
 def test_bundled_examples_and_starters_validate() -> None:
     schema = _schema("reprolock.schema.json")
-    texts = [(ROOT / "examples" / "train" / "reprolock.toml").read_text(),
-             resources.starter("cpu.toml"), resources.starter("gpu.toml")]
+    texts = [
+        (ROOT / "examples" / "train" / "reprolock.toml").read_text(),
+        resources.starter("cpu.toml"),
+        resources.starter("gpu.toml"),
+    ]
     for text in texts:
         jsonschema.validate(tomllib.loads(text), schema)
 
 
 BASE = '[environment]\npython = "3.11"\n'
 BAD_SPECS = [
-    ('[environment]\npython = 3.11\n', "wrong type"),
+    ("[environment]\npython = 3.11\n", "wrong type"),
     (BASE + 'platforms = "linux/amd64"\n', "platforms not an array"),
     (BASE + 'platforms = ["linux/mips"]\n', "unknown platform"),
-    (BASE + 'platforms = []\n', "no platform"),
+    (BASE + "platforms = []\n", "no platform"),
     (BASE + 'nme = "x"\n', "unknown key"),
     ('[enviroment]\npython = "3.11"\n', "unknown section"),
     (BASE + '[gpu]\ndriver = "-535.104.05"\n', "negative driver"),
     (BASE + '[gpu]\ndriver = "latest"\n', "non-numeric driver"),
-    (BASE + '[gpu]\ndriver = 535\n', "driver as number"),
+    (BASE + "[gpu]\ndriver = 535\n", "driver as number"),
     (BASE + '[gpu]\ncuda = "=>12.1"\n', "invalid specifier"),
     (BASE + '[gpu]\ncompat = "loose"\n', "unknown compat policy"),
-    (BASE + '[python]\nrequirements = []\n', "empty requirements"),
+    (BASE + "[python]\nrequirements = []\n", "empty requirements"),
     (BASE + '[python]\nrequirements = [""]\n', "empty requirement"),
     (BASE + '[python]\nrequirements = ["x"]\nvenv = "venv"\n', "relative venv"),
     (BASE + '[python]\nrequirements = ["x"]\nprerelease = "sometimes"\n', "prerelease policy"),
@@ -56,28 +59,34 @@ BAD_SPECS = [
     (BASE + '[apt]\npackages = ["Git"]\n', "bad deb name"),
     (BASE + '[apt]\nsnapshot = "2025-05-20"\n', "bad snapshot"),
     (BASE + '[image]\nuser = "root"\n', "root user"),
-    (BASE + '[image]\nexpose = [70000]\n', "bad port"),
+    (BASE + "[image]\nexpose = [70000]\n", "bad port"),
     (BASE + '[image]\ncmd = "python app.py"\n', "shell-form cmd"),
     (BASE + '[image]\nhealthcheck = { interval = "30s" }\n', "healthcheck without cmd"),
     (BASE + '[image]\nhealthcheck = { cmd = ["true"], interval = "soon" }\n', "bad duration"),
-    (BASE + '[base]\nref = "nvidia/cuda:12.4.1-runtime-ubuntu22.04"\nimage = "nvidia/cuda"\n',
-     "ref with image"),
+    (
+        BASE + '[base]\nref = "nvidia/cuda:12.4.1-runtime-ubuntu22.04"\nimage = "nvidia/cuda"\n',
+        "ref with image",
+    ),
     (BASE + '[base]\nflavor = "tiny"\n', "unknown flavor"),
     (BASE + '[registry]\ninsecure = "x"\n', "insecure not an array"),
 ]
 # Only the parser can reject these: they need the GPU table or cross-row checks.
 PARSER_ONLY = [
     (BASE + '[gpu]\ndevices = ["A1000"]\n', "unknown GPU"),
-    (BASE + '[python]\nrequirements = ["x"]\n[[python.index]]\nname = "a"\nurl = "https://a/s"\n'
-     '[[python.index]]\nname = "a"\nurl = "https://b/s"\n', "duplicate index names"),
+    (
+        BASE + '[python]\nrequirements = ["x"]\n[[python.index]]\nname = "a"\nurl = "https://a/s"\n'
+        '[[python.index]]\nname = "a"\nurl = "https://b/s"\n',
+        "duplicate index names",
+    ),
     (BASE + '[python]\nrequirements = ["torch=2.5"]\n', "invalid requirement"),
 ]
 
 
 def _parser_rejects(text: str) -> bool:
     try:
-        parse_spec(text, file="reprolock.toml", matrices=api.shipped_matrices(),
-                   read_file=lambda name: "")
+        parse_spec(
+            text, file="reprolock.toml", matrices=api.shipped_matrices(), read_file=lambda name: ""
+        )
     except InputError:
         return True
     return False
@@ -97,9 +106,12 @@ def test_parser_rejects_semantic_errors(text: str, what: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [BASE, BASE + '[gpu]\ndevices = ["8.0", "H100"]\ncuda = "12.4"\ncudnn = "9.*"\n',
-     BASE + '[python]\nrequirements-files = ["r.in"]\n',
-     BASE + '[image]\nexpose = [8000, "9000/udp"]\nenv = { A_B = "1" }\n'],
+    [
+        BASE,
+        BASE + '[gpu]\ndevices = ["8.0", "H100"]\ncuda = "12.4"\ncudnn = "9.*"\n',
+        BASE + '[python]\nrequirements-files = ["r.in"]\n',
+        BASE + '[image]\nexpose = [8000, "9000/udp"]\nenv = { A_B = "1" }\n',
+    ],
 )
 def test_parser_and_schema_accept_the_same_good_inputs(text: str) -> None:
     assert not _parser_rejects(text)

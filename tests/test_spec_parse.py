@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from reprolock import api, resources
+from reprolock.document.locate import locate_keys, render_path
 from reprolock.errors import InputError
 from reprolock.model import Platform
 from reprolock.spec import CompatPolicy, PrereleasePolicy, Spec, parse_spec
-from reprolock.spec.locate import locate_keys, render_path
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "train" / "reprolock.toml"
 
@@ -22,7 +22,9 @@ def test_full_example_parses_to_typed_values() -> None:
     assert env.platforms == (Platform.parse("linux/amd64"), Platform.parse("linux/arm64"))
     assert spec.gpu is not None
     assert [(d.requested, d.model, d.capability.sm) for d in spec.gpu.devices] == [
-        ("A100", "NVIDIA A100", "sm_80"), ("H100", "NVIDIA H100", "sm_90")]
+        ("A100", "NVIDIA A100", "sm_80"),
+        ("H100", "NVIDIA H100", "sm_90"),
+    ]
     assert str(spec.gpu.driver) == "535.104.05"
     assert str(spec.gpu.cuda) == ">=12.1"
     assert str(spec.gpu.cudnn) == "==9.*"
@@ -32,10 +34,16 @@ def test_full_example_parses_to_typed_values() -> None:
     py = spec.python
     assert py is not None
     assert [str(r) for r in py.requirements] == [
-        "torch==2.5.*", "transformers>=4.46", "datasets>=3.0", "accelerate>=1.0"]
+        "torch==2.5.*",
+        "transformers>=4.46",
+        "datasets>=3.0",
+        "accelerate>=1.0",
+    ]
     assert py.exclude_newer == dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
     assert py.prerelease is PrereleasePolicy.IF_NECESSARY_OR_EXPLICIT
-    assert [(i.name, i.packages) for i in py.indexes] == [("pytorch-cu124", ("torch", "torchvision"))]
+    assert [(i.name, i.packages) for i in py.indexes] == [
+        ("pytorch-cu124", ("torch", "torchvision"))
+    ]
     assert spec.apt is not None
     assert spec.apt.packages == ("git", "libgl1")
     assert spec.apt.snapshot == "20250520T000000Z"
@@ -46,8 +54,12 @@ def test_full_example_parses_to_typed_values() -> None:
 
 
 def _parse(text: str) -> Spec:
-    return parse_spec(text, file="reprolock.toml", matrices=api.shipped_matrices(),
-                      read_file=lambda name: (_ for _ in ()).throw(FileNotFoundError(2, "nope")))
+    return parse_spec(
+        text,
+        file="reprolock.toml",
+        matrices=api.shipped_matrices(),
+        read_file=lambda name: (_ for _ in ()).throw(FileNotFoundError(2, "nope")),
+    )
 
 
 def test_defaults_and_cpu_only() -> None:
@@ -60,27 +72,42 @@ def test_defaults_and_cpu_only() -> None:
 
 @pytest.mark.parametrize(
     ("written", "meaning"),
-    [("12.4", "==12.4.*"), ("9.*", "==9.*"), (">=12.1,<13", "<13,>=12.1"), ("12.4.1", "==12.4.1.*")],
+    [
+        ("12.4", "==12.4.*"),
+        ("9.*", "==9.*"),
+        (">=12.1,<13", "<13,>=12.1"),
+        ("12.4.1", "==12.4.1.*"),
+    ],
 )
 def test_cuda_shorthands(written: str, meaning: str) -> None:
     parsed = _parse(f'[environment]\npython = "3.11"\n[gpu]\ncuda = "{written}"\n')
+    assert parsed.gpu is not None
     assert str(parsed.gpu.cuda) == meaning
 
 
 def test_gpu_devices_by_capability_and_alias() -> None:
-    parsed = _parse('[environment]\npython = "3.11"\n[gpu]\n'
-                    'devices = ["8.6", "sm_90a", "rtx 4090", "GeForce RTX 5090", "Jetson Thor"]\n')
+    parsed = _parse(
+        '[environment]\npython = "3.11"\n[gpu]\n'
+        'devices = ["8.6", "sm_90a", "rtx 4090", "GeForce RTX 5090", "Jetson Thor"]\n'
+    )
     assert parsed.gpu is not None
     got = [(d.model, d.capability.sm) for d in parsed.gpu.devices]
-    assert got == [(None, "sm_86"), (None, "sm_90a"), ("GeForce RTX 4090", "sm_89"),
-                   ("GeForce RTX 5090", "sm_120"), ("Jetson T5000 / T4000 (Thor)", "sm_110")]
+    assert got == [
+        (None, "sm_86"),
+        (None, "sm_90a"),
+        ("GeForce RTX 4090", "sm_89"),
+        ("GeForce RTX 5090", "sm_120"),
+        ("Jetson T5000 / T4000 (Thor)", "sm_110"),
+    ]
 
 
 def test_package_routed_twice_is_rejected() -> None:
     with pytest.raises(InputError) as info:
-        _parse('[environment]\npython = "3.11"\n[python]\nrequirements = ["torch"]\n'
-               '[[python.index]]\nname = "a"\nurl = "https://a/simple"\npackages = ["Torch"]\n'
-               '[[python.index]]\nname = "b"\nurl = "https://b/simple"\npackages = ["torch"]\n')
+        _parse(
+            '[environment]\npython = "3.11"\n[python]\nrequirements = ["torch"]\n'
+            '[[python.index]]\nname = "a"\nurl = "https://a/simple"\npackages = ["Torch"]\n'
+            '[[python.index]]\nname = "b"\nurl = "https://b/simple"\npackages = ["torch"]\n'
+        )
     [problem] = info.value.problems
     assert problem.key == "python.index[1].packages[0]"
     assert problem.message == 'package "torch" is already routed to index "a".'
@@ -88,8 +115,10 @@ def test_package_routed_twice_is_rejected() -> None:
 
 def test_credentials_are_redacted_in_messages() -> None:
     with pytest.raises(InputError) as info:
-        _parse('[environment]\npython = "3.11"\n[python]\nrequirements = ["x"]\n'
-               '[[python.index]]\nname = "a"\nurl = "ftp://user:s3cret@host/simple"\n')
+        _parse(
+            '[environment]\npython = "3.11"\n[python]\nrequirements = ["x"]\n'
+            '[[python.index]]\nname = "a"\nurl = "ftp://user:s3cret@host/simple"\n'
+        )
     assert "s3cret" not in info.value.render()
     assert "user:***@host" in info.value.render()
 
@@ -101,13 +130,17 @@ def test_starters_are_valid() -> None:
 
 
 def test_locate_keys_tracks_arrays_of_tables_and_inline_tables() -> None:
-    text = ('[a]\nx = 1\n[[b.c]]\nn = "1"\n[[b.c]]\nn = "2"\nt = { k = [1,\n 2] }\n'
-            'm = """\nline\n"""\nz = 0\n')
+    text = (
+        '[a]\nx = 1\n[[b.c]]\nn = "1"\n[[b.c]]\nn = "2"\nt = { k = [1,\n 2] }\n'
+        'm = """\nline\n"""\nz = 0\n'
+    )
     lines = locate_keys(text)
     assert lines[("a", "x")] == 2
     assert lines[("b", "c", 1, "n")] == 6
     assert lines[("b", "c", 1, "t", "k", 1)] == 8
     assert lines[("b", "c", 1, "z")] == 12
-    assert render_path(("tool", "reprolock", "python", "index", 0, "url")) == \
-        "tool.reprolock.python.index[0].url"
+    assert (
+        render_path(("tool", "reprolock", "python", "index", 0, "url"))
+        == "tool.reprolock.python.index[0].url"
+    )
     assert render_path(("registry", "mirrors", "docker.io")) == 'registry.mirrors."docker.io"'

@@ -19,9 +19,10 @@ def describe(spec: Spec) -> str:
     if spec.gpu is None:
         parts.append("CPU only")
     else:
-        devices = ", ".join(
-            f"{d.requested} ({d.capability.sm})" for d in spec.gpu.devices
-        ) or "no GPU listed"
+        devices = (
+            ", ".join(f"{d.requested} ({d.capability.sm})" for d in spec.gpu.devices)
+            or "no GPU listed"
+        )
         parts.append(f"GPUs {devices}")
         if spec.gpu.driver is not None:
             parts.append(f"driver floor {spec.gpu.driver} ({spec.gpu.compat.value} compat)")
@@ -29,11 +30,21 @@ def describe(spec: Spec) -> str:
 
 
 @click.command("check")
-@click.option("--spec", "spec_path", type=click.Path(path_type=Path),
-              help="The spec (reprolock.toml or pyproject.toml) [default: found in the current folder].")
-@click.option("--lock", "lock_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="The lock [default: reprolock.lock beside the spec].")
-@click.option("--locked", is_flag=True, help="Fail (exit 1) when there is no lock, not only when it is stale.")
+@click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(path_type=Path),
+    help="The spec (reprolock.toml or pyproject.toml) [default: found in the current folder].",
+)
+@click.option(
+    "--lock",
+    "lock_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The lock [default: reprolock.lock beside the spec].",
+)
+@click.option(
+    "--locked", is_flag=True, help="Fail (exit 1) when there is no lock, not only when it is stale."
+)
 def check_command(spec_path: Path | None, lock_path: Path | None, locked: bool) -> None:
     """Validate the spec and check that the lock is up to date with it.
 
@@ -45,13 +56,15 @@ def check_command(spec_path: Path | None, lock_path: Path | None, locked: bool) 
     for warning in result.warnings:
         settings.warn(warning)
     if settings.format == "json":
-        settings.emit_json({
-            "spec": str(result.spec_path),
-            "lock": str(result.lock_path),
-            "lock-exists": result.lock is not None,
-            "fresh": result.fresh,
-            "reasons": list(result.reasons),
-        })
+        settings.emit_json(
+            {
+                "spec": str(result.spec_path),
+                "lock": str(result.lock_path),
+                "lock-exists": result.lock is not None,
+                "fresh": result.fresh,
+                "reasons": list(result.reasons),
+            }
+        )
         return
     settings.say(f"{result.spec_path}: valid: {describe(result.spec)}.")
     if result.lock is None:

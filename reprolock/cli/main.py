@@ -19,17 +19,28 @@ from reprolock.errors import InputError, ReprolockError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 @click.option("-v", "--verbose", count=True, help="Say more (repeatable).")
 @click.option("-q", "--quiet", count=True, help="Say less: only errors.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="REPROLOCK_CACHE_DIR", help="Cache folder [default: ~/.cache/reprolock].")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="REPROLOCK_CACHE_DIR",
+    help="Cache folder [default: ~/.cache/reprolock].",
+)
 @click.option("--offline", is_flag=True, help="Use only cached data; never touch the network.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 @click.version_option(__version__, "--version", prog_name="reprolock")
-def cli(fmt: output.Format, verbose: int, quiet: int, cache_dir: Path | None, offline: bool,
-        debug: bool) -> None:
+def cli(
+    fmt: output.Format, verbose: int, quiet: int, cache_dir: Path | None, offline: bool, debug: bool
+) -> None:
     """Lock an ML Docker environment (base image, apt, Python wheels, CUDA stack)
     into a fully pinned, checkable artifact.
 
@@ -37,8 +48,11 @@ def cli(fmt: output.Format, verbose: int, quiet: int, cache_dir: Path | None, of
     Exit codes: 0 ok, 1 check failed (drift, stale lock), 2 bad input,
     3 unsatisfiable, 4 network/registry/image source trouble.
     """
-    output.install(output.Settings(format=fmt, verbosity=verbose - quiet, cache_dir=cache_dir,
-                                   offline=offline, debug=debug))
+    output.install(
+        output.Settings(
+            format=fmt, verbosity=verbose - quiet, cache_dir=cache_dir, offline=offline, debug=debug
+        )
+    )
 
 
 cli.add_command(init_command)

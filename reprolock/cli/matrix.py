@@ -20,13 +20,23 @@ def gpus_command() -> None:
     table = api.shipped_matrices().gpus
     rows = sorted(table.models, key=lambda m: (m.capability, m.name))
     if settings.format == "json":
-        settings.emit_json([
-            {"name": m.name, "aliases": list(m.aliases), "compute-capability": str(m.capability),
-             "sm": m.capability.sm, "architecture": m.architecture, "sources": list(m.sources)}
-            for m in rows
-        ])
+        settings.emit_json(
+            [
+                {
+                    "name": m.name,
+                    "aliases": list(m.aliases),
+                    "compute-capability": str(m.capability),
+                    "sm": m.capability.sm,
+                    "architecture": m.architecture,
+                    "sources": list(m.sources),
+                }
+                for m in rows
+            ]
+        )
         return
     width = max(len(m.name) for m in rows)
     settings.say(f"{'GPU':<{width}}  CC    arch")
     for m in rows:
-        settings.say(f"{m.name:<{width}}  {m.capability!s:<5} {m.capability.sm}  ({m.architecture})")
+        settings.say(
+            f"{m.name:<{width}}  {m.capability!s:<5} {m.capability.sm}  ({m.architecture})"
+        )

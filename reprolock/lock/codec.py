@@ -14,6 +14,8 @@ from typing import Any
 
 import tomli_w
 
+from reprolock.document.checker import Checker
+from reprolock.document.locate import KeyPath, locate_keys
 from reprolock.errors import InputError, problems_error
 from reprolock.lock.model import (
     LOCK_VERSION,
@@ -26,8 +28,6 @@ from reprolock.lock.model import (
     Wheel,
 )
 from reprolock.model import ComputeCapability, Platform
-from reprolock.spec.checker import Checker
-from reprolock.spec.locate import KeyPath, locate_keys
 
 _HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 _HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -42,7 +42,7 @@ def _arch_key(arch: str) -> tuple[int, int, str]:
 
 
 def _drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in mapping.items() if v is not None and v != () and v != []}
+    return {k: v for k, v in mapping.items() if v is not None and v not in ((), [])}
 
 
 # -- writing -------------------------------------------------------------------------
@@ -70,47 +70,65 @@ def _target_to_dict(target: LockedTarget) -> dict[str, Any]:
         out["apt-snapshot"] = target.apt_snapshot
     if target.cuda is not None:
         c = target.cuda
-        out["cuda"] = _drop_none({
-            "toolkit": c.toolkit,
-            "cudnn": c.cudnn,
-            "nccl": c.nccl,
-            "driver-min": c.driver_min,
-            "driver-min-compat": c.driver_min_compat,
-            "compat": c.compat,
-            "arches": sorted(set(c.arches), key=_arch_key),
-            "devices": dict(sorted(c.devices)) or None,
-        })
+        out["cuda"] = _drop_none(
+            {
+                "toolkit": c.toolkit,
+                "cudnn": c.cudnn,
+                "nccl": c.nccl,
+                "driver-min": c.driver_min,
+                "driver-min-compat": c.driver_min_compat,
+                "compat": c.compat,
+                "arches": sorted(set(c.arches), key=_arch_key),
+                "devices": dict(sorted(c.devices)) or None,
+            }
+        )
     if target.base is not None:
         b = target.base
-        out["base"] = _drop_none({
-            "ref": b.ref,
-            "index-digest": b.index_digest,
-            "manifest-digest": b.manifest_digest,
-            "config-digest": b.config_digest,
-            "diff-ids": list(b.diff_ids),  # layer order matters: never sorted
-            "user": b.user,
-            "env": dict(sorted(b.env)) or None,
-            "labels": dict(sorted(b.labels)) or None,
-        })
+        out["base"] = _drop_none(
+            {
+                "ref": b.ref,
+                "index-digest": b.index_digest,
+                "manifest-digest": b.manifest_digest,
+                "config-digest": b.config_digest,
+                "diff-ids": list(b.diff_ids),  # layer order matters: never sorted
+                "user": b.user,
+                "env": dict(sorted(b.env)) or None,
+                "labels": dict(sorted(b.labels)) or None,
+            }
+        )
     if target.apt:
         out["apt"] = [
-            {"name": p.name, "version": p.version, "architecture": p.architecture,
-             "sha256": p.sha256, "size": p.size, "url": p.url}
+            {
+                "name": p.name,
+                "version": p.version,
+                "architecture": p.architecture,
+                "sha256": p.sha256,
+                "size": p.size,
+                "url": p.url,
+            }
             for p in sorted(target.apt, key=lambda p: (p.name, p.architecture))
         ]
     if target.packages:
         out["packages"] = [
-            _drop_none({
-                "name": p.name,
-                "version": p.version,
-                "index": p.index,
-                "dependencies": sorted(set(p.dependencies)),
-                "wheels": [
-                    _drop_none({"filename": w.filename, "url": w.url, "sha256": w.sha256,
-                                "size": w.size})
-                    for w in sorted(p.wheels, key=lambda w: w.filename)
-                ],
-            })
+            _drop_none(
+                {
+                    "name": p.name,
+                    "version": p.version,
+                    "index": p.index,
+                    "dependencies": sorted(set(p.dependencies)),
+                    "wheels": [
+                        _drop_none(
+                            {
+                                "filename": w.filename,
+                                "url": w.url,
+                                "sha256": w.sha256,
+                                "size": w.size,
+                            }
+                        )
+                        for w in sorted(p.wheels, key=lambda w: w.filename)
+                    ],
+                }
+            )
             for p in sorted(target.packages, key=lambda p: p.name)
         ]
     return out
@@ -118,8 +136,10 @@ def _target_to_dict(target: LockedTarget) -> dict[str, Any]:
 
 def dumps(lock: Lockfile) -> str:
     """The lock as TOML text: deterministic, trailing newline."""
-    header = "# This file is written by reprolock; do not edit it by hand.\n" \
-             "# Regenerate it with `reprolock lock`.\n"
+    header = (
+        "# This file is written by reprolock; do not edit it by hand.\n"
+        "# Regenerate it with `reprolock lock`.\n"
+    )
     return header + tomli_w.dumps(to_dict(lock))
 
 
@@ -144,8 +164,9 @@ def loads(text: str, *, file: str) -> Decoded:
     return from_dict(data, file=file, lines=locate_keys(text))
 
 
-def from_dict(data: Mapping[str, Any], *, file: str,
-              lines: Mapping[KeyPath, int] | None = None) -> Decoded:
+def from_dict(
+    data: Mapping[str, Any], *, file: str, lines: Mapping[KeyPath, int] | None = None
+) -> Decoded:
     """Build a `Lockfile` from a mapping; every problem is reported at once."""
     check = Checker(file=file, lines=lines or {})
     warnings: list[str] = []
@@ -187,8 +208,14 @@ class _LockReader:
             return {k: v for k, v in value.items() if k in keys}
         return self.check.table(value, path, keys)
 
-    def required(self, table: Mapping[str, Any], path: KeyPath, key: str,
-                 pattern: re.Pattern[str] | None = None, what: str = "") -> str | None:
+    def required(
+        self,
+        table: Mapping[str, Any],
+        path: KeyPath,
+        key: str,
+        pattern: re.Pattern[str] | None = None,
+        what: str = "",
+    ) -> str | None:
         if key not in table:
             self.check.add((*path, key), "is missing.")
             return None
@@ -201,8 +228,9 @@ class _LockReader:
     def optional(self, table: Mapping[str, Any], path: KeyPath, key: str) -> str | None:
         return self.check.string(table, path, key)
 
-    def integer(self, table: Mapping[str, Any], path: KeyPath, key: str,
-                required: bool) -> int | None:
+    def integer(
+        self, table: Mapping[str, Any], path: KeyPath, key: str, required: bool
+    ) -> int | None:
         value = table.get(key)
         if value is None:
             if required:
@@ -216,7 +244,9 @@ class _LockReader:
     def str_list(self, table: Mapping[str, Any], path: KeyPath, key: str) -> tuple[str, ...]:
         return tuple(v for _, v in self.check.strings(table, path, key) or ())
 
-    def str_pairs(self, table: Mapping[str, Any], path: KeyPath, key: str) -> tuple[tuple[str, str], ...]:
+    def str_pairs(
+        self, table: Mapping[str, Any], path: KeyPath, key: str
+    ) -> tuple[tuple[str, str], ...]:
         return tuple(sorted((self.check.string_table(table, path, key) or {}).items()))
 
     def rows(self, table: Mapping[str, Any], path: KeyPath, key: str) -> list[tuple[KeyPath, Any]]:
@@ -227,7 +257,14 @@ class _LockReader:
         return [((*path, key, i), item) for i, item in enumerate(value)]
 
     def lockfile(self, data: Mapping[str, Any]) -> Lockfile | None:
-        keys = ("lock-version", "created-by", "inputs-hash", "matrices-version", "inputs", "targets")
+        keys = (
+            "lock-version",
+            "created-by",
+            "inputs-hash",
+            "matrices-version",
+            "inputs",
+            "targets",
+        )
         root = self.table(dict(data), (), keys)
         if root is None:
             return None
@@ -238,9 +275,14 @@ class _LockReader:
         targets = [t for p, v in self.rows(root, (), "targets") if (t := self.target(v, p))]
         if inputs_hash is None or matrices_version is None:
             return None
-        return Lockfile(lock_version=str(root["lock-version"]), created_by=created_by,
-                        inputs_hash=inputs_hash, matrices_version=matrices_version,
-                        inputs=inputs, targets=tuple(targets))
+        return Lockfile(
+            lock_version=str(root["lock-version"]),
+            created_by=created_by,
+            inputs_hash=inputs_hash,
+            matrices_version=matrices_version,
+            inputs=inputs,
+            targets=tuple(targets),
+        )
 
     def target(self, value: object, path: KeyPath) -> LockedTarget | None:
         keys = ("id", "platform", "python", "apt-snapshot", "cuda", "base", "apt", "packages")
@@ -261,13 +303,28 @@ class _LockReader:
         packages = [q for p, v in self.rows(table, path, "packages") if (q := self.package(v, p))]
         if target_id is None or python is None or platform is None:
             return None
-        return LockedTarget(id=target_id, platform=platform, python=python, cuda=cuda, base=base,
-                            apt_snapshot=self.optional(table, path, "apt-snapshot"),
-                            apt=tuple(apt), packages=tuple(packages))
+        return LockedTarget(
+            id=target_id,
+            platform=platform,
+            python=python,
+            cuda=cuda,
+            base=base,
+            apt_snapshot=self.optional(table, path, "apt-snapshot"),
+            apt=tuple(apt),
+            packages=tuple(packages),
+        )
 
     def cuda(self, value: object, path: KeyPath) -> CudaStack | None:
-        keys = ("toolkit", "cudnn", "nccl", "driver-min", "driver-min-compat", "compat", "arches",
-                "devices")
+        keys = (
+            "toolkit",
+            "cudnn",
+            "nccl",
+            "driver-min",
+            "driver-min-compat",
+            "compat",
+            "arches",
+            "devices",
+        )
         table = self.table(value, path, keys)
         if table is None:
             return None
@@ -276,8 +333,10 @@ class _LockReader:
         if toolkit is None or driver_min is None:
             return None
         return CudaStack(
-            toolkit=toolkit, driver_min=driver_min,
-            cudnn=self.optional(table, path, "cudnn"), nccl=self.optional(table, path, "nccl"),
+            toolkit=toolkit,
+            driver_min=driver_min,
+            cudnn=self.optional(table, path, "cudnn"),
+            nccl=self.optional(table, path, "nccl"),
             driver_min_compat=self.optional(table, path, "driver-min-compat"),
             compat=self.optional(table, path, "compat") or "minor",
             arches=self.str_list(table, path, "arches"),
@@ -285,8 +344,16 @@ class _LockReader:
         )
 
     def base(self, value: object, path: KeyPath) -> LockedBase | None:
-        keys = ("ref", "index-digest", "manifest-digest", "config-digest", "diff-ids", "user", "env",
-                "labels")
+        keys = (
+            "ref",
+            "index-digest",
+            "manifest-digest",
+            "config-digest",
+            "diff-ids",
+            "user",
+            "env",
+            "labels",
+        )
         table = self.table(value, path, keys)
         if table is None:
             return None
@@ -302,26 +369,37 @@ class _LockReader:
                 self.check.add((*path, "diff-ids", i), f'"{d}" is not a sha256 digest.')
         if ref is None or manifest is None:
             return None
-        return LockedBase(ref=ref, manifest_digest=manifest,
-                          index_digest=self.optional(table, path, "index-digest"),
-                          config_digest=self.optional(table, path, "config-digest"),
-                          diff_ids=diff_ids, user=self.optional(table, path, "user"),
-                          env=self.str_pairs(table, path, "env"),
-                          labels=self.str_pairs(table, path, "labels"))
+        return LockedBase(
+            ref=ref,
+            manifest_digest=manifest,
+            index_digest=self.optional(table, path, "index-digest"),
+            config_digest=self.optional(table, path, "config-digest"),
+            diff_ids=diff_ids,
+            user=self.optional(table, path, "user"),
+            env=self.str_pairs(table, path, "env"),
+            labels=self.str_pairs(table, path, "labels"),
+        )
 
     def apt(self, value: object, path: KeyPath) -> AptPackage | None:
         keys = ("name", "version", "architecture", "sha256", "size", "url")
         table = self.table(value, path, keys)
         if table is None:
             return None
-        fields = {k: self.required(table, path, k) for k in ("name", "version", "architecture", "url")}
+        fields = {
+            k: self.required(table, path, k) for k in ("name", "version", "architecture", "url")
+        }
         sha = self.required(table, path, "sha256", _HEX, "a sha256 hex digest")
         size = self.integer(table, path, "size", required=True)
         if any(v is None for v in fields.values()) or sha is None or size is None:
             return None
-        return AptPackage(name=str(fields["name"]), version=str(fields["version"]),
-                          architecture=str(fields["architecture"]), sha256=sha, size=size,
-                          url=str(fields["url"]))
+        return AptPackage(
+            name=str(fields["name"]),
+            version=str(fields["version"]),
+            architecture=str(fields["architecture"]),
+            sha256=sha,
+            size=size,
+            url=str(fields["url"]),
+        )
 
     def package(self, value: object, path: KeyPath) -> PythonPackage | None:
         table = self.table(value, path, ("name", "version", "index", "dependencies", "wheels"))
@@ -333,9 +411,13 @@ class _LockReader:
         wheels = [w for p, v in self.rows(table, path, "wheels") if (w := self.wheel(v, p))]
         if name is None or version is None or index is None:
             return None
-        return PythonPackage(name=name, version=version, index=index,
-                             dependencies=self.str_list(table, path, "dependencies"),
-                             wheels=tuple(wheels))
+        return PythonPackage(
+            name=name,
+            version=version,
+            index=index,
+            dependencies=self.str_list(table, path, "dependencies"),
+            wheels=tuple(wheels),
+        )
 
     def wheel(self, value: object, path: KeyPath) -> Wheel | None:
         table = self.table(value, path, ("filename", "url", "sha256", "size"))

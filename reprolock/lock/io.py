@@ -56,8 +56,10 @@ def write_atomic(path: Path, data: bytes) -> None:
             finally:
                 os.close(dir_fd)
     except OSError as exc:
-        raise SourceError(f"cannot write {path}: {exc.strerror or exc}.",
-                          hint="Check that the folder exists and is writable.") from exc
+        raise SourceError(
+            f"cannot write {path}: {exc.strerror or exc}.",
+            hint="Check that the folder exists and is writable.",
+        ) from exc
 
 
 def read_text(path: Path) -> str:

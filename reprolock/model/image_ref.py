@@ -31,7 +31,9 @@ class ImageRef:
         """
         raw = text.strip()
         if not raw or raw != text or any(c.isspace() for c in raw):
-            raise ValueError(f'"{text}" is not an image reference; write it like "python:3.11-slim"')
+            raise ValueError(
+                f'"{text}" is not an image reference; write it like "python:3.11-slim"'
+            )
         digest: Digest | None = None
         if "@" in raw:
             raw, _, digest_text = raw.partition("@")

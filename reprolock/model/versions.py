@@ -11,7 +11,9 @@ _NUMERIC = re.compile(r"^\d+(\.\d+)*$")
 def _components(text: str, what: str, example: str, max_parts: int) -> tuple[int, ...]:
     raw = text.strip()
     if raw.startswith("-"):
-        raise ValueError(f'{what} "{text}" is negative; write it as a positive number like "{example}"')
+        raise ValueError(
+            f'{what} "{text}" is negative; write it as a positive number like "{example}"'
+        )
     if not _NUMERIC.match(raw) or raw.count(".") >= max_parts:
         raise ValueError(f'"{text}" is not a {what}; write it like "{example}"')
     return tuple(int(p) for p in raw.split("."))

@@ -30,7 +30,9 @@ def normalized_sections(spec: Spec) -> dict[str, Any]:
             "python": str(env.python),
             "platforms": [str(p) for p in env.platforms],
         },
-        "gpu": None if gpu is None else {
+        "gpu": None
+        if gpu is None
+        else {
             "devices": sorted({d.capability.sm for d in gpu.devices}),
             "driver": None if gpu.driver is None else str(gpu.driver),
             "cuda": None if gpu.cuda is None else str(gpu.cuda),
@@ -43,7 +45,9 @@ def normalized_sections(spec: Spec) -> dict[str, Any]:
             "flavor": spec.base.flavor,
             "os": spec.base.os,
         },
-        "python": None if py is None else {
+        "python": None
+        if py is None
+        else {
             "requirements": sorted({str(r) for r in py.requirements}, key=_requirement_key),
             "indexes": [
                 {"name": i.name, "url": i.url, "packages": list(i.packages), "default": i.default}
@@ -54,7 +58,9 @@ def normalized_sections(spec: Spec) -> dict[str, Any]:
             "prerelease": py.prerelease.value,
             "allow-unhashed": list(py.allow_unhashed),
         },
-        "apt": None if apt is None else {
+        "apt": None
+        if apt is None
+        else {
             "packages": list(apt.packages),
             "snapshot": apt.snapshot,
             "mirror": apt.mirror,
@@ -69,7 +75,9 @@ def normalized_sections(spec: Spec) -> dict[str, Any]:
             "cmd": None if image.cmd is None else list(image.cmd),
             "entrypoint": None if image.entrypoint is None else list(image.entrypoint),
             "expose": list(image.expose),
-            "healthcheck": None if image.healthcheck is None else {
+            "healthcheck": None
+            if image.healthcheck is None
+            else {
                 "cmd": list(image.healthcheck.cmd),
                 "interval": image.healthcheck.interval,
                 "timeout": image.healthcheck.timeout,

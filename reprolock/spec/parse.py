@@ -16,10 +16,10 @@ from packaging.utils import canonicalize_name
 
 from reprolock.compat import Matrices
 from reprolock.compat.gpus import UnknownGpu
+from reprolock.document.checker import Checker
+from reprolock.document.locate import KeyPath, locate_keys
 from reprolock.errors import InputError, Problem, problems_error
 from reprolock.model import ComputeCapability, DriverVersion, ImageRef, Platform, PythonVersion
-from reprolock.spec.checker import Checker
-from reprolock.spec.locate import KeyPath, locate_keys
 from reprolock.spec.model import (
     AptSpec,
     BaseSpec,
@@ -129,8 +129,15 @@ class _SpecReader:
         registry = self.registry(root.get("registry", {}))
         if environment is None or base is None or image is None or registry is None:
             return None
-        return Spec(environment=environment, gpu=gpu, base=base, python=python, apt=apt,
-                    image=image, registry=registry)
+        return Spec(
+            environment=environment,
+            gpu=gpu,
+            base=base,
+            python=python,
+            apt=apt,
+            image=image,
+            registry=registry,
+        )
 
     # -- [environment] --------------------------------------------------------
     def environment(self, value: object) -> Environment | None:
@@ -140,16 +147,26 @@ class _SpecReader:
             return None
         name = c.string(table, path, "name") or "default"
         if "name" in table and not _NAME.match(name):
-            c.add((*path, "name"), f'"{name}" is not a valid environment name.',
-                  "Use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit.")
+            c.add(
+                (*path, "name"),
+                f'"{name}" is not a valid environment name.',
+                "Use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit.",
+            )
         python: PythonVersion | None = None
         raw = table.get("python")
         if raw is None:
-            c.add((*path, "python"), "is required: the target CPython version.",
-                  'Add python = "3.11" under [environment].')
+            c.add(
+                (*path, "python"),
+                "is required: the target CPython version.",
+                'Add python = "3.11" under [environment].',
+            )
         elif isinstance(raw, float | int) and not isinstance(raw, bool):
-            c.wrong_type((*path, "python"), raw, "a string",
-                         f'Quote the version: python = "{raw}" (3.10 as a number is 3.1).')
+            c.wrong_type(
+                (*path, "python"),
+                raw,
+                "a string",
+                f'Quote the version: python = "{raw}" (3.10 as a number is 3.1).',
+            )
         elif (text := c.string(table, path, "python")) is not None:
             try:
                 python = PythonVersion.parse(text)
@@ -160,8 +177,11 @@ class _SpecReader:
         if items is None and "platforms" not in table:
             items = [(0, DEFAULT_PLATFORM)]
         if items == [] and "platforms" in table:
-            c.add((*path, "platforms"), "must list at least one platform.",
-                  f'Write platforms = ["{DEFAULT_PLATFORM}"].')
+            c.add(
+                (*path, "platforms"),
+                "must list at least one platform.",
+                f'Write platforms = ["{DEFAULT_PLATFORM}"].',
+            )
         for i, item in items or ():
             try:
                 platform = Platform.parse(item)
@@ -190,16 +210,26 @@ class _SpecReader:
         driver = None
         if "driver" in table and not isinstance(table["driver"], str):
             raw = table["driver"]
-            hint = ("A driver version cannot be negative. " if isinstance(raw, int | float)
-                    and not isinstance(raw, bool) and raw < 0 else "")
-            c.wrong_type((*path, "driver"), raw, "a string",
-                         f'{hint}Write the version as nvidia-smi prints it: driver = "535.104.05".')
+            hint = (
+                "A driver version cannot be negative. "
+                if isinstance(raw, int | float) and not isinstance(raw, bool) and raw < 0
+                else ""
+            )
+            c.wrong_type(
+                (*path, "driver"),
+                raw,
+                "a string",
+                f'{hint}Write the version as nvidia-smi prints it: driver = "535.104.05".',
+            )
         elif (text := c.string(table, path, "driver")) is not None:
             try:
                 driver = DriverVersion.parse(text)
             except ValueError as exc:
-                c.add((*path, "driver"), f"{exc}.",
-                      "Use the oldest driver in your fleet, as `nvidia-smi` prints it.")
+                c.add(
+                    (*path, "driver"),
+                    f"{exc}.",
+                    "Use the oldest driver in your fleet, as `nvidia-smi` prints it.",
+                )
         cuda = self.constraint(table, path, "cuda", '">=12.1" or "12.4"')
         cudnn = self.constraint(table, path, "cudnn", '"9.*" or ">=9.1"')
         compat = CompatPolicy.MINOR
@@ -207,8 +237,11 @@ class _SpecReader:
             try:
                 compat = CompatPolicy(text)
             except ValueError:
-                c.add((*path, "compat"), f'"{text}" is not a compat policy.',
-                      'Use "minor" (CUDA minor-version compatibility) or "strict".')
+                c.add(
+                    (*path, "compat"),
+                    f'"{text}" is not a compat policy.',
+                    'Use "minor" (CUDA minor-version compatibility) or "strict".',
+                )
         return GpuSpec(devices=tuple(devices), driver=driver, cuda=cuda, cudnn=cudnn, compat=compat)
 
     def device(self, path: KeyPath, text: str) -> GpuDevice | None:
@@ -219,14 +252,18 @@ class _SpecReader:
         except UnknownGpu as exc:
             quoted = " or ".join(f'"{s}"' for s in exc.suggestions)
             hint = f"Did you mean {quoted}? " if quoted else ""
-            self.check.add(path, f'unknown GPU "{text}".',
-                           f'{hint}Name a GPU from `reprolock matrix gpus`, or give its '
-                           'compute capability, e.g. "8.0" or "sm_90".')
+            self.check.add(
+                path,
+                f'unknown GPU "{text}".',
+                f"{hint}Name a GPU from `reprolock matrix gpus`, or give its "
+                'compute capability, e.g. "8.0" or "sm_90".',
+            )
             return None
         return GpuDevice(requested=text, model=model.name, capability=model.capability)
 
-    def constraint(self, table: Mapping[str, Any], path: KeyPath, key: str,
-                   example: str) -> SpecifierSet | None:
+    def constraint(
+        self, table: Mapping[str, Any], path: KeyPath, key: str, example: str
+    ) -> SpecifierSet | None:
         text = self.check.string(table, path, key)
         if text is None:
             return None
@@ -239,8 +276,11 @@ class _SpecReader:
         try:
             return SpecifierSet(raw)
         except InvalidSpecifier:
-            self.check.add(path, f'"{text}" is not a valid version specifier.',
-                           f"Write a version or a PEP 440 specifier such as {example}.")
+            self.check.add(
+                path,
+                f'"{text}" is not a valid version specifier.',
+                f"Write a version or a PEP 440 specifier such as {example}.",
+            )
             return None
 
     # -- [base] ----------------------------------------------------------------------
@@ -254,31 +294,51 @@ class _SpecReader:
             try:
                 ref = ImageRef.parse(text)
             except ValueError as exc:
-                c.add((*path, "ref"), f"{exc}.",
-                      'Write it like "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04".')
+                c.add(
+                    (*path, "ref"),
+                    f"{exc}.",
+                    'Write it like "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04".',
+                )
         image = c.string(table, path, "image")
         flavor = c.string(table, path, "flavor")
         os_name = c.string(table, path, "os")
         if "ref" in table and any(k in table for k in ("image", "flavor", "os")):
-            c.add((*path, "ref"), "ref cannot be combined with image, flavor or os.",
-                  "Give either an explicit ref, or image/flavor/os for the solver to choose a tag.")
+            c.add(
+                (*path, "ref"),
+                "ref cannot be combined with image, flavor or os.",
+                "Give either an explicit ref, or image/flavor/os for the solver to choose a tag.",
+            )
         if image is not None:
             try:
                 ImageRef.parse(image)
             except ValueError as exc:
                 c.add((*path, "image"), f"{exc}.", 'Write a repository such as "nvidia/cuda".')
         if flavor is not None and flavor not in _FLAVORS:
-            c.add((*path, "flavor"), f'unknown flavor "{flavor}".', f"Use one of {', '.join(_FLAVORS)}.")
+            c.add(
+                (*path, "flavor"),
+                f'unknown flavor "{flavor}".',
+                f"Use one of {', '.join(_FLAVORS)}.",
+            )
         if os_name is not None and not _OS.match(os_name):
-            c.add((*path, "os"), f'"{os_name}" is not an OS name.',
-                  'Write it as in image tags, e.g. "ubuntu22.04" or "debian12".')
+            c.add(
+                (*path, "os"),
+                f'"{os_name}" is not an OS name.',
+                'Write it as in image tags, e.g. "ubuntu22.04" or "debian12".',
+            )
         return BaseSpec(ref=ref, image=image, flavor=flavor, os=os_name)
 
     # -- [python] --------------------------------------------------------------------
     def python(self, value: object) -> PythonSpec | None:
         c, path = self.check, ("python",)
-        keys = ("requirements", "requirements-files", "index", "venv", "exclude-newer",
-                "prerelease", "allow-unhashed")
+        keys = (
+            "requirements",
+            "requirements-files",
+            "index",
+            "venv",
+            "exclude-newer",
+            "prerelease",
+            "allow-unhashed",
+        )
         table = c.table(value, path, keys)
         if table is None:
             return None
@@ -291,24 +351,34 @@ class _SpecReader:
         files = c.strings(table, path, "requirements-files") or []
         for i, name in files:
             requirements.extend(self.requirements_file((*path, "requirements-files", i), name, ()))
-        if not inline and not files and not any(
-            p.key and "requirements" in p.key for p in c.problems
+        if (
+            not inline
+            and not files
+            and not any(p.key and "requirements" in p.key for p in c.problems)
         ):
-            c.add((*path, "requirements"), "is empty: there is nothing to install.",
-                  'List at least one requirement, e.g. requirements = ["numpy"], '
-                  "or remove the [python] table.")
+            c.add(
+                (*path, "requirements"),
+                "is empty: there is nothing to install.",
+                'List at least one requirement, e.g. requirements = ["numpy"], '
+                "or remove the [python] table.",
+            )
         indexes = self.indexes(table.get("index"), (*path, "index")) if "index" in table else ()
         venv = c.string(table, path, "venv") or DEFAULT_VENV
         if not venv.startswith("/"):
-            c.add((*path, "venv"), f'"{venv}" is not an absolute path.', 'Write it like "/opt/venv".')
+            c.add(
+                (*path, "venv"), f'"{venv}" is not an absolute path.', 'Write it like "/opt/venv".'
+            )
         exclude_newer = self.timestamp(table, path, "exclude-newer")
         prerelease = PrereleasePolicy.IF_NECESSARY_OR_EXPLICIT
-        if (text := c.string(table, path, "prerelease")) is not None:
+        if (policy := c.string(table, path, "prerelease")) is not None:
             try:
-                prerelease = PrereleasePolicy(text)
+                prerelease = PrereleasePolicy(policy)
             except ValueError:
-                c.add((*path, "prerelease"), f'"{text}" is not a prerelease policy.',
-                      f"Use one of {', '.join(p.value for p in PrereleasePolicy)}.")
+                c.add(
+                    (*path, "prerelease"),
+                    f'"{policy}" is not a prerelease policy.',
+                    f"Use one of {', '.join(p.value for p in PrereleasePolicy)}.",
+                )
         unhashed = c.strings(table, path, "allow-unhashed") or []
         return PythonSpec(
             requirements=tuple(requirements),
@@ -328,21 +398,32 @@ class _SpecReader:
             return Requirement(text)
         except InvalidRequirement as exc:
             detail = str(exc).splitlines()[0]
-            self.check.add(path, f'invalid requirement "{text}"{where}: {detail}.',
-                           'Write a PEP 508 requirement such as "torch==2.5.*".')
+            self.check.add(
+                path,
+                f'invalid requirement "{text}"{where}: {detail}.',
+                'Write a PEP 508 requirement such as "torch==2.5.*".',
+            )
             return None
 
-    def requirements_file(self, path: KeyPath, name: str, chain: tuple[str, ...]) -> list[Requirement]:
+    def requirements_file(
+        self, path: KeyPath, name: str, chain: tuple[str, ...]
+    ) -> list[Requirement]:
         if name in chain:
-            self.check.add(path, f'requirements file "{name}" includes itself '
-                           f"({' -> '.join((*chain, name))}).", "Remove the cycle.")
+            self.check.add(
+                path,
+                f'requirements file "{name}" includes itself ({" -> ".join((*chain, name))}).',
+                "Remove the cycle.",
+            )
             return []
         try:
             text = self.read_file(name)
         except OSError as exc:
             reason = exc.strerror or str(exc)
-            self.check.add(path, f'cannot read requirements file "{name}": {reason}.',
-                           "Paths are relative to the spec's folder.")
+            self.check.add(
+                path,
+                f'cannot read requirements file "{name}": {reason}.',
+                "Paths are relative to the spec's folder.",
+            )
             return []
         out: list[Requirement] = []
         for number, line in _logical_lines(text):
@@ -353,9 +434,12 @@ class _SpecReader:
                 out.extend(self.requirements_file(path, target, (*chain, name)))
             elif line.startswith("-"):
                 option = line.split()[0]
-                self.check.add(path, f'unsupported option "{option}"{where}.',
-                               "Requirements files hold requirements only; declare indexes in "
-                               "[[python.index]] and constraints in the spec.")
+                self.check.add(
+                    path,
+                    f'unsupported option "{option}"{where}.',
+                    "Requirements files hold requirements only; declare indexes in "
+                    "[[python.index]] and constraints in the spec.",
+                )
             elif (req := self.requirement(path, line, where)) is not None:
                 out.append(req)
         return out
@@ -379,12 +463,18 @@ class _SpecReader:
             if name is None and "name" not in table:
                 c.add(ipath, "index has no name.", 'Add name = "..." to this [[python.index]].')
             if url is None and "url" not in table:
-                c.add(ipath, "index has no url.", 'Add url = "https://..." (a PEP 503/691 simple index).')
+                c.add(
+                    ipath,
+                    "index has no url.",
+                    'Add url = "https://..." (a PEP 503/691 simple index).',
+                )
             if name is not None:
                 if name in names:
-                    c.add((*ipath, "name"),
-                          f'duplicate index name "{name}" (also python.index[{names[name]}]).',
-                          "Give each index a unique name.")
+                    c.add(
+                        (*ipath, "name"),
+                        f'duplicate index name "{name}" (also python.index[{names[name]}]).',
+                        "Give each index a unique name.",
+                    )
                 else:
                     names[name] = i
             if url is not None:
@@ -392,26 +482,40 @@ class _SpecReader:
                 if parts.scheme not in ("http", "https", "file") or (
                     parts.scheme != "file" and not parts.netloc
                 ):
-                    c.add((*ipath, "url"), f'"{_redact(url)}" is not an index URL.',
-                          'Use an http(s) or file URL such as "https://pypi.org/simple".')
+                    c.add(
+                        (*ipath, "url"),
+                        f'"{_redact(url)}" is not an index URL.',
+                        'Use an http(s) or file URL such as "https://pypi.org/simple".',
+                    )
             packages: list[str] = []
             for j, pkg in c.strings(table, ipath, "packages") or ():
                 canonical = canonicalize_name(pkg)
                 if canonical in routed and name is not None:
-                    c.add((*ipath, "packages", j),
-                          f'package "{pkg}" is already routed to index "{routed[canonical]}".',
-                          "Route each package to one index.")
+                    c.add(
+                        (*ipath, "packages", j),
+                        f'package "{pkg}" is already routed to index "{routed[canonical]}".',
+                        "Route each package to one index.",
+                    )
                 routed.setdefault(canonical, name or "?")
                 packages.append(canonical)
             default = c.boolean(table, ipath, "default") or False
             if default:
                 defaults.append(name or "?")
                 if len(defaults) > 1:
-                    c.add((*ipath, "default"), "only one index can be the default "
-                          f"(also {defaults[0]}).", "Keep default = true on one index.")
+                    c.add(
+                        (*ipath, "default"),
+                        f"only one index can be the default (also {defaults[0]}).",
+                        "Keep default = true on one index.",
+                    )
             if name is not None and url is not None:
-                out.append(IndexSpec(name=name, url=url.rstrip("/"),
-                                     packages=tuple(sorted(set(packages))), default=default))
+                out.append(
+                    IndexSpec(
+                        name=name,
+                        url=url.rstrip("/"),
+                        packages=tuple(sorted(set(packages))),
+                        default=default,
+                    )
+                )
         return tuple(out)
 
     def timestamp(self, table: Mapping[str, Any], path: KeyPath, key: str) -> dt.datetime | None:
@@ -445,17 +549,26 @@ class _SpecReader:
         for i, item in items:
             name = item.split("=", 1)[0]
             if not _DEB_NAME.match(name):
-                c.add((*path, "packages", i), f'"{item}" is not a Debian package name.',
-                      'Names are lowercase letters, digits and + - . such as "libgl1".')
+                c.add(
+                    (*path, "packages", i),
+                    f'"{item}" is not a Debian package name.',
+                    'Names are lowercase letters, digits and + - . such as "libgl1".',
+                )
         c.duplicates((*path, "packages"), items, "package")
         snapshot = c.string(table, path, "snapshot")
         if snapshot is not None and not _SNAPSHOT.match(snapshot):
-            c.add((*path, "snapshot"), f'"{snapshot}" is not a snapshot id.',
-                  'Write it as the archives do: "20250520T000000Z".')
+            c.add(
+                (*path, "snapshot"),
+                f'"{snapshot}" is not a snapshot id.',
+                'Write it as the archives do: "20250520T000000Z".',
+            )
         mirror = c.string(table, path, "mirror")
         if mirror is not None and urlsplit(mirror).scheme not in ("http", "https", "file"):
-            c.add((*path, "mirror"), f'"{_redact(mirror)}" is not an archive URL.',
-                  'Use a URL such as "http://deb.debian.org/debian".')
+            c.add(
+                (*path, "mirror"),
+                f'"{_redact(mirror)}" is not an archive URL.',
+                'Use a URL such as "http://deb.debian.org/debian".',
+            )
         return AptSpec(
             packages=tuple(sorted({item for _, item in items})),
             snapshot=snapshot,
@@ -466,23 +579,40 @@ class _SpecReader:
     # -- [image] ----------------------------------------------------------------------
     def image(self, value: object) -> ImageSpec | None:
         c, path = self.check, ("image",)
-        keys = ("workdir", "user", "copy", "env", "labels", "cmd", "entrypoint", "expose",
-                "healthcheck")
+        keys = (
+            "workdir",
+            "user",
+            "copy",
+            "env",
+            "labels",
+            "cmd",
+            "entrypoint",
+            "expose",
+            "healthcheck",
+        )
         table = c.table(value, path, keys)
         if table is None:
             return None
         workdir = c.string(table, path, "workdir") or "/app"
         if not workdir.startswith("/"):
-            c.add((*path, "workdir"), f'"{workdir}" is not an absolute path.', 'Write it like "/app".')
+            c.add(
+                (*path, "workdir"), f'"{workdir}" is not an absolute path.', 'Write it like "/app".'
+            )
         user = c.string(table, path, "user") or "app"
-        if not _USER.match(user) or user == "root" or user == "0":
-            c.add((*path, "user"), f'"{user}" cannot be the image user.',
-                  'Use a non-root user name (lowercase, e.g. "app") or a numeric uid other than 0.')
+        if not _USER.match(user) or user in {"root", "0"}:
+            c.add(
+                (*path, "user"),
+                f'"{user}" cannot be the image user.',
+                'Use a non-root user name (lowercase, e.g. "app") or a numeric uid other than 0.',
+            )
         env = c.string_table(table, path, "env") or {}
         for name in env:
             if not _ENV_NAME.match(name):
-                c.add((*path, "env", name), f'"{name}" is not a valid environment variable name.',
-                      "Use letters, digits and underscores, not starting with a digit.")
+                c.add(
+                    (*path, "env", name),
+                    f'"{name}" is not a valid environment variable name.',
+                    "Use letters, digits and underscores, not starting with a digit.",
+                )
         labels = c.string_table(table, path, "labels") or {}
         return ImageSpec(
             workdir=workdir,
@@ -494,27 +624,39 @@ class _SpecReader:
             entrypoint=self.command(table, path, "entrypoint"),
             expose=self.ports(table, path),
             healthcheck=self.healthcheck(table.get("healthcheck"), (*path, "healthcheck"))
-            if "healthcheck" in table else None,
+            if "healthcheck" in table
+            else None,
         )
 
     def copies(self, table: Mapping[str, Any], path: KeyPath) -> tuple[tuple[str, str], ...]:
         value = table.get("copy", [])
         hint = 'Write copy = [["src", "/app/src"]]: pairs of a source and an absolute destination.'
         if not isinstance(value, list):
-            self.check.wrong_type((*path, "copy"), value, "an array of [source, destination] pairs", hint)
+            self.check.wrong_type(
+                (*path, "copy"), value, "an array of [source, destination] pairs", hint
+            )
             return ()
         out: list[tuple[str, str]] = []
         for i, pair in enumerate(value):
-            ok = (isinstance(pair, list) and len(pair) == 2
-                  and all(isinstance(p, str) and p.strip() for p in pair))
+            ok = (
+                isinstance(pair, list)
+                and len(pair) == 2
+                and all(isinstance(p, str) and p.strip() for p in pair)
+            )
             if not ok:
-                self.check.add((*path, "copy", i), f"expected a [source, destination] pair, "
-                               f"got {pair!r}.", hint)
+                self.check.add(
+                    (*path, "copy", i),
+                    f"expected a [source, destination] pair, got {pair!r}.",
+                    hint,
+                )
                 continue
             src, dst = pair
             if src.startswith("/") or ".." in src.split("/"):
-                self.check.add((*path, "copy", i, 0), f'source "{src}" must be inside the build '
-                               "context.", "Use a path relative to the spec's folder.")
+                self.check.add(
+                    (*path, "copy", i, 0),
+                    f'source "{src}" must be inside the build context.',
+                    "Use a path relative to the spec's folder.",
+                )
             elif not dst.startswith("/"):
                 self.check.add((*path, "copy", i, 1), f'destination "{dst}" is not absolute.', hint)
             else:
@@ -524,8 +666,9 @@ class _SpecReader:
     def command(self, table: Mapping[str, Any], path: KeyPath, key: str) -> tuple[str, ...] | None:
         if key not in table:
             return None
-        items = self.check.strings(table, path, key,
-                                   hint=f'Use the exec form: {key} = ["python", "-m", "app"].')
+        items = self.check.strings(
+            table, path, key, hint=f'Use the exec form: {key} = ["python", "-m", "app"].'
+        )
         if items is None:
             return None
         if not items:
@@ -561,17 +704,29 @@ class _SpecReader:
         for key in ("interval", "timeout", "start-period"):
             text = c.string(table, path, key)
             if text is not None and not _DURATION.match(text):
-                c.add((*path, key), f'"{text}" is not a duration.', 'Write it like "30s" or "1m30s".')
+                c.add(
+                    (*path, key), f'"{text}" is not a duration.', 'Write it like "30s" or "1m30s".'
+                )
             durations[key] = text
         retries = table.get("retries")
-        if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool)
-                                    or retries < 1):
-            c.add((*path, "retries"), f"{retries!r} is not a positive integer.", "Write e.g. retries = 3.")
+        if retries is not None and (
+            not isinstance(retries, int) or isinstance(retries, bool) or retries < 1
+        ):
+            c.add(
+                (*path, "retries"),
+                f"{retries!r} is not a positive integer.",
+                "Write e.g. retries = 3.",
+            )
             retries = None
         if cmd is None:
             return None
-        return Healthcheck(cmd=cmd, interval=durations["interval"], timeout=durations["timeout"],
-                           start_period=durations["start-period"], retries=retries)
+        return Healthcheck(
+            cmd=cmd,
+            interval=durations["interval"],
+            timeout=durations["timeout"],
+            start_period=durations["start-period"],
+            retries=retries,
+        )
 
     # -- [registry] ---------------------------------------------------------------------
     def registry(self, value: object) -> RegistrySpec | None:

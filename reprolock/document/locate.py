@@ -7,6 +7,7 @@ the line of every table header, key, array element and inline-table key.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 KeyPath = tuple[str | int, ...]
@@ -21,7 +22,9 @@ def render_path(path: Sequence[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
             continue
-        text = part if part and all(c in _BARE for c in part) else '"' + part.replace('"', '\\"') + '"'
+        text = (
+            part if part and all(c in _BARE for c in part) else '"' + part.replace('"', '\\"') + '"'
+        )
         out += f".{text}" if out else text
     return out
 
@@ -167,10 +170,8 @@ class _Scanner:
 def locate_keys(text: str) -> dict[KeyPath, int]:
     """Line numbers (1-based) of the keys in ``text``, which must be valid TOML."""
     scanner = _Scanner(text)
-    try:
-        scanner.document()
-    except (ValueError, IndexError):
-        pass  # best effort: positions found so far still help
+    with contextlib.suppress(ValueError, IndexError):
+        scanner.document()  # best effort: positions found before a surprise still help
     return scanner.lines
 
 

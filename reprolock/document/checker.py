@@ -7,8 +7,8 @@ import difflib
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from reprolock.document.locate import KeyPath, line_of, render_path
 from reprolock.errors import Problem
-from reprolock.spec.locate import KeyPath, line_of, render_path
 
 
 def toml_type(value: object) -> str:
@@ -62,7 +62,9 @@ class Checker:
             )
         )
 
-    def table(self, value: object, path: KeyPath, allowed: Collection[str]) -> dict[str, Any] | None:
+    def table(
+        self, value: object, path: KeyPath, allowed: Collection[str]
+    ) -> dict[str, Any] | None:
         """``value`` as a table whose keys are all in ``allowed``; None if it is not a table."""
         if not isinstance(value, dict):
             self.wrong_type(path, value, "a table")
@@ -85,12 +87,15 @@ class Checker:
             hint = f"Known keys here: {', '.join(choices)}."
         self.add(path, f'unknown key "{key}".', hint)
 
-    def wrong_type(self, path: KeyPath, value: object, expected: str, hint: str | None = None) -> None:
+    def wrong_type(
+        self, path: KeyPath, value: object, expected: str, hint: str | None = None
+    ) -> None:
         self.add(path, f"expected {expected}, got {toml_type(value)} {show(value)}.", hint)
 
     # -- typed getters: return None (and record a problem) when the value is wrong ----
-    def string(self, table: Mapping[str, Any], path: KeyPath, key: str,
-               hint: str | None = None) -> str | None:
+    def string(
+        self, table: Mapping[str, Any], path: KeyPath, key: str, hint: str | None = None
+    ) -> str | None:
         if key not in table:
             return None
         value = table[key]
@@ -111,8 +116,9 @@ class Checker:
             return None
         return value
 
-    def strings(self, table: Mapping[str, Any], path: KeyPath, key: str,
-                hint: str | None = None) -> list[tuple[int, str]] | None:
+    def strings(
+        self, table: Mapping[str, Any], path: KeyPath, key: str, hint: str | None = None
+    ) -> list[tuple[int, str]] | None:
         """An array of strings as (index, value) pairs; bad elements are reported and dropped."""
         if key not in table:
             return None
@@ -128,7 +134,9 @@ class Checker:
                 out.append((i, item))
         return out
 
-    def string_table(self, table: Mapping[str, Any], path: KeyPath, key: str) -> dict[str, str] | None:
+    def string_table(
+        self, table: Mapping[str, Any], path: KeyPath, key: str
+    ) -> dict[str, str] | None:
         """A table of string values (env, labels, mirrors)."""
         if key not in table:
             return None
@@ -141,15 +149,19 @@ class Checker:
             if isinstance(item, str):
                 out[name] = item
             else:
-                self.wrong_type((*path, key, name), item, "a string",
-                                f'Quote the value: {name} = "{item}".')
+                self.wrong_type(
+                    (*path, key, name), item, "a string", f'Quote the value: {name} = "{item}".'
+                )
         return out
 
     def duplicates(self, path: KeyPath, items: Sequence[tuple[int, str]], what: str) -> None:
         seen: dict[str, int] = {}
         for i, item in items:
             if item in seen:
-                self.add((*path, i), f'duplicate {what} "{item}" (also at index {seen[item]}).',
-                         "List each one once.")
+                self.add(
+                    (*path, i),
+                    f'duplicate {what} "{item}" (also at index {seen[item]}).',
+                    "List each one once.",
+                )
             else:
                 seen[item] = i

@@ -1,0 +1,1 @@
+"""Checked reading of TOML documents: key paths, their lines, and located problems."""
