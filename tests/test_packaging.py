@@ -29,9 +29,21 @@ def test_installed_wheel_finds_its_data(tmp_path: Path) -> None:
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "-q", "-w", str(dist), str(ROOT)],
-        check=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(dist),
+            str(ROOT),
+        ],
+        check=True,
+        env=env,
     )
     [wheel] = dist.glob("reprolock-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -44,12 +56,21 @@ def test_installed_wheel_finds_its_data(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                   check=True, env=env)
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        env=env,
+    )
     work = tmp_path / "elsewhere"
     work.mkdir()
-    out = subprocess.run([python, "-c", PROBE], cwd=work, check=True, capture_output=True,
-                         text=True, env={k: v for k, v in env.items() if k != "PYTHONPATH"})
+    out = subprocess.run(
+        [python, "-c", PROBE],
+        cwd=work,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in env.items() if k != "PYTHONPATH"},
+    )
     import json
 
     facts = json.loads(out.stdout)
@@ -60,6 +81,11 @@ def test_installed_wheel_finds_its_data(tmp_path: Path) -> None:
     assert facts["starter"] is True
 
     example = ROOT / "examples" / "train" / "reprolock.toml"
-    run = subprocess.run([venv / "bin" / "reprolock", "check", "--spec", str(example)], cwd=work,
-                         capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [venv / "bin" / "reprolock", "check", "--spec", str(example)],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
