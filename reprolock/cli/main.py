@@ -13,6 +13,7 @@ from reprolock import __version__
 from reprolock.cli import output
 from reprolock.cli.check import check_command
 from reprolock.cli.init import init_command
+from reprolock.cli.lock import lock_command
 from reprolock.cli.matrix import matrix_command
 from reprolock.cli.schema import schema_command
 from reprolock.errors import InputError, ReprolockError
@@ -57,8 +58,12 @@ def cli(
 
 cli.add_command(init_command)
 cli.add_command(check_command)
+cli.add_command(lock_command)
 cli.add_command(schema_command)
 cli.add_command(matrix_command)
+
+
+INTERNAL_ERROR = 70  # EX_SOFTWARE
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -87,3 +92,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except (click.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug: say so briefly; the traceback is one flag away
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"error: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in reprolock; rerun with --debug for the traceback and "
+            "report it.",
+            err=True,
+        )
+        sys.exit(INTERNAL_ERROR)

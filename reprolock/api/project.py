@@ -1,8 +1,4 @@
-"""Use cases: wire the file system and shipped data to the pure stages.
-
-Each function takes paths and options, returns a result value, and raises
-`ReprolockError` subclasses; the CLI renders both.
-"""
+"""Project files: find, read and check the spec and the lock; write starters."""
 
 from __future__ import annotations
 

@@ -1,0 +1,116 @@
+"""``reprolock lock``: resolve the spec for every target and write the lock atomically."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from reprolock.api.project import (
+    default_lock_path,
+    find_spec,
+    load_spec,
+    read_lock,
+    shipped_matrices,
+    write_lock,
+)
+from reprolock.api.python_layer import NetOptions, Observer, locked_packages, resolve_targets
+from reprolock.errors import InputError
+from reprolock.lock import LockedTarget, Lockfile, dumps, inputs_of, new_lockfile
+from reprolock.resolve.python.resolve import PythonResolution
+from reprolock.spec import Spec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockResult:
+    spec_path: Path
+    lock_path: Path
+    lock: Lockfile
+    changed: bool
+    resolutions: tuple[PythonResolution, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+
+def not_yet_locked(spec: Spec) -> list[str]:
+    """What the spec asks for that this version of reprolock does not pin yet."""
+    notes = []
+    if spec.gpu is not None:
+        notes.append(
+            "[gpu]: the CUDA stack (toolkit, cuDNN, driver floor, GPU arches) is not "
+            "decided or checked yet; the Python layer is locked as requested"
+        )
+    if spec.base.ref is not None or spec.base.image is not None:
+        notes.append("[base]: the base image is not pinned by digest yet")
+    if spec.apt is not None and spec.apt.packages:
+        notes.append("[apt]: apt packages are not pinned yet")
+    return notes
+
+
+def lock(
+    spec_path: Path | None,
+    lock_path: Path | None,
+    *,
+    cwd: Path,
+    net: NetOptions,
+    upgrade: bool = False,
+    upgrade_packages: Iterable[str] = (),
+    observer: Observer | None = None,
+) -> LockResult:
+    """Resolve ``spec`` and write the lock; existing pins are kept where they still fit."""
+    spec_file = find_spec(spec_path, cwd)
+    spec = load_spec(spec_file)
+    lock_file = lock_path or default_lock_path(spec_file)
+    previous: dict[str, LockedTarget] = {}
+    old_text = None
+    warnings: list[str] = []
+    if lock_file.exists():
+        try:
+            old, old_warnings = read_lock(lock_file)
+        except InputError as exc:
+            warnings.append(f"the existing lock is unreadable and will be replaced: {exc.message}")
+        else:
+            warnings.extend(old_warnings)
+            previous = {t.id: t for t in old.targets}
+            with contextlib.suppress(OSError):
+                old_text = lock_file.read_text(encoding="utf-8")
+    upgrades = frozenset(canonicalize_name(n) for n in upgrade_packages)
+    resolved = resolve_targets(
+        spec,
+        net,
+        previous=previous,
+        keep_pins=not upgrade,
+        upgrade_packages=upgrades,
+        observer=observer,
+    )
+    targets = []
+    resolutions = []
+    for tid, target, resolution in resolved:
+        packages = locked_packages(resolution) if resolution is not None else ()
+        if resolution is not None:
+            resolutions.append(resolution)
+            warnings.extend(f"{tid}: {w}" for w in resolution.warnings)
+        targets.append(
+            LockedTarget(
+                id=tid,
+                platform=target.platform,
+                python=str(spec.environment.python),
+                packages=packages,
+            )
+        )
+    lockfile = new_lockfile(inputs_of(spec, shipped_matrices().version), tuple(targets))
+    text = dumps(lockfile)
+    changed = text != old_text
+    if changed:
+        write_lock(lock_file, lockfile)
+    warnings.extend(f"not locked yet: {note}." for note in not_yet_locked(spec))
+    return LockResult(
+        spec_path=spec_file,
+        lock_path=lock_file,
+        lock=lockfile,
+        changed=changed,
+        resolutions=tuple(resolutions),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,155 @@
+"""The Python layer of a lock: indexes from the spec, resolution per target, lock entries."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ContextManager, Protocol
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from reprolock.lock import LockedTarget, PythonPackage, Wheel
+from reprolock.net import Cache, NetConfig, new_session
+from reprolock.resolve.python.finder import Fetcher
+from reprolock.resolve.python.http_index import HttpIndex, strip_credentials
+from reprolock.resolve.python.resolve import PythonResolution, resolve_python
+from reprolock.resolve.python.routing import IndexRouter, RoutedIndex
+from reprolock.resolve.python.target import PythonTarget
+from reprolock.spec import Spec
+
+PYPI = "https://pypi.org/simple"
+
+Stats = Callable[[], Mapping[str, int]]
+
+
+class Observer(Protocol):
+    """Shows progress while the network works (the CLI's progress line)."""
+
+    def watch(self, stats: Stats) -> ContextManager[None]: ...
+
+
+class _Silent:
+    def watch(self, stats: Stats) -> ContextManager[None]:
+        del stats
+        return contextlib.nullcontext()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetOptions:
+    config: NetConfig
+    cache_dir: Path | None
+
+
+def target_id(target: PythonTarget) -> str:
+    return f"py{target.python.feature}-{target.platform.short}"
+
+
+def targets_of(spec: Spec) -> list[PythonTarget]:
+    env = spec.environment
+    return [PythonTarget(python=env.python, platform=p) for p in env.platforms]
+
+
+@contextlib.contextmanager
+def open_router(spec: Spec, net: NetOptions) -> Iterator[tuple[IndexRouter, list[HttpIndex]]]:
+    """The spec's indexes (PyPI unless another is the default) behind one router."""
+    session = new_session(net.config)
+    cache = Cache(net.cache_dir)
+    indexes: list[HttpIndex] = []
+
+    def make(name: str, url: str, packages: tuple[str, ...] = ()) -> RoutedIndex:
+        index = HttpIndex(url, session, cache, offline=net.config.offline)
+        indexes.append(index)
+        return RoutedIndex(
+            name,
+            strip_credentials(url.rstrip("/")),
+            index,
+            frozenset(canonicalize_name(p) for p in packages),
+        )
+
+    specs = spec.python.indexes if spec.python else ()
+    default_spec = next((i for i in specs if i.default), None)
+    default = (
+        make(default_spec.name, default_spec.url, default_spec.packages)
+        if default_spec
+        else make("pypi", PYPI)
+    )
+    extras = [make(i.name, i.url, i.packages) for i in specs if not i.default]
+    try:
+        yield IndexRouter(default, extras), indexes
+    finally:
+        session.close()
+
+
+def _total(indexes: list[HttpIndex]) -> Mapping[str, int]:
+    total: dict[str, int] = {}
+    for index in indexes:
+        for key, value in index.stats.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def resolve_targets(
+    spec: Spec,
+    net: NetOptions,
+    *,
+    previous: Mapping[str, LockedTarget],
+    keep_pins: bool,
+    upgrade_packages: frozenset[NormalizedName],
+    observer: Observer | None = None,
+) -> list[tuple[str, PythonTarget, PythonResolution | None]]:
+    """Resolve every target; ``previous`` pins are preferred unless upgraded."""
+    observer = observer or _Silent()
+    out: list[tuple[str, PythonTarget, PythonResolution | None]] = []
+    with open_router(spec, net) as (router, indexes), observer.watch(lambda: _total(indexes)):
+        fetcher = Fetcher(router)
+        try:
+            for target in targets_of(spec):
+                tid = target_id(target)
+                if spec.python is None:
+                    out.append((tid, target, None))
+                    continue
+                preferred = _preferred(previous.get(tid), upgrade_packages) if keep_pins else {}
+                out.append(
+                    (tid, target, resolve_python(spec.python, target, fetcher, preferred=preferred))
+                )
+        finally:
+            fetcher.close()
+    return out
+
+
+def _preferred(
+    target: LockedTarget | None, upgrade: frozenset[NormalizedName]
+) -> dict[NormalizedName, Version]:
+    if target is None:
+        return {}
+    out: dict[NormalizedName, Version] = {}
+    for package in target.packages:
+        name = canonicalize_name(package.name)
+        if name in upgrade:
+            continue
+        with contextlib.suppress(InvalidVersion):
+            out[name] = Version(package.version)
+    return out
+
+
+def locked_packages(resolution: PythonResolution) -> tuple[PythonPackage, ...]:
+    return tuple(
+        PythonPackage(
+            name=pin.name,
+            version=str(pin.version),
+            index=pin.release.wheel.index,
+            dependencies=pin.dependencies,
+            wheels=(
+                Wheel(
+                    filename=pin.release.wheel.filename,
+                    url=strip_credentials(pin.release.wheel.url),
+                    sha256=pin.release.wheel.sha256,
+                    size=pin.release.wheel.size,
+                ),
+            ),
+        )
+        for pin in resolution.pins.values()
+    )

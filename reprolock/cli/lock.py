@@ -1,0 +1,90 @@
+"""``reprolock lock``: resolve the spec for its targets and write reprolock.lock."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from reprolock.api.locking import lock
+from reprolock.api.python_layer import NetOptions
+from reprolock.cli import output
+from reprolock.cli.progress import ProgressLine
+from reprolock.net import NetConfig
+
+
+def net_options(settings: output.Settings) -> NetOptions:
+    """Network settings from the global options and the environment (CA bundle, proxies)."""
+    config = NetConfig.from_environment(dict(os.environ), offline=settings.offline)
+    cache = settings.cache_dir
+    if cache is None:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        cache = Path(base) / "reprolock"
+    return NetOptions(config=config, cache_dir=cache)
+
+
+@click.command("lock")
+@click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(path_type=Path),
+    help="The spec [default: reprolock.toml or pyproject.toml here].",
+)
+@click.option(
+    "--lock",
+    "lock_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The lock to write [default: reprolock.lock beside the spec].",
+)
+@click.option(
+    "--upgrade", "-U", is_flag=True, help="Ignore existing pins: take the newest that fit."
+)
+@click.option(
+    "--upgrade-package",
+    "-P",
+    "upgrade_packages",
+    multiple=True,
+    metavar="NAME",
+    help="Let NAME move to its newest fitting version (repeatable).",
+)
+def lock_command(
+    spec_path: Path | None, lock_path: Path | None, upgrade: bool, upgrade_packages: tuple[str, ...]
+) -> None:
+    """Resolve the spec for each target and write the lock.
+
+    Pins in an existing lock are kept while they still satisfy the spec
+    (minimal updates); --upgrade and --upgrade-package move them.
+    """
+    settings = output.current()
+    result = lock(
+        spec_path,
+        lock_path,
+        cwd=Path(),
+        net=net_options(settings),
+        upgrade=upgrade,
+        upgrade_packages=upgrade_packages,
+        observer=ProgressLine.for_terminal("locking", settings.verbosity < 0),
+    )
+    for warning in result.warnings:
+        settings.warn(warning)
+    if settings.format == "json":
+        settings.emit_json(
+            {
+                "lock": str(result.lock_path),
+                "changed": result.changed,
+                "targets": {t.id: len(t.packages) for t in result.lock.targets},
+                "warnings": list(result.warnings),
+            }
+        )
+        return
+    for target in result.lock.targets:
+        settings.say(f"{target.id}: {len(target.packages)} Python packages")
+        for package in target.packages:
+            settings.say(f"  {package.name}=={package.version}", level=1)
+    for resolution in result.resolutions:
+        for name, selection in resolution.selections.items():
+            for version, reasons in sorted(selection.rejected.items(), reverse=True):
+                settings.say(f"  rejected {name} {version}: {'; '.join(reasons)}", level=2)
+    verb = "wrote" if result.changed else "unchanged:"
+    settings.say(f"{verb} {result.lock_path}")

@@ -1,0 +1,1 @@
+"""The Python layer: index adapters, target-aware file selection and the resolvelib provider."""

@@ -1,0 +1,120 @@
+"""Fetch pages and metadata ahead of the resolver, in a bounded thread pool.
+
+resolvelib asks for one thing at a time; the network answers slowly.  The
+finder starts fetching a project's page as soon as the project is named, and
+the metadata of its most likely candidate as soon as the page arrives, so most
+answers are ready when the resolver asks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from packaging.specifiers import SpecifierSet
+from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
+
+from reprolock.resolve.python.index import DistFile, PythonIndex
+from reprolock.resolve.python.metadata import CoreMetadata, parse_metadata
+from reprolock.resolve.python.select import Release, Selection, select_releases
+from reprolock.resolve.python.target import PythonTarget
+
+
+class Fetcher:
+    """Shared by every target of one lock: each page and metadata file is fetched once."""
+
+    def __init__(self, index: PythonIndex, *, workers: int = 16) -> None:
+        self.index = index
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reprolock-fetch")
+        self._pages: dict[NormalizedName, Future[list[DistFile]]] = {}
+        self._metadata: dict[str, Future[CoreMetadata]] = {}
+        self._lock = threading.Lock()
+
+    def page(self, name: NormalizedName) -> Future[list[DistFile]]:
+        with self._lock:
+            future = self._pages.get(name)
+            if future is None:
+                future = self.pool.submit(lambda: list(self.index.project_files(name)))
+                self._pages[name] = future
+            return future
+
+    def metadata(self, file: DistFile) -> Future[CoreMetadata]:
+        with self._lock:
+            future = self._metadata.get(file.url)
+            if future is None:
+                future = self.pool.submit(lambda: parse_metadata(self.index.metadata(file)))
+                self._metadata[file.url] = future
+            return future
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Finder:
+    """Per target: the installable releases of each project, and their metadata."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        target: PythonTarget,
+        *,
+        exclude_newer: dt.datetime | None,
+        allow_unhashed: frozenset[NormalizedName] = frozenset(),
+        choose: Callable[[NormalizedName, SpecifierSet, Selection], Release | None] | None = None,
+    ) -> None:
+        self.fetcher = fetcher
+        self.target = target
+        self.exclude_newer = exclude_newer
+        self.allow_unhashed = allow_unhashed
+        self.choose = choose
+        self._selections: dict[NormalizedName, Selection] = {}
+        self._lock = threading.Lock()
+
+    def selection(self, name: NormalizedName) -> Selection:
+        with self._lock:
+            if name in self._selections:
+                return self._selections[name]
+        files = self.fetcher.page(name).result()
+        if name not in self.allow_unhashed:
+            hashed = [f for f in files if f.sha256 or not f.is_wheel]
+            unhashed = [f for f in files if not f.sha256 and f.is_wheel]
+        else:
+            hashed, unhashed = files, []
+        selection = select_releases(name, hashed, self.target, exclude_newer=self.exclude_newer)
+        installable = {r.version for r in selection.releases}
+        for file in unhashed:
+            try:
+                _name, version, _build, _tags = parse_wheel_filename(file.filename)
+            except InvalidWheelFilename:
+                continue
+            if version not in installable:
+                selection.reject(
+                    version,
+                    f"{file.filename} has no sha256 on the index; add "
+                    f'"{name}" to python.allow-unhashed to accept that',
+                )
+        with self._lock:
+            self._selections.setdefault(name, selection)
+            return self._selections[name]
+
+    def metadata(self, release: Release) -> CoreMetadata:
+        return self.fetcher.metadata(release.wheel).result()
+
+    def prefetch(self, wanted: Iterable[tuple[NormalizedName, SpecifierSet]]) -> None:
+        """Start fetching pages, then the likely candidate's metadata, for ``wanted``."""
+        for name, specifier in wanted:
+            page = self.fetcher.page(name)
+            page.add_done_callback(lambda _f, n=name, s=specifier: self._prefetch_best(n, s))
+
+    def _prefetch_best(self, name: NormalizedName, specifier: SpecifierSet) -> None:
+        try:
+            selection = self.selection(name)
+        except Exception:
+            return
+        release = self.choose(name, specifier, selection) if self.choose else None
+        if release is None:
+            release = next((r for r in selection.releases if specifier.contains(r.version)), None)
+        if release is not None:
+            self.fetcher.metadata(release.wheel)

@@ -1,0 +1,42 @@
+"""What the resolver needs from a Python package index, and the file records it returns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from packaging.utils import NormalizedName
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DistFile:
+    """One distribution file listed on an index's project page."""
+
+    filename: str
+    url: str
+    index: str  # the index URL (credentials removed) the file was listed on
+    sha256: str | None
+    requires_python: str | None = None
+    yanked: str | None = None  # the reason ("" for none given) when yanked
+    upload_time: dt.datetime | None = None
+    size: int | None = None
+    metadata: bool | str = False  # PEP 658/714: True, or the metadata file's sha256
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
+
+
+class PythonIndex(Protocol):
+    """A source of project pages and core metadata (PEP 503/691/658).
+
+    ``project_files`` returns every file the index lists for a project (empty
+    when the index does not have the project); ``metadata`` returns the core
+    metadata (``METADATA``) of a wheel.  Both raise `SourceError` on trouble.
+    """
+
+    def project_files(self, name: NormalizedName) -> Sequence[DistFile]: ...
+
+    def metadata(self, file: DistFile) -> bytes: ...

@@ -1,0 +1,221 @@
+"""The resolvelib provider: requirements and candidates for one target.
+
+Preference order (which undecided project resolvelib works on next), the
+first difference wins:
+
+1. projects pinned with ``==`` (nothing to choose);
+2. projects named in a backtracking cause (settle conflicts early);
+3. projects the spec asks for directly;
+4. projects with fewer candidates left;
+5. the name, for determinism.
+
+Candidates are offered newest first, except that a version pinned by the
+existing lock comes first (minimal updates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib import AbstractProvider
+
+from reprolock.errors import InputError
+from reprolock.resolve.python.finder import Finder
+from reprolock.resolve.python.select import Release, Selection
+from reprolock.spec import PrereleasePolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Req:
+    """One requirement on one identifier: a project, or a project with one extra."""
+
+    name: NormalizedName
+    extra: NormalizedName | None
+    specifier: SpecifierSet
+    parent: Candidate | None = field(default=None, compare=False)
+    text: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> str:
+        return self.name if self.extra is None else f"{self.name}[{self.extra}]"
+
+    @property
+    def pinned(self) -> Version | None:
+        specs = list(self.specifier)
+        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+            return Version(specs[0].version)
+        return None
+
+    def __str__(self) -> str:
+        return self.text or f"{self.key}{self.specifier}"
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    name: NormalizedName
+    extra: NormalizedName | None
+    release: Release = field(compare=False)
+    version: Version
+
+    @property
+    def key(self) -> str:
+        return self.name if self.extra is None else f"{self.name}[{self.extra}]"
+
+    def __str__(self) -> str:
+        return f"{self.key}=={self.version}"
+
+
+def requirement_to_reqs(requirement: Requirement, parent: Candidate | None) -> list[Req]:
+    """``foo[a,b]>=1`` → ``foo>=1``, ``foo[a]>=1``, ``foo[b]>=1``."""
+    if requirement.url:
+        where = f"{parent}" if parent else "the spec"
+        raise InputError(
+            f'"{requirement}" (from {where}) is a direct URL requirement; reprolock locks '
+            "packages from indexes only.",
+            hint="Publish the wheel to an index and list it in [[python.index]].",
+        )
+    name = canonicalize_name(requirement.name)
+    text = str(requirement).split(";")[0].strip()
+    reqs = [Req(name, None, requirement.specifier, parent, text)]
+    reqs.extend(
+        Req(name, canonicalize_name(extra), requirement.specifier, parent, text)
+        for extra in sorted(requirement.extras)
+    )
+    return reqs
+
+
+class PythonProvider(AbstractProvider):  # type: ignore[misc]
+    def __init__(
+        self,
+        finder: Finder,
+        *,
+        prerelease: PrereleasePolicy,
+        preferred: Mapping[NormalizedName, Version],
+        direct: Iterable[str],
+    ) -> None:
+        self.finder = finder
+        self.prerelease = prerelease
+        self.preferred = dict(preferred)
+        self.direct = frozenset(direct)
+        self.env = finder.target.marker_environment()
+        self.extras_missing: list[str] = []
+
+    # -- identity and preference ----------------------------------------------------
+    def identify(self, requirement_or_candidate: Req | Candidate) -> str:
+        return requirement_or_candidate.key
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> tuple[object, ...]:
+        infos = list(information[identifier])
+        pinned = any(i.requirement.pinned is not None for i in infos)
+        cause = any(
+            c.requirement.key == identifier or (c.parent is not None and c.parent.key == identifier)
+            for c in backtrack_causes
+        )
+        direct = identifier in self.direct
+        count = sum(1 for _ in candidates[identifier]) if not pinned else 0
+        return (not pinned, not cause, not direct, count, identifier)
+
+    # -- candidates --------------------------------------------------------------------
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Req]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> list[Candidate]:
+        reqs = list(requirements[identifier])
+        name, extra = reqs[0].name, reqs[0].extra
+        bad = {c.version for c in incompatibilities[identifier]}
+        selection = self.finder.selection(name)
+        releases = self.matching(
+            name,
+            [r.specifier for r in reqs],
+            selection,
+            bad,
+            pins={p for r in reqs if (p := r.pinned) is not None},
+        )
+        if releases:
+            self.finder.fetcher.metadata(releases[0].wheel)
+        return [Candidate(name, extra, r, r.version) for r in releases]
+
+    def matching(
+        self,
+        name: NormalizedName,
+        specifiers: Sequence[SpecifierSet],
+        selection: Selection,
+        bad: set[Version] = frozenset(),  # type: ignore[assignment]
+        pins: set[Version] = frozenset(),
+    ) -> list[Release]:  # type: ignore[assignment]
+        """Releases allowed by every specifier and the policies, best first."""
+        found = [
+            r
+            for r in selection.releases
+            if r.version not in bad
+            and all(s.contains(r.version, prereleases=True) for s in specifiers)
+            and (r.yanked is None or r.version in pins)
+        ]
+        explicit = any(s.prereleases for s in specifiers)
+        policy = self.prerelease
+        final = [r for r in found if not r.version.is_prerelease]
+        if policy is PrereleasePolicy.DISALLOW or (
+            policy is PrereleasePolicy.EXPLICIT and not explicit
+        ):
+            found = final
+        elif policy is PrereleasePolicy.IF_NECESSARY or (
+            policy is PrereleasePolicy.IF_NECESSARY_OR_EXPLICIT and not explicit
+        ):
+            found = final or found
+        preferred = self.preferred.get(name)
+        if preferred is not None:
+            found.sort(key=lambda r: r.version != preferred)  # stable: newest-first otherwise
+        return found
+
+    def choose(
+        self, name: NormalizedName, specifier: SpecifierSet, selection: Selection
+    ) -> Release | None:
+        """The release the resolver will most likely try first (for prefetching)."""
+        found = self.matching(name, [specifier], selection)
+        return found[0] if found else None
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    # -- dependencies -------------------------------------------------------------------
+    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        metadata = self.finder.metadata(candidate.release)
+        deps: list[Req] = []
+        base_env = {**self.env, "extra": ""}
+        if candidate.extra is None:
+            for requirement in metadata.requires_dist:
+                if requirement.marker is None or requirement.marker.evaluate(base_env):
+                    deps.extend(requirement_to_reqs(requirement, candidate))
+        else:
+            pin = SpecifierSet(f"=={candidate.version}")
+            deps.append(Req(candidate.name, None, pin, candidate, f"{candidate.name}{pin}"))
+            if candidate.extra not in metadata.provides_extra:
+                self.extras_missing.append(
+                    f'{candidate.name} {candidate.version} has no extra "{candidate.extra}"'
+                )
+            extra_env = {**self.env, "extra": candidate.extra}
+            for requirement in metadata.requires_dist:
+                marker = requirement.marker
+                if (
+                    marker is not None
+                    and marker.evaluate(extra_env)
+                    and not marker.evaluate(base_env)
+                ):
+                    deps.extend(requirement_to_reqs(requirement, candidate))
+        self.finder.prefetch((d.name, d.specifier) for d in deps)
+        return deps

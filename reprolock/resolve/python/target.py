@@ -1,0 +1,84 @@
+"""The interpreter and platform a lock is for: its wheel tags and marker environment.
+
+Computed from the target, never from the host that runs reprolock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from packaging.tags import Tag, compatible_tags, cpython_tags
+
+from reprolock.model import Platform, PythonVersion
+
+# Legacy manylinux names and the glibc they stand for (PEP 599/571/513).
+_LEGACY = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+_LEGACY_MACHINES = {
+    "manylinux2014": {"x86_64", "i686", "aarch64", "armv7l", "ppc64", "ppc64le", "s390x"},
+    "manylinux2010": {"x86_64", "i686"},
+    "manylinux1": {"x86_64", "i686"},
+}
+DEFAULT_GLIBC = (2, 28)
+
+
+@dataclass(frozen=True, kw_only=True)  # no slots: cached_property needs __dict__
+class PythonTarget:
+    """CPython X.Y[.Z] on a Linux platform with a given glibc."""
+
+    python: PythonVersion
+    platform: Platform
+    glibc: tuple[int, int] = DEFAULT_GLIBC
+
+    @property
+    def full_version(self) -> str:
+        return self.python.full
+
+    def platform_tags(self) -> list[str]:
+        """``manylinux_2_28_x86_64`` … ``manylinux1_x86_64``, most specific first."""
+        machine = self.platform.machine
+        major, newest = self.glibc
+        out: list[str] = []
+        for minor in range(newest, 4, -1):
+            out.append(f"manylinux_{major}_{minor}_{machine}")
+            legacy = _LEGACY.get((major, minor))
+            if legacy and machine in _LEGACY_MACHINES[legacy]:
+                out.append(f"{legacy}_{machine}")
+        return out
+
+    @cached_property
+    def tag_priority(self) -> dict[Tag, int]:
+        """Every wheel tag the target accepts, mapped to its rank (0 = best)."""
+        version = (self.python.parts[0], self.python.parts[1])
+        interpreter = f"cp{version[0]}{version[1]}"
+        platforms = self.platform_tags()
+        tags = [
+            *cpython_tags(version, abis=[interpreter], platforms=platforms),
+            *compatible_tags(version, interpreter=interpreter, platforms=platforms),
+        ]
+        priority: dict[Tag, int] = {}
+        for rank, tag in enumerate(tags):
+            priority.setdefault(tag, rank)
+        return priority
+
+    def marker_environment(self) -> dict[str, str]:
+        """PEP 508 marker values for the target interpreter."""
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": self.full_version,
+            "os_name": "posix",
+            "platform_machine": self.platform.machine,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": "Linux",
+            "platform_version": "",
+            "python_full_version": self.full_version,
+            "python_version": self.python.feature,
+            "sys_platform": "linux",
+        }
+
+    def __str__(self) -> str:
+        return (
+            f"CPython {self.full_version} on {self.platform} "
+            f"(glibc {self.glibc[0]}.{self.glibc[1]})"
+        )
