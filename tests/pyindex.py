@@ -56,7 +56,9 @@ def build_wheel(
     files: dict[str, bytes] = {
         f"{dist}/__init__.py": f'__version__ = "{version}"\n'.encode(),
         f"{info}/METADATA": ("\n".join(lines) + "\n\n").encode(),
-        f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: {tag}\n".encode(),
+        f"{info}/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
+        ).encode(),
     }
     if payload:
         files[f"{dist}/blob.bin"] = hashlib.sha512(name.encode()).digest() * (payload // 64 + 1)

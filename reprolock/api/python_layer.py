@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ContextManager, Protocol
+from typing import Protocol
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -28,11 +29,11 @@ Stats = Callable[[], Mapping[str, int]]
 class Observer(Protocol):
     """Shows progress while the network works (the CLI's progress line)."""
 
-    def watch(self, stats: Stats) -> ContextManager[None]: ...
+    def watch(self, stats: Stats) -> AbstractContextManager[None]: ...
 
 
 class _Silent:
-    def watch(self, stats: Stats) -> ContextManager[None]:
+    def watch(self, stats: Stats) -> AbstractContextManager[None]:
         del stats
         return contextlib.nullcontext()
 
@@ -111,7 +112,7 @@ def resolve_targets(
                 if spec.python is None:
                     out.append((tid, target, None))
                     continue
-                preferred = _preferred(previous.get(tid), upgrade_packages) if keep_pins else {}
+                preferred = preferred_pins(previous.get(tid), upgrade_packages) if keep_pins else {}
                 out.append(
                     (tid, target, resolve_python(spec.python, target, fetcher, preferred=preferred))
                 )
@@ -120,7 +121,7 @@ def resolve_targets(
     return out
 
 
-def _preferred(
+def preferred_pins(
     target: LockedTarget | None, upgrade: frozenset[NormalizedName]
 ) -> dict[NormalizedName, Version]:
     if target is None:

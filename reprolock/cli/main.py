@@ -12,6 +12,8 @@ import click
 from reprolock import __version__
 from reprolock.cli import output
 from reprolock.cli.check import check_command
+from reprolock.cli.explain import explain_command
+from reprolock.cli.export import export_command
 from reprolock.cli.init import init_command
 from reprolock.cli.lock import lock_command
 from reprolock.cli.matrix import matrix_command
@@ -59,6 +61,8 @@ def cli(
 cli.add_command(init_command)
 cli.add_command(check_command)
 cli.add_command(lock_command)
+cli.add_command(export_command)
+cli.add_command(explain_command)
 cli.add_command(schema_command)
 cli.add_command(matrix_command)
 

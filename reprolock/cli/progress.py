@@ -7,7 +7,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 
 class ProgressLine:
@@ -27,7 +27,7 @@ class ProgressLine:
         )
         return cls(label, enabled=enabled)
 
-    def watch(self, stats: Callable[[], Mapping[str, int]]) -> ContextManager[None]:
+    def watch(self, stats: Callable[[], Mapping[str, int]]) -> AbstractContextManager[None]:
         return self._run(stats) if self.enabled else contextlib.nullcontext()
 
     @contextlib.contextmanager

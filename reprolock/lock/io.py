@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from reprolock.atomic import replace_file
 from reprolock.errors import SourceError
 
 
@@ -31,30 +31,11 @@ def directory_lock(directory: Path) -> Iterator[None]:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically; the old file survives any crash."""
+    """Replace ``path`` with ``data`` atomically and durably; the old file survives any crash."""
     directory = path.parent if str(path.parent) else Path()
     try:
         with directory_lock(directory):
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                if path.exists():
-                    os.chmod(tmp, path.stat().st_mode & 0o7777)
-                else:
-                    os.chmod(tmp, 0o644)
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-            dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            replace_file(path, data, durable=True)
     except OSError as exc:
         raise SourceError(
             f"cannot write {path}: {exc.strerror or exc}.",

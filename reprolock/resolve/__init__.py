@@ -1,1 +1,1 @@
-"""Resolution of a spec's layers for a target: Python wheels (and later the CUDA stack, base, apt)."""
+"""Resolution of a spec's layers for a target (Python wheels; later CUDA, base, apt)."""

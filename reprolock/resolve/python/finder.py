@@ -9,6 +9,7 @@ answers are ready when the resolver asks.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -106,9 +107,11 @@ class Finder:
         """Start fetching pages, then the likely candidate's metadata, for ``wanted``."""
         for name, specifier in wanted:
             page = self.fetcher.page(name)
-            page.add_done_callback(lambda _f, n=name, s=specifier: self._prefetch_best(n, s))
+            page.add_done_callback(functools.partial(self._prefetch_best, name, specifier))
 
-    def _prefetch_best(self, name: NormalizedName, specifier: SpecifierSet) -> None:
+    def _prefetch_best(
+        self, name: NormalizedName, specifier: SpecifierSet, _page: Future[list[DistFile]]
+    ) -> None:
         try:
             selection = self.selection(name)
         except Exception:

@@ -16,14 +16,15 @@ existing lock comes first (minimal updates).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
-from resolvelib import AbstractProvider
+from resolvelib.providers import AbstractProvider
+from resolvelib.structs import RequirementInformation
 
 from reprolock.errors import InputError
 from reprolock.resolve.python.finder import Finder
@@ -90,7 +91,7 @@ def requirement_to_reqs(requirement: Requirement, parent: Candidate | None) -> l
     return reqs
 
 
-class PythonProvider(AbstractProvider):  # type: ignore[misc]
+class PythonProvider(AbstractProvider[Req, Candidate, str]):
     def __init__(
         self,
         finder: Finder,
@@ -115,8 +116,8 @@ class PythonProvider(AbstractProvider):  # type: ignore[misc]
         identifier: str,
         resolutions: Mapping[str, Candidate],
         candidates: Mapping[str, Iterator[Candidate]],
-        information: Mapping[str, Iterator[Any]],
-        backtrack_causes: Sequence[Any],
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
     ) -> tuple[object, ...]:
         infos = list(information[identifier])
         pinned = any(i.requirement.pinned is not None for i in infos)
@@ -155,9 +156,9 @@ class PythonProvider(AbstractProvider):  # type: ignore[misc]
         name: NormalizedName,
         specifiers: Sequence[SpecifierSet],
         selection: Selection,
-        bad: set[Version] = frozenset(),  # type: ignore[assignment]
-        pins: set[Version] = frozenset(),
-    ) -> list[Release]:  # type: ignore[assignment]
+        bad: AbstractSet[Version] = frozenset(),
+        pins: AbstractSet[Version] = frozenset(),
+    ) -> list[Release]:
         """Releases allowed by every specifier and the policies, best first."""
         found = [
             r

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib.structs import RequirementInformation
 
 from reprolock.errors import Problem, Unsatisfiable
 from reprolock.resolve.python.finder import Fetcher, Finder
@@ -111,22 +112,21 @@ def _pins(
 
 
 def _explain_impossible(
-    causes: Sequence[object], finder: Finder, target: PythonTarget
+    causes: Collection[RequirementInformation[Req, Candidate]],
+    finder: Finder,
+    target: PythonTarget,
 ) -> Unsatisfiable:
     problems: list[Problem] = []
-    by_name: dict[str, list[object]] = {}
+    by_name: dict[NormalizedName, list[RequirementInformation[Req, Candidate]]] = {}
     for cause in causes:
-        by_name.setdefault(cause.requirement.name, []).append(cause)  # type: ignore[attr-defined]
+        by_name.setdefault(cause.requirement.name, []).append(cause)
     for name in sorted(by_name):
         chains = sorted(
-            {
-                f"{c.parent or 'the spec'} requires {c.requirement}"  # type: ignore[attr-defined]
-                for c in by_name[name]
-            }
+            {f"{c.parent or 'the spec'} requires {c.requirement}" for c in by_name[name]}
         )
-        selection = finder.selection(NormalizedName(name))
+        selection = finder.selection(name)
         available = ", ".join(str(r.version) for r in selection.releases[:6]) or "none"
-        why = _rejections(selection, [c.requirement for c in by_name[name]])  # type: ignore[attr-defined]
+        why = _rejections(selection, [c.requirement for c in by_name[name]])
         message = "; ".join(chains) + f". Installable versions for this target: {available}."
         if why:
             message += " " + why

@@ -54,4 +54,5 @@ class IndexRouter:
         names = [r.name for r in self.candidates_for(name)]
         if len(names) == 1 and name in self.candidates_for(name)[0].packages:
             return f'index "{names[0]}" only (routed)'
-        return "indexes " + ", ".join(f'"{n}"' for n in names)
+        noun = "index" if len(names) == 1 else "indexes, first with the project wins:"
+        return f"{noun} " + ", ".join(f'"{n}"' for n in names)

@@ -135,9 +135,9 @@ def select_releases(
     installable = {r.version for r in selection.releases}
     for version, filenames in seen.items():
         if version not in installable and version not in selection.rejected:
-            sample = ", ".join(sorted(filenames)[:4])
-            more = f" and {len(filenames) - 4} more" if len(filenames) > 4 else ""
-            selection.reject(version, f"no wheel for {target} (has {sample}{more})")
+            sample = ", ".join(sorted(filenames)[:2])
+            more = f" and {len(filenames) - 2} more" if len(filenames) > 2 else ""
+            selection.reject(version, f"no wheel for {target}; has {sample}{more}")
     for version in sdists - installable - set(selection.rejected):
         selection.reject(
             version,

@@ -1,0 +1,90 @@
+"""``reprolock explain NAME``: why a Python package is (or is not) locked as it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from reprolock.api.project import default_lock_path, find_spec, load_spec, read_lock
+from reprolock.api.python_layer import (
+    NetOptions,
+    open_router,
+    preferred_pins,
+    target_id,
+    targets_of,
+)
+from reprolock.errors import InputError, Unsatisfiable
+from reprolock.resolve.python.finder import Fetcher, Finder
+from reprolock.resolve.python.resolve import Pin, resolve_python
+from reprolock.resolve.python.select import Selection
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PackageExplanation:
+    name: str
+    target_id: str
+    target: str
+    lookup: str
+    selection: Selection
+    pin: Pin | None
+    failure: str | None  # the resolution error, when the set is unsatisfiable
+
+
+def explain_package(
+    name: str, *, spec_path: Path | None, target: str | None, cwd: Path, net: NetOptions
+) -> list[PackageExplanation]:
+    spec_file = find_spec(spec_path, cwd)
+    spec = load_spec(spec_file)
+    if spec.python is None:
+        raise InputError(f"{spec_file}: has no [python] table, so no Python package to explain.")
+    lock_file = default_lock_path(spec_file)
+    previous = {}
+    if lock_file.exists():
+        previous = {t.id: t for t in read_lock(lock_file)[0].targets}
+    targets = [t for t in targets_of(spec) if target is None or target_id(t) == target]
+    if not targets:
+        ids = ", ".join(target_id(t) for t in targets_of(spec))
+        raise InputError(f'the spec has no target "{target}".', hint=f"Targets: {ids}.")
+    project = canonicalize_name(name)
+    out: list[PackageExplanation] = []
+    with open_router(spec, net) as (router, _indexes):
+        fetcher = Fetcher(router)
+        try:
+            for python_target in targets:
+                tid = target_id(python_target)
+                finder = Finder(
+                    fetcher,
+                    python_target,
+                    exclude_newer=spec.python.exclude_newer,
+                    allow_unhashed=frozenset(
+                        canonicalize_name(n) for n in spec.python.allow_unhashed
+                    ),
+                )
+                selection = finder.selection(project)
+                pin, failure = None, None
+                try:
+                    resolution = resolve_python(
+                        spec.python,
+                        python_target,
+                        fetcher,
+                        preferred=preferred_pins(previous.get(tid), frozenset()),
+                    )
+                    pin = resolution.pins.get(project)
+                except Unsatisfiable as exc:
+                    failure = exc.render()
+                out.append(
+                    PackageExplanation(
+                        name=project,
+                        target_id=tid,
+                        target=str(python_target),
+                        lookup=router.describe(project),
+                        selection=selection,
+                        pin=pin,
+                        failure=failure,
+                    )
+                )
+        finally:
+            fetcher.close()
+    return out

@@ -1,0 +1,1 @@
+"""Artifacts emitted from a lock (never from the spec): requirements.txt, pylock.toml, …"""
