@@ -71,3 +71,21 @@ def _no_color(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.delenv("REPROLOCK_CACHE_DIR", raising=False)
     os.environ.pop("FORCE_COLOR", None)
+
+
+@pytest.fixture
+def index_server() -> Iterator[object]:
+    """A loopback Python index server; add indexes with ``server.add_index``."""
+    from tests.pyindex import serve
+
+    yield from serve()
+
+
+@pytest.fixture
+def lock_cli(cli: Cli, tmp_path: Path) -> Callable[..., Run]:
+    """``reprolock lock`` (or another command) in ``tmp_path`` with a private cache."""
+
+    def run(*args: str) -> Run:
+        return cli("--cache-dir", str(tmp_path / "cache"), *args, cwd=tmp_path)
+
+    return run

@@ -15,7 +15,7 @@ from packaging.version import InvalidVersion, Version
 from reprolock.lock import LockedTarget, PythonPackage, Wheel
 from reprolock.net import Cache, NetConfig, new_session
 from reprolock.resolve.python.finder import Fetcher
-from reprolock.resolve.python.http_index import HttpIndex, strip_credentials
+from reprolock.resolve.python.http_index import PAGE_TTL, HttpIndex, strip_credentials
 from reprolock.resolve.python.resolve import PythonResolution, resolve_python
 from reprolock.resolve.python.routing import IndexRouter, RoutedIndex
 from reprolock.resolve.python.target import PythonTarget
@@ -42,6 +42,7 @@ class _Silent:
 class NetOptions:
     config: NetConfig
     cache_dir: Path | None
+    refresh: bool = False  # revalidate every cached index page, however young
 
 
 def target_id(target: PythonTarget) -> str:
@@ -61,7 +62,13 @@ def open_router(spec: Spec, net: NetOptions) -> Iterator[tuple[IndexRouter, list
     indexes: list[HttpIndex] = []
 
     def make(name: str, url: str, packages: tuple[str, ...] = ()) -> RoutedIndex:
-        index = HttpIndex(url, session, cache, offline=net.config.offline)
+        index = HttpIndex(
+            url,
+            session,
+            cache,
+            offline=net.config.offline,
+            page_ttl=0.0 if net.refresh else PAGE_TTL,
+        )
         indexes.append(index)
         return RoutedIndex(
             name,

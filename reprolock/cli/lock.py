@@ -14,14 +14,14 @@ from reprolock.cli.progress import ProgressLine
 from reprolock.net import NetConfig
 
 
-def net_options(settings: output.Settings) -> NetOptions:
+def net_options(settings: output.Settings, *, refresh: bool = False) -> NetOptions:
     """Network settings from the global options and the environment (CA bundle, proxies)."""
     config = NetConfig.from_environment(dict(os.environ), offline=settings.offline)
     cache = settings.cache_dir
     if cache is None:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         cache = Path(base) / "reprolock"
-    return NetOptions(config=config, cache_dir=cache)
+    return NetOptions(config=config, cache_dir=cache, refresh=refresh)
 
 
 @click.command("lock")
@@ -48,20 +48,31 @@ def net_options(settings: output.Settings) -> NetOptions:
     metavar="NAME",
     help="Let NAME move to its newest fitting version (repeatable).",
 )
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Revalidate cached index pages (implied by --upgrade and --upgrade-package).",
+)
 def lock_command(
-    spec_path: Path | None, lock_path: Path | None, upgrade: bool, upgrade_packages: tuple[str, ...]
+    spec_path: Path | None,
+    lock_path: Path | None,
+    upgrade: bool,
+    upgrade_packages: tuple[str, ...],
+    refresh: bool,
 ) -> None:
     """Resolve the spec for each target and write the lock.
 
     Pins in an existing lock are kept while they still satisfy the spec
-    (minimal updates); --upgrade and --upgrade-package move them.
+    (minimal updates); --upgrade and --upgrade-package move them. Index pages
+    fetched in the last 10 minutes are reused unless --refresh is given.
     """
     settings = output.current()
+    net = net_options(settings, refresh=refresh or upgrade or bool(upgrade_packages))
     result = lock(
         spec_path,
         lock_path,
         cwd=Path(),
-        net=net_options(settings),
+        net=net,
         upgrade=upgrade,
         upgrade_packages=upgrade_packages,
         observer=ProgressLine.for_terminal("locking", settings.verbosity < 0),

@@ -1,0 +1,448 @@
+"""`reprolock lock` for the Python layer against a real loopback index of real wheels."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Run
+from tests.pyindex import IndexServer, build_sdist
+
+LockCli = Callable[..., Run]
+
+
+def _spec(
+    tmp_path: Path,
+    requirements: list[str],
+    *,
+    platforms: tuple[str, ...] = ("linux/amd64",),
+    python: str = "3.11",
+    extra: str = "",
+) -> None:
+    reqs = ", ".join(json.dumps(r) for r in requirements)
+    plats = ", ".join(json.dumps(p) for p in platforms)
+    (tmp_path / "reprolock.toml").write_text(
+        f'[environment]\npython = "{python}"\nplatforms = [{plats}]\n\n'
+        f"[python]\nrequirements = [{reqs}]\n{extra}"
+    )
+
+
+def _default_index(server: IndexServer, name: str = "pypi") -> str:
+    return f'\n[[python.index]]\nname = "{name}"\nurl = "{server.url(name)}"\ndefault = true\n'
+
+
+def _pins(tmp_path: Path, target: int = 0) -> dict[str, str]:
+    lock = tomllib.loads((tmp_path / "reprolock.lock").read_text())
+    return {p["name"]: p["version"] for p in lock["targets"][target].get("packages", [])}
+
+
+def _packages(tmp_path: Path, target: int = 0) -> dict[str, dict[str, Any]]:
+    lock = tomllib.loads((tmp_path / "reprolock.lock").read_text())
+    return {p["name"]: p for p in lock["targets"][target].get("packages", [])}
+
+
+@pytest.fixture
+def pypi(index_server: IndexServer, tmp_path: Path) -> Any:
+    """A default index with a small dependency graph."""
+    idx = index_server.add_index("pypi", tmp_path / "pypi")
+    idx.wheel("alpha", "1.0")
+    idx.wheel("alpha", "2.0", requires=["beta<2"])
+    idx.wheel("beta", "1.0")
+    idx.wheel("beta", "1.5")
+    idx.wheel("beta", "2.0")
+    return idx
+
+
+def test_locks_pins_with_hashes_and_dependencies(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    _spec(tmp_path, ["alpha>=1"], extra=_default_index(index_server))
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    assert run.out == "py3.11-amd64: 2 Python packages\nwrote reprolock.lock\n"
+    packages = _packages(tmp_path)
+    assert {n: p["version"] for n, p in packages.items()} == {"alpha": "2.0", "beta": "1.5"}
+    alpha = packages["alpha"]
+    assert alpha["dependencies"] == ["beta"]
+    assert alpha["index"] == index_server.url("pypi")
+    [wheel] = alpha["wheels"]
+    data = (tmp_path / "pypi" / "alpha-2.0-py3-none-any.whl").read_bytes()
+    assert wheel == {
+        "filename": "alpha-2.0-py3-none-any.whl",
+        "url": f"{index_server.url('pypi').removesuffix('/simple')}/files/alpha-2.0-py3-none-any.whl",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+    }
+    # Nothing changed: the same bytes, and the lock is fresh.
+    before = (tmp_path / "reprolock.lock").read_bytes()
+    assert lock_cli("lock").out.endswith("unchanged: reprolock.lock\n")
+    assert (tmp_path / "reprolock.lock").read_bytes() == before
+    assert lock_cli("check").code == 0
+
+
+def test_markers_are_evaluated_for_the_target_not_the_host(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    pypi.wheel(
+        "gamma",
+        "1.0",
+        requires=[
+            'delta; python_version < "3.12"',
+            'epsilon; sys_platform == "win32"',
+            'zeta; platform_machine == "aarch64"',
+            'eta; python_full_version >= "3.11.5"',
+        ],
+    )
+    for name in ("delta", "epsilon", "zeta", "eta"):
+        pypi.wheel(name, "1.0")
+    _spec(
+        tmp_path,
+        ["gamma"],
+        platforms=("linux/amd64", "linux/arm64"),
+        extra=_default_index(index_server),
+    )
+    assert lock_cli("lock").code == 0
+    # python_full_version is 3.11.0 for "3.11" (as uv assumes), whatever the host runs.
+    assert set(_pins(tmp_path, 0)) == {"gamma", "delta"}
+    assert set(_pins(tmp_path, 1)) == {"gamma", "delta", "zeta"}
+
+
+def test_extras(lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any) -> None:
+    pypi.wheel("app", "1.0", requires=["alpha"], extras={"fast": ["speedy>=2"]})
+    pypi.wheel("speedy", "1.0")
+    pypi.wheel("speedy", "2.1")
+    _spec(tmp_path, ["app[fast]"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    assert _pins(tmp_path) == {"alpha": "2.0", "app": "1.0", "beta": "1.5", "speedy": "2.1"}
+    assert sorted(_packages(tmp_path)["app"]["dependencies"]) == ["alpha", "speedy"]
+
+
+def test_requires_python_of_the_target(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    pypi.wheel("modern", "1.0", requires_python=">=3.8")
+    pypi.wheel("modern", "2.0", requires_python=">=3.12")
+    _spec(tmp_path, ["modern"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    assert _pins(tmp_path)["modern"] == "1.0"
+    _spec(tmp_path, ["modern"], python="3.12", extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    assert _pins(tmp_path)["modern"] == "2.0"
+
+
+def test_yanked_files_are_skipped_unless_pinned(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    pypi.wheel("yank", "1.0")
+    pypi.wheel("yank", "1.1", yanked="broken build")
+    _spec(tmp_path, ["yank"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    assert _pins(tmp_path)["yank"] == "1.0"
+    _spec(tmp_path, ["yank==1.1"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    assert _pins(tmp_path)["yank"] == "1.1"
+
+
+def test_platform_tags_of_the_target(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    for tag in (
+        "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64",
+        "cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64",
+        "cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64",
+        "cp311-cp311-macosx_11_0_arm64",
+        "cp311-cp311-win_amd64",
+    ):
+        pypi.wheel("native", "1.0", tag=tag)
+    pypi.wheel("native", "2.0", tag="cp311-cp311-manylinux_2_34_x86_64")
+    _spec(
+        tmp_path,
+        ["native"],
+        platforms=("linux/amd64", "linux/arm64"),
+        extra=_default_index(index_server),
+    )
+    assert lock_cli("lock").code == 0
+    amd = _packages(tmp_path, 0)["native"]
+    arm = _packages(tmp_path, 1)["native"]
+    assert amd["version"] == arm["version"] == "1.0"  # 2.0 needs glibc 2.34
+    assert [w["filename"] for w in amd["wheels"]] == [
+        "native-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+    ]
+    assert [w["filename"] for w in arm["wheels"]] == [
+        "native-1.0-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+    ]
+    run = lock_cli("explain", "native", "--target", "py3.11-amd64")
+    assert run.code == 0
+    assert (
+        "    2.0: no wheel for CPython 3.11.0 on linux/amd64 (glibc 2.28); has "
+        "native-2.0-cp311-cp311-manylinux_2_34_x86_64.whl\n"
+    ) in run.out
+
+
+def test_local_versions_through_a_routed_index(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    pypi.wheel("torch", "2.5.1", requires=["alpha"])
+    cu = index_server.add_index("cu124", tmp_path / "cu124")
+    cu.wheel("torch", "2.5.1+cu124", requires=["alpha"])
+    cu.wheel("torch", "2.5.1+cu121", requires=["alpha"])
+    cu.wheel("alpha", "9.0")  # never used: alpha is not routed to this index
+    routes = (
+        _default_index(index_server) + f'\n[[python.index]]\nname = "cu124"\n'
+        f'url = "{index_server.url("cu124")}"\npackages = ["torch"]\n'
+    )
+    _spec(tmp_path, ["torch==2.5.1"], extra=routes)
+    assert lock_cli("lock").code == 0
+    packages = _packages(tmp_path)
+    assert packages["torch"]["version"] == "2.5.1+cu124"
+    assert packages["torch"]["index"] == index_server.url("cu124")
+    assert packages["alpha"]["version"] == "2.0"
+    assert packages["alpha"]["index"] == index_server.url("pypi")
+    run = lock_cli("explain", "torch")
+    assert 'looked up in: index "cu124" only (routed)' in run.out
+
+
+def test_routed_package_never_falls_back(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    pypi.wheel("internal-tool", "99.0")  # a dependency-confusion attempt on the public index
+    index_server.add_index("private", tmp_path / "private")  # lacks the package
+    routes = (
+        _default_index(index_server) + f'\n[[python.index]]\nname = "private"\n'
+        f'url = "{index_server.url("private")}"\npackages = ["internal-tool"]\n'
+    )
+    _spec(tmp_path, ["internal-tool"], extra=routes)
+    run = lock_cli("lock")
+    assert run.code == 3
+    assert "the spec requires internal-tool. Installable versions for this target: none." in run.err
+    assert not (tmp_path / "reprolock.lock").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "expect_metadata", "expect_range"),
+    [
+        ({"pep658": "advertised"}, True, False),
+        ({"pep658": "hidden"}, True, False),  # not advertised, yet `.metadata` answers
+        ({"pep658": "none"}, False, True),  # range requests into the wheel
+        ({"pep658": "none", "formats": ("html",)}, False, True),  # HTML only
+        ({"pep658": "none", "ranges": False}, False, True),  # asked for a range, got it all
+    ],
+)
+def test_metadata_strategies(
+    lock_cli: LockCli,
+    tmp_path: Path,
+    index_server: IndexServer,
+    options: dict[str, Any],
+    expect_metadata: bool,
+    expect_range: bool,
+) -> None:
+    idx = index_server.add_index("odd", tmp_path / "odd", **options)
+    idx.wheel("big", "1.0", requires=["small"], payload=300_000)
+    idx.wheel("small", "1.0")
+    _spec(tmp_path, ["big"], extra=_default_index(index_server, "odd"))
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    assert _pins(tmp_path) == {"big": "1.0", "small": "1.0"}
+    log = [(path, rng) for path, rng, _ in index_server.log if "/files/big" in path]
+    metadata_ok = any(p.endswith(".metadata") for p, _ in log) and not any(r for _, r in log)
+    assert metadata_ok == expect_metadata, log
+    assert any(r for _, r in log) == expect_range, log
+    pages = [accept for path, _, accept in index_server.log if path.endswith("/simple/big/")]
+    assert pages and "application/vnd.pypi.simple.v1+json" in pages[0]
+
+
+def test_big_wheel_metadata_costs_two_range_requests(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer
+) -> None:
+    idx = index_server.add_index("plain", tmp_path / "plain", pep658="none")
+    idx.wheel("huge", "1.0", payload=5_000_000)
+    _spec(tmp_path, ["huge"], extra=_default_index(index_server, "plain"))
+    assert lock_cli("lock").code == 0
+    ranges = [r for path, r, _ in index_server.log if "/files/huge" in path and r]
+    assert ranges[0] == "bytes=-65536"
+    assert len(ranges) <= 2
+
+
+def test_sdist_only_is_a_clear_error(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    pypi.add(build_sdist(tmp_path, "onlysource", "1.0"))
+    _spec(tmp_path, ["onlysource"], extra=_default_index(index_server))
+    run = lock_cli("lock")
+    assert run.code == 3
+    assert "Traceback" not in run.err
+    assert (
+        "Rejected: 1.0: only an sdist is published; reprolock installs wheels only "
+        "(--only-binary), so it cannot lock a build from source."
+    ) in run.err
+
+
+def test_conflict_is_explained_as_requirement_chains(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    pypi.wheel("left", "1.0", requires=["beta>=2"])
+    pypi.wheel("right", "1.0", requires=["beta<1.2"])
+    _spec(tmp_path, ["left", "right"], extra=_default_index(index_server))
+    run = lock_cli("lock")
+    assert run.code == 3
+    assert run.err.startswith(
+        "error: no set of Python packages satisfies every requirement for CPython 3.11.0 on "
+        "linux/amd64 (glibc 2.28):\n"
+    )
+    assert "left==1.0 requires beta>=2; right==1.0 requires beta<1.2." in run.err
+    assert "Relax the conflicting requirements" in run.err
+
+
+def test_files_without_hashes_are_refused_unless_allowed(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer
+) -> None:
+    idx = index_server.add_index("nohash", tmp_path / "nohash", hashes=False)
+    idx.wheel("loose", "1.0")
+    _spec(tmp_path, ["loose"], extra=_default_index(index_server, "nohash"))
+    run = lock_cli("lock")
+    assert run.code == 3
+    assert (
+        '1.0: loose-1.0-py3-none-any.whl has no sha256 on the index; add "loose" to '
+        "python.allow-unhashed to accept that"
+    ) in run.err
+    _spec(
+        tmp_path,
+        ["loose"],
+        extra=_default_index(index_server, "nohash") + "\n[python]\n"
+        if False
+        else _default_index(index_server, "nohash"),
+    )
+    (tmp_path / "reprolock.toml").write_text(
+        (tmp_path / "reprolock.toml")
+        .read_text()
+        .replace("[python]\n", '[python]\nallow-unhashed = ["loose"]\n')
+    )
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    assert "sha256" not in _packages(tmp_path)["loose"]["wheels"][0]
+
+
+def test_exclude_newer(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    pypi.wheel("dated", "1.0", uploaded=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    pypi.wheel("dated", "2.0", uploaded=dt.datetime(2025, 7, 1, tzinfo=dt.UTC))
+    _spec(
+        tmp_path,
+        ["dated"],
+        extra='exclude-newer = "2025-06-01T00:00:00Z"\n' + _default_index(index_server),
+    )
+    assert lock_cli("lock").code == 0
+    assert _pins(tmp_path)["dated"] == "1.0"
+
+
+@pytest.mark.parametrize(
+    ("policy", "requirement", "expected"),
+    [
+        (None, "pre", "1.0"),
+        (None, "pre>=2.0b1", "2.0b1"),
+        ('prerelease = "allow"', "pre", "2.0b1"),
+        ('prerelease = "disallow"', "onlypre", None),
+        (None, "onlypre", "0.1a1"),
+    ],
+)
+def test_prerelease_policy(
+    lock_cli: LockCli,
+    tmp_path: Path,
+    index_server: IndexServer,
+    pypi: Any,
+    policy: str | None,
+    requirement: str,
+    expected: str | None,
+) -> None:
+    pypi.wheel("pre", "1.0")
+    pypi.wheel("pre", "2.0b1")
+    pypi.wheel("onlypre", "0.1a1")
+    _spec(
+        tmp_path,
+        [requirement],
+        extra=(policy + "\n" if policy else "") + _default_index(index_server),
+    )
+    run = lock_cli("lock")
+    if expected is None:
+        assert run.code == 3
+    else:
+        assert run.code == 0, run.err
+        assert _pins(tmp_path)[requirement.split(">", maxsplit=1)[0]] == expected
+
+
+def test_minimal_updates_and_upgrades(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    _spec(tmp_path, ["alpha", "beta"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    assert _pins(tmp_path) == {"alpha": "2.0", "beta": "1.5"}
+    pypi.wheel("alpha", "2.1", requires=["beta<2"])
+    pypi.wheel("beta", "1.6")
+    # A new requirement is added; existing pins that still fit are kept.
+    pypi.wheel("gamma", "1.0")
+    _spec(tmp_path, ["alpha", "beta", "gamma"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    assert _pins(tmp_path) == {"alpha": "2.0", "beta": "1.5", "gamma": "1.0"}
+    assert lock_cli("lock", "--upgrade-package", "beta").code == 0
+    assert _pins(tmp_path) == {"alpha": "2.0", "beta": "1.6", "gamma": "1.0"}
+    assert lock_cli("lock", "--upgrade").code == 0
+    assert _pins(tmp_path) == {"alpha": "2.1", "beta": "1.6", "gamma": "1.0"}
+
+
+def test_offline_uses_the_cache(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    _spec(tmp_path, ["alpha"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    index_server.log.clear()
+    (tmp_path / "reprolock.lock").unlink()
+    run = lock_cli("--offline", "lock")
+    assert run.code == 0, run.err
+    assert index_server.log == []
+    assert _pins(tmp_path) == {"alpha": "2.0", "beta": "1.5"}
+    _spec(tmp_path, ["alpha", "never-seen"], extra=_default_index(index_server))
+    run = lock_cli("--offline", "lock")
+    assert run.code == 4
+    assert 'no cached index page for "never-seen"' in run.err
+
+
+def test_credentials_never_reach_the_lock_or_messages(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    url = index_server.url("pypi").replace("http://", "http://user:s3cret@")
+    _spec(
+        tmp_path,
+        ["alpha", "missing-one"],
+        extra=f'\n[[python.index]]\nname = "pypi"\nurl = "{url}"\ndefault = true\n',
+    )
+    run = lock_cli("lock")
+    assert run.code == 3
+    assert "s3cret" not in run.err + run.out
+    _spec(
+        tmp_path,
+        ["alpha"],
+        extra=f'\n[[python.index]]\nname = "pypi"\nurl = "{url}"\ndefault = true\n',
+    )
+    assert lock_cli("lock").code == 0
+    assert "s3cret" not in (tmp_path / "reprolock.lock").read_text()
+
+
+def test_unreachable_index_is_a_source_error(lock_cli: LockCli, tmp_path: Path) -> None:
+    _spec(
+        tmp_path,
+        ["alpha"],
+        extra='\n[[python.index]]\nname = "gone"\n'
+        'url = "http://127.0.0.1:9/simple"\ndefault = true\n',
+    )
+    run = lock_cli("lock")
+    assert run.code == 4
+    assert run.err.startswith("error: cannot reach http://127.0.0.1:9/simple/alpha/")
+    assert "Traceback" not in run.err
