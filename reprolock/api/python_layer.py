@@ -88,6 +88,8 @@ def open_router(spec: Spec, net: NetOptions) -> Iterator[tuple[IndexRouter, list
     try:
         yield IndexRouter(default, extras), indexes
     finally:
+        for index in indexes:
+            index.close()
         session.close()
 
 

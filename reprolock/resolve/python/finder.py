@@ -15,7 +15,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from packaging.specifiers import SpecifierSet
-from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
 
 from reprolock.resolve.python.index import DistFile, PythonIndex
 from reprolock.resolve.python.metadata import CoreMetadata, parse_metadata
@@ -71,6 +76,7 @@ class Finder:
         self.allow_unhashed = allow_unhashed
         self.choose = choose
         self._selections: dict[NormalizedName, Selection] = {}
+        self._speculated: set[NormalizedName] = set()
         self._lock = threading.Lock()
 
     def selection(self, name: NormalizedName) -> Selection:
@@ -104,8 +110,18 @@ class Finder:
         return self.fetcher.metadata(release.wheel).result()
 
     def prefetch(self, wanted: Iterable[tuple[NormalizedName, SpecifierSet]]) -> None:
-        """Start fetching pages, then the likely candidate's metadata, for ``wanted``."""
+        """Start fetching what the resolver will likely ask for next, ahead of it.
+
+        For each wanted project: its page; when the page is in, the metadata of the
+        release the resolver will most likely try; when that is in, the same for its
+        dependencies (once per project).  The resolver's own requests then mostly
+        find their answers already fetched.
+        """
         for name, specifier in wanted:
+            with self._lock:
+                if name in self._speculated:
+                    continue
+                self._speculated.add(name)
             page = self.fetcher.page(name)
             page.add_done_callback(functools.partial(self._prefetch_best, name, specifier))
 
@@ -114,10 +130,22 @@ class Finder:
     ) -> None:
         try:
             selection = self.selection(name)
-        except Exception:
+        except Exception:  # the resolver meets and reports the error itself
             return
         release = self.choose(name, specifier, selection) if self.choose else None
         if release is None:
             release = next((r for r in selection.releases if specifier.contains(r.version)), None)
         if release is not None:
-            self.fetcher.metadata(release.wheel)
+            future = self.fetcher.metadata(release.wheel)
+            future.add_done_callback(self._prefetch_dependencies)
+
+    def _prefetch_dependencies(self, future: Future[CoreMetadata]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        env = {**self.target.marker_environment(), "extra": ""}
+        wanted = [
+            (canonicalize_name(r.name), r.specifier)
+            for r in future.result().requires_dist
+            if r.marker is None or r.marker.evaluate(env)
+        ]
+        self.prefetch(wanted)

@@ -15,6 +15,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -54,8 +55,12 @@ class HttpIndex:
         self.offline = offline
         self.page_ttl = page_ttl
         self._pages: dict[NormalizedName, list[DistFile]] = {}
+        self._side = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reprolock-tail")
         self._lock = threading.Lock()
         self.stats = {"pages": 0, "metadata": 0, "ranges": 0, "downloads": 0, "bytes": 0}
+
+    def close(self) -> None:
+        self._side.shutdown(wait=False, cancel_futures=True)
 
     # -- pages ----------------------------------------------------------------------
     def project_files(self, name: NormalizedName) -> Sequence[DistFile]:
@@ -72,7 +77,7 @@ class HttpIndex:
                 content_type,
                 page_url=page_url,
                 index=self.public_url,
-                keep=keep_filename(name),  # type: ignore[arg-type]
+                keep=keep_filename,
             )
         )
         with self._lock:
@@ -133,11 +138,22 @@ class HttpIndex:
                 f"no cached metadata for {file.filename}, and --offline forbids fetching it.",
                 hint="Run once without --offline to fill the cache.",
             )
-        data = self._metadata_file(file)
-        if data is None:
-            data = self._metadata_from_zip(file)
+        if file.metadata:
+            data = self._metadata_file(file)
+            if data is None:
+                data = self._metadata_from_zip(file, self._tail(file))
+        else:
+            # Not advertised: ask for `.metadata` and the wheel's tail at once, and
+            # use whichever answers; a miss then costs no extra round trip.
+            tail = self._side.submit(self._tail, file)
+            data = self._metadata_file(file)
+            if data is None:
+                data = self._metadata_from_zip(file, tail.result())
         self.cache.put_blob("metadata", key, data)
         return data
+
+    def _tail(self, file: DistFile) -> requests.Response:
+        return self._request(file.url, headers={"Range": f"bytes=-{TAIL}"})
 
     def _metadata_file(self, file: DistFile) -> bytes | None:
         """PEP 658: ``<url>.metadata``; tried even when not advertised."""
@@ -155,8 +171,7 @@ class HttpIndex:
             )
         return data
 
-    def _metadata_from_zip(self, file: DistFile) -> bytes:
-        response = self._request(file.url, headers={"Range": f"bytes=-{TAIL}"})
+    def _metadata_from_zip(self, file: DistFile, response: requests.Response) -> bytes:
         self._raise_for(response, file.filename)
         body = response.content
         self.stats["bytes"] += len(body)

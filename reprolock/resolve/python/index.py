@@ -20,13 +20,23 @@ class DistFile:
     sha256: str | None
     requires_python: str | None = None
     yanked: str | None = None  # the reason ("" for none given) when yanked
-    upload_time: dt.datetime | None = None
+    upload_time_text: str | None = None  # RFC 3339, as the index wrote it
     size: int | None = None
     metadata: bool | str = False  # PEP 658/714: True, or the metadata file's sha256
 
     @property
     def is_wheel(self) -> bool:
         return self.filename.endswith(".whl")
+
+    @property
+    def upload_time(self) -> dt.datetime | None:
+        """The upload time, parsed on use (most locks never ask)."""
+        if not self.upload_time_text:
+            return None
+        try:
+            return dt.datetime.fromisoformat(self.upload_time_text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
 
 
 class PythonIndex(Protocol):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import json
 import re
@@ -28,15 +27,6 @@ FileFilter = Callable[[str], bool]
 """Decides from a filename alone whether a file is worth a record (cheap pre-filter)."""
 
 
-def _time(text: object) -> dt.datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _yanked(value: object) -> str | None:
     if value is True:
         return ""
@@ -52,26 +42,35 @@ def _metadata(value: object) -> bool | str:
 
 
 def parse_json_page(body: bytes, *, page_url: str, index: str, keep: FileFilter) -> list[DistFile]:
-    """Files of a PEP 691 JSON project page; only those whose name passes ``keep``."""
+    """Files of a PEP 691 JSON project page; only those whose name passes ``keep``.
+
+    Large projects list thousands of files, so this loop avoids work per file:
+    absolute URLs are kept as they are and upload times are parsed only on use.
+    """
     data = _loads(body)
     out: list[DistFile] = []
+    append = out.append
     for item in data.get("files", ()):
         filename = item.get("filename", "")
         if not keep(filename):
             continue
+        url = item["url"]
+        if not url.startswith(("https://", "http://")):
+            url = urljoin(page_url, url)
         hashes = item.get("hashes") or {}
         meta = item.get("core-metadata", item.get("data-dist-info-metadata", False))
-        out.append(
+        size = item.get("size")
+        append(
             DistFile(
                 filename=filename,
-                url=urljoin(page_url, item["url"]),
+                url=url,
                 index=index,
                 sha256=hashes.get("sha256"),
                 requires_python=item.get("requires-python") or None,
                 yanked=_yanked(item.get("yanked")),
-                upload_time=_time(item.get("upload-time")),
-                size=item.get("size") if isinstance(item.get("size"), int) else None,
-                metadata=_metadata(meta),
+                upload_time_text=item.get("upload-time"),
+                size=size if isinstance(size, int) else None,
+                metadata=_metadata(meta) if meta else False,
             )
         )
     return out

@@ -91,6 +91,9 @@ def requirement_to_reqs(requirement: Requirement, parent: Candidate | None) -> l
     return reqs
 
 
+BACKTRACK_AHEAD = 8
+
+
 class PythonProvider(AbstractProvider[Req, Candidate, str]):
     def __init__(
         self,
@@ -106,6 +109,7 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         self.direct = frozenset(direct)
         self.env = finder.target.marker_environment()
         self.extras_missing: list[str] = []
+        self.offered: dict[str, list[Release]] = {}
 
     # -- identity and preference ----------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -149,6 +153,7 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         )
         if releases:
             self.finder.fetcher.metadata(releases[0].wheel)
+        self.offered[identifier] = releases
         return [Candidate(name, extra, r, r.version) for r in releases]
 
     def matching(
@@ -195,6 +200,13 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
 
     # -- dependencies -------------------------------------------------------------------
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        # resolvelib tries the offered candidates in order; once the first has failed it
+        # is walking down the list, so fetch several ahead in parallel.
+        offered = self.offered.get(candidate.key, [])
+        position = next((i for i, r in enumerate(offered) if r.version == candidate.version), 0)
+        if position > 0:
+            for release in offered[position + 1 : position + 1 + BACKTRACK_AHEAD]:
+                self.finder.fetcher.metadata(release.wheel)
         metadata = self.finder.metadata(candidate.release)
         deps: list[Req] = []
         base_env = {**self.env, "extra": ""}

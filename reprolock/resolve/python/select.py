@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
     InvalidSdistFilename,
-    InvalidWheelFilename,
     NormalizedName,
+    canonicalize_name,
     parse_sdist_filename,
-    parse_wheel_filename,
 )
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import PythonTarget
@@ -43,17 +42,9 @@ class Selection:
             reasons.append(reason)
 
 
-def keep_filename(name: NormalizedName) -> object:
-    """A cheap filename pre-filter: wheels and sdists of this project only."""
-    prefix = name.replace("-", "_")
-
-    def keep(filename: str) -> bool:
-        lowered = filename.lower().replace("-", "_").replace(".", "_")
-        return lowered.startswith(prefix + "_") and (
-            filename.endswith(".whl") or filename.endswith((".tar.gz", ".zip"))
-        )
-
-    return keep
+def keep_filename(filename: str) -> bool:
+    """A cheap filename pre-filter: wheels and sdists (names are checked on selection)."""
+    return filename.endswith((".whl", ".tar.gz", ".zip"))
 
 
 def select_releases(
@@ -64,35 +55,60 @@ def select_releases(
     exclude_newer: dt.datetime | None = None,
 ) -> Selection:
     """Group files by version and keep, per version, the best wheel for ``target``."""
-    priority = target.tag_priority
+    ranks = target.tag_ranks
     python = Version(target.full_version)
     best: dict[Version, tuple[int, DistFile]] = {}
     yanked_best: dict[Version, tuple[int, DistFile]] = {}
     seen: dict[Version, list[str]] = {}
     sdists: set[Version] = set()
     selection = Selection()
+    versions: dict[str, Version | None] = {}
+    names: dict[str, bool] = {}
+    python_ok: dict[str, bool] = {}
     for file in files:
-        if file.is_wheel:
+        filename = file.filename
+        if not filename.endswith(".whl"):
             try:
-                fname, version, _build, tags = parse_wheel_filename(file.filename)
-            except InvalidWheelFilename:
-                continue
-        else:
-            try:
-                fname, version = parse_sdist_filename(file.filename)
+                fname, sdist_version = parse_sdist_filename(filename)
             except InvalidSdistFilename:
                 continue
             if fname == name:
-                sdists.add(version)
+                sdists.add(sdist_version)
             continue
-        if fname != name:
+        # Wheels are many (torch lists thousands): parse the filename by hand, cache the rest.
+        parts = filename[:-4].split("-")
+        if len(parts) not in (5, 6):
             continue
-        seen.setdefault(version, []).append(file.filename)
+        if parts[0] not in names:
+            names[parts[0]] = canonicalize_name(parts[0]) == name
+        if not names[parts[0]]:
+            continue
+        if parts[1] not in versions:
+            try:
+                versions[parts[1]] = Version(parts[1])
+            except InvalidVersion:
+                versions[parts[1]] = None
+        version = versions[parts[1]]
+        if version is None:
+            continue
+        seen.setdefault(version, []).append(filename)
+        rank = min(
+            (
+                ranks[(py, abi, plat)]
+                for py in parts[-3].split(".")
+                for abi in parts[-2].split(".")
+                for plat in parts[-1].split(".")
+                if (py, abi, plat) in ranks
+            ),
+            default=None,
+        )
+        if rank is None:
+            continue
         if exclude_newer is not None:
             if file.upload_time is None:
                 selection.reject(
                     version,
-                    f"{file.filename} has no upload time, so it cannot "
+                    f"{filename} has no upload time, so it cannot "
                     "be shown to predate exclude-newer",
                 )
                 continue
@@ -103,20 +119,16 @@ def select_releases(
                     f"exclude-newer {exclude_newer:%Y-%m-%d %H:%M}Z",
                 )
                 continue
-        if file.requires_python:
-            try:
-                ok = SpecifierSet(file.requires_python).contains(python, prereleases=True)
-            except InvalidSpecifier:
-                ok = True  # a broken Requires-Python on the index is not ours to enforce
-            if not ok:
-                selection.reject(
-                    version, f"requires Python {file.requires_python}, the target is {python}"
-                )
+        requires = file.requires_python
+        if requires:
+            if requires not in python_ok:
+                try:
+                    python_ok[requires] = SpecifierSet(requires).contains(python, prereleases=True)
+                except InvalidSpecifier:
+                    python_ok[requires] = True  # a broken Requires-Python is not ours to enforce
+            if not python_ok[requires]:
+                selection.reject(version, f"requires Python {requires}, the target is {python}")
                 continue
-        ranks = [priority[t] for t in tags if t in priority]
-        if not ranks:
-            continue
-        rank = min(ranks)
         bucket = yanked_best if file.yanked is not None else best
         if (
             version not in bucket

@@ -61,6 +61,11 @@ class PythonTarget:
             priority.setdefault(tag, rank)
         return priority
 
+    @cached_property
+    def tag_ranks(self) -> dict[tuple[str, str, str], int]:
+        """`tag_priority` keyed by plain strings, for matching wheel filenames quickly."""
+        return {(t.interpreter, t.abi, t.platform): rank for t, rank in self.tag_priority.items()}
+
     def marker_environment(self) -> dict[str, str]:
         """PEP 508 marker values for the target interpreter."""
         return {
