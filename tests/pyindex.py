@@ -239,6 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 start = int(start_text)
                 end = min(len(data) - 1, int(end_text)) if end_text else len(data) - 1
+            self.server.responses.append((self.path, wanted, 206))
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
             self.send_header("Content-Length", str(end - start + 1))
@@ -249,6 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, data, "application/octet-stream")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.server.responses.append((self.path, self.headers.get("Range"), status))
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -263,6 +265,7 @@ class IndexServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.indexes: dict[str, Index] = {}
         self.log: list[tuple[str, str | None, str | None]] = []
+        self.responses: list[tuple[str, str | None, int]] = []
 
     def url(self, index: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/{index}/simple"
