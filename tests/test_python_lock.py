@@ -81,9 +81,13 @@ def test_locks_pins_with_hashes_and_dependencies(
         "sha256": hashlib.sha256(data).hexdigest(),
         "size": len(data),
     }
-    # Nothing changed: the same bytes, and the lock is fresh.
+    # Nothing changed: nothing to resolve; re-resolving gives the same bytes.
     before = (tmp_path / "reprolock.lock").read_bytes()
-    assert lock_cli("lock").out.endswith("unchanged: reprolock.lock\n")
+    index_server.log.clear()
+    run = lock_cli("lock")
+    assert run.out == "reprolock.lock is up to date with reprolock.toml (--refresh re-resolves)\n"
+    assert index_server.log == []
+    assert lock_cli("lock", "--refresh").out.endswith("unchanged: reprolock.lock\n")
     assert (tmp_path / "reprolock.lock").read_bytes() == before
     assert lock_cli("check").code == 0
 

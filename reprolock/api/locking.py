@@ -9,6 +9,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from reprolock import __version__
 from reprolock.api.project import (
     default_lock_path,
     find_spec,
@@ -32,6 +33,7 @@ class LockResult:
     changed: bool
     resolutions: tuple[PythonResolution, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    up_to_date: bool = False  # the lock already matched the inputs; nothing was resolved
 
 
 def not_yet_locked(spec: Spec) -> list[str]:
@@ -65,18 +67,38 @@ def lock(
     lock_file = lock_path or default_lock_path(spec_file)
     previous: dict[str, LockedTarget] = {}
     old_text = None
+    old: Lockfile | None = None
+    inputs = inputs_of(spec, shipped_matrices().version)
     warnings: list[str] = []
     if lock_file.exists():
         try:
-            old, old_warnings = read_lock(lock_file)
+            old_lock, old_warnings = read_lock(lock_file)
         except InputError as exc:
             warnings.append(f"the existing lock is unreadable and will be replaced: {exc.message}")
         else:
+            old = old_lock
             warnings.extend(old_warnings)
-            previous = {t.id: t for t in old.targets}
+            previous = {t.id: t for t in old_lock.targets}
             with contextlib.suppress(OSError):
                 old_text = lock_file.read_text(encoding="utf-8")
     upgrades = frozenset(canonicalize_name(n) for n in upgrade_packages)
+    if (
+        old is not None
+        and not (upgrade or upgrades or net.refresh)
+        and old.inputs_hash == inputs.inputs_hash
+        and old.created_by == f"reprolock {__version__}"
+    ):
+        # The lock was made from these very inputs by this reprolock: resolving again
+        # would keep every pin.  --refresh re-resolves (e.g. to see yanked files).
+        warnings.extend(f"not locked yet: {note}." for note in not_yet_locked(spec))
+        return LockResult(
+            spec_path=spec_file,
+            lock_path=lock_file,
+            lock=old,
+            changed=False,
+            warnings=tuple(warnings),
+            up_to_date=True,
+        )
     resolved = resolve_targets(
         spec,
         net,
@@ -100,7 +122,7 @@ def lock(
                 packages=packages,
             )
         )
-    lockfile = new_lockfile(inputs_of(spec, shipped_matrices().version), tuple(targets))
+    lockfile = new_lockfile(inputs, tuple(targets))
     text = dumps(lockfile)
     changed = text != old_text
     if changed:

@@ -18,7 +18,7 @@ from reprolock.resolve.python.finder import Fetcher
 from reprolock.resolve.python.http_index import PAGE_TTL, HttpIndex, strip_credentials
 from reprolock.resolve.python.resolve import PythonResolution, resolve_python
 from reprolock.resolve.python.routing import IndexRouter, RoutedIndex
-from reprolock.resolve.python.target import PythonTarget
+from reprolock.resolve.python.target import PythonTarget, wheel_filter
 from reprolock.spec import Spec
 
 PYPI = "https://pypi.org/simple"
@@ -56,7 +56,12 @@ def targets_of(spec: Spec) -> list[PythonTarget]:
 
 @contextlib.contextmanager
 def open_router(spec: Spec, net: NetOptions) -> Iterator[tuple[IndexRouter, list[HttpIndex]]]:
-    """The spec's indexes (PyPI unless another is the default) behind one router."""
+    """The spec's indexes (PyPI unless another is the default) behind one router.
+
+    Pages are parsed for the spec's targets only: wheels none of them can install
+    are kept by name alone.
+    """
+    accept = wheel_filter(targets_of(spec))
     session = new_session(net.config)
     cache = Cache(net.cache_dir)
     indexes: list[HttpIndex] = []
@@ -68,6 +73,7 @@ def open_router(spec: Spec, net: NetOptions) -> Iterator[tuple[IndexRouter, list
             cache,
             offline=net.config.offline,
             page_ttl=0.0 if net.refresh else PAGE_TTL,
+            wheel_filter=accept,
         )
         indexes.append(index)
         return RoutedIndex(

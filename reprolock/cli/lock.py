@@ -89,7 +89,7 @@ def lock_command(
             }
         )
         return
-    for target in result.lock.targets:
+    for target in result.lock.targets if not result.up_to_date else ():
         settings.say(f"{target.id}: {len(target.packages)} Python packages")
         for package in target.packages:
             settings.say(f"  {package.name}=={package.version}", level=1)
@@ -97,5 +97,10 @@ def lock_command(
         for name, selection in resolution.selections.items():
             for version, reasons in sorted(selection.rejected.items(), reverse=True):
                 settings.say(f"  rejected {name} {version}: {'; '.join(reasons)}", level=2)
+    if result.up_to_date:
+        settings.say(
+            f"{result.lock_path} is up to date with {result.spec_path} (--refresh re-resolves)"
+        )
+        return
     verb = "wrote" if result.changed else "unchanged:"
     settings.say(f"{verb} {result.lock_path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from pathlib import Path
@@ -11,17 +12,41 @@ import click
 
 from reprolock import __version__
 from reprolock.cli import output
-from reprolock.cli.check import check_command
-from reprolock.cli.explain import explain_command
-from reprolock.cli.export import export_command
-from reprolock.cli.init import init_command
-from reprolock.cli.lock import lock_command
-from reprolock.cli.matrix import matrix_command
-from reprolock.cli.schema import schema_command
 from reprolock.errors import InputError, ReprolockError
 
+# Each command's module is imported only when that command runs: `reprolock check`
+# need not load the resolver and its HTTP stack.
+COMMANDS = {
+    "init": "reprolock.cli.init:init_command",
+    "check": "reprolock.cli.check:check_command",
+    "lock": "reprolock.cli.lock:lock_command",
+    "explain": "reprolock.cli.explain:explain_command",
+    "export": "reprolock.cli.export:export_command",
+    "matrix": "reprolock.cli.matrix:matrix_command",
+    "schema": "reprolock.cli.schema:schema_command",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--format",
     "fmt",
@@ -56,15 +81,6 @@ def cli(
             format=fmt, verbosity=verbose - quiet, cache_dir=cache_dir, offline=offline, debug=debug
         )
     )
-
-
-cli.add_command(init_command)
-cli.add_command(check_command)
-cli.add_command(lock_command)
-cli.add_command(export_command)
-cli.add_command(explain_command)
-cli.add_command(schema_command)
-cli.add_command(matrix_command)
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE

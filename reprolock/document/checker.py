@@ -7,7 +7,7 @@ import difflib
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from reprolock.document.locate import KeyPath, line_of, render_path
+from reprolock.document.locate import KeyPath, line_of, locate_keys, render_path
 from reprolock.errors import Problem
 
 
@@ -44,11 +44,26 @@ def show(value: object) -> str:
 class Checker:
     """Collects problems found in one TOML document."""
 
-    def __init__(self, *, file: str, lines: Mapping[KeyPath, int], prefix: KeyPath = ()) -> None:
+    def __init__(
+        self,
+        *,
+        file: str,
+        lines: Mapping[KeyPath, int] | None = None,
+        text: str | None = None,
+        prefix: KeyPath = (),
+    ) -> None:
+        """Line numbers come from ``lines``, or are located in ``text`` on the first problem
+        (locating is a full scan, wasted on the usual valid document)."""
         self.file = file
-        self.lines = dict(lines)
+        self._lines = dict(lines) if lines is not None else None
+        self._text = text
         self.prefix = prefix
         self.problems: list[Problem] = []
+
+    def lines(self) -> dict[KeyPath, int]:
+        if self._lines is None:
+            self._lines = locate_keys(self._text) if self._text is not None else {}
+        return self._lines
 
     def add(self, path: KeyPath, message: str, hint: str | None = None) -> None:
         full = (*self.prefix, *path)
@@ -57,7 +72,7 @@ class Checker:
                 message=message,
                 file=self.file,
                 key=render_path(full) if full else None,
-                line=line_of(self.lines, full),
+                line=line_of(self.lines(), full),
                 hint=hint,
             )
         )

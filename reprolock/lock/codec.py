@@ -15,7 +15,7 @@ from typing import Any
 import tomli_w
 
 from reprolock.document.checker import Checker
-from reprolock.document.locate import KeyPath, locate_keys
+from reprolock.document.locate import KeyPath
 from reprolock.errors import InputError, problems_error
 from reprolock.lock.model import (
     LOCK_VERSION,
@@ -161,14 +161,12 @@ def loads(text: str, *, file: str) -> Decoded:
             f"{file}: is not valid TOML ({exc}).",
             hint="The lock is written by reprolock; regenerate it with `reprolock lock`.",
         ) from None
-    return from_dict(data, file=file, lines=locate_keys(text))
+    return from_dict(data, file=file, text=text)
 
 
-def from_dict(
-    data: Mapping[str, Any], *, file: str, lines: Mapping[KeyPath, int] | None = None
-) -> Decoded:
+def from_dict(data: Mapping[str, Any], *, file: str, text: str | None = None) -> Decoded:
     """Build a `Lockfile` from a mapping; every problem is reported at once."""
-    check = Checker(file=file, lines=lines or {})
+    check = Checker(file=file, text=text)
     warnings: list[str] = []
     version = data.get("lock-version")
     ours = tuple(int(p) for p in LOCK_VERSION.split("."))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-from reprolock.atomic import replace_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +31,14 @@ class Cache:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _write(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        replace_file(path, data, durable=False)
+        """Atomic but not durable: a cache entry lost in a crash is fetched again."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_bytes(data)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_bytes(data)
+        tmp.replace(path)
 
     # -- HTTP pages -----------------------------------------------------------------
     def get_response(self, url: str) -> CachedResponse | None:

@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 from reprolock.compat import Matrices
 from reprolock.compat.gpus import UnknownGpu
 from reprolock.document.checker import Checker
-from reprolock.document.locate import KeyPath, locate_keys
+from reprolock.document.locate import KeyPath
 from reprolock.errors import InputError, Problem, problems_error
 from reprolock.model import ComputeCapability, DriverVersion, ImageRef, Platform, PythonVersion
 from reprolock.spec.model import (
@@ -83,7 +83,7 @@ def parse_spec(
                 "(`reprolock init` writes one).",
             )
         document, prefix = tool["reprolock"], ("tool", "reprolock")
-    check = Checker(file=file, lines=locate_keys(text), prefix=prefix)
+    check = Checker(file=file, text=text, prefix=prefix)
     spec = _SpecReader(check, matrices, read_file).read(document)
     if check.problems or spec is None:
         raise problems_error(file, check.problems, what="the spec")

@@ -89,7 +89,13 @@ class Finder:
             unhashed = [f for f in files if not f.sha256 and f.is_wheel]
         else:
             hashed, unhashed = files, []
-        selection = select_releases(name, hashed, self.target, exclude_newer=self.exclude_newer)
+        selection = select_releases(
+            name,
+            hashed,
+            self.target,
+            exclude_newer=self.exclude_newer,
+            other_wheels=self.fetcher.index.other_wheels(name),
+        )
         installable = {r.version for r in selection.releases}
         for file in unhashed:
             try:

@@ -14,7 +14,7 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,13 +47,18 @@ class HttpIndex:
         *,
         offline: bool = False,
         page_ttl: float = PAGE_TTL,
+        wheel_filter: Callable[[str], bool] | None = None,
     ) -> None:
+        """``wheel_filter`` keeps only the wheels some target can install (by filename);
+        the others are remembered by name only, for explanations."""
         self.url = url.rstrip("/") + "/"
         self.public_url = strip_credentials(url.rstrip("/"))
         self.session = session
         self.cache = cache
         self.offline = offline
         self.page_ttl = page_ttl
+        self.wheel_filter = wheel_filter
+        self._others: dict[NormalizedName, list[str]] = {}
         self._pages: dict[NormalizedName, list[DistFile]] = {}
         self._side = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reprolock-tail")
         self._lock = threading.Lock()
@@ -69,20 +74,32 @@ class HttpIndex:
                 return self._pages[name]
         page_url = f"{self.url}{name}/"
         body, content_type = self._get_page(page_url, name)
+        others: list[str] = []
+        wheel_filter = self.wheel_filter
+
+        def keep(filename: str) -> bool:
+            if not keep_filename(filename):
+                return False
+            if wheel_filter is None or not filename.endswith(".whl") or wheel_filter(filename):
+                return True
+            others.append(filename)
+            return False
+
         files = (
             []
             if body is None
             else pages.parse_page(
-                body,
-                content_type,
-                page_url=page_url,
-                index=self.public_url,
-                keep=keep_filename,
+                body, content_type, page_url=page_url, index=self.public_url, keep=keep
             )
         )
         with self._lock:
             self._pages[name] = files
+            self._others[name] = others
         return files
+
+    def other_wheels(self, name: NormalizedName) -> Sequence[str]:
+        with self._lock:
+            return self._others.get(name, ())
 
     def _get_page(self, url: str, name: str) -> tuple[bytes | None, str]:
         cached = self.cache.get_response(url)

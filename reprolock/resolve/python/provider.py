@@ -110,6 +110,7 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         self.env = finder.target.marker_environment()
         self.extras_missing: list[str] = []
         self.offered: dict[str, list[Release]] = {}
+        self._allows: dict[tuple[SpecifierSet, Version], bool] = {}
 
     # -- identity and preference ----------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -169,7 +170,7 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
             r
             for r in selection.releases
             if r.version not in bad
-            and all(s.contains(r.version, prereleases=True) for s in specifiers)
+            and all(self.allows(s, r.version) for s in specifiers)
             and (r.yanked is None or r.version in pins)
         ]
         explicit = any(s.prereleases for s in specifiers)
@@ -196,7 +197,15 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         return found[0] if found else None
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
-        return requirement.specifier.contains(candidate.version, prereleases=True)
+        return self.allows(requirement.specifier, candidate.version)
+
+    def allows(self, specifier: SpecifierSet, version: Version) -> bool:
+        """``specifier.contains(version)``, memoized: resolvelib asks the same often."""
+        key = (specifier, version)
+        found = self._allows.get(key)
+        if found is None:
+            found = self._allows[key] = specifier.contains(version, prereleases=True)
+        return found
 
     # -- dependencies -------------------------------------------------------------------
     def get_dependencies(self, candidate: Candidate) -> list[Req]:

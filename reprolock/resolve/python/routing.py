@@ -40,11 +40,18 @@ class IndexRouter:
         return (*(r for r in self.extras if not r.packages), self.default)
 
     def project_files(self, name: NormalizedName) -> Sequence[DistFile]:
+        return self._first(name)[1]
+
+    def _first(self, name: NormalizedName) -> tuple[RoutedIndex | None, Sequence[DistFile]]:
         for routed in self.candidates_for(name):
             files = routed.index.project_files(name)
-            if files:
-                return files
-        return ()
+            if files or routed.index.other_wheels(name):
+                return routed, files
+        return None, ()
+
+    def other_wheels(self, name: NormalizedName) -> Sequence[str]:
+        routed = self._first(name)[0]
+        return () if routed is None else routed.index.other_wheels(name)
 
     def metadata(self, file: DistFile) -> bytes:
         return self.by_url[file.index].index.metadata(file)

@@ -53,8 +53,13 @@ def select_releases(
     target: PythonTarget,
     *,
     exclude_newer: dt.datetime | None = None,
+    other_wheels: Iterable[str] = (),
 ) -> Selection:
-    """Group files by version and keep, per version, the best wheel for ``target``."""
+    """Group files by version and keep, per version, the best wheel for ``target``.
+
+    ``other_wheels`` are filenames the index adapter left out as unusable for every
+    target; they only feed the "no wheel for this target" explanations.
+    """
     ranks = target.tag_ranks
     python = Version(target.full_version)
     best: dict[Version, tuple[int, DistFile]] = {}
@@ -144,6 +149,16 @@ def select_releases(
                 Release(name=name, version=version, wheel=file, yanked=file.yanked or "")
             )
     selection.releases.sort(key=lambda r: r.version, reverse=True)
+    for filename in other_wheels:
+        parts = filename[:-4].split("-")
+        if len(parts) in (5, 6) and parts[1] not in versions:
+            try:
+                versions[parts[1]] = Version(parts[1])
+            except InvalidVersion:
+                versions[parts[1]] = None
+        other_version = versions.get(parts[1]) if len(parts) in (5, 6) else None
+        if other_version is not None:
+            seen.setdefault(other_version, []).append(filename)
     installable = {r.version for r in selection.releases}
     for version, filenames in seen.items():
         if version not in installable and version not in selection.rejected:

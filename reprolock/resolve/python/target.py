@@ -5,6 +5,7 @@ Computed from the target, never from the host that runs reprolock.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -87,3 +88,27 @@ class PythonTarget:
             f"CPython {self.full_version} on {self.platform} "
             f"(glibc {self.glibc[0]}.{self.glibc[1]})"
         )
+
+
+def wheel_filter(targets: Iterable[PythonTarget]) -> Callable[[str], bool]:
+    """A filename test: could any of ``targets`` install this wheel?
+
+    Used to skip, while parsing index pages, the many wheels built for other
+    interpreters and platforms (torch's page lists thousands).
+    """
+    tags: set[tuple[str, str, str]] = set()
+    for target in targets:
+        tags.update(target.tag_ranks)
+
+    def accept(filename: str) -> bool:
+        parts = filename[:-4].split("-")
+        if len(parts) not in (5, 6):
+            return True  # not a well-formed wheel name: let selection judge it
+        return any(
+            (py, abi, plat) in tags
+            for py in parts[-3].split(".")
+            for abi in parts[-2].split(".")
+            for plat in parts[-1].split(".")
+        )
+
+    return accept
