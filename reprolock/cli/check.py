@@ -8,6 +8,7 @@ import click
 
 from reprolock import api
 from reprolock.cli import output
+from reprolock.cli.options import lock_option, spec_option
 from reprolock.spec import Spec
 
 
@@ -30,18 +31,8 @@ def describe(spec: Spec) -> str:
 
 
 @click.command("check")
-@click.option(
-    "--spec",
-    "spec_path",
-    type=click.Path(path_type=Path),
-    help="The spec (reprolock.toml or pyproject.toml) [default: found in the current folder].",
-)
-@click.option(
-    "--lock",
-    "lock_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The lock [default: reprolock.lock beside the spec].",
-)
+@spec_option
+@lock_option
 @click.option(
     "--locked", is_flag=True, help="Fail (exit 1) when there is no lock, not only when it is stale."
 )

@@ -9,18 +9,19 @@ import click
 from reprolock.api.explain import explain_package
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
+from reprolock.cli.options import spec_option, target_option
 
 
 @click.command("explain")
 @click.argument("name")
-@click.option("--spec", "spec_path", type=click.Path(path_type=Path), help="The spec.")
-@click.option("--target", "target", metavar="ID", help="Only this target.")
-def explain_command(name: str, spec_path: Path | None, target: str | None) -> None:
+@spec_option
+@target_option
+def explain_command(name: str, spec_path: Path | None, target_id: str | None) -> None:
     """Why the Python package NAME is locked as it is: where it was looked up, who
     requires it, which version was chosen, and why every other version was rejected."""
     settings = output.current()
     results = explain_package(
-        name, spec_path=spec_path, target=target, cwd=Path(), net=net_options(settings)
+        name, spec_path=spec_path, target=target_id, cwd=Path(), net=net_options(settings)
     )
     if settings.format == "json":
         settings.emit_json(

@@ -8,25 +8,8 @@ import click
 
 from reprolock.api.export import export
 from reprolock.cli import output
+from reprolock.cli.options import lock_option, spec_option, target_option
 
-_SPEC = click.option(
-    "--spec",
-    "spec_path",
-    type=click.Path(path_type=Path),
-    help="The spec, to find the lock beside it.",
-)
-_LOCK = click.option(
-    "--lock",
-    "lock_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The lock [default: reprolock.lock beside the spec].",
-)
-_TARGET = click.option(
-    "--target",
-    "target_id",
-    metavar="ID",
-    help="The target to export (needed when the lock has several).",
-)
 _OUTPUT = click.option(
     "-o",
     "--output",
@@ -67,9 +50,9 @@ def _run(
 
 
 @export_command.command("requirements")
-@_SPEC
-@_LOCK
-@_TARGET
+@spec_option
+@lock_option
+@target_option
 @_OUTPUT
 @click.option("--urls", is_flag=True, help="Name each locked file by URL (no index needed).")
 def requirements_command(
@@ -84,9 +67,9 @@ def requirements_command(
 
 
 @export_command.command("pylock")
-@_SPEC
-@_LOCK
-@_TARGET
+@spec_option
+@lock_option
+@target_option
 @_OUTPUT
 def pylock_command(
     spec_path: Path | None, lock_path: Path | None, target_id: str | None, output: Path | None

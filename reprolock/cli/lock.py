@@ -10,6 +10,7 @@ import click
 from reprolock.api.locking import lock
 from reprolock.api.python_layer import NetOptions
 from reprolock.cli import output
+from reprolock.cli.options import lock_option, spec_option
 from reprolock.cli.progress import ProgressLine
 from reprolock.net import NetConfig
 
@@ -25,18 +26,8 @@ def net_options(settings: output.Settings, *, refresh: bool = False) -> NetOptio
 
 
 @click.command("lock")
-@click.option(
-    "--spec",
-    "spec_path",
-    type=click.Path(path_type=Path),
-    help="The spec [default: reprolock.toml or pyproject.toml here].",
-)
-@click.option(
-    "--lock",
-    "lock_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The lock to write [default: reprolock.lock beside the spec].",
-)
+@spec_option
+@lock_option
 @click.option(
     "--upgrade", "-U", is_flag=True, help="Ignore existing pins: take the newest that fit."
 )

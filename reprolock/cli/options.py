@@ -1,0 +1,27 @@
+"""Options several commands share, declared once so they read and behave the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+spec_option = click.option(
+    "--spec",
+    "spec_path",
+    type=click.Path(path_type=Path),
+    help="The spec: reprolock.toml, a pyproject.toml with [tool.reprolock], or their folder "
+    "[default: found in the current folder].",
+)
+lock_option = click.option(
+    "--lock",
+    "lock_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The lock [default: reprolock.lock beside the spec].",
+)
+target_option = click.option(
+    "--target",
+    "target_id",
+    metavar="ID",
+    help="One target of the lock, e.g. py3.11-amd64 (needed when there are several).",
+)
