@@ -448,3 +448,36 @@ def test_unreachable_index_is_a_source_error(lock_cli: LockCli, tmp_path: Path) 
     assert run.code == 4
     assert run.err.startswith("error: cannot reach http://127.0.0.1:9/simple/alpha/")
     assert "Traceback" not in run.err
+
+
+def test_credentials_from_the_environment(
+    lock_cli: LockCli,
+    tmp_path: Path,
+    index_server: IndexServer,
+    pypi: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import base64
+
+    monkeypatch.setenv("REPROLOCK_INDEX_MY_PYPI_USERNAME", "robot")
+    monkeypatch.setenv("REPROLOCK_INDEX_MY_PYPI_PASSWORD", "t0ken")
+    _spec(
+        tmp_path,
+        ["alpha"],
+        extra=f'\n[[python.index]]\nname = "my-pypi"\n'
+        f'url = "{index_server.url("pypi")}"\ndefault = true\n',
+    )
+    seen: list[str | None] = []
+    handler = index_server.RequestHandlerClass
+    original = handler.do_GET  # type: ignore[attr-defined]
+
+    def spy(self: Any) -> None:
+        seen.append(self.headers.get("Authorization"))
+        original(self)
+
+    monkeypatch.setattr(handler, "do_GET", spy)
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    expected = "Basic " + base64.b64encode(b"robot:t0ken").decode()
+    assert seen and all(auth == expected for auth in seen)
+    assert "t0ken" not in (tmp_path / "reprolock.lock").read_text()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -43,6 +45,24 @@ class NetOptions:
     config: NetConfig
     cache_dir: Path | None
     refresh: bool = False  # revalidate every cached index page, however young
+    # index name -> (username, password), from REPROLOCK_INDEX_<NAME>_USERNAME/_PASSWORD
+    credentials: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def credential_key(index_name: str) -> str:
+    """How an index name appears in credential variables: ``pytorch-cu124`` → ``PYTORCH_CU124``."""
+    return re.sub(r"[^A-Za-z0-9]", "_", index_name).upper()
+
+
+def with_credentials(url: str, credentials: tuple[str, str] | None) -> str:
+    """``url`` with user and password inserted, unless it already carries some."""
+    if credentials is None:
+        return url
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        return url
+    user, password = (quote(c, safe="") for c in credentials)
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
 
 
 def target_id(target: PythonTarget) -> str:
@@ -68,7 +88,7 @@ def open_router(spec: Spec, net: NetOptions) -> Iterator[tuple[IndexRouter, list
 
     def make(name: str, url: str, packages: tuple[str, ...] = ()) -> RoutedIndex:
         index = HttpIndex(
-            url,
+            with_credentials(url, net.credentials.get(credential_key(name))),
             session,
             cache,
             offline=net.config.offline,

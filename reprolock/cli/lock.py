@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -22,7 +24,24 @@ def net_options(settings: output.Settings, *, refresh: bool = False) -> NetOptio
     if cache is None:
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         cache = Path(base) / "reprolock"
-    return NetOptions(config=config, cache_dir=cache, refresh=refresh)
+    return NetOptions(
+        config=config, cache_dir=cache, refresh=refresh, credentials=index_credentials(os.environ)
+    )
+
+
+def index_credentials(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Index credentials from ``REPROLOCK_INDEX_<NAME>_USERNAME`` and ``_PASSWORD``.
+
+    ``<NAME>`` is the index name upper-cased, with every other character than a
+    letter or digit written as ``_`` (index "pytorch-cu124" → ``PYTORCH_CU124``).
+    """
+    found: dict[str, tuple[str, str]] = {}
+    for key, user in environ.items():
+        match = re.fullmatch(r"REPROLOCK_INDEX_(\w+)_USERNAME", key)
+        if match:
+            password = environ.get(f"REPROLOCK_INDEX_{match.group(1)}_PASSWORD", "")
+            found[match.group(1)] = (user, password)
+    return found
 
 
 @click.command("lock")
