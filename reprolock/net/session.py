@@ -94,3 +94,20 @@ def host_of(url: str) -> str:
 def environ() -> dict[str, str]:
     """A copy of the process environment (read only by the CLI layer's callers)."""
     return dict(os.environ)
+
+
+def describe_failure(exc: requests.RequestException) -> str:
+    """A short reason for a failed request, without urllib3's nested reprs."""
+    text = str(exc)
+    host = host_of(getattr(exc.request, "url", "") or "") if exc.request is not None else ""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS verification failed (set REQUESTS_CA_BUNDLE to the CA bundle your network uses)"
+    if "NameResolutionError" in text or "Name or service not known" in text:
+        return f"cannot resolve host {host}" if host else "cannot resolve the host name"
+    if "Connection refused" in text:
+        return "connection refused"
+    if isinstance(exc, requests.ConnectionError):
+        return "connection failed"
+    return redact(text)

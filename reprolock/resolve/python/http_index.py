@@ -23,6 +23,7 @@ from packaging.utils import NormalizedName
 
 from reprolock.errors import SourceError
 from reprolock.net import Cache, redact
+from reprolock.net.session import describe_failure
 from reprolock.resolve.python import pages, wheelzip
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.select import keep_filename
@@ -237,7 +238,7 @@ class HttpIndex:
             response = self.session.get(url, headers=headers or {})
         except requests.RequestException as exc:
             raise SourceError(
-                f"cannot reach {redact(url)}: {redact(str(exc))}.",
+                f"cannot reach {redact(url)}: {describe_failure(exc)}.",
                 hint="Check the network, the proxy settings and the index URL; "
                 "with a filled cache, --offline works without a network.",
             ) from exc
