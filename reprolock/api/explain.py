@@ -7,9 +7,10 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from reprolock.api.base_layer import python_from_base
+from reprolock.api.network import NetOptions
 from reprolock.api.project import default_lock_path, find_spec, load_spec, read_lock
 from reprolock.api.python_layer import (
-    NetOptions,
     open_router,
     preferred_pins,
     target_id,
@@ -43,7 +44,12 @@ def explain_package(
     previous = {}
     if lock_file.exists():
         previous = {t.id: t for t in read_lock(lock_file)[0].targets}
-    targets = [t for t in targets_of(spec) if target is None or target_id(t) == target]
+    pythons = {
+        t.platform: v
+        for t in previous.values()
+        if (v := python_from_base(t.base, spec.environment.python)) is not None
+    }
+    targets = [t for t in targets_of(spec, pythons) if target is None or target_id(t) == target]
     if not targets:
         ids = ", ".join(target_id(t) for t in targets_of(spec))
         raise InputError(f'the spec has no target "{target}".', hint=f"Targets: {ids}.")

@@ -10,6 +10,8 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from reprolock import __version__
+from reprolock.api.base_layer import pin_bases, python_from_base
+from reprolock.api.network import NetOptions
 from reprolock.api.project import (
     default_lock_path,
     find_spec,
@@ -18,7 +20,7 @@ from reprolock.api.project import (
     shipped_matrices,
     write_lock,
 )
-from reprolock.api.python_layer import NetOptions, Observer, locked_packages, resolve_targets
+from reprolock.api.python_layer import Observer, locked_packages, resolve_targets, targets_of
 from reprolock.errors import InputError
 from reprolock.lock import LockedTarget, Lockfile, dumps, inputs_of, new_lockfile
 from reprolock.resolve.python.resolve import PythonResolution
@@ -44,8 +46,11 @@ def not_yet_locked(spec: Spec) -> list[str]:
             "[gpu]: the CUDA stack (toolkit, cuDNN, driver floor, GPU arches) is not "
             "decided or checked yet; the Python layer is locked as requested"
         )
-    if spec.base.ref is not None or spec.base.image is not None:
-        notes.append("[base]: the base image is not pinned by digest yet")
+    if spec.base.ref is None and spec.base.image is not None:
+        notes.append(
+            "[base]: choosing a tag from image/flavor/os needs the image catalog; "
+            "give an explicit ref to pin the base by digest"
+        )
     if spec.apt is not None and spec.apt.packages:
         notes.append("[apt]: apt packages are not pinned yet")
     return notes
@@ -59,6 +64,7 @@ def lock(
     net: NetOptions,
     upgrade: bool = False,
     upgrade_packages: Iterable[str] = (),
+    refresh_base: bool = False,
     observer: Observer | None = None,
 ) -> LockResult:
     """Resolve ``spec`` and write the lock; existing pins are kept where they still fit."""
@@ -84,7 +90,7 @@ def lock(
     upgrades = frozenset(canonicalize_name(n) for n in upgrade_packages)
     if (
         old is not None
-        and not (upgrade or upgrades or net.refresh)
+        and not (upgrade or upgrades or net.refresh or refresh_base)
         and old.inputs_hash == inputs.inputs_hash
         and old.created_by == f"reprolock {__version__}"
     ):
@@ -99,9 +105,18 @@ def lock(
             warnings=tuple(warnings),
             up_to_date=True,
         )
+    bases = pin_bases(
+        spec, net, previous={t.platform: t for t in previous.values()}, refresh=refresh_base
+    )
+    pythons = {
+        p: v
+        for p, b in bases.items()
+        if (v := python_from_base(b, spec.environment.python)) is not None
+    }
     resolved = resolve_targets(
         spec,
         net,
+        targets_of(spec, pythons),
         previous=previous,
         keep_pins=not upgrade,
         upgrade_packages=upgrades,
@@ -118,7 +133,8 @@ def lock(
             LockedTarget(
                 id=tid,
                 platform=target.platform,
-                python=str(spec.environment.python),
+                python=str(target.python),
+                base=bases.get(target.platform),
                 packages=packages,
             )
         )

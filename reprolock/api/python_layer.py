@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from reprolock.api.network import NetOptions, credential_key, with_credentials
 from reprolock.lock import LockedTarget, PythonPackage, Wheel
-from reprolock.net import Cache, NetConfig, new_session
+from reprolock.model import Platform, PythonVersion
+from reprolock.net import Cache, new_session
 from reprolock.resolve.python.finder import Fetcher
 from reprolock.resolve.python.http_index import PAGE_TTL, HttpIndex, strip_credentials
 from reprolock.resolve.python.resolve import PythonResolution, resolve_python
@@ -40,38 +38,20 @@ class _Silent:
         return contextlib.nullcontext()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NetOptions:
-    config: NetConfig
-    cache_dir: Path | None
-    refresh: bool = False  # revalidate every cached index page, however young
-    # index name -> (username, password), from REPROLOCK_INDEX_<NAME>_USERNAME/_PASSWORD
-    credentials: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-
-
-def credential_key(index_name: str) -> str:
-    """How an index name appears in credential variables: ``pytorch-cu124`` → ``PYTORCH_CU124``."""
-    return re.sub(r"[^A-Za-z0-9]", "_", index_name).upper()
-
-
-def with_credentials(url: str, credentials: tuple[str, str] | None) -> str:
-    """``url`` with user and password inserted, unless it already carries some."""
-    if credentials is None:
-        return url
-    parts = urlsplit(url)
-    if "@" in parts.netloc:
-        return url
-    user, password = (quote(c, safe="") for c in credentials)
-    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
-
-
 def target_id(target: PythonTarget) -> str:
     return f"py{target.python.feature}-{target.platform.short}"
 
 
-def targets_of(spec: Spec) -> list[PythonTarget]:
+def targets_of(
+    spec: Spec,
+    pythons: Mapping[Platform, PythonVersion] | None = None,
+) -> list[PythonTarget]:
+    """One target per platform; ``pythons`` gives a more exact interpreter version per
+    platform when the base image tells it (``3.11`` → ``3.11.2``)."""
     env = spec.environment
-    return [PythonTarget(python=env.python, platform=p) for p in env.platforms]
+    return [
+        PythonTarget(python=(pythons or {}).get(p, env.python), platform=p) for p in env.platforms
+    ]
 
 
 @contextlib.contextmanager
@@ -130,6 +110,7 @@ def _total(indexes: list[HttpIndex]) -> Mapping[str, int]:
 def resolve_targets(
     spec: Spec,
     net: NetOptions,
+    targets: list[PythonTarget],
     *,
     previous: Mapping[str, LockedTarget],
     keep_pins: bool,
@@ -142,7 +123,7 @@ def resolve_targets(
     with open_router(spec, net) as (router, indexes), observer.watch(lambda: _total(indexes)):
         fetcher = Fetcher(router)
         try:
-            for target in targets_of(spec):
+            for target in targets:
                 tid = target_id(target)
                 if spec.python is None:
                     out.append((tid, target, None))

@@ -10,10 +10,11 @@ from pathlib import Path
 import click
 
 from reprolock.api.locking import lock
-from reprolock.api.python_layer import NetOptions
+from reprolock.api.network import NetOptions
 from reprolock.cli import output
 from reprolock.cli.options import lock_option, spec_option
 from reprolock.cli.progress import ProgressLine
+from reprolock.errors import SourceError
 from reprolock.net import NetConfig
 
 
@@ -25,8 +26,24 @@ def net_options(settings: output.Settings, *, refresh: bool = False) -> NetOptio
         base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         cache = Path(base) / "reprolock"
     return NetOptions(
-        config=config, cache_dir=cache, refresh=refresh, credentials=index_credentials(os.environ)
+        config=config,
+        cache_dir=cache,
+        refresh=refresh,
+        credentials=index_credentials(os.environ),
+        docker_config=docker_config(),
     )
+
+
+def docker_config() -> tuple[str, str] | None:
+    """The docker CLI's config.json (``$DOCKER_CONFIG/config.json``), with its path."""
+    folder = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+    path = Path(folder) / "config.json"
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror or exc}.") from None
 
 
 def index_credentials(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
@@ -59,6 +76,11 @@ def index_credentials(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     help="Let NAME move to its newest fitting version (repeatable).",
 )
 @click.option(
+    "--refresh-base",
+    is_flag=True,
+    help="Pin the base image again (its tag may point elsewhere now); nothing else moves.",
+)
+@click.option(
     "--refresh",
     is_flag=True,
     help="Revalidate cached index pages (implied by --upgrade and --upgrade-package).",
@@ -68,6 +90,7 @@ def lock_command(
     lock_path: Path | None,
     upgrade: bool,
     upgrade_packages: tuple[str, ...],
+    refresh_base: bool,
     refresh: bool,
 ) -> None:
     """Resolve the spec for each target and write the lock.
@@ -85,6 +108,7 @@ def lock_command(
         net=net,
         upgrade=upgrade,
         upgrade_packages=upgrade_packages,
+        refresh_base=refresh_base,
         observer=ProgressLine.for_terminal("locking", settings.verbosity < 0),
     )
     for warning in result.warnings:

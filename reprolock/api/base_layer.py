@@ -1,0 +1,88 @@
+"""The base image of a lock: the spec's ref pinned by digest for every target platform."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from reprolock.api.network import NetOptions
+from reprolock.errors import SourceError
+from reprolock.lock import LockedBase, LockedTarget
+from reprolock.model import Platform, PythonVersion
+from reprolock.net import new_session
+from reprolock.registry import CredentialStore, PinnedImage, RegistryClient, RegistryOptions
+from reprolock.spec import Spec
+
+_PYTHON_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def registry_client(spec: Spec, net: NetOptions) -> RegistryClient:
+    """A client with the spec's mirrors and insecure registries and the user's logins."""
+    credentials = CredentialStore()
+    if net.docker_config is not None:
+        text, source = net.docker_config
+        credentials = CredentialStore.from_text(text, source=source)
+    options = RegistryOptions(
+        mirrors=dict(spec.registry.mirrors), insecure=frozenset(spec.registry.insecure)
+    )
+    return RegistryClient(new_session(net.config), credentials, options)
+
+
+def locked_base(pinned: PinnedImage) -> LockedBase:
+    config = pinned.config
+    return LockedBase(
+        ref=pinned.ref.familiar,
+        index_digest=None if pinned.index_digest is None else str(pinned.index_digest),
+        manifest_digest=str(pinned.manifest_digest),
+        config_digest=str(pinned.config_digest),
+        diff_ids=tuple(str(d) for d in config.diff_ids),
+        env=config.env,
+        user=config.user,
+        labels=config.labels,
+    )
+
+
+def pin_bases(
+    spec: Spec,
+    net: NetOptions,
+    *,
+    previous: Mapping[Platform, LockedTarget],
+    refresh: bool,
+) -> dict[Platform, LockedBase]:
+    """The base per platform; a pin already in the lock for the same ref is kept
+    unless ``refresh`` (tags move: the lock holds the digest until asked)."""
+    ref = spec.base.ref
+    if ref is None:
+        return {}
+    out: dict[Platform, LockedBase] = {}
+    client: RegistryClient | None = None
+    for platform in spec.environment.platforms:
+        old = previous.get(platform)
+        if (
+            not refresh
+            and old is not None
+            and old.base is not None
+            and old.base.ref == ref.familiar
+        ):
+            out[platform] = old.base
+            continue
+        if net.config.offline:
+            raise SourceError(
+                f"{ref.familiar} is not pinned for {platform} in the lock, and "
+                "--offline forbids asking the registry."
+            )
+        client = client or registry_client(spec, net)
+        out[platform] = locked_base(client.resolve(ref, platform))
+    return out
+
+
+def python_from_base(base: LockedBase | None, wanted: PythonVersion) -> PythonVersion | None:
+    """The exact interpreter version the base image declares (``PYTHON_VERSION`` in the
+    official python images), when it is the wanted feature release."""
+    if base is None:
+        return None
+    value = dict(base.env).get("PYTHON_VERSION", "")
+    if not _PYTHON_VERSION.match(value):
+        return None
+    found = PythonVersion.parse(value)
+    return found if found.feature == wanted.feature else None
