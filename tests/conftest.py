@@ -89,3 +89,26 @@ def lock_cli(cli: Cli, tmp_path: Path) -> Callable[..., Run]:
         return cli("--cache-dir", str(tmp_path / "cache"), *args, cwd=tmp_path)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real docker-registry on 127.0.0.1 for the whole session (stopped at the end)."""
+    from tests.ociregistry import Registry, have_registry
+
+    if not have_registry():
+        if os.environ.get("CI"):
+            pytest.fail("docker-registry is not installed; .ci/run installs it")
+        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+    server = Registry(tmp_path_factory.mktemp("registry"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def front(registry: object) -> Iterator[object]:
+    """A loopback front of the registry: token auth or failures, per test."""
+    from tests.ociregistry import Registry, start_front
+
+    assert isinstance(registry, Registry)
+    yield from start_front(registry)

@@ -36,6 +36,7 @@ class LockResult:
     resolutions: tuple[PythonResolution, ...] = ()
     warnings: tuple[str, ...] = field(default=())
     up_to_date: bool = False  # the lock already matched the inputs; nothing was resolved
+    base_changes: tuple[str, ...] = ()  # "<target>: base <ref> moved: <old> -> <new>"
 
 
 def not_yet_locked(spec: Spec) -> list[str]:
@@ -138,6 +139,15 @@ def lock(
                 packages=packages,
             )
         )
+    base_changes = tuple(
+        f"{t.id}: base {t.base.ref} moved: {old_base.manifest_digest} -> {t.base.manifest_digest}"
+        for t in targets
+        if t.base is not None
+        and (old_target := previous.get(t.id)) is not None
+        and (old_base := old_target.base) is not None
+        and old_base.ref == t.base.ref
+        and old_base.manifest_digest != t.base.manifest_digest
+    )
     lockfile = new_lockfile(inputs, tuple(targets))
     text = dumps(lockfile)
     changed = text != old_text
@@ -151,4 +161,5 @@ def lock(
         changed=changed,
         resolutions=tuple(resolutions),
         warnings=tuple(warnings),
+        base_changes=base_changes,
     )

@@ -120,6 +120,7 @@ def lock_command(
                 "changed": result.changed,
                 "targets": {t.id: len(t.packages) for t in result.lock.targets},
                 "warnings": list(result.warnings),
+                "base-changes": list(result.base_changes),
             }
         )
         return
@@ -136,5 +137,7 @@ def lock_command(
             f"{result.lock_path} is up to date with {result.spec_path} (--refresh re-resolves)"
         )
         return
+    for change in result.base_changes:
+        settings.say(change)
     verb = "wrote" if result.changed else "unchanged:"
     settings.say(f"{verb} {result.lock_path}")

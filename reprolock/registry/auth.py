@@ -119,7 +119,9 @@ class CredentialStore:
     def _from_entry(self, entry: Mapping[str, Any], key: str) -> Login | None:
         if entry.get("auth"):
             try:
-                user, _, secret = base64.b64decode(str(entry["auth"])).decode().partition(":")
+                user, _, secret = (
+                    base64.b64decode(str(entry["auth"]), validate=True).decode().partition(":")
+                )
             except (binascii.Error, UnicodeDecodeError):
                 raise InputError(
                     f'{self.source}: auths."{key}".auth is not base64 of "user:password".',

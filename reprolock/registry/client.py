@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import ipaddress
 import json
@@ -188,6 +189,8 @@ class RegistryClient:
             if response.status_code >= 500 and endpoint.is_mirror:
                 last = self._error(response, ref, endpoint, reference)
                 continue
+            if response.status_code == 404 and not reference.startswith("sha256:"):
+                raise self._unknown_tag(ref, endpoint, reference, response)
             if response.status_code != 200:
                 raise self._error(response, ref, endpoint, reference)
             body = response.content
@@ -317,6 +320,26 @@ class RegistryClient:
         return f"Bearer {token}"
 
     # -- errors ----------------------------------------------------------------------------------
+    def _unknown_tag(
+        self, ref: ImageRef, endpoint: _Endpoint, tag: str, response: requests.Response
+    ) -> SourceError:
+        """A missing tag, or a missing repository (registries say MANIFEST_UNKNOWN for both);
+        the tag list tells which, and offers close tags."""
+        listing = self._get(endpoint, ref, "tags/list", {})
+        if listing.status_code == 404:
+            return self._error(listing, ref, endpoint, tag)
+        tags: list[str] = []
+        if listing.status_code == 200:
+            try:
+                tags = [str(t) for t in listing.json().get("tags") or ()]
+            except (ValueError, AttributeError):
+                tags = []
+        error = self._error(response, ref, endpoint, tag)
+        close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.6)
+        if close:
+            error.hint = "Tags with close names: " + ", ".join(close) + ". " + (error.hint or "")
+        return error
+
     def _error(
         self, response: requests.Response, ref: ImageRef, endpoint: _Endpoint, reference: str
     ) -> SourceError:
