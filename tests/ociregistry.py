@@ -3,6 +3,7 @@ and a loopback front that adds a bearer-token flow or misbehaves on purpose."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -252,6 +253,7 @@ class Front(ThreadingHTTPServer):
         self.token_users: dict[str, str] = {}  # empty: anonymous tokens
         self.status: int | None = None  # answer every /v2 request with this status
         self.corrupt_manifests = False
+        self.corrupt_blobs = False
         self.requests: list[tuple[str, str | None]] = []
 
     @property
@@ -277,8 +279,6 @@ class _FrontHandler(BaseHTTPRequestHandler):
         front = self.server
         front.requests.append((self.path, self.headers.get("Authorization")))
         if self.path.startswith("/token"):
-            import base64
-
             auth = self.headers.get("Authorization", "")
             if front.token_users:
                 user, _, password = (
@@ -318,6 +318,8 @@ class _FrontHandler(BaseHTTPRequestHandler):
         if front.corrupt_manifests and "/manifests/" in self.path:
             body = body.replace(b'"schemaVersion": 2', b'"schemaVersion":  2')
             body = body.replace(b'"schemaVersion":2', b'"schemaVersion": 2')
+        if front.corrupt_blobs and "/blobs/" in self.path:
+            body += b" "
         headers = {
             k: v
             for k, v in upstream.headers.items()

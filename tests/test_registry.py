@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tomllib
 import uuid
@@ -244,34 +245,65 @@ def test_token_service_refuses_bad_credentials(
 
 
 @pytest.mark.parametrize(
-    ("status", "message"),
+    ("status", "message", "hint"),
     [
-        (429, "is rate-limiting requests (429 Too Many Requests)."),
-        (500, "answered 500 for 1."),
-        (403, "is forbidden (403)."),
+        (
+            429,
+            "{base} is rate-limiting requests (429 Too Many Requests).",
+            "Log in (anonymous Docker Hub pulls are limited), wait, or use a mirror.",
+        ),
+        (500, "{base} answered 500 for 1.", "The registry is failing; retry later."),
+        (
+            403,
+            "access to {base}/any/image is forbidden (403).",
+            "Your login lacks pull rights on this repository.",
+        ),
     ],
 )
 def test_registry_failures(
-    lock_cli: LockCli, tmp_path: Path, front: Front, status: int, message: str
+    lock_cli: LockCli, tmp_path: Path, front: Front, status: int, message: str, hint: str
 ) -> None:
     front.status = status
     _spec(tmp_path, f"{front.host}/any/image:1", platforms='"linux/amd64"')
     run = lock_cli("lock")
     assert run.code == 4
-    assert message in run.err
-    assert "Traceback" not in run.err
+    base = f"http://{front.host}"
+    assert run.err == f"error: {front.host}/any/image:1: {message.format(base=base)}\n{hint}\n"
+    tries = [p for p, _ in front.requests if p == "/v2/any/image/manifests/1"]
+    assert len(tries) == (5 if status in (429, 500) else 1)  # retried with backoff
 
 
 def test_manifest_digest_mismatch(
     lock_cli: LockCli, tmp_path: Path, registry: Registry, front: Front
 ) -> None:
     repo = _repo()
-    registry.push_image(repo, "1", Image())
+    pushed = registry.push_image(repo, "1", Image())
     front.corrupt_manifests = True
     _spec(tmp_path, f"{front.host}/{repo}:1", platforms='"linux/amd64"')
     run = lock_cli("lock")
     assert run.code == 4
-    assert f"the manifest from http://{front.host} does not match its digest" in run.err
+    assert re.fullmatch(
+        f"error: {re.escape(front.host)}/{repo}:1: the manifest from http://"
+        f"{re.escape(front.host)} does not match its digest \\(expected {pushed['manifest']}, "
+        "got sha256:[0-9a-f]{64}\\).\nThe registry or a proxy altered it; do not use this "
+        "image.\n",
+        run.err,
+    ), run.err
+
+
+def test_blob_digest_mismatch(
+    lock_cli: LockCli, tmp_path: Path, registry: Registry, front: Front
+) -> None:
+    repo = _repo()
+    pushed = registry.push_image(repo, "1", Image())
+    front.corrupt_blobs = True
+    _spec(tmp_path, f"{front.host}/{repo}:1", platforms='"linux/amd64"')
+    run = lock_cli("lock")
+    assert run.code == 4
+    assert run.err.startswith(
+        f"error: {front.host}/{repo}:1: blob {pushed['config']} from http://{front.host} does "
+        "not match its digest (got sha256:"
+    )
 
 
 def test_basic_auth_registry_with_docker_config_and_helper(
