@@ -38,16 +38,53 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def layer(files: dict[str, bytes]) -> tuple[bytes, str]:
-    """A gzip layer tarball and its diff_id (digest of the uncompressed tar)."""
+@dataclass(frozen=True)
+class Link:
+    """A symbolic link in a layer."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class Hard:
+    """A hard link to an earlier member of the same layer."""
+
+    source: str
+
+
+@dataclass(frozen=True)
+class Dir:
+    """An explicit folder entry."""
+
+
+LayerFiles = dict[str, "bytes | Link | Hard | Dir"]
+
+
+def layer_tar(files: LayerFiles) -> bytes:
+    """An uncompressed layer tar, members in the order given (folders first if named)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in sorted(files.items()):
+        for name, value in files.items():
             info = tarfile.TarInfo(name)
-            info.size = len(data)
             info.mtime = 0
-            tar.addfile(info, io.BytesIO(data))
-    tar_bytes = raw.getvalue()
+            if isinstance(value, Link):
+                info.type, info.linkname = tarfile.SYMTYPE, value.target
+                tar.addfile(info)
+            elif isinstance(value, Hard):
+                info.type, info.linkname = tarfile.LNKTYPE, value.source
+                tar.addfile(info)
+            elif isinstance(value, Dir):
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size = len(value)
+                tar.addfile(info, io.BytesIO(value))
+    return raw.getvalue()
+
+
+def layer(files: LayerFiles) -> tuple[bytes, str]:
+    """A gzip layer tarball and its diff_id (digest of the uncompressed tar)."""
+    tar_bytes = layer_tar(files)
     return gzip.compress(tar_bytes, mtime=0), sha(tar_bytes)
 
 
@@ -61,7 +98,7 @@ class Image:
     env: dict[str, str] = field(default_factory=dict)
     user: str = ""
     labels: dict[str, str] = field(default_factory=dict)
-    layers: list[dict[str, bytes]] = field(default_factory=lambda: [{"etc/hostname": b"x\n"}])
+    layers: list[LayerFiles] = field(default_factory=lambda: [{"etc/hostname": b"x\n"}])
     docker: bool = False  # Docker v2 schema 2 media types instead of OCI
 
     def blobs(self) -> tuple[bytes, bytes, list[bytes]]:

@@ -22,6 +22,7 @@ COMMANDS = {
     "lock": "reprolock.cli.lock:lock_command",
     "explain": "reprolock.cli.explain:explain_command",
     "export": "reprolock.cli.export:export_command",
+    "inspect": "reprolock.cli.inspect:inspect_command",
     "matrix": "reprolock.cli.matrix:matrix_command",
     "schema": "reprolock.cli.schema:schema_command",
 }

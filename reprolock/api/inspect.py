@@ -1,0 +1,262 @@
+"""``reprolock inspect IMAGE``: read an image from any source and catalog what is in it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reprolock.api.network import NetOptions
+from reprolock.errors import InputError, SourceError
+from reprolock.image.daemon import DaemonImage, socket_from_host
+from reprolock.image.docker_archive import DockerArchive
+from reprolock.image.oci_layout import open_oci_archive, open_oci_dir
+from reprolock.image.read import ImageRead, read_image, read_rootfs
+from reprolock.image.registry_source import RegistryImage
+from reprolock.image.source import Image
+from reprolock.inventory import Inventory, build_inventory, want_content, want_hash
+from reprolock.model import ImageRef, Platform
+from reprolock.net import new_session
+from reprolock.registry import CredentialStore, RegistryClient, RegistryOptions
+
+TRANSPORTS = ("docker-archive", "oci-archive", "oci", "registry", "docker", "dir")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageSpecifier:
+    transport: str
+    target: str  # a path, a reference or a daemon image name
+    tag: str | None = None
+
+
+def parse_image_arg(text: str) -> ImageSpecifier:
+    """``docker-archive:PATH[:TAG]``, ``oci:PATH[:TAG]``, ``oci-archive:PATH[:TAG]``,
+    ``registry:REF``, ``docker:NAME``, ``dir:PATH``; a bare existing path is read by its
+    shape; any other bare name means the daemon, then the registry."""
+    transport, sep, rest = text.partition(":")
+    if sep and transport in TRANSPORTS:
+        if not rest:
+            raise InputError(
+                f'"{text}" names no image after "{transport}:".',
+                hint=f"Write it like {transport}:{_example(transport)}.",
+            )
+        archive = transport in ("docker-archive", "oci", "oci-archive")
+        if archive and not Path(rest).exists() and ":" in rest:
+            location, _, tag = rest.rpartition(":")
+            return ImageSpecifier(transport=transport, target=location, tag=tag)
+        return ImageSpecifier(transport=transport, target=rest)
+    bare = Path(text)
+    if bare.is_dir():
+        kind = "oci" if (bare / "index.json").is_file() else "dir"
+        return ImageSpecifier(transport=kind, target=text)
+    if bare.is_file():
+        return ImageSpecifier(transport="docker-archive", target=text)
+    return ImageSpecifier(transport="auto", target=text)
+
+
+def _example(transport: str) -> str:
+    return {
+        "registry": "nvidia/cuda:12.4.1-runtime-ubuntu22.04",
+        "docker": "myimage:latest",
+        "dir": "/",
+    }.get(transport, "PATH")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InspectOptions:
+    platform: Platform
+    check_record: bool = True
+    docker_host: str | None = None  # DOCKER_HOST, read by the CLI
+    workers: int = 4
+
+
+@contextlib.contextmanager
+def open_image(
+    spec: ImageSpecifier,
+    options: InspectOptions,
+    net: NetOptions,
+    registry: RegistryOptions | None = None,
+) -> Iterator[Image]:
+    """An `Image` for the specifier; closed (and any spool removed) on exit."""
+    transport = spec.transport
+    if transport == "docker-archive":
+        archive = DockerArchive(Path(spec.target), tag=spec.tag)
+        try:
+            yield archive
+        finally:
+            archive.close()
+    elif transport == "oci":
+        yield open_oci_dir(Path(spec.target), tag=spec.tag, platform=options.platform)
+    elif transport == "oci-archive":
+        yield open_oci_archive(Path(spec.target), tag=spec.tag, platform=options.platform)
+    elif transport == "registry":
+        yield _registry_image(spec.target, options, net, registry)
+    elif transport == "docker":
+        yield from _daemon_image(spec.target, options)
+    elif transport == "auto":
+        socket = socket_from_host(options.docker_host)
+        if socket is not None:
+            try:
+                daemon = DaemonImage(spec.target, socket)
+            except SourceError as exc:
+                if "no such image" not in exc.message:
+                    raise
+            else:
+                try:
+                    yield daemon
+                finally:
+                    daemon.close()
+                return
+        yield _registry_image(spec.target, options, net, registry)
+    else:  # pragma: no cover - parse_image_arg returns only the transports above
+        raise InputError(f"unknown image source {transport}")
+
+
+def _daemon_image(name: str, options: InspectOptions) -> Iterator[Image]:
+    socket = socket_from_host(options.docker_host)
+    if socket is None:
+        raise SourceError(
+            f"docker:{name}: no docker or podman socket found.",
+            hint="Start the daemon, or set DOCKER_HOST=unix:///path/to/socket.",
+        )
+    daemon = DaemonImage(name, socket)
+    try:
+        yield daemon
+    finally:
+        daemon.close()
+
+
+def _registry_image(
+    text: str, options: InspectOptions, net: NetOptions, registry: RegistryOptions | None
+) -> RegistryImage:
+    try:
+        ref = ImageRef.parse(text)
+    except ValueError as exc:
+        raise InputError(f"{exc}.", hint='Write a reference like "python:3.11-slim".') from None
+    credentials = CredentialStore()
+    if net.docker_config is not None:
+        body, source = net.docker_config
+        credentials = CredentialStore.from_text(body, source=source)
+    client = RegistryClient(new_session(net.config), credentials, registry or RegistryOptions())
+    return RegistryImage(client, ref, options.platform)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InspectResult:
+    image: ImageRead
+    inventory: Inventory
+
+
+def inspect(
+    text: str, options: InspectOptions, net: NetOptions, registry: RegistryOptions | None = None
+) -> InspectResult:
+    spec = parse_image_arg(text)
+    if spec.transport == "dir":
+        read = read_rootfs(Path(spec.target), want_content=want_content, want_hash=want_hash)
+    else:
+        with open_image(spec, options, net, registry) as image:
+            read = read_image(
+                image,
+                want_content=want_content,
+                want_hash=want_hash if options.check_record else _never,
+                workers=options.workers,
+            )
+    return InspectResult(
+        image=read, inventory=build_inventory(read, check_record=options.check_record)
+    )
+
+
+def _never(_path: str) -> bool:
+    return False
+
+
+def inventory_dict(result: InspectResult) -> dict[str, Any]:
+    """The inventory as stable JSON-able data (keys sorted by the emitter)."""
+    inv, image = result.inventory, result.image
+    return {
+        "image": {
+            "source": image.description,
+            "manifest-digest": image.manifest_digest,
+            "config-digest": image.config_digest,
+            "layers": [
+                {
+                    "index": layer.index,
+                    "digest": layer.digest,
+                    "diff-id": layer.diff_id,
+                    "size": layer.compressed_size,
+                    "uncompressed-size": layer.uncompressed_size,
+                }
+                for layer in image.layers
+            ],
+            "user": inv.user,
+            "entrypoint": list(inv.entrypoint or []) or None,
+            "cmd": list(inv.cmd or []) or None,
+            "env": dict(inv.env),
+            "labels": dict(inv.labels),
+        },
+        "os": None
+        if inv.os is None
+        else {
+            "id": inv.os.id,
+            "version-id": inv.os.version_id,
+            "pretty-name": inv.os.pretty_name,
+            "codename": inv.os.codename,
+            "path": inv.os.path,
+            "layer": inv.os.layer,
+        },
+        "deb-packages": [
+            {
+                "name": d.name,
+                "version": d.version,
+                "architecture": d.architecture,
+                "source": d.source,
+                "path": d.path,
+                "layer": d.layer,
+            }
+            for d in inv.deb_packages
+        ],
+        "python": [
+            {
+                "path": e.path,
+                "python": e.python,
+                "kind": e.kind,
+                "packages": [
+                    {
+                        "name": d.name,
+                        "version": d.version,
+                        "path": "/" + d.metadata_path,
+                        "layer": d.layer,
+                        "installer": d.installer,
+                        "direct-url": d.direct_url,
+                        "wheel-tags": list(d.wheel_tags),
+                        "record-files": d.files,
+                        "record-checked": d.checked,
+                        "record-issues": [
+                            {
+                                "path": i.path,
+                                "problem": i.problem,
+                                "expected": i.expected,
+                                "actual": i.actual,
+                            }
+                            for i in d.record_issues
+                        ],
+                    }
+                    for d in e.dists
+                ],
+            }
+            for e in inv.python_envs
+        ],
+        "cuda": [
+            {
+                "name": c.name,
+                "version": c.version,
+                "source": c.source,
+                "path": c.path,
+                "layer": c.layer,
+            }
+            for c in inv.cuda
+        ],
+        "apt-sources": list(inv.apt_sources),
+    }

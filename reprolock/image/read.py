@@ -1,0 +1,126 @@
+"""Read an image from any source: every layer scanned once (in parallel), checked, merged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reprolock.errors import SourceError
+from reprolock.image.rootfs import scan_rootfs
+from reprolock.image.scan import LayerScan, WantContent, WantHash, scan_layer
+from reprolock.image.source import Image, LayerRef
+from reprolock.image.view import FilesystemView
+from reprolock.model import Digest
+from reprolock.model.oci import ImageConfig
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayerFacts:
+    index: int
+    digest: str | None  # the stored blob's digest
+    diff_id: str
+    compressed_size: int
+    uncompressed_size: int
+    entries: int
+
+
+@dataclass(slots=True, kw_only=True)
+class ImageRead:
+    """What an image holds, as far as reprolock looks."""
+
+    description: str
+    config: ImageConfig | None
+    config_digest: str | None
+    manifest_digest: str | None
+    layers: list[LayerFacts] = field(default_factory=list)
+    view: FilesystemView = field(default_factory=FilesystemView)
+
+
+def _scan(
+    image: Image, layer: LayerRef, want_content: WantContent, want_hash: WantHash
+) -> LayerScan:
+    what = f"{image.description} layer {layer.index}"
+    with image.open_layer(layer) as stream:
+        return scan_layer(
+            stream, layer.index, what=what, want_content=want_content, want_hash=want_hash
+        )
+
+
+def validate(
+    image: Image, config: ImageConfig, layers: Sequence[LayerRef], scans: Sequence[LayerScan]
+) -> None:
+    """The checks every source must pass: diff_ids, blob digests and sizes agree."""
+    what = image.description
+    if len(config.diff_ids) != len(scans):
+        raise SourceError(
+            f"{what}: the config lists {len(config.diff_ids)} layers, the image has {len(scans)}.",
+            hint="The image is damaged; rebuild it.",
+        )
+    for layer, scan, expected in zip(layers, scans, config.diff_ids, strict=True):
+        if scan.diff_id != str(expected):
+            raise SourceError(
+                f"{what}: layer {layer.index} does not match the config's diff_id "
+                f"(expected {expected}, read {scan.diff_id}).",
+                hint="The image is damaged or was altered; do not use it.",
+            )
+        if layer.digest is not None and scan.blob_digest != str(layer.digest):
+            raise SourceError(
+                f"{what}: layer {layer.index} does not match its digest (expected "
+                f"{layer.digest}, read {scan.blob_digest}).",
+                hint="The image is damaged or was altered; do not use it.",
+            )
+        if layer.size is not None and scan.compressed_size != layer.size:
+            raise SourceError(
+                f"{what}: layer {layer.index} is {scan.compressed_size} bytes, the manifest "
+                f"says {layer.size}.",
+                hint="The image is damaged; rebuild it.",
+            )
+    manifest = image.manifest()
+    if manifest is not None and Digest.of(image.config_bytes()) != manifest.config.digest:
+        raise SourceError(
+            f"{what}: the config does not match the manifest's config digest.",
+            hint="The image is damaged or was altered; do not use it.",
+        )
+
+
+def read_image(
+    image: Image, *, want_content: WantContent, want_hash: WantHash, workers: int = 4
+) -> ImageRead:
+    """Scan, validate and merge ``image``; `SourceError` on anything wrong."""
+    config = image.config()
+    layers = list(image.layers())
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        scans = list(pool.map(lambda ref: _scan(image, ref, want_content, want_hash), layers))
+    validate(image, config, layers, scans)
+    digest = image.manifest_digest()
+    return ImageRead(
+        description=image.description,
+        config=config,
+        config_digest=str(Digest.of(image.config_bytes())),
+        manifest_digest=None if digest is None else str(digest),
+        layers=[
+            LayerFacts(
+                index=s.index,
+                digest=None if r.digest is None else str(r.digest),
+                diff_id=s.diff_id,
+                compressed_size=s.compressed_size,
+                uncompressed_size=s.uncompressed_size,
+                entries=len(s.entries),
+            )
+            for r, s in zip(layers, scans, strict=True)
+        ],
+        view=FilesystemView.merge(scans),
+    )
+
+
+def read_rootfs(path: Path, *, want_content: WantContent, want_hash: WantHash) -> ImageRead:
+    scan = scan_rootfs(path, want_content=want_content, want_hash=want_hash)
+    return ImageRead(
+        description=f"dir:{path}",
+        config=None,
+        config_digest=None,
+        manifest_digest=None,
+        view=FilesystemView.merge([scan]),
+    )

@@ -1,0 +1,73 @@
+"""Images read straight from a registry (``registry:REF``), layers streamed by digest."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator, Sequence
+from typing import IO
+
+from reprolock.image.source import LayerRef
+from reprolock.model import Digest, ImageRef, Platform
+from reprolock.model.oci import ImageConfig, Manifest
+from reprolock.registry import PinnedImage, RegistryClient
+
+
+class _ChunkStream(io.RawIOBase):
+    """A file-like view of an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self.pending:
+            try:
+                self.pending = next(self.chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self.pending))
+        buffer[:size] = self.pending[:size]
+        self.pending = self.pending[size:]
+        return size
+
+
+class RegistryImage:
+    def __init__(self, client: RegistryClient, ref: ImageRef, platform: Platform) -> None:
+        self.description = f"registry:{ref.familiar}"
+        self.client = client
+        self.ref = ref
+        self.pinned: PinnedImage = client.resolve(ref, platform)
+        self._config = client.blob(ref, self.pinned.config_digest)
+
+    def config_bytes(self) -> bytes:
+        return self._config
+
+    def config(self) -> ImageConfig:
+        return self.pinned.config
+
+    def manifest(self) -> Manifest | None:
+        return self.pinned.manifest
+
+    def manifest_digest(self) -> Digest | None:
+        return self.pinned.manifest_digest
+
+    def layers(self) -> Sequence[LayerRef]:
+        return [
+            LayerRef(index=i, digest=d.digest, size=d.size, media_type=d.media_type)
+            for i, d in enumerate(self.pinned.manifest.layers)
+        ]
+
+    @contextlib.contextmanager
+    def open_layer(self, layer: LayerRef) -> Iterator[IO[bytes]]:
+        assert layer.digest is not None
+        stream = io.BufferedReader(
+            _ChunkStream(self.client.open_blob(self.ref, layer.digest)), 1 << 20
+        )
+        try:
+            yield stream
+        finally:
+            stream.close()

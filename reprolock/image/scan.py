@@ -1,0 +1,250 @@
+"""One streaming pass over a layer: decompress, walk the tar, keep what catalogers need.
+
+A layer is read once, start to end; nothing is extracted to disk.  Files the
+catalogers parse are kept in memory (they are small), files under Python
+package folders are hashed (for RECORD checks), and every path is recorded with
+its type, size and link target so the layers can be merged afterwards.
+Hostile input is refused with `SourceError`: unsafe paths, absurd sizes,
+decompression bombs, truncated or corrupt archives.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import posixpath
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Literal
+
+import zstandard
+
+from reprolock.errors import SourceError
+
+Kind = Literal["file", "dir", "symlink", "hardlink", "other"]
+
+MAX_MEMBER = 64 << 30  # no single file in a real image is larger
+MAX_LAYER = 256 << 30
+BOMB_RATIO = 200  # uncompressed/compressed beyond this (and > 256 MiB) is a bomb
+BOMB_FLOOR = 256 << 20
+CHUNK = 1 << 20
+
+WantContent = Callable[[str], bool]
+"""Which paths' bytes to keep (catalogers' inputs)."""
+WantHash = Callable[[str], bool]
+"""Which paths to hash with sha256 (for RECORD integrity)."""
+
+
+@dataclass(slots=True)
+class Entry:
+    """One path as a layer writes it."""
+
+    path: str  # normalized, relative to the image root, no leading "/"
+    kind: Kind
+    size: int = 0
+    mode: int = 0
+    link: str | None = None  # symlink target as written, or hard link source path
+    content: bytes | None = None
+    sha256: str | None = None  # urlsafe-base64 digest, as RECORD writes it
+
+
+@dataclass(slots=True)
+class LayerScan:
+    """What one layer adds, changes and deletes."""
+
+    index: int
+    entries: list[Entry] = field(default_factory=list)
+    whiteouts: list[str] = field(default_factory=list)  # paths deleted from lower layers
+    opaque: list[str] = field(default_factory=list)  # dirs whose lower contents are hidden
+    compressed_size: int = 0
+    uncompressed_size: int = 0
+    diff_id: str = ""  # sha256 of the uncompressed tar
+    blob_digest: str = ""  # sha256 of the stored (possibly compressed) bytes
+
+
+class _CountingReader:
+    """Decompresses a raw stream, counting bytes both sides and hashing the output."""
+
+    def __init__(self, raw: IO[bytes], what: str) -> None:
+        self.raw = raw
+        self.what = what
+        self.compressed = 0
+        self.uncompressed = 0
+        self.hasher = hashlib.sha256()  # of the uncompressed tar: the diff_id
+        self.raw_hasher = hashlib.sha256()  # of the stored bytes: the blob digest
+        head = raw.read(6)
+        self.raw_hasher.update(head)
+        self.compressed += len(head)
+        self._pending = b""
+        self._eof = False
+        self._decompress: Callable[[bytes], bytes] | None
+        if head[:2] == b"\x1f\x8b":
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._decompress = self._gunzip
+        elif head[:4] == b"\x28\xb5\x2f\xfd":
+            self._zstd = zstandard.ZstdDecompressor().decompressobj()
+            self._decompress = self._zstd.decompress
+        else:
+            self._decompress = None
+        self._pending = self._feed(head)
+
+    def _gunzip(self, data: bytes) -> bytes:
+        out = self._zlib.decompress(data)
+        # concatenated gzip members (pigz, some registries)
+        while self._zlib.eof and self._zlib.unused_data:
+            rest = self._zlib.unused_data
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += self._zlib.decompress(rest)
+        return out
+
+    def _feed(self, data: bytes) -> bytes:
+        try:
+            out = self._decompress(data) if self._decompress else data
+        except (zlib.error, Exception) as exc:  # zstandard.ZstdError is an Exception
+            raise SourceError(
+                f"{self.what}: corrupt compressed data ({exc}).",
+                hint="The image is damaged; rebuild or re-pull it.",
+            ) from None
+        self.uncompressed += len(out)
+        if self.uncompressed > MAX_LAYER or (
+            self.uncompressed > BOMB_FLOOR
+            and self.uncompressed > BOMB_RATIO * max(self.compressed, 1)
+        ):
+            raise SourceError(
+                f"{self.what}: expands to over {self.uncompressed >> 20} MiB from "
+                f"{self.compressed >> 10} KiB: refusing a decompression bomb.",
+                hint="This is not a real image layer; do not use the image.",
+            )
+        self.hasher.update(out)
+        return out
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._pending) < size):
+            data = self.raw.read(CHUNK)
+            if not data:
+                self._eof = True
+                if self._decompress is self._gunzip and not self._zlib.eof:
+                    raise SourceError(
+                        f"{self.what}: the compressed stream is truncated.",
+                        hint="The image is damaged; rebuild or re-pull it.",
+                    )
+                break
+            self.compressed += len(data)
+            self.raw_hasher.update(data)
+            self._pending += self._feed(data)
+        if size < 0:
+            out, self._pending = self._pending, b""
+        else:
+            out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+
+def safe_path(name: str, what: str) -> str:
+    """The member name relative to the image root; `SourceError` for escaping paths."""
+    path = name.lstrip("/")
+    while path.startswith("./"):
+        path = path[2:]
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise SourceError(
+            f'{what}: the path "{name}" climbs out of the image root.',
+            hint="This layer is hostile or broken; do not use the image.",
+        )
+    return "/".join(parts)
+
+
+def _members(tar: tarfile.TarFile, what: str) -> Iterator[tarfile.TarInfo]:
+    while True:
+        try:
+            member = tar.next()
+        except (tarfile.ReadError, EOFError, OSError) as exc:
+            raise SourceError(
+                f"{what}: the tar stream is corrupt or truncated ({exc}).",
+                hint="The image is damaged; rebuild or re-pull it.",
+            ) from None
+        if member is None:
+            return
+        yield member
+
+
+def scan_layer(
+    raw: IO[bytes], index: int, *, what: str, want_content: WantContent, want_hash: WantHash
+) -> LayerScan:
+    """Read one layer (gzip, zstd or plain tar) from ``raw`` in a single pass."""
+    reader = _CountingReader(raw, what)
+    scan = LayerScan(index=index)
+    try:
+        tar = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
+    except (tarfile.ReadError, EOFError) as exc:
+        raise SourceError(
+            f"{what}: is not a tar archive ({exc}).",
+            hint="The image is damaged; rebuild or re-pull it.",
+        ) from None
+    seen: dict[str, Entry] = {}
+    for member in _members(tar, what):
+        path = safe_path(member.name, what)
+        if not path:
+            continue
+        folder, leaf = posixpath.split(path)
+        if leaf == ".wh..wh..opq":
+            scan.opaque.append(folder)
+            continue
+        if leaf.startswith(".wh."):
+            scan.whiteouts.append(posixpath.join(folder, leaf[4:]))
+            continue
+        if member.size > MAX_MEMBER:
+            raise SourceError(
+                f"{what}: {path} claims {member.size} bytes: refusing.",
+                hint="This layer is hostile or broken; do not use the image.",
+            )
+        entry = Entry(path=path, kind="other", size=member.size, mode=member.mode)
+        if member.isreg():
+            entry.kind = "file"
+            keep, digest = want_content(path), want_hash(path)
+            if keep or digest:
+                handle = tar.extractfile(member)
+                assert handle is not None
+                hasher = hashlib.sha256() if digest else None
+                parts: list[bytes] = []
+                try:
+                    while chunk := handle.read(CHUNK):
+                        if hasher is not None:
+                            hasher.update(chunk)
+                        if keep:
+                            parts.append(chunk)
+                except (tarfile.ReadError, EOFError, OSError) as exc:
+                    raise SourceError(
+                        f"{what}: {path} is truncated ({exc}).",
+                        hint="The image is damaged; rebuild or re-pull it.",
+                    ) from None
+                if keep:
+                    entry.content = b"".join(parts)
+                if hasher is not None:
+                    entry.sha256 = base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode()
+        elif member.isdir():
+            entry.kind = "dir"
+        elif member.issym():
+            entry.kind = "symlink"
+            entry.link = member.linkname
+        elif member.islnk():
+            source = safe_path(member.linkname, what)
+            original = seen.get(source)
+            entry.kind = "hardlink"
+            entry.link = source
+            if original is not None and original.kind == "file":
+                entry.kind = "file"
+                entry.size = original.size
+                entry.content = original.content if want_content(path) else None
+                entry.sha256 = original.sha256
+        seen[path] = entry
+        scan.entries.append(entry)
+    # Drain whatever follows the end-of-archive marker, so the digest covers the whole tar.
+    while reader.read(CHUNK):
+        pass
+    scan.compressed_size = reader.compressed
+    scan.uncompressed_size = reader.uncompressed
+    scan.diff_id = "sha256:" + reader.hasher.hexdigest()
+    scan.blob_digest = "sha256:" + reader.raw_hasher.hexdigest()
+    return scan

@@ -1,0 +1,148 @@
+"""Merge layer scans into one read-only view of the image's filesystem.
+
+Later layers win; ``.wh.NAME`` deletes NAME (and what is under it) from lower
+layers; ``.wh..wh..opq`` hides everything lower in its folder; a non-folder
+replaces a folder with its contents.  Symbolic links are resolved inside the
+image root only, as a chroot would: ``..`` stops at the root and absolute
+targets start there.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from reprolock.image.scan import Entry, LayerScan
+
+MAX_LINKS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    entry: Entry
+    layer: int  # index of the layer that wrote it
+
+
+class FilesystemView:
+    def __init__(self) -> None:
+        self._nodes: dict[str, Node] = {}
+        self._children: dict[str, set[str]] = {"": set()}
+
+    @classmethod
+    def merge(cls, scans: Iterable[LayerScan]) -> FilesystemView:
+        view = cls()
+        for scan in sorted(scans, key=lambda s: s.index):
+            for folder in scan.opaque:
+                for child in list(view._children.get(folder, ())):
+                    view._remove(posixpath.join(folder, child) if folder else child)
+            for path in scan.whiteouts:
+                view._remove(path)
+            for entry in scan.entries:
+                view._add(Node(entry, scan.index))
+        return view
+
+    # -- building ---------------------------------------------------------------------------
+    def _add(self, node: Node) -> None:
+        path = node.entry.path
+        old = self._nodes.get(path)
+        if old is not None and old.entry.kind == "dir" and node.entry.kind != "dir":
+            self._remove(path)
+        parent, leaf = posixpath.split(path)
+        self._ensure_dir(parent)
+        self._children.setdefault(parent, set()).add(leaf)
+        self._nodes[path] = node
+        if node.entry.kind == "dir":
+            self._children.setdefault(path, set())
+
+    def _ensure_dir(self, path: str) -> None:
+        if not path or path in self._nodes:
+            return
+        parent, leaf = posixpath.split(path)
+        self._ensure_dir(parent)
+        self._children.setdefault(parent, set()).add(leaf)
+        self._nodes[path] = Node(Entry(path=path, kind="dir"), -1)
+        self._children.setdefault(path, set())
+
+    def _remove(self, path: str) -> None:
+        for child in list(self._children.get(path, ())):
+            self._remove(posixpath.join(path, child))
+        self._children.pop(path, None)
+        if self._nodes.pop(path, None) is not None:
+            parent, leaf = posixpath.split(path)
+            self._children.get(parent, set()).discard(leaf)
+
+    # -- reading ------------------------------------------------------------------------------
+    def resolve(self, path: str) -> str | None:
+        """The real path of ``path`` with every symlink followed inside the root."""
+        parts = [p for p in path.strip("/").split("/") if p and p != "."]
+        done: list[str] = []
+        hops = 0
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            current = "/".join([*done, part])
+            node = self._nodes.get(current)
+            if node is not None and node.entry.kind == "symlink" and node.entry.link is not None:
+                hops += 1
+                if hops > MAX_LINKS:
+                    return None
+                target = node.entry.link
+                new = [p for p in target.split("/") if p and p != "."]
+                if target.startswith("/"):
+                    done = []
+                parts = new + parts
+                continue
+            done.append(part)
+        return "/".join(done)
+
+    def node(self, path: str, *, follow: bool = True) -> Node | None:
+        real = self.resolve(path) if follow else path.strip("/")
+        return None if real is None else self._nodes.get(real)
+
+    def read(self, path: str) -> bytes | None:
+        """The bytes of a file kept during scanning (catalogers' inputs), else None."""
+        node = self.node(path)
+        return None if node is None else node.entry.content
+
+    def exists(self, path: str) -> bool:
+        return self.node(path) is not None
+
+    def listdir(self, path: str) -> list[str]:
+        real = self.resolve(path)
+        return sorted(self._children.get(real, ())) if real is not None else []
+
+    def walk(self, prefix: str = "") -> Iterator[Node]:
+        """Every node at or under ``prefix`` (no link following), in path order."""
+        start = prefix.strip("/")
+        stack = [start]
+        while stack:
+            current = stack.pop()
+            node = self._nodes.get(current)
+            if node is not None:
+                yield node
+            for child in sorted(self._children.get(current, ()), reverse=True):
+                stack.append(posixpath.join(current, child) if current else child)
+
+    def glob(self, pattern: str) -> list[str]:
+        """Paths matching a shell pattern (``*`` does not cross ``/``)."""
+        parts = pattern.strip("/").split("/")
+        found = [""]
+        for part in parts:
+            nxt = []
+            for base in found:
+                real = self.resolve(base) if base else ""
+                if real is None:
+                    continue
+                for child in self._children.get(real, ()):
+                    if fnmatch.fnmatchcase(child, part):
+                        nxt.append(posixpath.join(base, child) if base else child)
+            found = nxt
+        return sorted(found)
+
+    def __len__(self) -> int:
+        return len(self._nodes)

@@ -1,0 +1,104 @@
+"""Run every cataloger over an image read; and which files they need kept or hashed."""
+
+from __future__ import annotations
+
+import posixpath
+
+from reprolock.image.read import ImageRead
+from reprolock.inventory.cuda import catalog_cuda
+from reprolock.inventory.dpkg import parse_status
+from reprolock.inventory.model import DebPackage, Inventory, OsInfo
+from reprolock.inventory.os_release import parse_os_release
+from reprolock.inventory.python_dists import PACKAGE_DIRS, catalog_python
+
+_EXACT = frozenset(
+    {"etc/os-release", "usr/lib/os-release", "var/lib/dpkg/status", "etc/apt/sources.list"}
+)
+_DIST_FILES = frozenset({"METADATA", "RECORD", "INSTALLER", "direct_url.json", "WHEEL", "PKG-INFO"})
+_HEADERS = frozenset({"cudnn_version.h", "nccl.h"})
+
+
+def want_content(path: str) -> bool:
+    """The files catalogers parse (all small): kept in memory while scanning."""
+    if path in _EXACT or path.startswith("var/lib/dpkg/status.d/"):
+        return True
+    folder, leaf = posixpath.split(path)
+    if folder.startswith("etc/apt/sources.list.d"):
+        return True
+    if "-packages/" in path:
+        if folder.endswith((".dist-info", ".egg-info")) and leaf in _DIST_FILES:
+            return True
+        if leaf.endswith(".egg-info") and posixpath.basename(folder) in PACKAGE_DIRS:
+            return True
+    if leaf == "pyvenv.cfg":
+        return True
+    if leaf in ("version.json", "version.txt") and folder.startswith("usr/local/cuda"):
+        return True
+    return leaf in _HEADERS or (leaf.startswith("cudnn_version") and leaf.endswith(".h"))
+
+
+def want_hash(path: str) -> bool:
+    """Files whose sha256 RECORD integrity checks need."""
+    return "/site-packages/" in path or "/dist-packages/" in path
+
+
+def build_inventory(image: ImageRead, *, check_record: bool = True) -> Inventory:
+    view = image.view
+    os_info: OsInfo | None = None
+    for path in ("etc/os-release", "usr/lib/os-release"):
+        data = view.read(path)
+        node = view.node(path)
+        if data is not None and node is not None:
+            real = view.resolve(path) or path
+            os_info = parse_os_release(
+                data.decode(errors="replace"), path="/" + real, layer=node.layer
+            )
+            if os_info is not None:
+                break
+    debs: list[DebPackage] = []
+    status = view.read("var/lib/dpkg/status")
+    node = view.node("var/lib/dpkg/status")
+    if status is not None and node is not None:
+        debs.extend(
+            parse_status(
+                status.decode(errors="replace"), path="/var/lib/dpkg/status", layer=node.layer
+            )
+        )
+    for name in view.listdir("var/lib/dpkg/status.d"):
+        path = f"var/lib/dpkg/status.d/{name}"
+        data, entry = view.read(path), view.node(path)
+        if data is not None and entry is not None and not name.endswith(".md5sums"):
+            debs.extend(
+                parse_status(
+                    data.decode(errors="replace"),
+                    path="/" + path,
+                    layer=entry.layer,
+                    distroless=True,
+                )
+            )
+    envs = catalog_python(view, check_record=check_record)
+    config = image.config
+    env = dict(config.env) if config else {}
+    cuda = catalog_cuda(view, env=env, debs=debs, python_envs=envs)
+    apt_sources = tuple(
+        sorted(
+            "/" + p
+            for p in (
+                "etc/apt/sources.list",
+                *(f"etc/apt/sources.list.d/{n}" for n in view.listdir("etc/apt/sources.list.d")),
+            )
+            if view.exists(p)
+        )
+    )
+    return Inventory(
+        os=os_info,
+        deb_packages=tuple(sorted(debs, key=lambda d: (d.name, d.architecture))),
+        python_envs=tuple(envs),
+        cuda=tuple(cuda),
+        env=config.env if config else (),
+        labels=config.labels if config else (),
+        user=config.user if config else None,
+        entrypoint=config.entrypoint if config else None,
+        cmd=config.cmd if config else None,
+        apt_sources=apt_sources,
+    )

@@ -1,0 +1,82 @@
+"""The inventory of an image: frozen values, each knowing the layer and path it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OsInfo:
+    id: str
+    version_id: str | None
+    pretty_name: str | None
+    codename: str | None
+    id_like: tuple[str, ...] = ()
+    path: str = ""
+    layer: int = -1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DebPackage:
+    name: str
+    version: str
+    architecture: str
+    source: str | None = None
+    path: str = ""  # var/lib/dpkg/status or a status.d file
+    layer: int = -1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordIssue:
+    path: str  # as RECORD lists it
+    problem: str  # "missing" or "modified"
+    expected: str
+    actual: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PythonDist:
+    name: str  # canonical
+    version: str
+    metadata_path: str  # the .dist-info or .egg-info path
+    layer: int
+    installer: str | None = None
+    direct_url: str | None = None
+    wheel_tags: tuple[str, ...] = ()
+    build: str | None = None
+    files: int = 0  # files listed in RECORD
+    checked: int = 0  # of those, hashed and compared
+    record_issues: tuple[RecordIssue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PythonEnv:
+    """One site-packages (or dist-packages) folder and what is installed in it."""
+
+    path: str
+    python: str | None  # "3.11" from lib/python3.11/...
+    kind: str  # "venv", "system", "user", "debian"
+    dists: tuple[PythonDist, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CudaComponent:
+    name: str  # "cuda", "cudnn", "nccl", "cublas", "cuda-runtime"
+    version: str
+    source: str  # "version.json", "header", "dpkg", "wheel", "env"
+    path: str
+    layer: int = -1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inventory:
+    os: OsInfo | None
+    deb_packages: tuple[DebPackage, ...]
+    python_envs: tuple[PythonEnv, ...]
+    cuda: tuple[CudaComponent, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    user: str | None = None
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+    apt_sources: tuple[str, ...] = field(default=())  # files that configure apt
