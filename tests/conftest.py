@@ -112,3 +112,23 @@ def front(registry: object) -> Iterator[object]:
 
     assert isinstance(registry, Registry)
     yield from start_front(registry)
+
+
+@pytest.fixture(scope="session")
+def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real dockerd on a private unix socket, with a Debian base image imported."""
+    from tests import dockerd as engine
+
+    if not engine.available():
+        if os.environ.get("CI"):
+            pytest.fail(
+                "dockerd/debootstrap are missing; .ci/run installs docker.io and debootstrap"
+            )
+        pytest.skip("needs root, dockerd and debootstrap")
+    # A short path: unix socket paths are limited to 108 bytes.
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="rl-dockerd-"))
+    for daemon in engine.start(root):
+        daemon.import_base()
+        yield daemon
