@@ -78,6 +78,7 @@ class _CountingReader:
         self.raw_hasher.update(head)
         self.compressed += len(head)
         self._pending = b""
+        self._offset = 0
         self._eof = False
         self._decompress: Callable[[bytes], bytes] | None
         if head[:2] == b"\x1f\x8b":
@@ -121,23 +122,28 @@ class _CountingReader:
         return out
 
     def read(self, size: int = -1) -> bytes:
-        while not self._eof and (size < 0 or len(self._pending) < size):
+        # tarfile reads in small pieces: serve them from the current chunk by offset
+        # (slicing the remainder off each time would copy the chunk over and over).
+        available = len(self._pending) - self._offset
+        while not self._eof and (size < 0 or available < size):
             data = self.raw.read(CHUNK)
             if not data:
                 self._eof = True
                 if self._decompress is self._gunzip and not self._zlib.eof:
-                    raise SourceError(
-                        f"{self.what}: the compressed stream is truncated.",
-                        hint="The image is damaged; rebuild or re-pull it.",
-                    )
+                    raise SourceError(f"{self.what}: the compressed stream is truncated.",
+                                      hint="The image is damaged; rebuild or re-pull it.")
                 break
             self.compressed += len(data)
             self.raw_hasher.update(data)
-            self._pending += self._feed(data)
-        if size < 0:
-            out, self._pending = self._pending, b""
-        else:
-            out, self._pending = self._pending[:size], self._pending[size:]
+            self._pending = self._pending[self._offset :] + self._feed(data)
+            self._offset = 0
+            available = len(self._pending)
+        if size < 0 or size >= available:
+            out = self._pending[self._offset :]
+            self._pending, self._offset = b"", 0
+            return out
+        out = self._pending[self._offset : self._offset + size]
+        self._offset += size
         return out
 
 
