@@ -170,6 +170,7 @@ def test_inventory_of_a_realistic_image(cli: Cli, tmp_path: Path) -> None:
         ("cudnn", "9.1.0.70", "wheel", f"/{SP}/nvidia-cudnn-cu12-9.1.0.70.dist-info"),
     ]
     assert data["image"]["user"] == "app"
+    assert data["image"]["history"] == ["layer 0", "layer 1", "layer 2"]
     assert len(data["image"]["layers"]) == 3
     assert data["apt-sources"] == ["/etc/apt/sources.list.d/debian.sources"]
 

