@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import posixpath
+import queue
 import tarfile
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -64,6 +66,34 @@ class LayerScan:
     blob_digest: str = ""  # sha256 of the stored (possibly compressed) bytes
 
 
+class _BackgroundHash:
+    """sha256 on another thread: hashlib releases the GIL on large buffers, so hashing the
+    layer for its diff_id runs beside the tar walk instead of after each read."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            self._hash.update(data)
+
+    def update(self, data: bytes) -> None:
+        if data:
+            self._queue.put(data)
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._hash.hexdigest()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 class _CountingReader:
     """Decompresses a raw stream, counting bytes both sides and hashing the output."""
 
@@ -72,7 +102,7 @@ class _CountingReader:
         self.what = what
         self.compressed = 0
         self.uncompressed = 0
-        self.hasher = hashlib.sha256()  # of the uncompressed tar: the diff_id
+        self.hasher = _BackgroundHash()  # of the uncompressed tar: the diff_id
         self.raw_hasher = hashlib.sha256()  # of the stored bytes: the blob digest
         head = raw.read(6)
         self.raw_hasher.update(head)
@@ -182,6 +212,20 @@ def scan_layer(
 ) -> LayerScan:
     """Read one layer (gzip, zstd or plain tar) from ``raw`` in a single pass."""
     reader = _CountingReader(raw, what)
+    try:
+        return _scan(reader, index, what=what, want_content=want_content, want_hash=want_hash)
+    finally:
+        reader.hasher.close()
+
+
+def _scan(
+    reader: _CountingReader,
+    index: int,
+    *,
+    what: str,
+    want_content: WantContent,
+    want_hash: WantHash,
+) -> LayerScan:
     scan = LayerScan(index=index)
     try:
         tar = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
