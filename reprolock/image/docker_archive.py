@@ -13,9 +13,9 @@ from typing import IO, Any
 
 from reprolock.errors import SourceError
 from reprolock.image.scan import safe_path
-from reprolock.image.source import LayerRef
+from reprolock.image.source import LayerRef, config_of
 from reprolock.model import Digest
-from reprolock.model.oci import ImageConfig, Manifest, parse_config
+from reprolock.model.oci import ImageConfig, Manifest
 
 _HINT = "Check that the file is a complete `docker save` output."
 
@@ -144,10 +144,7 @@ class DockerArchive:
         return self._config
 
     def config(self) -> ImageConfig:
-        try:
-            return parse_config(self.config_bytes())
-        except ValueError as exc:
-            raise SourceError(f"{self.description}: bad image config: {exc}.") from None
+        return config_of(self.config_bytes(), self.description)
 
     def manifest(self) -> Manifest | None:
         return None

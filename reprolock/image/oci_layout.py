@@ -10,14 +10,13 @@ from typing import IO
 
 from reprolock.errors import SourceError
 from reprolock.image.docker_archive import TarMembers
-from reprolock.image.source import LayerRef
+from reprolock.image.source import LayerRef, config_of
 from reprolock.model import Digest, Platform
 from reprolock.model.oci import (
     Descriptor,
     ImageConfig,
     Index,
     Manifest,
-    parse_config,
     parse_manifest,
 )
 
@@ -126,10 +125,7 @@ class OciLayout:
         return self._config
 
     def config(self) -> ImageConfig:
-        try:
-            return parse_config(self.config_bytes())
-        except ValueError as exc:
-            raise SourceError(f"{self.description}: bad image config: {exc}.") from None
+        return config_of(self.config_bytes(), self.description)
 
     def manifest(self) -> Manifest | None:
         return self._manifest

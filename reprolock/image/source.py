@@ -7,8 +7,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import IO, Protocol
 
+from reprolock.errors import SourceError
 from reprolock.model import Digest
-from reprolock.model.oci import ImageConfig, Manifest
+from reprolock.model.oci import ImageConfig, Manifest, parse_config
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,3 +44,13 @@ class Image(Protocol):
     def layers(self) -> Sequence[LayerRef]: ...
 
     def open_layer(self, layer: LayerRef) -> AbstractContextManager[IO[bytes]]: ...
+
+
+def config_of(data: bytes, description: str) -> ImageConfig:
+    """Parse a config blob; `SourceError` naming the image when it is malformed."""
+    try:
+        return parse_config(data)
+    except ValueError as exc:
+        raise SourceError(
+            f"{description}: bad image config: {exc}.", hint="The image is damaged; rebuild it."
+        ) from None
