@@ -9,7 +9,7 @@ from reprolock.api.network import NetOptions
 from reprolock.errors import SourceError
 from reprolock.lock import LockedBase, LockedTarget
 from reprolock.model import Platform, PythonVersion
-from reprolock.net import new_session
+from reprolock.net.session import new_session
 from reprolock.registry import CredentialStore, PinnedImage, RegistryClient, RegistryOptions
 from reprolock.spec import Spec
 

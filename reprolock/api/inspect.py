@@ -18,7 +18,7 @@ from reprolock.image.registry_source import RegistryImage
 from reprolock.image.source import Image
 from reprolock.inventory import Inventory, build_inventory, want_content, want_hash
 from reprolock.model import ImageRef, Platform
-from reprolock.net import new_session
+from reprolock.net.session import new_session
 from reprolock.registry import CredentialStore, RegistryClient, RegistryOptions
 
 TRANSPORTS = ("docker-archive", "oci-archive", "oci", "registry", "docker", "dir")

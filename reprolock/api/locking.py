@@ -6,12 +6,16 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 from reprolock import __version__
-from reprolock.api.base_layer import pin_bases, python_from_base
 from reprolock.api.network import NetOptions
+
+if TYPE_CHECKING:
+    from reprolock.api.python_layer import Observer
+    from reprolock.resolve.python.resolve import PythonResolution
 from reprolock.api.project import (
     default_lock_path,
     find_spec,
@@ -20,10 +24,8 @@ from reprolock.api.project import (
     shipped_matrices,
     write_lock,
 )
-from reprolock.api.python_layer import Observer, locked_packages, resolve_targets, targets_of
 from reprolock.errors import InputError
 from reprolock.lock import LockedTarget, Lockfile, dumps, inputs_of, new_lockfile
-from reprolock.resolve.python.resolve import PythonResolution
 from reprolock.spec import Spec
 
 
@@ -106,6 +108,14 @@ def lock(
             warnings=tuple(warnings),
             up_to_date=True,
         )
+    # Imported here: the fast path above needs neither the resolver nor the HTTP stack.
+    from reprolock.api.base_layer import pin_bases, python_from_base  # noqa: PLC0415
+    from reprolock.api.python_layer import (  # noqa: PLC0415
+        locked_packages,
+        resolve_targets,
+        targets_of,
+    )
+
     bases = pin_bases(
         spec, net, previous={t.platform: t for t in previous.values()}, refresh=refresh_base
     )

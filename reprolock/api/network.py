@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from reprolock.net import NetConfig
+from reprolock.net.config import NetConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

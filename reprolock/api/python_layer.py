@@ -13,7 +13,8 @@ from packaging.version import InvalidVersion, Version
 from reprolock.api.network import NetOptions, credential_key, with_credentials
 from reprolock.lock import LockedTarget, PythonPackage, Wheel
 from reprolock.model import Platform, PythonVersion
-from reprolock.net import Cache, new_session
+from reprolock.net.cache import Cache
+from reprolock.net.session import new_session
 from reprolock.resolve.python.finder import Fetcher
 from reprolock.resolve.python.http_index import PAGE_TTL, HttpIndex, strip_credentials
 from reprolock.resolve.python.resolve import PythonResolution, resolve_python

@@ -15,7 +15,7 @@ from reprolock.cli import output
 from reprolock.cli.options import lock_option, spec_option
 from reprolock.cli.progress import ProgressLine
 from reprolock.errors import SourceError
-from reprolock.net import NetConfig
+from reprolock.net.config import NetConfig
 
 
 def net_options(settings: output.Settings, *, refresh: bool = False) -> NetOptions:

@@ -1,6 +1,3 @@
-"""The one place that builds HTTP sessions, and the on-disk cache."""
-
-from reprolock.net.cache import Cache
-from reprolock.net.session import NetConfig, new_session, redact
-
-__all__ = ["Cache", "NetConfig", "new_session", "redact"]
+"""The one place that builds HTTP sessions (`session`), their settings (`config`), and the
+on-disk cache (`cache`).  Import the submodule you need: this package imports nothing, so
+reading settings never loads the HTTP stack."""

@@ -22,8 +22,8 @@ import requests
 from packaging.utils import NormalizedName
 
 from reprolock.errors import SourceError
-from reprolock.net import Cache, redact
-from reprolock.net.session import describe_failure
+from reprolock.net.cache import Cache
+from reprolock.net.session import describe_failure, redact
 from reprolock.resolve.python import pages, wheelzip
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.select import keep_filename
