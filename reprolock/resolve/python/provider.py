@@ -110,7 +110,7 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         self.env = finder.target.marker_environment()
         self.extras_missing: list[str] = []
         self.offered: dict[str, list[Release]] = {}
-        self._allows: dict[tuple[SpecifierSet, Version], bool] = {}
+        self._allows: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = {}
 
     # -- identity and preference ----------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -200,12 +200,18 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         return self.allows(requirement.specifier, candidate.version)
 
     def allows(self, specifier: SpecifierSet, version: Version) -> bool:
-        """``specifier.contains(version)``, memoized: resolvelib asks the same often."""
-        key = (specifier, version)
+        """``specifier.contains(version)``, memoized: resolvelib asks the same often.
+
+        Keyed by the specifier's identity (hashing a SpecifierSet canonicalizes every
+        clause, which costs more than the check); the entry keeps the specifier alive,
+        so its id cannot be reused while the entry exists.
+        """
+        key = (id(specifier), version)
         found = self._allows.get(key)
         if found is None:
-            found = self._allows[key] = specifier.contains(version, prereleases=True)
-        return found
+            found = (specifier, specifier.contains(version, prereleases=True))
+            self._allows[key] = found
+        return found[1]
 
     # -- dependencies -------------------------------------------------------------------
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
