@@ -94,7 +94,7 @@ class Finder:
             hashed,
             self.target,
             exclude_newer=self.exclude_newer,
-            other_wheels=self.fetcher.index.other_wheels(name),
+            other_files=self.fetcher.index.other_files(name),
         )
         installable = {r.version for r in selection.releases}
         for file in unhashed:

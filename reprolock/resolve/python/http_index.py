@@ -81,9 +81,9 @@ class HttpIndex:
         def keep(filename: str) -> bool:
             if not keep_filename(filename):
                 return False
-            if wheel_filter is None or not filename.endswith(".whl") or wheel_filter(filename):
+            if filename.endswith(".whl") and (wheel_filter is None or wheel_filter(filename)):
                 return True
-            others.append(filename)
+            others.append(filename)  # sdists and unusable wheels: their names suffice
             return False
 
         files = (
@@ -98,7 +98,7 @@ class HttpIndex:
             self._others[name] = others
         return files
 
-    def other_wheels(self, name: NormalizedName) -> Sequence[str]:
+    def other_files(self, name: NormalizedName) -> Sequence[str]:
         with self._lock:
             return self._others.get(name, ())
 

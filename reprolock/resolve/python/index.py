@@ -43,15 +43,16 @@ class PythonIndex(Protocol):
     """A source of project pages and core metadata (PEP 503/691/658).
 
     ``project_files`` returns the files the index lists for a project (empty
-    when the index does not have the project), possibly without wheels that no
-    target can use (then ``other_wheels`` names them); ``metadata`` returns the
-    core metadata (``METADATA``) of a wheel.  Both raise `SourceError` on trouble.
+    when the index does not have the project), possibly only the wheels some target
+    can use (then ``other_files`` names the rest: sdists and other wheels);
+    ``metadata`` returns the core metadata (``METADATA``) of a wheel.  Both raise
+    `SourceError` on trouble.
     """
 
     def project_files(self, name: NormalizedName) -> Sequence[DistFile]: ...
 
     def metadata(self, file: DistFile) -> bytes: ...
 
-    def other_wheels(self, name: NormalizedName) -> Sequence[str]:
-        """Filenames of listed wheels that were left out as unusable for every target."""
+    def other_files(self, name: NormalizedName) -> Sequence[str]:
+        """Filenames of listed files kept by name only (sdists, wheels no target can use)."""
         ...

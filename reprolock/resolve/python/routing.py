@@ -45,13 +45,13 @@ class IndexRouter:
     def _first(self, name: NormalizedName) -> tuple[RoutedIndex | None, Sequence[DistFile]]:
         for routed in self.candidates_for(name):
             files = routed.index.project_files(name)
-            if files or routed.index.other_wheels(name):
+            if files or routed.index.other_files(name):
                 return routed, files
         return None, ()
 
-    def other_wheels(self, name: NormalizedName) -> Sequence[str]:
+    def other_files(self, name: NormalizedName) -> Sequence[str]:
         routed = self._first(name)[0]
-        return () if routed is None else routed.index.other_wheels(name)
+        return () if routed is None else routed.index.other_files(name)
 
     def metadata(self, file: DistFile) -> bytes:
         return self.by_url[file.index].index.metadata(file)

@@ -53,12 +53,12 @@ def select_releases(
     target: PythonTarget,
     *,
     exclude_newer: dt.datetime | None = None,
-    other_wheels: Iterable[str] = (),
+    other_files: Iterable[str] = (),
 ) -> Selection:
     """Group files by version and keep, per version, the best wheel for ``target``.
 
-    ``other_wheels`` are filenames the index adapter left out as unusable for every
-    target; they only feed the "no wheel for this target" explanations.
+    ``other_files`` are filenames the index adapter kept by name only (sdists, wheels
+    no target can use); they only feed the explanations of rejected versions.
     """
     ranks = target.tag_ranks
     python = Version(target.full_version)
@@ -149,7 +149,15 @@ def select_releases(
                 Release(name=name, version=version, wheel=file, yanked=file.yanked or "")
             )
     selection.releases.sort(key=lambda r: r.version, reverse=True)
-    for filename in other_wheels:
+    for filename in other_files:
+        if not filename.endswith(".whl"):
+            try:
+                fname, sdist_version = parse_sdist_filename(filename)
+            except InvalidSdistFilename:
+                continue
+            if fname == name:
+                sdists.add(sdist_version)
+            continue
         parts = filename[:-4].split("-")
         if len(parts) in (5, 6) and parts[1] not in versions:
             try:
