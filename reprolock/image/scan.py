@@ -19,7 +19,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 import zstandard
 
@@ -32,6 +32,10 @@ MAX_LAYER = 256 << 30
 BOMB_RATIO = 200  # uncompressed/compressed beyond this (and > 256 MiB) is a bomb
 BOMB_FLOOR = 256 << 20
 CHUNK = 1 << 20
+# tarfile's stream buffer: its small reads copy the buffer's remainder, its skips read
+# through in buffer-sized steps; 64 KiB measured fastest on a 6 GB layer (8.8 s against
+# 11.8 s for its 10 KiB default and 12.3 s for 1 MiB).
+TAR_BUFFER = 64 * 1024
 
 WantContent = Callable[[str], bool]
 """Which paths' bytes to keep (catalogers' inputs)."""
@@ -94,6 +98,38 @@ class _BackgroundHash:
             self._thread.join()
 
 
+class _FileHashes:
+    """Hashes files' contents on a worker thread while the tar walk goes on, and sets
+    each entry's RECORD-style sha256 when its last chunk is hashed."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[Entry, bytes | None] | None] = queue.Queue(maxsize=64)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        hashers: dict[int, Any] = {}
+        while (item := self._queue.get()) is not None:
+            entry, data = item
+            hasher = hashers.setdefault(id(entry), hashlib.sha256())
+            if data is None:
+                digest = hashers.pop(id(entry)).digest()
+                entry.sha256 = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+            else:
+                hasher.update(data)
+
+    def update(self, entry: Entry, data: bytes) -> None:
+        self._queue.put((entry, data))
+
+    def finish(self, entry: Entry) -> None:
+        self._queue.put((entry, None))
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
 class _CountingReader:
     """Decompresses a raw stream, counting bytes both sides and hashing the output."""
 
@@ -103,9 +139,7 @@ class _CountingReader:
         self.compressed = 0
         self.uncompressed = 0
         self.hasher = _BackgroundHash()  # of the uncompressed tar: the diff_id
-        self.raw_hasher = hashlib.sha256()  # of the stored bytes: the blob digest
         head = raw.read(6)
-        self.raw_hasher.update(head)
         self.compressed += len(head)
         self._pending = b""
         self._offset = 0
@@ -119,6 +153,11 @@ class _CountingReader:
             self._decompress = self._zstd.decompress
         else:
             self._decompress = None
+        # The stored bytes' digest (the blob digest) differs from the diff_id only when
+        # the layer is compressed: hash them separately only then.
+        self.raw_hasher = _BackgroundHash() if self._decompress is not None else None
+        if self.raw_hasher is not None:
+            self.raw_hasher.update(head)
         self._pending = self._feed(head)
 
     def _gunzip(self, data: bytes) -> bytes:
@@ -166,7 +205,8 @@ class _CountingReader:
                     )
                 break
             self.compressed += len(data)
-            self.raw_hasher.update(data)
+            if self.raw_hasher is not None:
+                self.raw_hasher.update(data)
             self._pending = self._pending[self._offset :] + self._feed(data)
             self._offset = 0
             available = len(self._pending)
@@ -216,6 +256,8 @@ def scan_layer(
         return _scan(reader, index, what=what, want_content=want_content, want_hash=want_hash)
     finally:
         reader.hasher.close()
+        if reader.raw_hasher is not None:
+            reader.raw_hasher.close()
 
 
 def _scan(
@@ -226,9 +268,38 @@ def _scan(
     want_content: WantContent,
     want_hash: WantHash,
 ) -> LayerScan:
+    file_hashes = _FileHashes()
+    links: list[tuple[Entry, Entry]] = []
+    try:
+        scan = _walk(
+            reader,
+            index,
+            what=what,
+            want_content=want_content,
+            want_hash=want_hash,
+            file_hashes=file_hashes,
+            links=links,
+        )
+    finally:
+        file_hashes.close()
+    for entry, original in links:
+        entry.sha256 = original.sha256
+    return scan
+
+
+def _walk(
+    reader: _CountingReader,
+    index: int,
+    *,
+    what: str,
+    want_content: WantContent,
+    want_hash: WantHash,
+    file_hashes: _FileHashes,
+    links: list[tuple[Entry, Entry]],
+) -> LayerScan:
     scan = LayerScan(index=index)
     try:
-        tar = tarfile.open(fileobj=reader, mode="r|")  # type: ignore[call-overload]  # noqa: SIM115
+        tar = tarfile.open(fileobj=reader, mode="r|", bufsize=TAR_BUFFER)  # type: ignore[call-overload]  # noqa: SIM115
     except (tarfile.ReadError, EOFError) as exc:
         raise SourceError(
             f"{what}: is not a tar archive ({exc}).",
@@ -258,14 +329,15 @@ def _scan(
             if keep or digest:
                 handle = tar.extractfile(member)
                 assert handle is not None
-                hasher = hashlib.sha256() if digest else None
                 parts: list[bytes] = []
                 try:
                     while chunk := handle.read(CHUNK):
-                        if hasher is not None:
-                            hasher.update(chunk)
+                        if digest:
+                            file_hashes.update(entry, chunk)
                         if keep:
                             parts.append(chunk)
+                    if digest:
+                        file_hashes.finish(entry)
                 except (tarfile.ReadError, EOFError, OSError) as exc:
                     raise SourceError(
                         f"{what}: {path} is truncated ({exc}).",
@@ -273,8 +345,6 @@ def _scan(
                     ) from None
                 if keep:
                     entry.content = b"".join(parts)
-                if hasher is not None:
-                    entry.sha256 = base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode()
         elif member.isdir():
             entry.kind = "dir"
         elif member.issym():
@@ -289,7 +359,7 @@ def _scan(
                 entry.kind = "file"
                 entry.size = original.size
                 entry.content = original.content if want_content(path) else None
-                entry.sha256 = original.sha256
+                links.append((entry, original))  # its hash may still be in the works
         seen[path] = entry
         scan.entries.append(entry)
     # Drain whatever follows the end-of-archive marker, so the digest covers the whole tar.
@@ -298,5 +368,7 @@ def _scan(
     scan.compressed_size = reader.compressed
     scan.uncompressed_size = reader.uncompressed
     scan.diff_id = "sha256:" + reader.hasher.hexdigest()
-    scan.blob_digest = "sha256:" + reader.raw_hasher.hexdigest()
+    scan.blob_digest = (
+        scan.diff_id if reader.raw_hasher is None else "sha256:" + reader.raw_hasher.hexdigest()
+    )
     return scan
