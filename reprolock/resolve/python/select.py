@@ -47,6 +47,16 @@ def keep_filename(filename: str) -> bool:
     return filename.endswith((".whl", ".tar.gz", ".zip"))
 
 
+def _note_sdist(name: NormalizedName, filename: str, sdists: set[Version]) -> None:
+    """Add the version of ``name``'s sdist ``filename`` to ``sdists``."""
+    try:
+        fname, version = parse_sdist_filename(filename)
+    except InvalidSdistFilename:
+        return
+    if fname == name:
+        sdists.add(version)
+
+
 def select_releases(
     name: NormalizedName,
     files: Iterable[DistFile],
@@ -73,12 +83,7 @@ def select_releases(
     for file in files:
         filename = file.filename
         if not filename.endswith(".whl"):
-            try:
-                fname, sdist_version = parse_sdist_filename(filename)
-            except InvalidSdistFilename:
-                continue
-            if fname == name:
-                sdists.add(sdist_version)
+            _note_sdist(name, filename, sdists)
             continue
         # Wheels are many (torch lists thousands): parse the filename by hand, cache the rest.
         parts = filename[:-4].split("-")
@@ -151,12 +156,7 @@ def select_releases(
     selection.releases.sort(key=lambda r: r.version, reverse=True)
     for filename in other_files:
         if not filename.endswith(".whl"):
-            try:
-                fname, sdist_version = parse_sdist_filename(filename)
-            except InvalidSdistFilename:
-                continue
-            if fname == name:
-                sdists.add(sdist_version)
+            _note_sdist(name, filename, sdists)
             continue
         parts = filename[:-4].split("-")
         if len(parts) in (5, 6) and parts[1] not in versions:
