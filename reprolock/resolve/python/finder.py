@@ -13,6 +13,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import (
@@ -27,6 +28,8 @@ from reprolock.resolve.python.metadata import CoreMetadata, parse_metadata
 from reprolock.resolve.python.select import Release, Selection, select_releases
 from reprolock.resolve.python.target import PythonTarget
 
+T = TypeVar("T")
+
 
 class Fetcher:
     """Shared by every target of one lock: each page and metadata file is fetched once."""
@@ -37,12 +40,13 @@ class Fetcher:
         self._pages: dict[NormalizedName, Future[list[DistFile]]] = {}
         self._metadata: dict[str, Future[CoreMetadata]] = {}
         self._lock = threading.Lock()
+        self.closed = False
 
     def page(self, name: NormalizedName) -> Future[list[DistFile]]:
         with self._lock:
             future = self._pages.get(name)
             if future is None:
-                future = self.pool.submit(lambda: list(self.index.project_files(name)))
+                future = self._submit(lambda: list(self.index.project_files(name)))
                 self._pages[name] = future
             return future
 
@@ -50,11 +54,20 @@ class Fetcher:
         with self._lock:
             future = self._metadata.get(file.url)
             if future is None:
-                future = self.pool.submit(lambda: parse_metadata(self.index.metadata(file)))
+                future = self._submit(lambda: parse_metadata(self.index.metadata(file)))
                 self._metadata[file.url] = future
             return future
 
+    def _submit(self, work: Callable[[], T]) -> Future[T]:
+        try:
+            return self.pool.submit(work)
+        except RuntimeError:  # shut down: a late speculative request, not worth running
+            future: Future[T] = Future()
+            future.cancel()
+            return future
+
     def close(self) -> None:
+        self.closed = True  # speculative callbacks still running stop submitting work
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -124,6 +137,8 @@ class Finder:
         find their answers already fetched.
         """
         for name, specifier in wanted:
+            if self.fetcher.closed:
+                return
             with self._lock:
                 if name in self._speculated:
                     continue
@@ -141,7 +156,7 @@ class Finder:
         release = self.choose(name, specifier, selection) if self.choose else None
         if release is None:
             release = next((r for r in selection.releases if specifier.contains(r.version)), None)
-        if release is not None:
+        if release is not None and not self.fetcher.closed:
             future = self.fetcher.metadata(release.wheel)
             future.add_done_callback(self._prefetch_dependencies)
 
