@@ -94,6 +94,7 @@ class Index:
     pep658: str = "advertised"  # "advertised", "hidden" (served, not listed) or "none"
     ranges: bool = True
     hashes: bool = True
+    etags: bool = False  # send ETags on pages and answer If-None-Match with 304
     yanked: dict[str, str] = field(default_factory=dict)  # filename -> reason
     uploaded: dict[str, dt.datetime] = field(default_factory=dict)
     requires_python: dict[str, str] = field(default_factory=dict)
@@ -162,13 +163,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         accept = self.headers.get("Accept", "")
         if "json" in index.formats and "application/vnd.pypi.simple.v1+json" in accept:
-            self._send(
-                200, self._json(index, project, files), "application/vnd.pypi.simple.v1+json"
-            )
+            body, kind = self._json(index, project, files), "application/vnd.pypi.simple.v1+json"
         elif "html" in index.formats:
-            self._send(200, self._html(index, files), "text/html")
+            body, kind = self._html(index, files), "text/html"
         else:
             self._send(406, b"json only", "text/plain")
+            return
+        if index.etags:
+            etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+            if self.headers.get("If-None-Match") == etag:
+                self.server.responses.append((self.path, None, 304))
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.end_headers()
+                return
+            self._send(200, body, kind, {"ETag": etag})
+        else:
+            self._send(200, body, kind)
 
     @staticmethod
     def _digest(path: Path) -> str:
@@ -249,9 +260,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(200, data, "application/octet-stream")
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.server.responses.append((self.path, self.headers.get("Range"), status))
         self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -481,3 +481,20 @@ def test_credentials_from_the_environment(
     expected = "Basic " + base64.b64encode(b"robot:t0ken").decode()
     assert seen and all(auth == expected for auth in seen)
     assert "t0ken" not in (tmp_path / "reprolock.lock").read_text()
+
+
+def test_pages_are_revalidated_with_etags(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer
+) -> None:
+    idx = index_server.add_index("tagged", tmp_path / "tagged", etags=True)
+    idx.wheel("alpha", "1.0")
+    _spec(tmp_path, ["alpha"], extra=_default_index(index_server, "tagged"))
+    assert lock_cli("lock").code == 0
+    index_server.responses.clear()
+    idx.wheel("alpha", "1.1")  # the page changes: a new ETag
+    assert lock_cli("lock", "--upgrade").code == 0
+    assert _pins(tmp_path) == {"alpha": "1.1"}
+    index_server.responses.clear()
+    assert lock_cli("lock", "--refresh").code == 0
+    pages = [status for path, _, status in index_server.responses if "/simple/" in path]
+    assert pages == [304]  # unchanged: revalidated, not downloaded again
