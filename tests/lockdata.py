@@ -17,6 +17,7 @@ from reprolock.lock import (
     inputs_of,
     new_lockfile,
 )
+from reprolock.lock.freshness import locked_image
 from reprolock.model import Platform
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "train" / "reprolock.toml"
@@ -119,4 +120,8 @@ def example_targets(shuffle: int | None = None) -> tuple[LockedTarget, ...]:
 
 def example_lock(shuffle: int | None = None) -> Lockfile:
     spec = api.load_spec(EXAMPLE)
-    return new_lockfile(inputs_of(spec, api.shipped_matrices().version), example_targets(shuffle))
+    return new_lockfile(
+        inputs_of(spec, api.shipped_matrices().version),
+        example_targets(shuffle),
+        locked_image(spec),
+    )

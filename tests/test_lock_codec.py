@@ -75,6 +75,12 @@ def _broken(mutate: str) -> dict[str, object]:
         ),
         ('d["targets"][0]["base"]["extra"] = 1', "targets[0].base.extra", 'unknown key "extra".'),
         ('d["inputs-hash"] = "md5:1"', "inputs-hash", '"md5:1" is not a sha256 hash.'),
+        (
+            'd["image"]["copy"] = [["only-source"]]',
+            "image.copy[0]",
+            "expected a [source, destination] pair, got array ['only-source'].",
+        ),
+        ('del d["image"]["user"]', "image.user", "is missing."),
     ],
 )
 def test_reading_names_the_bad_field(mutate: str, key: str, message: str) -> None:
@@ -112,6 +118,15 @@ def test_newer_minor_version_warns_and_ignores_new_fields() -> None:
         "not know are ignored. Upgrade reprolock."
     ]
     assert len(decoded.lock.targets) == 2
+
+
+def test_image_section_is_optional() -> None:
+    decoded = from_dict(_broken('del d["image"]'), file="reprolock.lock")
+    assert decoded.lock.image is None
+    lock = example_lock()
+    assert lock.image is not None
+    assert lock.image.venv == "/opt/venv"
+    assert lock.image.copy == (("src", "/app/src"),)
 
 
 def test_not_a_lock() -> None:

@@ -26,6 +26,7 @@ from reprolock.api.project import (
 )
 from reprolock.errors import InputError
 from reprolock.lock import LockedTarget, Lockfile, dumps, inputs_of, new_lockfile
+from reprolock.lock.freshness import locked_image
 from reprolock.spec import Spec
 
 
@@ -158,7 +159,7 @@ def lock(
         and old_base.ref == t.base.ref
         and old_base.manifest_digest != t.base.manifest_digest
     )
-    lockfile = new_lockfile(inputs, tuple(targets))
+    lockfile = new_lockfile(inputs, tuple(targets), locked_image(spec))
     text = dumps(lockfile)
     changed = text != old_text
     if changed:

@@ -22,6 +22,8 @@ from reprolock.lock.model import (
     AptPackage,
     CudaStack,
     LockedBase,
+    LockedHealthcheck,
+    LockedImage,
     LockedTarget,
     Lockfile,
     PythonPackage,
@@ -56,8 +58,38 @@ def to_dict(lock: Lockfile) -> dict[str, Any]:
     }
     if lock.inputs:
         out["inputs"] = dict(sorted(lock.inputs))
+    if lock.image is not None:
+        out["image"] = _image_to_dict(lock.image)
     out["targets"] = [_target_to_dict(t) for t in sorted(lock.targets, key=lambda t: t.id)]
     return out
+
+
+def _image_to_dict(image: LockedImage) -> dict[str, Any]:
+    health = image.healthcheck
+    return _drop_none(
+        {
+            "workdir": image.workdir,
+            "user": image.user,
+            "venv": image.venv,
+            "copy": [list(pair) for pair in image.copy],  # order matters: never sorted
+            "cmd": None if image.cmd is None else list(image.cmd),
+            "entrypoint": None if image.entrypoint is None else list(image.entrypoint),
+            "expose": list(image.expose),
+            "env": dict(sorted(image.env)) or None,
+            "labels": dict(sorted(image.labels)) or None,
+            "healthcheck": None
+            if health is None
+            else _drop_none(
+                {
+                    "cmd": list(health.cmd),
+                    "interval": health.interval,
+                    "timeout": health.timeout,
+                    "start-period": health.start_period,
+                    "retries": health.retries,
+                }
+            ),
+        }
+    )
 
 
 def _target_to_dict(target: LockedTarget) -> dict[str, Any]:
@@ -261,6 +293,7 @@ class _LockReader:
             "inputs-hash",
             "matrices-version",
             "inputs",
+            "image",
             "targets",
         )
         root = self.table(dict(data), (), keys)
@@ -270,6 +303,7 @@ class _LockReader:
         matrices_version = self.required(root, (), "matrices-version")
         created_by = self.optional(root, (), "created-by") or "unknown"
         inputs = self.str_pairs(root, (), "inputs")
+        image = self.image(root["image"], ("image",)) if "image" in root else None
         targets = [t for p, v in self.rows(root, (), "targets") if (t := self.target(v, p))]
         if inputs_hash is None or matrices_version is None:
             return None
@@ -279,7 +313,63 @@ class _LockReader:
             inputs_hash=inputs_hash,
             matrices_version=matrices_version,
             inputs=inputs,
+            image=image,
             targets=tuple(targets),
+        )
+
+    def image(self, value: object, path: KeyPath) -> LockedImage | None:
+        keys = (
+            "workdir",
+            "user",
+            "venv",
+            "copy",
+            "cmd",
+            "entrypoint",
+            "expose",
+            "env",
+            "labels",
+            "healthcheck",
+        )
+        table = self.table(value, path, keys)
+        if table is None:
+            return None
+        workdir = self.required(table, path, "workdir")
+        user = self.required(table, path, "user")
+        copies: list[tuple[str, str]] = []
+        for row_path, pair in self.rows(table, path, "copy"):
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair):
+                copies.append((pair[0], pair[1]))
+            else:
+                self.check.wrong_type(row_path, pair, "a [source, destination] pair")
+        health = None
+        if "healthcheck" in table:
+            hpath = (*path, "healthcheck")
+            htable = self.table(
+                table["healthcheck"],
+                hpath,
+                ("cmd", "interval", "timeout", "start-period", "retries"),
+            )
+            if htable is not None:
+                health = LockedHealthcheck(
+                    cmd=self.str_list(htable, hpath, "cmd"),
+                    interval=self.optional(htable, hpath, "interval"),
+                    timeout=self.optional(htable, hpath, "timeout"),
+                    start_period=self.optional(htable, hpath, "start-period"),
+                    retries=self.integer(htable, hpath, "retries", required=False),
+                )
+        if workdir is None or user is None:
+            return None
+        return LockedImage(
+            workdir=workdir,
+            user=user,
+            venv=self.optional(table, path, "venv"),
+            copy=tuple(copies),
+            cmd=self.str_list(table, path, "cmd") if "cmd" in table else None,
+            entrypoint=self.str_list(table, path, "entrypoint") if "entrypoint" in table else None,
+            expose=self.str_list(table, path, "expose"),
+            env=self.str_pairs(table, path, "env"),
+            labels=self.str_pairs(table, path, "labels"),
+            healthcheck=health,
         )
 
     def target(self, value: object, path: KeyPath) -> LockedTarget | None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reprolock import __version__
-from reprolock.lock.model import LOCK_VERSION, LockedTarget, Lockfile
+from reprolock.lock.model import (
+    LOCK_VERSION,
+    LockedHealthcheck,
+    LockedImage,
+    LockedTarget,
+    Lockfile,
+)
 from reprolock.spec import Spec, content_hash, normalized_sections
 
 _SECTION_HINTS = {
@@ -35,7 +41,9 @@ def inputs_of(spec: Spec, matrices_version: str) -> Inputs:
     return Inputs(inputs_hash=overall, sections=hashes, matrices_version=matrices_version)
 
 
-def new_lockfile(inputs: Inputs, targets: tuple[LockedTarget, ...]) -> Lockfile:
+def new_lockfile(
+    inputs: Inputs, targets: tuple[LockedTarget, ...], image: LockedImage | None = None
+) -> Lockfile:
     """A lock for ``targets`` stamped with ``inputs``."""
     return Lockfile(
         lock_version=LOCK_VERSION,
@@ -43,7 +51,34 @@ def new_lockfile(inputs: Inputs, targets: tuple[LockedTarget, ...]) -> Lockfile:
         inputs_hash=inputs.inputs_hash,
         matrices_version=inputs.matrices_version,
         inputs=inputs.sections,
+        image=image,
         targets=targets,
+    )
+
+
+def locked_image(spec: Spec) -> LockedImage:
+    """The spec's image settings (and venv), as the lock carries them."""
+    image = spec.image
+    health = image.healthcheck
+    return LockedImage(
+        workdir=image.workdir,
+        user=image.user,
+        venv=spec.python.venv if spec.python else None,
+        copy=image.copy,
+        env=image.env,
+        labels=image.labels,
+        cmd=image.cmd,
+        entrypoint=image.entrypoint,
+        expose=image.expose,
+        healthcheck=None
+        if health is None
+        else LockedHealthcheck(
+            cmd=health.cmd,
+            interval=health.interval,
+            timeout=health.timeout,
+            start_period=health.start_period,
+            retries=health.retries,
+        ),
     )
 
 

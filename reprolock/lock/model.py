@@ -63,6 +63,32 @@ class CudaStack:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LockedHealthcheck:
+    cmd: tuple[str, ...]
+    interval: str | None = None
+    timeout: str | None = None
+    start_period: str | None = None
+    retries: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockedImage:
+    """How the image is assembled: what the Dockerfile emitter and `verify` need, so that
+    neither reads the spec."""
+
+    workdir: str
+    user: str
+    venv: str | None = None  # where the Python packages are installed
+    copy: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    cmd: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    expose: tuple[str, ...] = ()
+    healthcheck: LockedHealthcheck | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LockedTarget:
     id: str
     platform: Platform
@@ -81,6 +107,7 @@ class Lockfile:
     inputs_hash: str
     matrices_version: str
     inputs: tuple[tuple[str, str], ...] = ()  # per spec section: its hash
+    image: LockedImage | None = None
     targets: tuple[LockedTarget, ...] = field(default=())
 
     def target(self, target_id: str) -> LockedTarget | None:
