@@ -9,25 +9,13 @@ import click
 from reprolock.api.inspect import InspectOptions, inspect, inventory_dict
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
+from reprolock.cli.options import platform_option
 from reprolock.model import Platform
-
-
-def _platform(_ctx: click.Context, _param: click.Parameter, value: str) -> Platform:
-    try:
-        return Platform.parse(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @click.command("inspect")
 @click.argument("image")
-@click.option(
-    "--platform",
-    default="linux/amd64",
-    show_default=True,
-    callback=_platform,
-    help="Which image of a multi-platform index to read.",
-)
+@platform_option
 @click.option(
     "--no-record-check",
     is_flag=True,

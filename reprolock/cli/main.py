@@ -23,6 +23,7 @@ COMMANDS = {
     "explain": "reprolock.cli.explain:explain_command",
     "export": "reprolock.cli.export:export_command",
     "inspect": "reprolock.cli.inspect:inspect_command",
+    "diff": "reprolock.cli.diff:diff_command",
     "matrix": "reprolock.cli.matrix:matrix_command",
     "schema": "reprolock.cli.schema:schema_command",
 }

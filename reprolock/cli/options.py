@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from reprolock.model import Platform
+
 spec_option = click.option(
     "--spec",
     "spec_path",
@@ -24,4 +26,20 @@ target_option = click.option(
     "target_id",
     metavar="ID",
     help="One target of the lock, e.g. py3.11-amd64 (needed when there are several).",
+)
+
+
+def _platform(_ctx: click.Context, _param: click.Parameter, value: str) -> Platform:
+    try:
+        return Platform.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+platform_option = click.option(
+    "--platform",
+    default="linux/amd64",
+    show_default=True,
+    callback=_platform,
+    help="Which image of a multi-platform index to read.",
 )
