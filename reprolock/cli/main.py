@@ -24,6 +24,7 @@ COMMANDS = {
     "export": "reprolock.cli.export:export_command",
     "inspect": "reprolock.cli.inspect:inspect_command",
     "diff": "reprolock.cli.diff:diff_command",
+    "verify": "reprolock.cli.verify:verify_command",
     "matrix": "reprolock.cli.matrix:matrix_command",
     "schema": "reprolock.cli.schema:schema_command",
 }

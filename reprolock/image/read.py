@@ -36,6 +36,11 @@ class ImageRead:
     manifest_digest: str | None
     layers: list[LayerFacts] = field(default_factory=list)
     view: FilesystemView = field(default_factory=FilesystemView)
+    scans: list[LayerScan] = field(default_factory=list)
+
+    def view_of_first(self, count: int) -> FilesystemView:
+        """The filesystem as the first ``count`` layers leave it (e.g. the base image's)."""
+        return FilesystemView.merge(self.scans[:count])
 
 
 def _scan(
@@ -112,6 +117,7 @@ def read_image(
             for r, s in zip(layers, scans, strict=True)
         ],
         view=FilesystemView.merge(scans),
+        scans=scans,
     )
 
 

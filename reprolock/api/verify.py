@@ -1,0 +1,61 @@
+"""``reprolock verify image IMAGE``: does the built image match its locked target?"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from reprolock.api.export import locate_lock, pick_target
+from reprolock.api.inspect import InspectOptions, inspect
+from reprolock.api.network import NetOptions
+from reprolock.api.project import read_lock
+from reprolock.errors import InputError
+from reprolock.inventory.dpkg import parse_status
+from reprolock.inventory.model import DebPackage
+from reprolock.verify.findings import Report, verify
+
+
+def verify_image(
+    image: str,
+    *,
+    spec_path: Path | None,
+    lock_path: Path | None,
+    cwd: Path,
+    target_id: str | None,
+    strict: bool,
+    ignore: frozenset[str],
+    options: InspectOptions,
+    net: NetOptions,
+) -> Report:
+    path = locate_lock(spec_path, lock_path, cwd)
+    if not path.exists():
+        raise InputError(f"{path}: no such lock.", hint="Create it with `reprolock lock`.")
+    lock, _warnings = read_lock(path)
+    target = pick_target(lock, path, target_id)
+    options = InspectOptions(
+        platform=target.platform,
+        check_record=options.check_record,
+        docker_host=options.docker_host,
+        workers=options.workers,
+    )
+    result = inspect(image, options, net)
+    base_debs: list[DebPackage] = []
+    if target.base is not None and result.image.scans:
+        base_view = result.image.view_of_first(len(target.base.diff_ids))
+        status = base_view.read("var/lib/dpkg/status")
+        if status is not None:
+            base_debs = parse_status(
+                status.decode(errors="replace"), path="/var/lib/dpkg/status", layer=0
+            )
+    lock_digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    return verify(
+        target,
+        lock.image,
+        result.inventory,
+        image=result.image.description,
+        diff_ids=[layer.diff_id for layer in result.image.layers],
+        base_debs=base_debs,
+        lock_digest=lock_digest,
+        strict=strict,
+        ignore=ignore,
+    )

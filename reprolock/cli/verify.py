@@ -1,0 +1,74 @@
+"""``reprolock verify image IMAGE``: the check users put in CI after building an image."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from reprolock.api.inspect import InspectOptions
+from reprolock.api.verify import verify_image
+from reprolock.cli import output
+from reprolock.cli.lock import net_options
+from reprolock.cli.options import lock_option, spec_option, target_option
+from reprolock.cli.report import FORMATS, render
+from reprolock.model import Platform
+
+
+@click.group("verify")
+def verify_command() -> None:
+    """Check built artifacts against the lock."""
+
+
+@verify_command.command("image")
+@click.argument("image")
+@spec_option
+@lock_option
+@target_option
+@click.option("--strict", is_flag=True, help="Unexpected packages fail too (default: warnings).")
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="NAME",
+    help="Skip this package in every check (repeatable).",
+)
+@click.option(
+    "--report",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Report format [default: the global --format].",
+)
+def image_command(
+    image: str,
+    spec_path: Path | None,
+    lock_path: Path | None,
+    target_id: str | None,
+    strict: bool,
+    ignore: tuple[str, ...],
+    fmt: str | None,
+) -> int:
+    """Compare IMAGE (any source `inspect` reads) with its locked target: base layers and
+    label, apt packages, Python packages in the locked venv (versions, builds, RECORD
+    integrity, shadowing), the CUDA stack, the user and labels.
+
+    Exit 0 when it matches, 1 on drift, 2 on bad input, 4 when the image cannot be read.
+    """
+    settings = output.current()
+    report = verify_image(
+        image,
+        spec_path=spec_path,
+        lock_path=lock_path,
+        cwd=Path(),
+        target_id=target_id,
+        strict=strict,
+        ignore=frozenset(ignore),
+        options=InspectOptions(
+            platform=Platform.parse("linux/amd64"), docker_host=os.environ.get("DOCKER_HOST")
+        ),
+        net=net_options(settings),
+    )
+    click.echo(render(report, fmt or settings.format), nl=False)
+    return 1 if report.failed else 0
