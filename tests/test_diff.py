@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from reprolock.verify.diff import diff
 from reprolock.verify.snapshot import Snapshot
 from tests.conftest import Run
@@ -19,9 +21,13 @@ Cli = Callable[..., Run]
 SP = "opt/venv/lib/python3.11/site-packages"
 
 
+SCHEMA = json.loads((Path(__file__).parent.parent / "schemas" / "diff.schema.json").read_text())
+
+
 def _changes(run: Run) -> list[tuple[str, str, str, str | None, str | None]]:
     assert run.code == 0, run.err
     data: dict[str, Any] = json.loads(run.out)
+    jsonschema.validate(data, SCHEMA)
     return [
         (c["section"], c["subject"], c["kind"], c["before"], c["after"]) for c in data["changes"]
     ]

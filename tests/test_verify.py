@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from tests.conftest import Run
 from tests.imagefiles import write_docker_archive
 from tests.ociregistry import Image, LayerFiles, Registry
@@ -83,10 +85,16 @@ def _built(
     return f"docker-archive:{tmp_path / name}.tar"
 
 
+SCHEMA = json.loads(
+    (Path(__file__).parent.parent / "schemas" / "verify-report.schema.json").read_text()
+)
+
+
 def _verify(cli: Cli, folder: Path, image: str, *args: str) -> tuple[int, dict[str, Any]]:
     run = cli("--format", "json", "verify", "image", image, *args, cwd=folder)
     assert run.code in (0, 1), run.err
     data: dict[str, Any] = json.loads(run.out)
+    jsonschema.validate(data, SCHEMA)
     return run.code, data
 
 
@@ -113,7 +121,14 @@ def test_clean_image_passes_and_every_drift_is_found(
     code, data = _verify(
         cli,
         folder,
-        _built(tmp_path, "drifted", drift, user="root", labels=DRIFT_LABELS),
+        _built(
+            tmp_path,
+            "drifted",
+            drift,
+            {f"{SP}/beta/.wh.__init__.py": b""},
+            user="root",
+            labels=DRIFT_LABELS,
+        ),
     )
     assert code == 1
     assert _kinds(data) == [
@@ -125,6 +140,7 @@ def test_clean_image_passes_and_every_drift_is_found(
         ("python-shadowed", "alpha", "error"),
         ("python-unexpected", "extra", "warning"),
         ("python-version", "beta", "error"),
+        ("record-missing", "beta:beta/__init__.py", "error"),
         ("record-modified", "alpha:alpha/__init__.py", "error"),
     ]
     code, strict = _verify(

@@ -16,6 +16,7 @@ Severity = Literal["error", "warning"]
 LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
 LABEL_LOCK_DIGEST = "dev.reprolock.lock-digest"
 LABEL_TARGET = "dev.reprolock.target"
+LABEL_DRIVER = "dev.reprolock.driver-min"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -259,6 +260,16 @@ def verify(
                 )
     # -- cuda --------------------------------------------------------------------------
     if target.cuda is not None:
+        label_driver = labels.get(LABEL_DRIVER)
+        if label_driver is not None and label_driver != target.cuda.driver_min:
+            add(
+                "label-driver",
+                LABEL_DRIVER,
+                target.cuda.driver_min,
+                label_driver,
+                "error",
+                "the driver-floor label differs from the lock's",
+            )
         seen = {c.name: c for c in reversed(inventory.cuda)}
         for name, wanted in (
             ("cuda", target.cuda.toolkit),
