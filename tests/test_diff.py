@@ -97,6 +97,16 @@ def test_lock_against_lock(cli: Cli, tmp_path: Path, index_server: IndexServer) 
     assert run.out.endswith("no differences\n")
     run = cli("diff", str(first), str(second))
     assert "  ↑ alpha  upgraded 1.0 → 1.1 (minor)" in run.out
+    run = cli("diff", str(first), str(second), "--report", "markdown")
+    assert "| python | `alpha` | upgraded (minor) | 1.0 | 1.1 |  |" in run.out
+    run = cli("diff", str(first), str(second), "--report", "github")
+    assert run.out.splitlines()[0] == (
+        "::notice title=reprolock diff python::python alpha: upgraded 1.0 → 1.1 (minor)"
+    )
+    run = cli("diff", str(first), str(second), "--report", "junit")
+    import xml.etree.ElementTree as ET
+
+    assert ET.fromstring(run.out).get("failures") == "3"
 
 
 def _image(packages: dict[str, str]) -> Image:

@@ -11,6 +11,7 @@ from reprolock.api.inspect import InspectOptions
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import platform_option, target_option
+from reprolock.cli.report import FORMATS, render_diff
 from reprolock.model import Platform
 from reprolock.verify.diff import SECTIONS
 
@@ -36,8 +37,20 @@ _ARROW = {
     help="Compare only these sections (repeatable).",
 )
 @platform_option
+@click.option(
+    "--report",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default=None,
+    help="Report format [default: the global --format].",
+)
 def diff_command(
-    a: str, b: str, target_id: str | None, only: tuple[str, ...], platform: Platform
+    a: str,
+    b: str,
+    target_id: str | None,
+    only: tuple[str, ...],
+    platform: Platform,
+    fmt: str | None,
 ) -> None:
     """Show what changed from A to B; each is a lock file or an image (any source
     `inspect` reads). Changes are grouped (base, cuda, apt, python) and classified:
@@ -47,7 +60,11 @@ def diff_command(
     result = diff_sides(
         a, b, target_id=target_id, only=frozenset(only), options=options, net=net_options(settings)
     )
-    if settings.format == "json":
+    fmt = fmt or settings.format
+    if fmt in ("junit", "markdown", "github"):
+        click.echo(render_diff(result.a, result.b, result.changes, fmt), nl=False)
+        return
+    if fmt == "json":
         settings.emit_json(
             {
                 "a": result.a,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from xml.sax.saxutils import escape, quoteattr
 
+from reprolock.verify.diff import Change
 from reprolock.verify.findings import Finding, Report
 
 FORMATS = ("text", "json", "junit", "markdown", "github")
@@ -91,3 +93,44 @@ def render(report: Report, fmt: str) -> str:
         for f in report.findings
     ]
     return "\n".join(lines) + "\n"
+
+
+def render_diff(a: str, b: str, changes: Sequence[Change], fmt: str) -> str:
+    """A diff for CI: JUnit (one test case per change, failing), Markdown, GitHub notices."""
+
+    def text(c: Change) -> str:
+        move = f"{c.before} → {c.after}" if c.before and c.after else (c.after or c.before or "")
+        extra = f" ({c.level})" if c.level else ""
+        note = f" — {c.note}" if c.note else ""
+        return f"{c.section} {c.subject}: {c.kind} {move}{extra}{note}"
+
+    if fmt == "junit":
+        cases = [
+            f'  <testcase classname="reprolock.diff" name={quoteattr(c.section + " " + c.subject)}>'
+            f"<failure message={quoteattr(c.kind)}>{escape(text(c))}</failure></testcase>"
+            for c in changes
+        ]
+        if not changes:
+            cases.append('  <testcase classname="reprolock.diff" name="no differences"/>')
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<testsuite name={quoteattr(f'reprolock diff {a} {b}')} "
+            f'tests="{max(1, len(changes))}" failures="{len(changes)}">\n'
+            + "\n".join(cases)
+            + "\n</testsuite>\n"
+        )
+    if fmt == "markdown":
+        lines = [f"### reprolock diff: `{a}` → `{b}`", ""]
+        if not changes:
+            return "\n".join([*lines, "No differences."]) + "\n"
+        lines += [
+            "| section | package | change | before | after | note |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c.section} | `{c.subject}` | {c.kind}{f' ({c.level})' if c.level else ''} "
+            f"| {c.before or ''} | {c.after or ''} | {c.note or ''} |"
+            for c in changes
+        ]
+        return "\n".join(lines) + "\n"
+    return "".join(f"::notice title=reprolock diff {c.section}::{text(c)}\n" for c in changes)
