@@ -203,3 +203,71 @@ def test_unreadable_image_and_missing_lock(
     run = cli("verify", "image", f"docker-archive:{tmp_path / 'missing.tar'}", cwd=folder)
     assert run.code == 4
     assert f"{tmp_path / 'missing.tar'}: no such file." in run.err
+
+
+def test_apt_and_cuda_checks_against_a_written_lock(cli: Cli, tmp_path: Path) -> None:
+    """apt and CUDA pins come from later layers of `lock`; a lock carrying them is checked."""
+    from reprolock import api
+    from reprolock.lock import AptPackage, CudaStack, LockedImage, LockedTarget, Lockfile
+    from reprolock.model import Platform
+
+    status = (
+        b"Package: libc6\nStatus: install ok installed\nArchitecture: amd64\n"
+        b"Version: 2.36-9\n\nPackage: git\nStatus: install ok installed\n"
+        b"Architecture: amd64\nVersion: 1:2.39.5-0+deb12u1\n\n"
+        b"Package: libcudnn9-cuda-12\nStatus: install ok installed\nArchitecture: amd64\n"
+        b"Version: 9.1.0.70-1\n"
+    )
+    image = Image(
+        env={"CUDA_VERSION": "12.4.1"},
+        user="app",
+        labels={"dev.reprolock.driver-min": "525.60.13"},
+        layers=[
+            {
+                "var/lib/dpkg/status": status,
+                "usr/local/cuda-12.4/version.json": b'{"cuda": {"version": "12.4.1"}}',
+            }
+        ],
+    )
+    write_docker_archive(tmp_path / "cuda.tar", image)
+
+    def deb(name: str, version: str) -> AptPackage:
+        return AptPackage(
+            name=name,
+            version=version,
+            architecture="amd64",
+            sha256="0" * 64,
+            size=1,
+            url=f"http://archive.example/{name}.deb",
+        )
+
+    target = LockedTarget(
+        id="py3.11-amd64",
+        platform=Platform.parse("linux/amd64"),
+        python="3.11",
+        cuda=CudaStack(toolkit="12.6.3", cudnn="9.1.0.70", driver_min="560.35.05"),
+        apt=(deb("git", "1:2.39.2-1.1"), deb("curl", "7.88.1-10")),  # type: ignore[arg-type]
+    )
+    lock = Lockfile(
+        lock_version="1.0",
+        created_by="test",
+        inputs_hash="sha256:" + "1" * 64,
+        matrices_version="x",
+        image=LockedImage(workdir="/app", user="app"),
+        targets=(target,),
+    )
+    api.write_lock(tmp_path / "reprolock.lock", lock)
+    code, data = _verify(
+        cli,
+        tmp_path,
+        f"docker-archive:{tmp_path / 'cuda.tar'}",
+        "--lock",
+        str(tmp_path / "reprolock.lock"),
+    )
+    assert code == 1
+    assert _kinds(data) == [
+        ("apt-missing", "curl", "error"),
+        ("apt-version", "git", "error"),
+        ("cuda-version", "cuda", "error"),
+        ("label-driver", "dev.reprolock.driver-min", "error"),
+    ]
