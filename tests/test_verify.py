@@ -246,7 +246,7 @@ def test_apt_and_cuda_checks_against_a_written_lock(cli: Cli, tmp_path: Path) ->
         platform=Platform.parse("linux/amd64"),
         python="3.11",
         cuda=CudaStack(toolkit="12.6.3", cudnn="9.1.0.70", driver_min="560.35.05"),
-        apt=(deb("git", "1:2.39.2-1.1"), deb("curl", "7.88.1-10")),  # type: ignore[arg-type]
+        apt=(deb("git", "1:2.39.2-1.1"), deb("curl", "7.88.1-10")),
     )
     lock = Lockfile(
         lock_version="1.0",
