@@ -102,6 +102,8 @@ def diff_command(
             )
             extra = f" ({c.level})" if c.level else ""
             note = f"  — {c.note}" if c.note else ""
-            settings.say(
-                f"  {_ARROW.get(c.kind, '~')} {c.subject:<{width}}  {c.kind} {move}{extra}{note}"
+            colour = {"added": "green", "removed": "red", "downgraded": "yellow"}.get(c.kind)
+            click.secho(
+                f"  {_ARROW.get(c.kind, '~')} {c.subject:<{width}}  {c.kind} {move}{extra}{note}",
+                fg=colour,
             )

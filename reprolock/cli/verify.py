@@ -70,5 +70,15 @@ def image_command(
         ),
         net=net_options(settings),
     )
-    click.echo(render(report, fmt or settings.format), nl=False)
+    text = render(report, fmt or settings.format)
+    if (fmt or settings.format) == "text":  # colour on a terminal (click strips it elsewhere)
+        for line in text.splitlines():
+            colour = (
+                "red"
+                if line.lstrip().startswith("error")
+                else ("yellow" if line.lstrip().startswith("warn") else None)
+            )
+            click.secho(line, fg=colour)
+    else:
+        click.echo(text, nl=False)
     return 1 if report.failed else 0
