@@ -10,8 +10,8 @@ from reprolock.api.diff import diff_sides
 from reprolock.api.inspect import InspectOptions
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
-from reprolock.cli.options import platform_option, target_option
-from reprolock.cli.report import FORMATS, render_diff
+from reprolock.cli.options import platform_option, report_option, target_option
+from reprolock.cli.report import render_diff
 from reprolock.model import Platform
 from reprolock.verify.diff import SECTIONS
 
@@ -37,13 +37,7 @@ _ARROW = {
     help="Compare only these sections (repeatable).",
 )
 @platform_option
-@click.option(
-    "--report",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="Report format [default: the global --format].",
-)
+@report_option
 def diff_command(
     a: str,
     b: str,

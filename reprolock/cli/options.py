@@ -43,3 +43,15 @@ platform_option = click.option(
     callback=_platform,
     help="Which image of a multi-platform index to read.",
 )
+
+# The formats a check's report can take (the global --format covers text and json).
+REPORT_FORMATS = ("text", "json", "junit", "markdown", "github")
+
+report_option = click.option(
+    "--report",
+    "fmt",
+    type=click.Choice(REPORT_FORMATS),
+    default=None,
+    help="Report format: text, json, junit (CI test reporters), markdown (PR comments), github "
+    "(workflow annotations) [default: the global --format].",
+)

@@ -9,8 +9,6 @@ from xml.sax.saxutils import escape, quoteattr
 from reprolock.verify.diff import Change
 from reprolock.verify.findings import Finding, Report
 
-FORMATS = ("text", "json", "junit", "markdown", "github")
-
 
 def _line(f: Finding) -> str:
     move = f"expected {f.expected}" if f.expected else ""

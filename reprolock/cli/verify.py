@@ -11,8 +11,8 @@ from reprolock.api.inspect import InspectOptions
 from reprolock.api.verify import verify_image
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
-from reprolock.cli.options import lock_option, spec_option, target_option
-from reprolock.cli.report import FORMATS, render
+from reprolock.cli.options import lock_option, report_option, spec_option, target_option
+from reprolock.cli.report import render
 from reprolock.model import Platform
 
 
@@ -34,13 +34,7 @@ def verify_command() -> None:
     metavar="NAME",
     help="Skip this package in every check (repeatable).",
 )
-@click.option(
-    "--report",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="Report format [default: the global --format].",
-)
+@report_option
 def image_command(
     image: str,
     spec_path: Path | None,
