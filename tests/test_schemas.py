@@ -119,20 +119,30 @@ def test_parser_and_schema_accept_the_same_good_inputs(text: str) -> None:
 
 
 def test_matrices_validate_against_their_schemas() -> None:
-    for name in ("gpus", "matrices"):
+    for name in ("gpus", "cuda", "matrices"):
         data = tomllib.loads((ROOT / "matrices" / f"{name}.toml").read_text())
         jsonschema.validate(data, _schema("matrices", f"{name}.schema.json"))
 
 
-def test_every_matrix_row_cites_a_known_source() -> None:
-    data = tomllib.loads((ROOT / "matrices" / "gpus.toml").read_text())
+@pytest.mark.parametrize(
+    ("name", "tables"), [("gpus", ("gpu", "arch")), ("cuda", ("toolkit", "family"))]
+)
+def test_every_matrix_row_cites_a_known_source(name: str, tables: tuple[str, ...]) -> None:
+    data = tomllib.loads((ROOT / "matrices" / f"{name}.toml").read_text())
     known = set(data["sources"])
-    for table in ("gpu", "arch"):
-        for row in data[table]:
+    for table in tables:
+        rows = data[table].values() if isinstance(data[table], dict) else data[table]
+        for row in rows:
             assert row["sources"], row
             assert set(row["sources"]) <= known, row
     for text in data["sources"].values():
-        assert "http" in text or "commit" in text, text
+        assert (
+            "http" in text
+            or "commit" in text
+            or "docs.nvidia.com" in text
+            or "release notes" in text.lower()
+            or "project docs" in text
+        ), text
 
 
 def test_cli_prints_the_shipped_schemas(cli: Any) -> None:

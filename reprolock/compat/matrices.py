@@ -6,6 +6,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from reprolock.compat.cuda import CudaTable
 from reprolock.compat.gpus import GpuTable
 
 
@@ -15,6 +16,7 @@ class Matrices:
 
     version: str
     gpus: GpuTable
+    cuda: CudaTable
 
 
 def load_matrices(read: Callable[[str], str]) -> Matrices:
@@ -23,4 +25,5 @@ def load_matrices(read: Callable[[str], str]) -> Matrices:
     return Matrices(
         version=str(meta["version"]),
         gpus=GpuTable.from_dict(tomllib.loads(read("gpus.toml"))),
+        cuda=CudaTable.from_dict(tomllib.loads(read("cuda.toml"))),
     )
