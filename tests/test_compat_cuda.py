@@ -56,3 +56,24 @@ def test_matrix_commands(cli: Cli) -> None:
     run = cli("matrix", "driver", "latest")
     assert run.code == 2
     assert run.err.startswith('error: "latest" is not a driver version')
+
+
+def test_floor_is_the_maximum_over_base_and_wheels() -> None:
+    from reprolock.lock import PythonPackage
+    from reprolock.resolve.stack import decide_stack
+    from reprolock.spec import CompatPolicy, GpuSpec
+
+    packages = [
+        PythonPackage(name="nvidia-cuda-runtime-cu12", version="12.1.105", index="i"),
+        PythonPackage(name="nvidia-nccl-cu12", version="2.21.5", index="i"),
+    ]
+    gpu = GpuSpec(devices=(), driver=None, cuda=None, cudnn=None, compat=CompatPolicy.STRICT)
+    stack = decide_stack("t", packages, {"CUDA_VERSION": "12.4.1"}, gpu, TABLE)
+    assert stack is not None
+    assert (stack.toolkit, stack.driver_min, stack.driver_min_compat, stack.nccl) == (
+        "12.4.1",
+        "550.54.15",
+        "525.60.13",
+        "2.21.5",
+    )
+    assert decide_stack("t", [], {}, gpu, TABLE) is None

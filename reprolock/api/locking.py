@@ -47,8 +47,8 @@ def not_yet_locked(spec: Spec) -> list[str]:
     notes = []
     if spec.gpu is not None:
         notes.append(
-            "[gpu]: the CUDA stack (toolkit, cuDNN, driver floor, GPU arches) is not "
-            "decided or checked yet; the Python layer is locked as requested"
+            "[gpu]: the framework build variant and the GPU arch coverage are not decided yet "
+            "(the driver floor is, from the base image and the CUDA runtime wheels)"
         )
     if spec.base.ref is None and spec.base.image is not None:
         notes.append(
@@ -116,6 +116,7 @@ def lock(
         resolve_targets,
         targets_of,
     )
+    from reprolock.resolve.stack import decide_stack  # noqa: PLC0415
 
     bases = pin_bases(
         spec, net, previous={t.platform: t for t in previous.values()}, refresh=refresh_base
@@ -141,12 +142,24 @@ def lock(
         if resolution is not None:
             resolutions.append(resolution)
             warnings.extend(f"{tid}: {w}" for w in resolution.warnings)
+        base = bases.get(target.platform)
+        cuda = None
+        if spec.gpu is not None:
+            cuda = decide_stack(
+                tid, packages, dict(base.env) if base else {}, spec.gpu, shipped_matrices().cuda
+            )
+            if cuda is None:
+                warnings.append(
+                    f"{tid}: [gpu] is set, but no CUDA runtime ended up in the "
+                    "target (no CUDA base image, no nvidia-cuda-runtime wheel)"
+                )
         targets.append(
             LockedTarget(
                 id=tid,
                 platform=target.platform,
                 python=str(target.python),
-                base=bases.get(target.platform),
+                cuda=cuda,
+                base=base,
                 packages=packages,
             )
         )
