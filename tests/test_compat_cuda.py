@@ -77,3 +77,11 @@ def test_floor_is_the_maximum_over_base_and_wheels() -> None:
         "2.21.5",
     )
     assert decide_stack("t", [], {}, gpu, TABLE) is None
+
+
+def test_cuda_toolkit_metapackage_counts() -> None:
+    from reprolock.lock import PythonPackage
+    from reprolock.resolve.stack import components
+
+    found = components([PythonPackage(name="cuda-toolkit", version="13.0.2", index="i")], {})
+    assert [(str(c.cuda), c.source) for c in found] == [("13.0", "cuda-toolkit 13.0.2")]

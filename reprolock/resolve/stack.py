@@ -18,7 +18,9 @@ from reprolock.lock import CudaStack, PythonPackage
 from reprolock.model import CudaVersion
 from reprolock.spec import GpuSpec
 
-_RUNTIME = re.compile(r"^nvidia-cuda-runtime(-cu\d+)?$")
+# CUDA runtime wheels (cudart's version tracks CUDA's), and the `cuda-toolkit` metapackage
+# that torch >= 2.11 pins instead of per-library wheels.
+_RUNTIME = re.compile(r"^(nvidia-cuda-runtime(-cu\d+)?|cuda-toolkit)$")
 _CUDNN = re.compile(r"^nvidia-cudnn-cu\d+$")
 _NCCL = re.compile(r"^nvidia-nccl-cu\d+$")
 
