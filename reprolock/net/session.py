@@ -52,9 +52,7 @@ def new_session(config: NetConfig) -> requests.Session:
     session.mount("http://", adapter)
     if config.ca_bundle:
         session.verify = config.ca_bundle
-    session.headers["User-Agent"] = (
-        f"reprolock/{__version__} (+https://pypi.org/project/reprolock/)"
-    )
+    session.headers["User-Agent"] = f"reprolock/{__version__}"
     session.trust_env = True  # proxies from the environment, ~/.netrc credentials
     return session
 
