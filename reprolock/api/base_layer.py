@@ -16,16 +16,19 @@ from reprolock.spec import Spec
 _PYTHON_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 
 
-def registry_client(spec: Spec, net: NetOptions) -> RegistryClient:
-    """A client with the spec's mirrors and insecure registries and the user's logins."""
+def registry_client(net: NetOptions, options: RegistryOptions) -> RegistryClient:
+    """A client with the given mirrors and insecure registries and the user's logins."""
     credentials = CredentialStore()
     if net.docker_config is not None:
         text, source = net.docker_config
         credentials = CredentialStore.from_text(text, source=source)
-    options = RegistryOptions(
+    return RegistryClient(new_session(net.config), credentials, options)
+
+
+def spec_registry_options(spec: Spec) -> RegistryOptions:
+    return RegistryOptions(
         mirrors=dict(spec.registry.mirrors), insecure=frozenset(spec.registry.insecure)
     )
-    return RegistryClient(new_session(net.config), credentials, options)
 
 
 def locked_base(pinned: PinnedImage) -> LockedBase:
@@ -71,7 +74,7 @@ def pin_bases(
                 f"{ref.familiar} is not pinned for {platform} in the lock, and "
                 "--offline forbids asking the registry."
             )
-        client = client or registry_client(spec, net)
+        client = client or registry_client(net, spec_registry_options(spec))
         out[platform] = locked_base(client.resolve(ref, platform))
     return out
 

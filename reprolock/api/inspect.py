@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reprolock.api.base_layer import registry_client
 from reprolock.api.network import NetOptions
 from reprolock.errors import InputError, SourceError
 from reprolock.image.daemon import DaemonImage, socket_from_host
@@ -18,8 +19,7 @@ from reprolock.image.registry_source import RegistryImage
 from reprolock.image.source import Image
 from reprolock.inventory import Inventory, build_inventory, want_content, want_hash
 from reprolock.model import ImageRef, Platform
-from reprolock.net.session import new_session
-from reprolock.registry import CredentialStore, RegistryClient, RegistryOptions
+from reprolock.registry import RegistryOptions
 
 TRANSPORTS = ("docker-archive", "oci-archive", "oci", "registry", "docker", "dir")
 
@@ -135,11 +135,7 @@ def _registry_image(
         ref = ImageRef.parse(text)
     except ValueError as exc:
         raise InputError(f"{exc}.", hint='Write a reference like "python:3.11-slim".') from None
-    credentials = CredentialStore()
-    if net.docker_config is not None:
-        body, source = net.docker_config
-        credentials = CredentialStore.from_text(body, source=source)
-    client = RegistryClient(new_session(net.config), credentials, registry or RegistryOptions())
+    client = registry_client(net, registry or RegistryOptions())
     return RegistryImage(client, ref, options.platform)
 
 

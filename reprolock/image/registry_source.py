@@ -41,10 +41,9 @@ class RegistryImage:
         self.client = client
         self.ref = ref
         self.pinned: PinnedImage = client.resolve(ref, platform)
-        self._config = client.blob(ref, self.pinned.config_digest)
 
     def config_bytes(self) -> bytes:
-        return self._config
+        return self.pinned.config_bytes
 
     def config(self) -> ImageConfig:
         return self.pinned.config

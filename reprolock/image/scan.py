@@ -172,7 +172,7 @@ class _CountingReader:
     def _feed(self, data: bytes) -> bytes:
         try:
             out = self._decompress(data) if self._decompress else data
-        except (zlib.error, Exception) as exc:  # zstandard.ZstdError is an Exception
+        except (zlib.error, zstandard.ZstdError) as exc:
             raise SourceError(
                 f"{self.what}: corrupt compressed data ({exc}).",
                 hint="The image is damaged; rebuild or re-pull it.",

@@ -72,6 +72,7 @@ class PinnedImage:
     manifest_digest: Digest
     manifest: Manifest
     config: ImageConfig
+    config_bytes: bytes  # the config blob as read (its digest was checked)
 
     @property
     def config_digest(self) -> Digest:
@@ -160,6 +161,7 @@ class RegistryClient:
             manifest_digest=digest,
             manifest=document,
             config=config,
+            config_bytes=config_bytes,
         )
 
     def _parse(
