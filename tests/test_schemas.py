@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -119,19 +120,35 @@ def test_parser_and_schema_accept_the_same_good_inputs(text: str) -> None:
 
 
 def test_matrices_validate_against_their_schemas() -> None:
-    for name in ("gpus", "cuda", "matrices"):
+    for name in ("gpus", "cuda", "matrices", "pytorch", "tensorflow", "jax", "cudnn", "images"):
         data = tomllib.loads((ROOT / "matrices" / f"{name}.toml").read_text())
         jsonschema.validate(data, _schema("matrices", f"{name}.schema.json"))
 
 
 @pytest.mark.parametrize(
-    ("name", "tables"), [("gpus", ("gpu", "arch")), ("cuda", ("toolkit", "family"))]
+    ("name", "tables"),
+    [
+        ("gpus", ("gpu", "arch")),
+        ("cuda", ("toolkit", "family")),
+        ("pytorch", ("index", "series", "variant", "arches", "release")),
+        ("tensorflow", ("release", "arches")),
+        ("jax", ("plugin", "release")),
+        ("cudnn", ("support", "wheels")),
+        ("images", ("family", "cuda", "ngc")),
+    ],
 )
 def test_every_matrix_row_cites_a_known_source(name: str, tables: tuple[str, ...]) -> None:
     data = tomllib.loads((ROOT / "matrices" / f"{name}.toml").read_text())
     known = set(data["sources"])
     for table in tables:
-        rows = data[table].values() if isinstance(data[table], dict) else data[table]
+        value = data[table]
+        rows = (
+            [value]
+            if "sources" in value
+            else value.values()
+            if isinstance(value, dict)
+            else value
+        )
         for row in rows:
             assert row["sources"], row
             assert set(row["sources"]) <= known, row
@@ -142,6 +159,7 @@ def test_every_matrix_row_cites_a_known_source(name: str, tables: tuple[str, ...
             or "docs.nvidia.com" in text
             or "release notes" in text.lower()
             or "project docs" in text
+            or re.search(r"@ [0-9a-f]{7,}", text)  # a repository file at a commit
         ), text
 
 
