@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reprolock.compat.cuda import CudaTable
+from reprolock.compat.frameworks import JaxTable, TensorflowTable, TorchTable
 from reprolock.compat.gpus import GpuTable
+from reprolock.compat.images import CudnnTable, ImageCatalog
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -17,13 +19,27 @@ class Matrices:
     version: str
     gpus: GpuTable
     cuda: CudaTable
+    torch: TorchTable
+    tensorflow: TensorflowTable
+    jax: JaxTable
+    cudnn: CudnnTable
+    images: ImageCatalog
 
 
 def load_matrices(read: Callable[[str], str]) -> Matrices:
     """Build `Matrices` from ``read(name)``, which returns the text of ``matrices/name``."""
-    meta = tomllib.loads(read("matrices.toml"))
+
+    def table(name: str) -> dict[str, object]:
+        return tomllib.loads(read(name))
+
+    meta = table("matrices.toml")
     return Matrices(
         version=str(meta["version"]),
-        gpus=GpuTable.from_dict(tomllib.loads(read("gpus.toml"))),
-        cuda=CudaTable.from_dict(tomllib.loads(read("cuda.toml"))),
+        gpus=GpuTable.from_dict(table("gpus.toml")),
+        cuda=CudaTable.from_dict(table("cuda.toml")),
+        torch=TorchTable.from_dict(table("pytorch.toml")),
+        tensorflow=TensorflowTable.from_dict(table("tensorflow.toml")),
+        jax=JaxTable.from_dict(table("jax.toml")),
+        cudnn=CudnnTable.from_dict(table("cudnn.toml")),
+        images=ImageCatalog.from_dict(table("images.toml")),
     )

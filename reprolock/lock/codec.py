@@ -110,8 +110,12 @@ def _target_to_dict(target: LockedTarget) -> dict[str, Any]:
                 "driver-min": c.driver_min,
                 "driver-min-compat": c.driver_min_compat,
                 "compat": c.compat,
+                "frameworks": sorted(c.frameworks) or None,
                 "arches": sorted(set(c.arches), key=_arch_key),
+                "ptx": sorted(set(c.ptx), key=_arch_key) or None,
                 "devices": dict(sorted(c.devices)) or None,
+                "coverage": dict(sorted(c.coverage)) or None,
+                "conflicts": sorted(c.conflicts) or None,
             }
         )
     if target.base is not None:
@@ -410,8 +414,12 @@ class _LockReader:
             "driver-min",
             "driver-min-compat",
             "compat",
+            "frameworks",
             "arches",
+            "ptx",
             "devices",
+            "coverage",
+            "conflicts",
         )
         table = self.table(value, path, keys)
         if table is None:
@@ -428,7 +436,11 @@ class _LockReader:
             driver_min_compat=self.optional(table, path, "driver-min-compat"),
             compat=self.optional(table, path, "compat") or "minor",
             arches=self.str_list(table, path, "arches"),
+            ptx=self.str_list(table, path, "ptx"),
             devices=self.str_pairs(table, path, "devices"),
+            coverage=self.str_pairs(table, path, "coverage"),
+            frameworks=self.str_list(table, path, "frameworks"),
+            conflicts=self.str_list(table, path, "conflicts"),
         )
 
     def base(self, value: object, path: KeyPath) -> LockedBase | None:

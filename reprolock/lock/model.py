@@ -58,8 +58,12 @@ class CudaStack:
     nccl: str | None = None
     driver_min_compat: str | None = None
     compat: str = "minor"
-    arches: tuple[str, ...] = ()
+    arches: tuple[str, ...] = ()  # native kernels of the framework build: sm_80, ...
+    ptx: tuple[str, ...] = ()  # PTX it carries for JIT: compute_90, ...
     devices: tuple[tuple[str, str], ...] = ()  # (device as requested, sm arch)
+    coverage: tuple[tuple[str, str], ...] = ()  # (device, "native sm_80" / "PTX ..." / ...)
+    frameworks: tuple[str, ...] = ()  # "torch 2.5.1 (cu124, CUDA 12.4)"
+    conflicts: tuple[str, ...] = ()  # disagreeing copies of CUDA libraries
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,7 +15,7 @@ existing lock comes first (minimal updates).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -93,6 +93,10 @@ def requirement_to_reqs(requirement: Requirement, parent: Candidate | None) -> l
 
 BACKTRACK_AHEAD = 8
 
+# Requirements a release should have declared and did not (e.g. torchaudio 2.11.0 names no
+# torch): the stack solver adds them from the matrices.
+Patches = Callable[[NormalizedName, Version], Sequence[Requirement]]
+
 
 class PythonProvider(AbstractProvider[Req, Candidate, str]):
     def __init__(
@@ -102,8 +106,12 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         prerelease: PrereleasePolicy,
         preferred: Mapping[NormalizedName, Version],
         direct: Iterable[str],
+        constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
+        patches: Patches | None = None,
     ) -> None:
         self.finder = finder
+        self.constraints = dict(constraints or {})
+        self.patches = patches
         self.prerelease = prerelease
         self.preferred = dict(preferred)
         self.direct = frozenset(direct)
@@ -166,6 +174,9 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         pins: AbstractSet[Version] = frozenset(),
     ) -> list[Release]:
         """Releases allowed by every specifier and the policies, best first."""
+        constraint = self.constraints.get(name)
+        if constraint is not None:
+            specifiers = [*specifiers, constraint]
         found = [
             r
             for r in selection.releases
@@ -228,6 +239,9 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         if candidate.extra is None:
             for requirement in metadata.requires_dist:
                 if requirement.marker is None or requirement.marker.evaluate(base_env):
+                    deps.extend(requirement_to_reqs(requirement, candidate))
+            if self.patches is not None:
+                for requirement in self.patches(candidate.name, candidate.version):
                     deps.extend(requirement_to_reqs(requirement, candidate))
         else:
             pin = SpecifierSet(f"=={candidate.version}")

@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
@@ -13,7 +14,13 @@ from resolvelib.structs import RequirementInformation
 
 from reprolock.errors import Problem, Unsatisfiable
 from reprolock.resolve.python.finder import Fetcher, Finder
-from reprolock.resolve.python.provider import Candidate, PythonProvider, Req, requirement_to_reqs
+from reprolock.resolve.python.provider import (
+    Candidate,
+    Patches,
+    PythonProvider,
+    Req,
+    requirement_to_reqs,
+)
 from reprolock.resolve.python.select import Release, Selection
 from reprolock.resolve.python.target import PythonTarget
 from reprolock.spec import PythonSpec
@@ -46,6 +53,8 @@ def resolve_python(
     fetcher: Fetcher,
     *,
     preferred: Mapping[NormalizedName, Version] | None = None,
+    constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
+    patches: Patches | None = None,
 ) -> PythonResolution:
     """Pins for ``spec``'s requirements on ``target``; `Unsatisfiable` with causes otherwise."""
     env = {**target.marker_environment(), "extra": ""}
@@ -60,7 +69,12 @@ def resolve_python(
         allow_unhashed=frozenset(canonicalize_name(n) for n in spec.allow_unhashed),
     )
     provider = PythonProvider(
-        finder, prerelease=spec.prerelease, preferred=preferred or {}, direct={r.key for r in roots}
+        finder,
+        prerelease=spec.prerelease,
+        preferred=preferred or {},
+        direct={r.key for r in roots},
+        constraints=constraints,
+        patches=patches,
     )
     finder.choose = provider.choose
     finder.prefetch((r.name, r.specifier) for r in roots)
@@ -68,7 +82,7 @@ def resolve_python(
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as exc:
-        raise _explain_impossible(exc.causes, finder, target) from None
+        raise _explain_impossible(exc.causes, finder, target, constraints or {}) from None
     except ResolutionTooDeep:
         raise Unsatisfiable(
             f"resolution for {target} gave up after {MAX_ROUNDS} rounds of backtracking.",
@@ -115,6 +129,7 @@ def _explain_impossible(
     causes: Collection[RequirementInformation[Req, Candidate]],
     finder: Finder,
     target: PythonTarget,
+    constraints: Mapping[NormalizedName, SpecifierSet],
 ) -> Unsatisfiable:
     problems: list[Problem] = []
     by_name: dict[NormalizedName, list[RequirementInformation[Req, Candidate]]] = {}
@@ -130,6 +145,11 @@ def _explain_impossible(
         message = "; ".join(chains) + f". Installable versions for this target: {available}."
         if why:
             message += " " + why
+        if name in constraints:
+            message += (
+                f" The CUDA stack admits only {name}{constraints[name]} here "
+                "(`reprolock explain TARGET` shows why)."
+            )
         problems.append(Problem(message=message))
     return Unsatisfiable(
         f"no set of Python packages satisfies every requirement for {target}:",

@@ -1,0 +1,155 @@
+"""Does one framework build run on a target? Every reason it does not, and what to know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reprolock.compat import Matrices
+from reprolock.compat.arches import coverage
+from reprolock.compat.cuda import DriverNeed
+from reprolock.compat.frameworks import Build
+from reprolock.model import ComputeCapability, CudaVersion
+from reprolock.spec import GpuSpec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fleet:
+    """What a target must run on: its platform and Python, the GPUs and driver, and the
+    CUDA the base image brings."""
+
+    target: str  # the target id, for messages
+    platform: str  # "linux/amd64"
+    python: str  # "3.11"
+    gpu: GpuSpec | None
+    base_cuda: CudaVersion | None = None
+    base_cudnn: str | None = None
+    base_choosable: bool = False  # [base] names the nvidia/cuda family: reprolock picks the tag
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    build: Build
+    python: tuple[str, ...]
+    reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    coverage: tuple[tuple[str, str], ...] = field(default=())  # (device, how it runs)
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
+
+
+def span(pythons: tuple[str, ...]) -> str:
+    if not pythons:
+        return "none"
+    return pythons[0] if len(pythons) == 1 else f"{pythons[0]}-{pythons[-1]}"
+
+
+def _device(requested: str, cap: ComputeCapability) -> str:
+    return cap.sm if requested.lower() in (cap.sm, str(cap)) else f"{cap.sm} ({requested})"
+
+
+def judge(
+    build: Build, pythons: tuple[str, ...], fleet: Fleet, m: Matrices, *, arm64: bool = True
+) -> Verdict:
+    """Judge ``build`` (whose wheels exist for ``pythons``) against ``fleet``."""
+    reasons: list[str] = []
+    notes: list[str] = []
+    cov: list[tuple[str, str]] = []
+    if fleet.python not in pythons:
+        reasons.append(f"has no wheels for Python {fleet.python} (it ships {span(pythons)})")
+    if not arm64 and fleet.platform == "linux/arm64":
+        reasons.append("has no linux/arm64 wheels")
+    gpu = fleet.gpu
+    if gpu is None:
+        if build.cuda is not None and not build.needs_system_cuda:
+            text = (
+                f"brings CUDA {build.cuda} libraries, which a CPU-only target (no [gpu]) never uses"
+            )
+            (reasons if build.framework == "torch" else notes).append(text)
+        return Verdict(build=build, python=pythons, reasons=tuple(reasons), notes=tuple(notes))
+    if build.cuda is None:
+        if build.framework == "jax" and build.variant.startswith("cuda"):
+            reasons.append(f"has no jax-{build.variant}-plugin release on PyPI")
+        elif build.framework == "jax":
+            reasons.append(
+                "has no CUDA plugin (runs on CPU only); ask for jax[cuda12] or jax[cuda13]"
+            )
+        else:
+            reasons.append("is a CPU build")
+        return Verdict(build=build, python=pythons, reasons=tuple(reasons))
+    cuda = build.cuda
+    if gpu.cuda is not None and not gpu.cuda.contains(str(cuda), prereleases=True):
+        reasons.append(f"uses CUDA {cuda}, outside gpu.cuda {gpu.cuda}")
+    if gpu.cudnn is not None and build.cudnn is not None:
+        probe = build.cudnn if "." in build.cudnn else f"{build.cudnn}.99"
+        if not gpu.cudnn.contains(probe, prereleases=True):
+            reasons.append(f"uses cuDNN {build.cudnn}, outside gpu.cudnn {gpu.cudnn}")
+    policy = gpu.compat.value
+    need: DriverNeed | None = None
+    strict: DriverNeed | None = None
+    try:
+        need = m.cuda.need(cuda, "minor" if policy == "minor" else "strict")
+        strict = m.cuda.need(cuda, "strict")
+    except ValueError as exc:
+        notes.append(str(exc))
+    if need is not None and gpu.driver is not None and gpu.driver < need.driver:
+        reasons.append(
+            f"uses CUDA {cuda}, which needs driver >= {need.driver} ({policy} policy); "
+            f"the fleet's oldest is {gpu.driver}"
+        )
+    if build.needs_system_cuda:
+        base = fleet.base_cuda
+        if base is None and not fleet.base_choosable:
+            reasons.append(
+                f"loads CUDA {cuda} and cuDNN {build.cudnn} from the system, and the base image "
+                "has none"
+            )
+        elif base is not None and (base.major != cuda.major or base.parts[:2] < cuda.parts[:2]):
+            reasons.append(
+                f"needs CUDA {cuda.major}.x >= {cuda} in the base image, which has {base}"
+            )
+    arches = build.arches
+    if arches is not None and arches.unconfirmed and gpu.devices:
+        notes.append(f"its arch list is not confirmed: {arches.unconfirmed}")
+    if arches is None and gpu.devices and build.min_capability is None:
+        notes.append("which GPUs it has kernels for is not in the matrices")
+    for device in gpu.devices:
+        cap = device.capability
+        name = _device(device.requested, cap)
+        if build.min_capability is not None:
+            least = ComputeCapability.parse(build.min_capability)
+            if (cap.major, cap.minor) < (least.major, least.minor):
+                reasons.append(
+                    f"needs compute capability >= {least}; {name} is {cap.major}.{cap.minor}"
+                )
+            else:
+                cov.append((device.requested, f"supported (>= {least})"))
+            continue
+        if arches is None:
+            cov.append((device.requested, "unknown"))
+            continue
+        found = coverage(arches, cap)
+        cov.append((device.requested, found.describe()))
+        if found.how is None:
+            reasons.append(f"has no kernels for {name}")
+        elif found.how == "ptx" and strict is not None:
+            jit = (
+                f"runs {name} only by JIT-compiling PTX compute_{found.via.major}{found.via.minor}"
+                if found.via
+                else ""
+            )
+            if gpu.driver is not None and gpu.driver < strict.driver:
+                reasons.append(
+                    f"{jit}, which needs driver >= {strict.driver} (minor-version compatibility "
+                    "does not cover PTX JIT)"
+                )
+            else:
+                notes.append(f"{jit} (slow first start; needs driver >= {strict.driver})")
+    return Verdict(
+        build=build,
+        python=pythons,
+        reasons=tuple(reasons),
+        notes=tuple(dict.fromkeys(notes)),
+        coverage=tuple(cov),
+    )

@@ -1,0 +1,457 @@
+"""The stack solver: per target, pick the framework builds that run on the fleet.
+
+For every framework the requirements name (torch, tensorflow, jax) it judges each build of
+each release the requirement admits — the PyPI wheel, the PyTorch index variants, CPU builds,
+TensorFlow with or without ``[and-cuda]``, a JAX CUDA plugin — against the target's Python,
+GPUs (kernels or PTX for every device), driver floor, CUDA/cuDNN constraints and base image.
+Then it picks one build per framework (newest release first; for torch the PyPI wheel over a
+routed index variant, newer CUDA over older) such that the frameworks agree on cuDNN and the
+CUDA major, and hands the Python resolver what enforces the choice: version exclusions,
+the route of torch to its variant index, and bounds on the CUDA runtime and cuDNN wheels.
+When nothing fits it says why, with the nearest fixes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from reprolock.compat import Matrices
+from reprolock.compat.frameworks import Build, series_of
+from reprolock.errors import Problem, Unsatisfiable
+from reprolock.model import CudaVersion
+from reprolock.stack.judge import Fleet, Verdict, judge, span
+from reprolock.stack.requests import TORCH_FAMILY, FrameworkRequest
+
+MAX_PER_FRAMEWORK = 120
+CUDA_RUNTIMES = ("nvidia-cuda-runtime-cu11", "nvidia-cuda-runtime-cu12", "nvidia-cuda-runtime")
+CUDA_TOOLKIT = "cuda-toolkit"
+CUDNN_WHEELS = ("nvidia-cudnn-cu11", "nvidia-cudnn-cu12", "nvidia-cudnn-cu13")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Route:
+    name: str
+    url: str
+    packages: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Choice:
+    request: FrameworkRequest
+    verdict: Verdict
+    allowed: tuple[Version, ...]  # known releases whose build of the chosen kind fits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StackPlan:
+    fleet: Fleet
+    choices: tuple[Choice, ...] = ()
+    considered: tuple[Verdict, ...] = ()
+    constraints: Mapping[str, SpecifierSet] = field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def choice(self, framework: str) -> Choice | None:
+        return next((c for c in self.choices if c.request.name == framework), None)
+
+
+# -- candidates ------------------------------------------------------------------------------
+
+
+def candidates(request: FrameworkRequest, fleet: Fleet, m: Matrices) -> list[Verdict]:
+    """Every build of every known release ``request`` admits, best first, judged."""
+    return [judge_one(b, fleet, m) for b in _builds(request, fleet, m, request.specifier)]
+
+
+def judge_one(item: tuple[Build, tuple[str, ...], bool], fleet: Fleet, m: Matrices) -> Verdict:
+    build, pythons, arm64 = item
+    return judge(build, pythons, fleet, m, arm64=arm64)
+
+
+def _admits(specifier: SpecifierSet, version: Version) -> bool:
+    return specifier.contains(version, prereleases=True)
+
+
+def _builds(
+    request: FrameworkRequest, fleet: Fleet, m: Matrices, specifier: SpecifierSet
+) -> list[tuple[Build, tuple[str, ...], bool]]:
+    out: list[tuple[Build, tuple[str, ...], bool]] = []
+    if request.name == "torch":
+        routed = request.routed_variant
+        for release in reversed(m.torch.releases):
+            if not _admits(specifier, release.version):
+                continue
+            builds = m.torch.builds(release, fleet.platform)
+            if request.routed_to is not None:
+                builds = [b for b in builds if b.variant == (routed or "?")]
+            elif fleet.gpu is None:
+                builds.sort(key=lambda b: (b.cuda is not None, b.variant != "pypi"))
+            out.extend((b, release.python, True) for b in builds)
+    elif request.name == "tensorflow":
+        for tf in reversed(m.tensorflow.releases):
+            if _admits(specifier, tf.version):
+                build = m.tensorflow.build(tf, and_cuda=request.and_cuda)
+                if fleet.gpu is None and not request.and_cuda:
+                    build = replace(build, cuda=None, cudnn=None, needs_system_cuda=False)
+                out.append((build, tf.python, tf.arm64_wheels))
+    elif request.name == "jax":
+        plugin = request.jax_plugin
+        for jx in reversed(m.jax.releases):
+            if not _admits(specifier, jx.version):
+                continue
+            if plugin is None:
+                cpu = Build(framework="jax", version=jx.version, variant="cpu", cuda=None)
+                out.append((cpu, jx.python, True))
+                continue
+            major, local = plugin
+            plugin_build = m.jax.build(jx, major, local=local)
+            if plugin_build is None:
+                missing = Build(
+                    framework="jax", version=jx.version, variant=f"cuda{major}", cuda=None
+                )
+                out.append((missing, jx.python, True))
+                continue
+            p = jx.plugins[major]
+            out.append((plugin_build, p.python, p.arm64))
+    return out[: MAX_PER_FRAMEWORK * 6]
+
+
+# -- choosing --------------------------------------------------------------------------------
+
+
+def _kind(build: Build) -> tuple[str, str | None]:
+    return (build.variant, build.index)
+
+
+def compatible(a: Build, b: Build) -> str | None:
+    """Why two frameworks' builds cannot share one environment, or None."""
+    if a.cudnn_major is not None and b.cudnn_major is not None and a.cudnn_major != b.cudnn_major:
+        return (
+            f"{a.label} uses cuDNN {a.cudnn_major} and {b.label} uses cuDNN {b.cudnn_major}: "
+            f"one process loads one libcudnn"
+        )
+    wheels_a = a.cuda is not None and not a.needs_system_cuda
+    wheels_b = b.cuda is not None and not b.needs_system_cuda
+    if (
+        wheels_a
+        and wheels_b
+        and a.cuda is not None
+        and b.cuda is not None
+        and a.cuda.major != b.cuda.major
+        and (a.cudnn_major is not None or b.cudnn_major is not None)
+    ):
+        return (
+            f"{a.label} and {b.label} bring cuDNN builds for different CUDA majors "
+            f"({a.cuda.major} and {b.cuda.major}) under one libcudnn name"
+        )
+    return None
+
+
+def plan(
+    requests: Iterable[FrameworkRequest],
+    fleet: Fleet,
+    m: Matrices,
+    *,
+    pytorch_index: str | None = None,
+) -> StackPlan:
+    """Choose the builds for ``requests`` on ``fleet``; `Unsatisfiable` when none fit."""
+    requests = list(requests)
+    considered: list[Verdict] = []
+    pools: list[list[Verdict]] = []
+    notes: list[str] = []
+    for request in requests:
+        verdicts = candidates(request, fleet, m)
+        considered.extend(verdicts)
+        if not verdicts:
+            notes.append(
+                f"{request.name}{request.specifier}: no release in reprolock's matrices; "
+                "its build is not checked before resolving"
+            )
+            continue
+        ok = [v for v in verdicts if v.ok]
+        if not ok:
+            raise _no_build(request, verdicts, fleet, m)
+        pools.append(ok[:MAX_PER_FRAMEWORK])
+    chosen = _joint(pools, fleet, requests, m)
+    choices = []
+    for verdict in chosen:
+        request = next(r for r in requests if r.name == verdict.build.framework)
+        pool = next(p for p in pools if p and p[0].build.framework == request.name)
+        others = [c.build for c in chosen if c is not verdict]
+        allowed = tuple(
+            sorted(
+                {
+                    v.build.version
+                    for v in pool
+                    if _kind(v.build) == _kind(verdict.build)
+                    and all(compatible(v.build, o) is None for o in others)
+                }
+            )
+        )
+        choices.append(Choice(request=request, verdict=verdict, allowed=allowed))
+        notes.extend(f"{verdict.build.label}: {n}" for n in verdict.notes)
+    return StackPlan(
+        fleet=fleet,
+        choices=tuple(choices),
+        considered=tuple(considered),
+        constraints=_constraints(choices, fleet, m),
+        routes=_routes(choices, pytorch_index or m.torch.index_url),
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def _joint(
+    pools: list[list[Verdict]], fleet: Fleet, requests: list[FrameworkRequest], m: Matrices
+) -> list[Verdict]:
+    if not pools:
+        return []
+    if len(pools) == 1:
+        return [pools[0][0]]
+    for combo in itertools.product(*pools):
+        if all(compatible(a.build, b.build) is None for a, b in itertools.combinations(combo, 2)):
+            return list(combo)
+    # No combination agrees: report the best build of each and what separates them.
+    best = [p[0] for p in pools]
+    clashes = [
+        why
+        for a, b in itertools.combinations(best, 2)
+        if (why := compatible(a.build, b.build)) is not None
+    ]
+    fixes = _joint_fixes(pools, fleet, requests, m)
+    raise Unsatisfiable(
+        f"{fleet.target}: the frameworks cannot share one environment: {'; '.join(clashes)}.",
+        problems=[Problem(message=f) for f in fixes],
+        hint="Pick versions whose CUDA libraries agree"
+        + (f", e.g. {fixes[0]}" if fixes else "")
+        + ", or split them into two environments (two reprolock specs).",
+    )
+
+
+def _joint_fixes(
+    pools: list[list[Verdict]], fleet: Fleet, requests: list[FrameworkRequest], m: Matrices
+) -> list[str]:
+    """For each framework, the build nearest to the requested ones (any release) that
+    agrees with the other frameworks' best."""
+    out = []
+    for i, pool in enumerate(pools):
+        name = pool[0].build.framework
+        request = next(r for r in requests if r.name == name)
+        others = [p[0].build for j, p in enumerate(pools) if j != i]
+        anyver = replace(request, specifier=SpecifierSet())
+        fits = [
+            v
+            for v in candidates(anyver, fleet, m)
+            if v.ok and all(compatible(v.build, o) is None for o in others)
+        ]
+        if not fits:
+            continue
+        lo, hi = min(v.build.version for v in pool), max(v.build.version for v in pool)
+        above = [v for v in fits if v.build.version > hi]
+        below = [v for v in fits if v.build.version < lo]
+        pick = min(above, key=lambda v: v.build.version) if above else (below or fits)[0]
+        op = ">=" if above else "=="
+        ver = series_of(pick.build.version) if above else str(pick.build.version)
+        with_ = ", ".join(o.label for o in others)
+        out.append(f"{name}{op}{ver} ({pick.build.label}) agrees with {with_}")
+    return out
+
+
+def _constraints(choices: list[Choice], fleet: Fleet, m: Matrices) -> dict[str, SpecifierSet]:
+    out: dict[str, SpecifierSet] = {}
+    for choice in choices:
+        name = choice.request.name
+        known = _known_versions(name, m)
+        excluded = [v for v in known if v not in choice.allowed]
+        if excluded:
+            out[name] = SpecifierSet(",".join(f"!={v}" for v in excluded))
+    gpu = fleet.gpu
+    if gpu is None:
+        return out
+    cuda = SpecifierSet()
+    if gpu.cuda is not None:
+        cuda &= gpu.cuda
+    ceiling = _driver_ceiling(fleet, m)
+    if ceiling is not None:
+        cuda &= SpecifierSet(f"<{ceiling}")
+    if str(cuda):
+        for name in (*CUDA_RUNTIMES, CUDA_TOOLKIT):
+            out[name] = cuda
+    if gpu.cudnn is not None:
+        for name in CUDNN_WHEELS:
+            out[name] = gpu.cudnn
+    return out
+
+
+def _driver_ceiling(fleet: Fleet, m: Matrices) -> str | None:
+    """The first CUDA version the fleet's driver cannot run, as a version bound."""
+    gpu = fleet.gpu
+    if gpu is None or gpu.driver is None:
+        return None
+    policy = gpu.compat.value
+    runnable = [
+        t.version
+        for t, strict, minor in m.cuda.runnable(gpu.driver)
+        if (minor if policy == "minor" else strict)
+    ]
+    if not runnable:
+        return None
+    top = max(runnable)
+    if policy == "minor":
+        return f"{top.major + 1}"
+    return f"{top.major}.{top.minor + 1}"
+
+
+def _known_versions(name: str, m: Matrices) -> list[Version]:
+    if name == "torch":
+        return [r.version for r in m.torch.releases]
+    if name == "tensorflow":
+        return [r.version for r in m.tensorflow.releases]
+    return [r.version for r in m.jax.releases]
+
+
+def _routes(choices: list[Choice], base_url: str) -> tuple[Route, ...]:
+    out = []
+    for choice in choices:
+        build = choice.verdict.build
+        if build.index and choice.request.routed_to is None:
+            out.append(
+                Route(
+                    name=f"pytorch-{build.index}",
+                    url=f"{base_url.rstrip('/')}/{build.index}",
+                    packages=TORCH_FAMILY,
+                )
+            )
+    return tuple(out)
+
+
+# -- explaining ------------------------------------------------------------------------------
+
+
+def _group(verdicts: list[Verdict]) -> list[str]:
+    """``torch 2.5.0, 2.5.1 (cu124, CUDA 12.4): has no kernels for sm_120 (RTX 5090)``."""
+    groups: dict[tuple[str, tuple[str, ...]], list[Version]] = {}
+    for v in verdicts:
+        b = v.build
+        what = b.label.split(" (", 1)[1].rstrip(")") if " (" in b.label else b.variant
+        groups.setdefault((what, v.reasons), []).append(b.version)
+    lines = []
+    name = verdicts[0].build.framework
+    for (what, reasons), versions in groups.items():
+        vs = sorted(set(versions))
+        shown = ", ".join(str(x) for x in vs[-3:])
+        if len(vs) > 3:
+            shown = f"{vs[0]} .. {vs[-1]}"
+        lines.append(f"{name} {shown} ({what}) {'; '.join(reasons)}")
+    return lines
+
+
+Relax = Callable[[FrameworkRequest, Fleet], tuple[FrameworkRequest, Fleet]]
+
+
+def _no_build(
+    request: FrameworkRequest, verdicts: list[Verdict], fleet: Fleet, m: Matrices
+) -> Unsatisfiable:
+    wanted = f"{request.name}{request.specifier}" if str(request.specifier) else request.name
+    versions = sorted({v.build.version for v in verdicts})
+    series = sorted({series_of(v) for v in versions}, key=lambda s: tuple(map(int, s.split("."))))
+    shown = request.name + " " + (series[0] if len(series) == 1 else f"{series[0]}-{series[-1]}")
+    headline = "; ".join(verdicts[0].reasons) or "does not fit"
+    fixes = nearest_fixes(request, fleet, m, versions)
+    text = f"{fleet.target}: {shown} has no build that fits ({wanted}): {headline}"
+    if fixes:
+        text += f"; {fixes[0]}"
+    return Unsatisfiable(
+        text + ".",
+        problems=[Problem(message=line) for line in _group(verdicts)[:12]],
+        hint=("Nearest fixes: " + "; or ".join(fixes) + ".")
+        if fixes
+        else "Loosen the framework requirement or the [gpu] constraints.",
+    )
+
+
+def _driver_text(build: Build, fleet: Fleet, m: Matrices) -> str:
+    if build.cuda is None or fleet.gpu is None:
+        return ""
+    try:
+        strict = m.cuda.need(build.cuda, "strict").driver
+        minor = m.cuda.need(build.cuda, "minor").driver
+    except ValueError:
+        return ""
+    if fleet.gpu.compat.value == "minor" and minor != strict:
+        return f" and needs driver >= {minor} (>= {strict} for PTX JIT and every feature)"
+    return f" and needs driver >= {strict}"
+
+
+def _variant_text(build: Build) -> str:
+    if build.variant == "pypi":
+        return f"the PyPI wheel (CUDA {build.cuda})" if build.cuda else "the PyPI wheel"
+    if build.index:
+        return build.index
+    return build.label.split(" (", 1)[1].rstrip(")")
+
+
+def nearest_fixes(
+    request: FrameworkRequest, fleet: Fleet, m: Matrices, requested: list[Version]
+) -> list[str]:
+    """What would make a build fit: another release, a newer driver, a looser constraint,
+    another Python — each the smallest change found."""
+    out: list[str] = []
+    lo = min(requested) if requested else None
+    # 1. another release of the framework.
+    anyver = replace(request, specifier=SpecifierSet())
+    fits = [v for v in candidates(anyver, fleet, m) if v.ok]
+    if fits:
+        above = [v for v in fits if lo is None or v.build.version > max(requested)]
+        pick = (
+            min(above, key=lambda v: v.build.version)
+            if above
+            else max(fits, key=lambda v: v.build.version)
+        )
+        op = ">=" if above else "=="
+        ver = series_of(pick.build.version) if op == ">=" else str(pick.build.version)
+        text = f"{request.name}{op}{ver} with {_variant_text(pick.build)} fits"
+        out.append(text + _driver_text(pick.build, fleet, m))
+    plugin = request.jax_plugin
+    if request.name == "jax" and plugin is not None:
+        other = 12 if plugin[0] == 13 else 13
+        extra = f"cuda{other}-local" if plugin[1] else f"cuda{other}"
+        swapped = replace(request, extras=frozenset({extra}))
+        fits = [v for v in candidates(swapped, fleet, m) if v.ok]
+        if fits:
+            out.append(f"jax[{extra}] fits ({fits[0].build.label})")
+    gpu = fleet.gpu
+    if gpu is not None:
+        # 2. a newer fleet driver.
+        if gpu.driver is not None:
+            loose = replace(fleet, gpu=replace(gpu, driver=None))
+            fits = [v for v in candidates(request, loose, m) if v.ok and v.build.cuda is not None]
+            if fits:
+                pick = fits[0]
+                need = m.cuda.need(pick.build.cuda, gpu.compat.value)  # type: ignore[arg-type]
+                out.append(f"upgrade the fleet to driver >= {need.driver} for {pick.build.label}")
+        # 3. a looser CUDA / cuDNN constraint.
+        if gpu.cuda is not None or gpu.cudnn is not None:
+            loose = replace(fleet, gpu=replace(gpu, cuda=None, cudnn=None))
+            fits = [v for v in candidates(request, loose, m) if v.ok]
+            if fits:
+                out.append(f"drop gpu.cuda/gpu.cudnn to allow {fits[0].build.label}")
+    # 4. another Python.
+    pythons = sorted(
+        {p for v in candidates(request, fleet, m) for p in v.python},
+        key=lambda p: tuple(map(int, p.split("."))),
+    )
+    if pythons and fleet.python not in pythons:
+        out.append(f"use Python {span(tuple(pythons))} (environment.python)")
+    return list(dict.fromkeys(out))[:3]
+
+
+def cuda_of_variant(name: str) -> CudaVersion | None:
+    """``cu124`` → 12.4."""
+    if name.startswith("cu") and name[2:].isdigit() and len(name) >= 4:
+        return CudaVersion.parse(f"{name[2:-1]}.{name[-1]}")
+    return None
