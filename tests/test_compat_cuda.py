@@ -10,7 +10,8 @@ from reprolock import api
 from reprolock.model import CudaVersion, DriverVersion
 from tests.conftest import Cli
 
-TABLE = api.shipped_matrices().cuda
+MATRICES = api.shipped_matrices()
+TABLE = MATRICES.cuda
 
 
 @pytest.mark.parametrize(
@@ -60,7 +61,7 @@ def test_matrix_commands(cli: Cli) -> None:
 
 def test_floor_is_the_maximum_over_base_and_wheels() -> None:
     from reprolock.lock import PythonPackage
-    from reprolock.resolve.stack import decide_stack
+    from reprolock.stack.check import decide_stack
     from reprolock.spec import CompatPolicy, GpuSpec
 
     packages = [
@@ -68,7 +69,7 @@ def test_floor_is_the_maximum_over_base_and_wheels() -> None:
         PythonPackage(name="nvidia-nccl-cu12", version="2.21.5", index="i"),
     ]
     gpu = GpuSpec(devices=(), driver=None, cuda=None, cudnn=None, compat=CompatPolicy.STRICT)
-    stack = decide_stack("t", packages, {"CUDA_VERSION": "12.4.1"}, gpu, TABLE)
+    stack = decide_stack("t", packages, {"CUDA_VERSION": "12.4.1"}, gpu, MATRICES)
     assert stack is not None
     assert (stack.toolkit, stack.driver_min, stack.driver_min_compat, stack.nccl) == (
         "12.4.1",
@@ -76,12 +77,12 @@ def test_floor_is_the_maximum_over_base_and_wheels() -> None:
         "525.60.13",
         "2.21.5",
     )
-    assert decide_stack("t", [], {}, gpu, TABLE) is None
+    assert decide_stack("t", [], {}, gpu, MATRICES) is None
 
 
 def test_cuda_toolkit_metapackage_counts() -> None:
     from reprolock.lock import PythonPackage
-    from reprolock.resolve.stack import components
+    from reprolock.stack.check import components
 
     found = components([PythonPackage(name="cuda-toolkit", version="13.0.2", index="i")], {})
     assert [(str(c.cuda), c.source) for c in found] == [("13.0", "cuda-toolkit 13.0.2")]

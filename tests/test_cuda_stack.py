@@ -56,17 +56,16 @@ def test_driver_floor_from_the_resolved_runtime_wheel(
 def test_fleet_driver_too_old(lock_cli: LockCli, tmp_path: Path, cuda_index: IndexServer) -> None:
     _spec(tmp_path, cuda_index, 'driver = "535.104.05"\ncompat = "strict"')
     run = lock_cli("lock")
+    # The driver bounds the CUDA runtime wheels while resolving: the resolver says which
+    # requirement pins a CUDA the fleet cannot run, and why that bound holds.
     assert run.code == 3
-    assert run.err == (
-        "error: py3.11-amd64: the fleet's oldest driver 535.104.05 cannot run CUDA 12.4 under "
-        "the strict policy (needs >= 550.54.14):\n"
-        "  nvidia-cuda-runtime-cu12 12.4.127 needs driver >= 550.54.14 (strict) or >= "
-        "525.60.13 (minor-version compatibility)\n"
-        'Pin an older CUDA build (e.g. gpu.cuda = "<12.4" with a matching framework build), '
-        'raise gpu.driver after upgrading the fleet, or use compat = "minor".\n'
+    assert "gpuframework==2.5.1 requires nvidia-cuda-runtime-cu12==12.4.127" in run.err
+    assert (
+        "Only nvidia-cuda-runtime-cu12<12.3 is allowed: the fleet's oldest driver 535.104.05 "
+        "runs CUDA <12.3 under the strict policy." in run.err
     )
     _spec(tmp_path, cuda_index, 'driver = "470.82.01"\ncompat = "minor"')
     run = lock_cli("lock")
     assert run.code == 3
-    assert "cannot run CUDA 12.4 under the minor policy (needs >= 525.60.13)" in run.err
+    assert "Only nvidia-cuda-runtime-cu12<12 is allowed" in run.err
     assert not (tmp_path / "reprolock.lock").exists()

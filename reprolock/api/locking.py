@@ -45,11 +45,6 @@ class LockResult:
 def not_yet_locked(spec: Spec) -> list[str]:
     """What the spec asks for that this version of reprolock does not pin yet."""
     notes = []
-    if spec.gpu is not None:
-        notes.append(
-            "[gpu]: the framework build variant and the GPU arch coverage are not decided yet "
-            "(the driver floor is, from the base image and the CUDA runtime wheels)"
-        )
     if spec.base.ref is None and spec.base.image is not None:
         notes.append(
             "[base]: choosing a tag from image/flavor/os needs the image catalog; "
@@ -114,9 +109,12 @@ def lock(
     from reprolock.api.python_layer import (  # noqa: PLC0415
         locked_packages,
         resolve_targets,
+        target_id,
         targets_of,
     )
-    from reprolock.resolve.stack import decide_stack  # noqa: PLC0415
+    from reprolock.api.stack_layer import plan_targets, platform_key  # noqa: PLC0415
+    from reprolock.stack.check import decide_stack  # noqa: PLC0415
+    from reprolock.stack.companions import companion_patches  # noqa: PLC0415
 
     bases = pin_bases(
         spec, net, previous={t.platform: t for t in previous.values()}, refresh=refresh_base
@@ -126,14 +124,21 @@ def lock(
         for p, b in bases.items()
         if (v := python_from_base(b, spec.environment.python)) is not None
     }
+    matrices = shipped_matrices()
+    python_targets = targets_of(spec, pythons)
+    plans = plan_targets(spec, [(target_id(t), t) for t in python_targets], bases, matrices)
+    for tid, stack_plan in plans.items():
+        warnings.extend(f"{tid}: {note}" for note in stack_plan.notes)
     resolved = resolve_targets(
         spec,
         net,
-        targets_of(spec, pythons),
+        python_targets,
         previous=previous,
         keep_pins=not upgrade,
         upgrade_packages=upgrades,
         observer=observer,
+        plans=plans,
+        patches=companion_patches(matrices.torch),
     )
     targets = []
     resolutions = []
@@ -146,7 +151,13 @@ def lock(
         cuda = None
         if spec.gpu is not None:
             cuda = decide_stack(
-                tid, packages, dict(base.env) if base else {}, spec.gpu, shipped_matrices().cuda
+                tid,
+                packages,
+                dict(base.env) if base else {},
+                spec.gpu,
+                matrices,
+                platform=platform_key(target.platform),
+                plan=plans.get(tid),
             )
             if cuda is None:
                 warnings.append(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -17,10 +17,12 @@ from reprolock.net.cache import Cache
 from reprolock.net.session import new_session
 from reprolock.resolve.python.finder import Fetcher
 from reprolock.resolve.python.http_index import PAGE_TTL, HttpIndex, strip_credentials
+from reprolock.resolve.python.provider import Patches
 from reprolock.resolve.python.resolve import PythonResolution, resolve_python
 from reprolock.resolve.python.routing import IndexRouter, RoutedIndex
 from reprolock.resolve.python.target import PythonTarget, wheel_filter
 from reprolock.spec import Spec
+from reprolock.stack.plan import Route, StackPlan
 
 PYPI = "https://pypi.org/simple"
 
@@ -56,8 +58,11 @@ def targets_of(
 
 
 @contextlib.contextmanager
-def open_router(spec: Spec, net: NetOptions) -> Iterator[tuple[IndexRouter, list[HttpIndex]]]:
-    """The spec's indexes (PyPI unless another is the default) behind one router.
+def open_router(
+    spec: Spec, net: NetOptions, routes: Sequence[Route] = ()
+) -> Iterator[tuple[IndexRouter, list[HttpIndex]]]:
+    """The spec's indexes (PyPI unless another is the default), and the routes the stack
+    solver adds (torch to its variant index), behind one router.
 
     Pages are parsed for the spec's targets only: wheels none of them can install
     are kept by name alone.
@@ -91,7 +96,8 @@ def open_router(spec: Spec, net: NetOptions) -> Iterator[tuple[IndexRouter, list
         if default_spec
         else make("pypi", PYPI)
     )
-    extras = [make(i.name, i.url, i.packages) for i in specs if not i.default]
+    extras = [make(r.name, r.url, r.packages) for r in routes]
+    extras += [make(i.name, i.url, i.packages) for i in specs if not i.default]
     try:
         yield IndexRouter(default, extras), indexes
     finally:
@@ -117,25 +123,56 @@ def resolve_targets(
     keep_pins: bool,
     upgrade_packages: frozenset[NormalizedName],
     observer: Observer | None = None,
+    plans: Mapping[str, StackPlan] | None = None,
+    patches: Patches | None = None,
 ) -> list[tuple[str, PythonTarget, PythonResolution | None]]:
-    """Resolve every target; ``previous`` pins are preferred unless upgraded."""
+    """Resolve every target; ``previous`` pins are preferred unless upgraded.
+
+    ``plans`` (per target id) add the stack solver's routes and constraints; targets that
+    share routes share one router, so their index pages are fetched once."""
     observer = observer or _Silent()
-    out: list[tuple[str, PythonTarget, PythonResolution | None]] = []
-    with open_router(spec, net) as (router, indexes), observer.watch(lambda: _total(indexes)):
-        fetcher = Fetcher(router)
-        try:
-            for target in targets:
-                tid = target_id(target)
-                if spec.python is None:
-                    out.append((tid, target, None))
-                    continue
-                preferred = preferred_pins(previous.get(tid), upgrade_packages) if keep_pins else {}
-                out.append(
-                    (tid, target, resolve_python(spec.python, target, fetcher, preferred=preferred))
-                )
-        finally:
-            fetcher.close()
-    return out
+    plans = plans or {}
+    results: dict[str, tuple[str, PythonTarget, PythonResolution | None]] = {}
+    groups: dict[tuple[Route, ...], list[PythonTarget]] = {}
+    for target in targets:
+        plan = plans.get(target_id(target))
+        groups.setdefault(plan.routes if plan else (), []).append(target)
+    for routes, members in groups.items():
+        with (
+            open_router(spec, net, routes) as (router, indexes),
+            observer.watch(lambda indexes=indexes: _total(indexes)),  # type: ignore[misc]
+        ):
+            fetcher = Fetcher(router)
+            try:
+                for target in members:
+                    tid = target_id(target)
+                    if spec.python is None:
+                        results[tid] = (tid, target, None)
+                        continue
+                    preferred = (
+                        preferred_pins(previous.get(tid), upgrade_packages) if keep_pins else {}
+                    )
+                    plan = plans.get(tid)
+                    constraints = {
+                        canonicalize_name(n): c
+                        for n, c in (plan.constraints if plan else {}).items()
+                    }
+                    resolution = resolve_python(
+                        spec.python,
+                        target,
+                        fetcher,
+                        preferred=preferred,
+                        constraints=constraints,
+                        patches=patches,
+                        reasons={
+                            canonicalize_name(n): r
+                            for n, r in (plan.reasons if plan else {}).items()
+                        },
+                    )
+                    results[tid] = (tid, target, resolution)
+            finally:
+                fetcher.close()
+    return [results[target_id(t)] for t in targets]
 
 
 def preferred_pins(

@@ -81,6 +81,7 @@ class PythonSpec:
     exclude_newer: datetime | None
     prerelease: PrereleasePolicy
     allow_unhashed: tuple[str, ...] = ()
+    pytorch_index: str | None = None  # where the PyTorch variant indexes live (cu124/, cpu/)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -57,6 +57,7 @@ def normalized_sections(spec: Spec) -> dict[str, Any]:
             "exclude-newer": None if py.exclude_newer is None else py.exclude_newer.isoformat(),
             "prerelease": py.prerelease.value,
             "allow-unhashed": list(py.allow_unhashed),
+            "pytorch-index": py.pytorch_index,
         },
         "apt": None
         if apt is None

@@ -338,6 +338,7 @@ class _SpecReader:
             "exclude-newer",
             "prerelease",
             "allow-unhashed",
+            "pytorch-index",
         )
         table = c.table(value, path, keys)
         if table is None:
@@ -380,6 +381,14 @@ class _SpecReader:
                     f"Use one of {', '.join(p.value for p in PrereleasePolicy)}.",
                 )
         unhashed = c.strings(table, path, "allow-unhashed") or []
+        pytorch_index = c.string(table, path, "pytorch-index")
+        if pytorch_index is not None and not pytorch_index.startswith(("https://", "http://")):
+            c.add(
+                (*path, "pytorch-index"),
+                f'"{pytorch_index}" is not an http(s) URL.',
+                'Write the folder that holds the variant indexes, like "https://download.pytorch.org/whl".',
+            )
+            pytorch_index = None
         return PythonSpec(
             requirements=tuple(requirements),
             requirements_files=tuple(name for _, name in files),
@@ -388,6 +397,7 @@ class _SpecReader:
             exclude_newer=exclude_newer,
             prerelease=prerelease,
             allow_unhashed=tuple(sorted({canonicalize_name(n) for _, n in unhashed})),
+            pytorch_index=pytorch_index.rstrip("/") if pytorch_index else None,
         )
 
     def requirement(self, path: KeyPath, text: str, where: str = "") -> Requirement | None:

@@ -197,8 +197,10 @@ def _merged_arches(builds: Sequence[Build]) -> ArchList | None:
 def _coverage(
     target_id: str, gpu: GpuSpec, builds: Sequence[Build], arches: ArchList | None
 ) -> list[tuple[str, str]]:
-    out = []
+    out: list[tuple[str, str]] = []
     missing = []
+    if not builds:
+        return out  # no framework the matrices know: nothing to say about kernels
     for device in gpu.devices:
         if arches is None:
             out.append((device.requested, "unknown (not in the matrices)"))

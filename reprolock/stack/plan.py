@@ -53,6 +53,7 @@ class StackPlan:
     choices: tuple[Choice, ...] = ()
     considered: tuple[Verdict, ...] = ()
     constraints: Mapping[str, SpecifierSet] = field(default_factory=dict)
+    reasons: Mapping[str, str] = field(default_factory=dict)  # why each constraint holds
     routes: tuple[Route, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -195,11 +196,13 @@ def plan(
         )
         choices.append(Choice(request=request, verdict=verdict, allowed=allowed))
         notes.extend(f"{verdict.build.label}: {n}" for n in verdict.notes)
+    constraints, reasons = _constraints(choices, fleet, m)
     return StackPlan(
         fleet=fleet,
         choices=tuple(choices),
         considered=tuple(considered),
-        constraints=_constraints(choices, fleet, m),
+        constraints=constraints,
+        reasons=reasons,
         routes=_routes(choices, pytorch_index or m.torch.index_url),
         notes=tuple(dict.fromkeys(notes)),
     )
@@ -261,30 +264,45 @@ def _joint_fixes(
     return out
 
 
-def _constraints(choices: list[Choice], fleet: Fleet, m: Matrices) -> dict[str, SpecifierSet]:
+def _constraints(
+    choices: list[Choice], fleet: Fleet, m: Matrices
+) -> tuple[dict[str, SpecifierSet], dict[str, str]]:
     out: dict[str, SpecifierSet] = {}
+    why: dict[str, str] = {}
     for choice in choices:
         name = choice.request.name
         known = _known_versions(name, m)
         excluded = [v for v in known if v not in choice.allowed]
         if excluded:
             out[name] = SpecifierSet(",".join(f"!={v}" for v in excluded))
+            why[name] = (
+                f"only {name} releases whose {_variant_text(choice.verdict.build)} build fits "
+                f"{fleet.target} are allowed"
+            )
     gpu = fleet.gpu
     if gpu is None:
-        return out
+        return out, why
     cuda = SpecifierSet()
+    because = []
     if gpu.cuda is not None:
         cuda &= gpu.cuda
+        because.append(f"gpu.cuda is {gpu.cuda}")
     ceiling = _driver_ceiling(fleet, m)
     if ceiling is not None:
         cuda &= SpecifierSet(f"<{ceiling}")
+        because.append(
+            f"the fleet's oldest driver {gpu.driver} runs CUDA <{ceiling} under the "
+            f"{gpu.compat.value} policy"
+        )
     if str(cuda):
         for name in (*CUDA_RUNTIMES, CUDA_TOOLKIT):
             out[name] = cuda
+            why[name] = " and ".join(because)
     if gpu.cudnn is not None:
         for name in CUDNN_WHEELS:
             out[name] = gpu.cudnn
-    return out
+            why[name] = f"gpu.cudnn is {gpu.cudnn}"
+    return out, why
 
 
 def _driver_ceiling(fleet: Fleet, m: Matrices) -> str | None:

@@ -55,6 +55,7 @@ def resolve_python(
     preferred: Mapping[NormalizedName, Version] | None = None,
     constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
     patches: Patches | None = None,
+    reasons: Mapping[NormalizedName, str] | None = None,
 ) -> PythonResolution:
     """Pins for ``spec``'s requirements on ``target``; `Unsatisfiable` with causes otherwise."""
     env = {**target.marker_environment(), "extra": ""}
@@ -82,7 +83,9 @@ def resolve_python(
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as exc:
-        raise _explain_impossible(exc.causes, finder, target, constraints or {}) from None
+        raise _explain_impossible(
+            exc.causes, finder, target, constraints or {}, reasons or {}
+        ) from None
     except ResolutionTooDeep:
         raise Unsatisfiable(
             f"resolution for {target} gave up after {MAX_ROUNDS} rounds of backtracking.",
@@ -130,6 +133,7 @@ def _explain_impossible(
     finder: Finder,
     target: PythonTarget,
     constraints: Mapping[NormalizedName, SpecifierSet],
+    reasons: Mapping[NormalizedName, str],
 ) -> Unsatisfiable:
     problems: list[Problem] = []
     by_name: dict[NormalizedName, list[RequirementInformation[Req, Candidate]]] = {}
@@ -146,10 +150,8 @@ def _explain_impossible(
         if why:
             message += " " + why
         if name in constraints:
-            message += (
-                f" The CUDA stack admits only {name}{constraints[name]} here "
-                "(`reprolock explain TARGET` shows why)."
-            )
+            because = reasons.get(name, "of the CUDA stack")
+            message += f" Only {name}{constraints[name]} is allowed: {because}."
         problems.append(Problem(message=message))
     return Unsatisfiable(
         f"no set of Python packages satisfies every requirement for {target}:",

@@ -1,0 +1,35 @@
+"""Companion pins: torchvision/torchaudio releases belong to one torch release.
+
+Most torchvision/torchaudio releases pin their torch exactly; some declare nothing (torchaudio
+2.11.0) or only a lower bound (torchvision 0.29.x), so a plain resolver pairs torch 2.5.1
+with the newest torchaudio. The matrices know which torch each companion release pins; a
+companion release they do not know is kept away from every torch release that has a known
+companion of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from reprolock.compat.frameworks import COMPANIONS, TorchTable
+from reprolock.resolve.python.provider import Patches
+
+
+def companion_patches(table: TorchTable) -> Patches:
+    known = {name: table.with_companion(name) for name in COMPANIONS}
+
+    def patch(name: NormalizedName, version: Version) -> Sequence[Requirement]:
+        if name not in known:
+            return ()
+        torch = table.companion_of(name, version)
+        if torch is not None:
+            return (Requirement(f"torch=={torch}"),)
+        if not known[name]:
+            return ()
+        return (Requirement("torch" + ",".join(f"!={v}" for v in known[name])),)
+
+    return patch
