@@ -75,7 +75,7 @@ def judge_one(item: tuple[Build, tuple[str, ...], bool], fleet: Fleet, m: Matric
 
 
 def _admits(specifier: SpecifierSet, version: Version) -> bool:
-    return specifier.contains(version, prereleases=True)
+    return specifier.contains(version)
 
 
 def _builds(
