@@ -75,7 +75,10 @@ def judge_one(item: tuple[Build, tuple[str, ...], bool], fleet: Fleet, m: Matric
 
 
 def _admits(specifier: SpecifierSet, version: Version) -> bool:
-    return specifier.contains(version)
+    """Pre-releases only when the requirement names one (as pip and uv decide)."""
+    if version.is_prerelease and not any(s.prereleases for s in specifier):
+        return False
+    return specifier.contains(version, prereleases=True)
 
 
 def _builds(
