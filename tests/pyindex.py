@@ -151,21 +151,27 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if parts[1:2] == ["simple"] and len(parts) == 3:
             self._page(index, canonicalize_name(parts[2]))
+        elif len(parts) == 2 and parts[1] not in ("simple", "files"):
+            # A root-style index (as download.pytorch.org/whl/cu124 is): /<index>/<project>/
+            self._page(index, canonicalize_name(parts[1]), up="../")
         elif parts[1:2] == ["files"] and len(parts) == 3:
             self._file(index, parts[2])
         else:
             self._send(404, b"not found", "text/plain")
 
-    def _page(self, index: Index, project: str) -> None:
+    def _page(self, index: Index, project: str, up: str = "../../") -> None:
         files = index.projects().get(project)
         if files is None:
             self._send(404, b"no such project", "text/plain")
             return
         accept = self.headers.get("Accept", "")
         if "json" in index.formats and "application/vnd.pypi.simple.v1+json" in accept:
-            body, kind = self._json(index, project, files), "application/vnd.pypi.simple.v1+json"
+            body, kind = (
+                self._json(index, project, files, up),
+                "application/vnd.pypi.simple.v1+json",
+            )
         elif "html" in index.formats:
-            body, kind = self._html(index, files), "text/html"
+            body, kind = self._html(index, files, up), "text/html"
         else:
             self._send(406, b"json only", "text/plain")
             return
@@ -190,12 +196,12 @@ class _Handler(BaseHTTPRequestHandler):
             name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
             return archive.read(name)
 
-    def _json(self, index: Index, project: str, files: list[Path]) -> bytes:
+    def _json(self, index: Index, project: str, files: list[Path], up: str) -> bytes:
         entries = []
         for path in files:
             entry: dict[str, object] = {
                 "filename": path.name,
-                "url": f"../../files/{path.name}",
+                "url": f"{up}files/{path.name}",
                 "hashes": {"sha256": self._digest(path)} if index.hashes else {},
                 "size": path.stat().st_size,
                 "upload-time": index.uploaded.get(path.name, dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
@@ -214,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
             {"meta": {"api-version": "1.1"}, "name": project, "files": entries}
         ).encode()
 
-    def _html(self, index: Index, files: list[Path]) -> bytes:
+    def _html(self, index: Index, files: list[Path], up: str) -> bytes:
         rows = []
         for path in files:
             attrs = ""
@@ -226,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
                 digest = hashlib.sha256(self._metadata_bytes(path)).hexdigest()
                 attrs += f' data-core-metadata="sha256={digest}"'
             fragment = f"#sha256={self._digest(path)}" if index.hashes else ""
-            rows.append(f'<a href="../../files/{path.name}{fragment}"{attrs}>{path.name}</a><br/>')
+            rows.append(f'<a href="{up}files/{path.name}{fragment}"{attrs}>{path.name}</a><br/>')
         return ("<!DOCTYPE html><html><body>\n" + "\n".join(rows) + "\n</body></html>").encode()
 
     def _file(self, index: Index, filename: str) -> None:
@@ -283,7 +289,11 @@ class IndexServer(ThreadingHTTPServer):
         self.responses: list[tuple[str, str | None, int]] = []
 
     def url(self, index: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/{index}/simple"
+        return f"{self.root}/{index}/simple"
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
 
     def add_index(self, name: str, folder: Path, **options: object) -> Index:
         folder.mkdir(parents=True, exist_ok=True)

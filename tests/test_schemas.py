@@ -143,11 +143,7 @@ def test_every_matrix_row_cites_a_known_source(name: str, tables: tuple[str, ...
     for table in tables:
         value = data[table]
         rows = (
-            [value]
-            if "sources" in value
-            else value.values()
-            if isinstance(value, dict)
-            else value
+            [value] if "sources" in value else value.values() if isinstance(value, dict) else value
         )
         for row in rows:
             assert row["sources"], row

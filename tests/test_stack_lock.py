@@ -1,0 +1,125 @@
+"""`reprolock lock` with the stack solver, against real wheels on loopback indexes: a
+PyPI stand-in (the default index) and a PyTorch variant index root (cu118/, cpu/)."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Run
+from tests.pyindex import IndexServer
+
+LockCli = Callable[..., Run]
+X86 = "cp311-cp311-manylinux_2_17_x86_64"
+ANY_LINUX = "py3-none-manylinux2014_x86_64"
+
+
+@pytest.fixture
+def indexes(index_server: IndexServer, tmp_path: Path) -> IndexServer:
+    pypi = index_server.add_index("pypi", tmp_path / "pypi")
+    cuda12 = ["nvidia-cuda-runtime-cu12==12.4.127", "nvidia-cudnn-cu12==9.1.0.70"]
+    pypi.wheel("torch", "2.5.1", requires=cuda12, tag=X86)
+    pypi.wheel("torch", "2.4.1", requires=["nvidia-cuda-runtime-cu12==12.1.105"], tag=X86)
+    pypi.wheel("nvidia-cuda-runtime-cu12", "12.4.127", tag=ANY_LINUX)
+    pypi.wheel("nvidia-cuda-runtime-cu12", "12.1.105", tag=ANY_LINUX)
+    pypi.wheel("nvidia-cudnn-cu12", "9.1.0.70", tag=ANY_LINUX)
+    pypi.wheel("nvidia-cuda-runtime-cu11", "11.8.89", tag=ANY_LINUX)
+    pypi.wheel("nvidia-cudnn-cu11", "9.1.0.70", tag=ANY_LINUX)
+    # torchaudio 2.5.1 pins its torch; 2.11.0 (as on PyPI) declares no requirement at all.
+    pypi.wheel("torchaudio", "2.5.1", requires=["torch==2.5.1"], tag=X86)
+    pypi.wheel("torchaudio", "2.11.0", tag=X86)
+    cu118 = index_server.add_index("cu118", tmp_path / "cu118")
+    cu118.wheel(
+        "torch",
+        "2.5.1+cu118",
+        requires=["nvidia-cuda-runtime-cu11==11.8.89", "nvidia-cudnn-cu11==9.1.0.70"],
+        tag=X86,
+    )
+    cu118.wheel("torchaudio", "2.5.1+cu118", requires=["torch==2.5.1"], tag=X86)
+    cpu = index_server.add_index("cpu", tmp_path / "cpu")
+    cpu.wheel("torch", "2.5.1+cpu", tag=X86)
+    return index_server
+
+
+def _spec(tmp_path: Path, server: IndexServer, requirements: list[str], gpu: str = "") -> None:
+    reqs = ", ".join(f'"{r}"' for r in requirements)
+    (tmp_path / "reprolock.toml").write_text(
+        f'[environment]\npython = "3.11"\n\n{gpu}\n'
+        f'[python]\nrequirements = [{reqs}]\npytorch-index = "{server.root}"\n'
+        f'[[python.index]]\nname = "pypi"\nurl = "{server.url("pypi")}"\ndefault = true\n'
+    )
+
+
+def _target(tmp_path: Path) -> dict[str, Any]:
+    lock = tomllib.loads((tmp_path / "reprolock.lock").read_text())
+    target: dict[str, Any] = lock["targets"][0]
+    return target
+
+
+def _pins(target: dict[str, Any]) -> dict[str, str]:
+    return {p["name"]: p["version"] for p in target["packages"]}
+
+
+def test_pypi_wheel_when_it_fits_and_companions_pinned(
+    lock_cli: LockCli, tmp_path: Path, indexes: IndexServer
+) -> None:
+    _spec(tmp_path, indexes, ["torch==2.5.1", "torchaudio"], '[gpu]\ndevices = ["A100"]')
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    target = _target(tmp_path)
+    # The newest torchaudio names no torch; a plain resolver would pair it with torch 2.5.1.
+    assert _pins(target)["torchaudio"] == "2.5.1"
+    assert _pins(target)["torch"] == "2.5.1"
+    cuda = target["cuda"]
+    assert cuda["frameworks"] == ["torch 2.5.1 (PyPI wheel, CUDA 12.4)"]
+    assert cuda["toolkit"] == "12.4"
+    assert cuda["coverage"] == {"A100": "native sm_80"}
+    assert "sm_80" in cuda["arches"] and "sm_90" in cuda["arches"]
+
+
+def test_strict_old_driver_routes_torch_to_its_cuda_variant_index(
+    lock_cli: LockCli, tmp_path: Path, indexes: IndexServer
+) -> None:
+    gpu = '[gpu]\ndevices = ["H100"]\ndriver = "520.61.05"\ncompat = "strict"'
+    _spec(tmp_path, indexes, ["torch==2.5.*", "torchaudio"], gpu)
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    target = _target(tmp_path)
+    pins = _pins(target)
+    assert pins["torch"] == "2.5.1+cu118"
+    assert pins["torchaudio"] == "2.5.1+cu118"
+    assert pins["nvidia-cuda-runtime-cu11"] == "11.8.89"
+    torch = next(p for p in target["packages"] if p["name"] == "torch")
+    assert torch["index"] == f"{indexes.root}/cu118"
+    assert torch["wheels"][0]["url"].startswith(f"{indexes.root}/cu118/files/")
+    assert target["cuda"]["frameworks"] == ["torch 2.5.1 (cu118, CUDA 11.8)"]
+    assert target["cuda"]["driver-min"] == "520.61.05"
+
+
+def test_cpu_target_gets_the_cpu_build(
+    lock_cli: LockCli, tmp_path: Path, indexes: IndexServer
+) -> None:
+    _spec(tmp_path, indexes, ["torch==2.5.1"])
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    target = _target(tmp_path)
+    assert _pins(target) == {"torch": "2.5.1+cpu"}
+    assert "cuda" not in target
+
+
+def test_unsatisfiable_stack_is_one_paragraph_with_fixes(
+    lock_cli: LockCli, tmp_path: Path, indexes: IndexServer
+) -> None:
+    _spec(tmp_path, indexes, ["torch==2.5.*"], '[gpu]\ndevices = ["RTX 5090"]\ndriver = "570.26"')
+    run = lock_cli("lock")
+    assert run.code == 3
+    first = run.err.splitlines()[0]
+    assert first.startswith("error: py3.11-amd64: torch 2.5 has no build that fits")
+    assert "has no kernels for sm_120 (RTX 5090)" in first
+    assert "torch>=2.7 with cu128 fits" in first
+    assert "Traceback" not in run.err
+    assert not (tmp_path / "reprolock.lock").exists()
