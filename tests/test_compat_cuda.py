@@ -61,8 +61,8 @@ def test_matrix_commands(cli: Cli) -> None:
 
 def test_floor_is_the_maximum_over_base_and_wheels() -> None:
     from reprolock.lock import PythonPackage
-    from reprolock.stack.check import decide_stack
     from reprolock.spec import CompatPolicy, GpuSpec
+    from reprolock.stack.check import decide_stack
 
     packages = [
         PythonPackage(name="nvidia-cuda-runtime-cu12", version="12.1.105", index="i"),
