@@ -158,7 +158,7 @@ CASES = [
         'devices = ["A100"]\ndriver = "418.39"',
         error=(
             "which needs driver >= 450.80.02 (minor policy); the fleet's oldest is 418.39",
-            "upgrade the fleet to driver >= 525.60.13 for torch 2.5.1 (PyPI wheel, CUDA 12.4)",
+            "upgrade the fleet to driver >= 450.80.02 for torch 2.5.1 (cu118, CUDA 11.8)",
         ),
     ),
     Case(

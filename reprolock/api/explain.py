@@ -9,17 +9,27 @@ from packaging.utils import canonicalize_name
 
 from reprolock.api.base_layer import python_from_base
 from reprolock.api.network import NetOptions
-from reprolock.api.project import default_lock_path, find_spec, load_spec, read_lock
+from reprolock.api.project import (
+    default_lock_path,
+    find_spec,
+    load_spec,
+    read_lock,
+    shipped_matrices,
+)
 from reprolock.api.python_layer import (
     open_router,
     preferred_pins,
     target_id,
     targets_of,
 )
+from reprolock.api.stack_layer import plan_target
 from reprolock.errors import InputError, Unsatisfiable
+from reprolock.lock import LockedTarget
 from reprolock.resolve.python.finder import Fetcher, Finder
 from reprolock.resolve.python.resolve import Pin, resolve_python
 from reprolock.resolve.python.select import Selection
+from reprolock.stack.companions import companion_patches
+from reprolock.stack.plan import StackPlan
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,11 +65,14 @@ def explain_package(
         raise InputError(f'the spec has no target "{target}".', hint=f"Targets: {ids}.")
     project = canonicalize_name(name)
     out: list[PackageExplanation] = []
-    with open_router(spec, net) as (router, _indexes):
-        fetcher = Fetcher(router)
-        try:
-            for python_target in targets:
-                tid = target_id(python_target)
+    matrices = shipped_matrices()
+    bases = {t.platform: t.base for t in previous.values() if t.base is not None}
+    for python_target in targets:
+        tid = target_id(python_target)
+        plan = plan_target(spec, tid, python_target, bases.get(python_target.platform), matrices)
+        with open_router(spec, net, plan.routes) as (router, _indexes):
+            fetcher = Fetcher(router)
+            try:
                 finder = Finder(
                     fetcher,
                     python_target,
@@ -76,6 +89,9 @@ def explain_package(
                         python_target,
                         fetcher,
                         preferred=preferred_pins(previous.get(tid), frozenset()),
+                        constraints={canonicalize_name(n): c for n, c in plan.constraints.items()},
+                        patches=companion_patches(matrices.torch),
+                        reasons={canonicalize_name(n): r for n, r in plan.reasons.items()},
                     )
                     pin = resolution.pins.get(project)
                 except Unsatisfiable as exc:
@@ -91,6 +107,52 @@ def explain_package(
                         failure=failure,
                     )
                 )
-        finally:
-            fetcher.close()
+            finally:
+                fetcher.close()
+    return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StackExplanation:
+    target_id: str
+    plan: StackPlan | None
+    failure: Unsatisfiable | None
+    locked: LockedTarget | None  # what the lock holds for the target, if locked
+
+
+def is_target(name: str, *, spec_path: Path | None, cwd: Path) -> bool:
+    """True when ``name`` is one of the spec's target ids (not a package name)."""
+    spec = load_spec(find_spec(spec_path, cwd))
+    return any(target_id(t) == name for t in targets_of(spec))
+
+
+def explain_stack(
+    target: str | None, *, spec_path: Path | None, cwd: Path
+) -> list[StackExplanation]:
+    """The stack solver's decision path per target, offline: the frameworks' builds it
+    considered, why each was rejected, what it chose and what it hands the resolver."""
+    spec_file = find_spec(spec_path, cwd)
+    spec = load_spec(spec_file)
+    lock_file = default_lock_path(spec_file)
+    previous: dict[str, LockedTarget] = {}
+    if lock_file.exists():
+        previous = {t.id: t for t in read_lock(lock_file)[0].targets}
+    pythons = {
+        t.platform: v
+        for t in previous.values()
+        if (v := python_from_base(t.base, spec.environment.python)) is not None
+    }
+    targets = [t for t in targets_of(spec, pythons) if target is None or target_id(t) == target]
+    matrices = shipped_matrices()
+    out = []
+    for python_target in targets:
+        tid = target_id(python_target)
+        locked = previous.get(tid)
+        base = locked.base if locked is not None else None
+        try:
+            plan = plan_target(spec, tid, python_target, base, matrices)
+        except Unsatisfiable as exc:
+            out.append(StackExplanation(target_id=tid, plan=None, failure=exc, locked=locked))
+            continue
+        out.append(StackExplanation(target_id=tid, plan=plan, failure=None, locked=locked))
     return out

@@ -1,4 +1,5 @@
-"""``reprolock explain NAME``: the decision record for one Python package."""
+"""``reprolock explain [TARGET | NAME]``: the stack solver's decision path for a target, or
+the decision record for one Python package."""
 
 from __future__ import annotations
 
@@ -6,69 +7,201 @@ from pathlib import Path
 
 import click
 
-from reprolock.api.explain import explain_package
+from reprolock.api.explain import (
+    PackageExplanation,
+    StackExplanation,
+    explain_package,
+    explain_stack,
+    is_target,
+)
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import spec_option, target_option
+from reprolock.stack.plan import group_verdicts
 
 
 @click.command("explain")
-@click.argument("name")
+@click.argument("name", required=False)
 @spec_option
 @target_option
-def explain_command(name: str, spec_path: Path | None, target_id: str | None) -> None:
-    """Why the Python package NAME is locked as it is: where it was looked up, who
-    requires it, which version was chosen, and why every other version was rejected."""
+def explain_command(name: str | None, spec_path: Path | None, target_id: str | None) -> None:
+    """Why the environment is locked as it is.
+
+    With no argument or a TARGET id (e.g. py3.11-amd64): the CUDA stack decision path —
+    every framework build considered (PyPI wheel, PyTorch index variants, CPU builds,
+    TensorFlow [and-cuda], JAX plugins), why each was rejected, which one was chosen, how
+    it covers each target GPU, and the bounds handed to the resolver. Offline.
+
+    With a package NAME: where it was looked up, who requires it, which version was chosen,
+    and why every other version was rejected.
+    """
     settings = output.current()
+    cwd = Path()
+    if name is None or is_target(name, spec_path=spec_path, cwd=cwd):
+        stacks = explain_stack(name or target_id, spec_path=spec_path, cwd=cwd)
+        if settings.format == "json":
+            settings.emit_json([_stack_json(s) for s in stacks])
+        else:
+            for stack in stacks:
+                _say_stack(settings, stack)
+        return
     results = explain_package(
-        name, spec_path=spec_path, target=target_id, cwd=Path(), net=net_options(settings)
+        name, spec_path=spec_path, target=target_id, cwd=cwd, net=net_options(settings)
     )
     if settings.format == "json":
-        settings.emit_json(
-            [
-                {
-                    "name": r.name,
-                    "target": r.target_id,
-                    "looked-up-in": r.lookup,
-                    "chosen": None
-                    if r.pin is None
-                    else {
-                        "version": str(r.pin.version),
-                        "file": r.pin.release.wheel.filename,
-                        "sha256": r.pin.release.wheel.sha256,
-                        "required-by": list(r.pin.required_by),
-                    },
-                    "installable": [str(x.version) for x in r.selection.releases],
-                    "rejected": {
-                        str(v): reasons
-                        for v, reasons in sorted(r.selection.rejected.items(), reverse=True)
-                    },
-                    "unsatisfiable": r.failure,
-                }
-                for r in results
-            ]
-        )
+        settings.emit_json([_package_json(r) for r in results])
         return
-    limit = None if settings.verbosity > 0 else 15
     for r in results:
-        settings.say(f"{r.name} for {r.target_id} ({r.target})")
-        settings.say(f"  looked up in: {r.lookup}")
-        if r.pin is not None:
-            wheel = r.pin.release.wheel
-            settings.say(f"  chosen: {r.pin.version}  {wheel.filename}")
-            settings.say(f"  required by: {', '.join(r.pin.required_by) or 'nothing'}")
-        elif r.failure:
-            settings.say("  not locked: the requirements cannot all be satisfied:")
-            settings.say("    " + r.failure.replace("\n", "\n    "))
+        _say_package(settings, r)
+
+
+def _stack_json(s: StackExplanation) -> dict[str, object]:
+    out: dict[str, object] = {"target": s.target_id}
+    if s.failure is not None:
+        out["unsatisfiable"] = s.failure.render()
+    if s.plan is not None:
+        out["frameworks"] = [
+            {
+                "requirement": f"{c.request.name}{c.request.specifier}",
+                "chosen": c.verdict.build.label,
+                "index": c.verdict.build.index,
+                "coverage": dict(c.verdict.coverage),
+                "allowed-versions": [str(v) for v in c.allowed],
+            }
+            for c in s.plan.choices
+        ]
+        out["considered"] = [
+            {"build": v.build.label, "rejected": list(v.reasons), "notes": list(v.notes)}
+            for v in s.plan.considered
+        ]
+        out["routes"] = {r.name: r.url for r in s.plan.routes}
+        out["constraints"] = {
+            n: {"specifier": str(c), "why": s.plan.reasons.get(n, "")}
+            for n, c in sorted(s.plan.constraints.items())
+        }
+        out["notes"] = list(s.plan.notes)
+    if s.locked is not None and s.locked.cuda is not None:
+        c = s.locked.cuda
+        out["locked"] = {
+            "toolkit": c.toolkit,
+            "driver-min": c.driver_min,
+            "driver-min-compat": c.driver_min_compat,
+            "frameworks": list(c.frameworks),
+            "coverage": dict(c.coverage),
+            "conflicts": list(c.conflicts),
+        }
+    return out
+
+
+def _say_stack(settings: output.Settings, s: StackExplanation) -> None:
+    say = settings.say
+    if s.plan is not None:
+        fleet = s.plan.fleet
+        gpu = fleet.gpu
+        what = f"{fleet.platform}, Python {fleet.python}"
+        if gpu is None:
+            what += ", CPU only (no [gpu])"
         else:
-            settings.say("  not locked: nothing in the spec requires it for this target")
-        versions = [str(x.version) for x in r.selection.releases]
-        shown = ", ".join(versions[:limit]) + (" …" if limit and len(versions) > limit else "")
-        settings.say(f"  installable versions ({len(versions)}): {shown or 'none'}")
-        rejected = sorted(r.selection.rejected.items(), reverse=True)
+            devices = ", ".join(f"{d.requested} {d.capability.sm}" for d in gpu.devices)
+            what += f", GPUs: {devices or 'any'}"
+            if gpu.driver is not None:
+                what += f", oldest driver {gpu.driver}"
+            what += f", {gpu.compat.value} compat"
+        if fleet.base_cuda is not None:
+            what += f", base CUDA {fleet.base_cuda}"
+        say(f"{s.target_id} ({what})")
+    else:
+        say(s.target_id)
+    if s.failure is not None:
+        say("  unsatisfiable:")
+        say("    " + s.failure.render().replace("\n", "\n    "))
+        return
+    assert s.plan is not None
+    plan = s.plan
+    if not plan.choices and not plan.notes:
+        say("  no framework (torch, tensorflow, jax) in the requirements: nothing to decide")
+    limit = None if settings.verbosity > 0 else 8
+    for choice in plan.choices:
+        build = choice.verdict.build
+        req = choice.request
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        say(f"  {req.name}{extras}{req.specifier}:")
+        route = next(
+            (r.url for r in plan.routes if build.index and r.name.endswith(build.index)), None
+        )
+        say(f"    chose {build.label}" + (f", routed to {route}" if route else ""))
+        for device, how in choice.verdict.coverage:
+            say(f"      {device}: {how}")
+        rejected = [v for v in plan.considered if v.build.framework == req.name and not v.ok]
         if rejected:
-            settings.say(f"  rejected versions ({len(rejected)}):")
-            for version, reasons in rejected[:limit]:
-                settings.say(f"    {version}: {'; '.join(reasons)}")
-            if limit and len(rejected) > limit:
-                settings.say(f"    … {len(rejected) - limit} more (-v shows all)")
+            lines = group_verdicts(rejected)
+            say(f"    rejected ({len(rejected)} builds):")
+            for line in lines[:limit]:
+                say(f"      {line}")
+            if limit and len(lines) > limit:
+                say(f"      … {len(lines) - limit} more (-v shows all)")
+    if plan.constraints:
+        say("  handed to the resolver:")
+        for n, spec in sorted(plan.constraints.items()):
+            text = str(spec)
+            if len(text) > 60 and settings.verbosity == 0:
+                text = text[:57] + "..."
+            say(f"    {n}{text}: {plan.reasons.get(n, '')}")
+    for note in plan.notes:
+        say(f"  note: {note}")
+    if s.locked is not None and s.locked.cuda is not None:
+        c = s.locked.cuda
+        say(
+            f"  locked: CUDA {c.toolkit}, driver >= {c.driver_min} "
+            f"(>= {c.driver_min_compat} with minor-version compatibility)"
+        )
+        for device, how in c.coverage:
+            say(f"    {device}: {how}")
+        for conflict in c.conflicts:
+            say(f"    conflict: {conflict}")
+
+
+def _package_json(r: PackageExplanation) -> dict[str, object]:
+    return {
+        "name": r.name,
+        "target": r.target_id,
+        "looked-up-in": r.lookup,
+        "chosen": None
+        if r.pin is None
+        else {
+            "version": str(r.pin.version),
+            "file": r.pin.release.wheel.filename,
+            "sha256": r.pin.release.wheel.sha256,
+            "required-by": list(r.pin.required_by),
+        },
+        "installable": [str(x.version) for x in r.selection.releases],
+        "rejected": {
+            str(v): reasons for v, reasons in sorted(r.selection.rejected.items(), reverse=True)
+        },
+        "unsatisfiable": r.failure,
+    }
+
+
+def _say_package(settings: output.Settings, r: PackageExplanation) -> None:
+    limit = None if settings.verbosity > 0 else 15
+    settings.say(f"{r.name} for {r.target_id} ({r.target})")
+    settings.say(f"  looked up in: {r.lookup}")
+    if r.pin is not None:
+        wheel = r.pin.release.wheel
+        settings.say(f"  chosen: {r.pin.version}  {wheel.filename}")
+        settings.say(f"  required by: {', '.join(r.pin.required_by) or 'nothing'}")
+    elif r.failure:
+        settings.say("  not locked: the requirements cannot all be satisfied:")
+        settings.say("    " + r.failure.replace("\n", "\n    "))
+    else:
+        settings.say("  not locked: nothing in the spec requires it for this target")
+    versions = [str(x.version) for x in r.selection.releases]
+    shown = ", ".join(versions[:limit]) + (" …" if limit and len(versions) > limit else "")
+    settings.say(f"  installable versions ({len(versions)}): {shown or 'none'}")
+    rejected = sorted(r.selection.rejected.items(), reverse=True)
+    if rejected:
+        settings.say(f"  rejected versions ({len(rejected)}):")
+        for version, reasons in rejected[:limit]:
+            settings.say(f"    {version}: {'; '.join(reasons)}")
+        if limit and len(rejected) > limit:
+            settings.say(f"    … {len(rejected) - limit} more (-v shows all)")

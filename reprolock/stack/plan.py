@@ -13,6 +13,7 @@ When nothing fits it says why, with the nearest fixes.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -353,7 +354,7 @@ def _routes(choices: list[Choice], base_url: str) -> tuple[Route, ...]:
 # -- explaining ------------------------------------------------------------------------------
 
 
-def _group(verdicts: list[Verdict]) -> list[str]:
+def group_verdicts(verdicts: list[Verdict]) -> list[str]:
     """``torch 2.5.0, 2.5.1 (cu124, CUDA 12.4): has no kernels for sm_120 (RTX 5090)``."""
     groups: dict[tuple[str, tuple[str, ...]], list[Version]] = {}
     for v in verdicts:
@@ -388,7 +389,7 @@ def _no_build(
         text += f"; {fixes[0]}"
     return Unsatisfiable(
         text + ".",
-        problems=[Problem(message=line) for line in _group(verdicts)[:12]],
+        problems=[Problem(message=line) for line in group_verdicts(verdicts)[:12]],
         hint=("Nearest fixes: " + "; or ".join(fixes) + ".")
         if fixes
         else "Loosen the framework requirement or the [gpu] constraints.",
@@ -450,11 +451,17 @@ def nearest_fixes(
         # 2. a newer fleet driver.
         if gpu.driver is not None:
             loose = replace(fleet, gpu=replace(gpu, driver=None))
-            fits = [v for v in candidates(request, loose, m) if v.ok and v.build.cuda is not None]
-            if fits:
-                pick = fits[0]
-                need = m.cuda.need(pick.build.cuda, gpu.compat.value)  # type: ignore[arg-type]
-                out.append(f"upgrade the fleet to driver >= {need.driver} for {pick.build.label}")
+            needs = []
+            for v in candidates(request, loose, m):
+                if v.ok and v.build.cuda is not None:
+                    with contextlib.suppress(ValueError):
+                        driver = m.cuda.need(v.build.cuda, gpu.compat.value).driver
+                        needs.append((driver, v))
+            if needs:
+                # The smallest upgrade; among builds it enables, the first (newest, preferred).
+                least = min(d for d, _ in needs)
+                pick = next(v for d, v in needs if d == least)
+                out.append(f"upgrade the fleet to driver >= {least} for {pick.build.label}")
         # 3. a looser CUDA / cuDNN constraint.
         if gpu.cuda is not None or gpu.cudnn is not None:
             loose = replace(fleet, gpu=replace(gpu, cuda=None, cudnn=None))
