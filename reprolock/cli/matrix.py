@@ -6,6 +6,8 @@ import click
 
 from reprolock import api
 from reprolock.cli import output
+from reprolock.compat import Matrices
+from reprolock.compat.frameworks import AMD64, ARM64, Build, series_of
 from reprolock.errors import InputError
 from reprolock.model import CudaVersion, DriverVersion
 
@@ -56,13 +58,19 @@ def driver_command(version: str) -> None:
         raise InputError(
             f"{exc}.", hint='Give the driver as nvidia-smi prints it, e.g. "535.104.05".'
         ) from None
-    table = api.shipped_matrices().cuda
+    matrices = api.shipped_matrices()
+    table = matrices.cuda
     rows = table.runnable(driver)
+    builds = framework_builds(matrices, driver)
     if settings.format == "json":
         settings.emit_json(
             {
                 "driver": str(driver),
                 "caveats": table.caveats,
+                "frameworks": [
+                    {"build": label, "cuda": str(cuda), "strict": strict, "minor-compat": minor}
+                    for label, cuda, strict, minor in builds
+                ],
                 "toolkits": [
                     {
                         "cuda": str(t.version),
@@ -93,6 +101,56 @@ def driver_command(version: str) -> None:
     for toolkit, strict, minor in rows:
         mark = "strict" if strict else "minor" if minor else "no"
         settings.say(f"    {toolkit.version!s:<8} needs {toolkit.driver!s:<10} {mark}", level=1)
+    _say_builds(settings, builds)
+
+
+def framework_builds(
+    matrices: Matrices, driver: DriverVersion
+) -> list[tuple[str, CudaVersion, bool, bool]]:
+    """Every CUDA build of torch (linux/amd64), TensorFlow [and-cuda] and the JAX plugins,
+    with whether ``driver`` runs it strict and under minor-version compatibility."""
+    out = []
+    builds: list[Build] = []
+    for release in matrices.torch.releases:
+        builds.extend(b for b in matrices.torch.builds(release, AMD64) if b.cuda is not None)
+    for tf in matrices.tensorflow.releases:
+        if tf.and_cuda_runtime is not None and not tf.version.is_prerelease:
+            builds.append(matrices.tensorflow.build(tf, and_cuda=True))
+    for jx in matrices.jax.releases:
+        for major in sorted(jx.plugins):
+            if (build := matrices.jax.build(jx, major, local=False)) is not None:
+                builds.append(build)
+    for build in builds:
+        if build.cuda is None:
+            continue
+        try:
+            strict = driver >= matrices.cuda.need(build.cuda, "strict").driver
+            minor = driver >= matrices.cuda.need(build.cuda, "minor").driver
+        except ValueError:
+            continue
+        out.append((build.label, build.cuda, strict, minor))
+    return out
+
+
+def _say_builds(
+    settings: output.Settings, builds: list[tuple[str, CudaVersion, bool, bool]]
+) -> None:
+    by_kind: dict[str, dict[str, list[str]]] = {}
+    for label, _cuda, strict, minor in builds:
+        framework = label.split(" ", 1)[0]
+        mark = "strict" if strict else "minor" if minor else ""
+        if mark:
+            by_kind.setdefault(framework, {}).setdefault(mark, []).append(label)
+    if not by_kind:
+        settings.say("  framework builds: none it can run")
+        return
+    settings.say("  framework builds it runs:")
+    for framework, marks in by_kind.items():
+        for mark, labels in marks.items():
+            newest = labels[-1]
+            settings.say(f"    {framework} ({mark}): {len(labels)} builds, newest {newest}")
+            for label in labels:
+                settings.say(f"      {label}", level=1)
 
 
 @matrix_command.command("cuda")
@@ -122,3 +180,97 @@ def cuda_command(version: str) -> None:
             f"  or >= {minor.driver} under minor-version compatibility "
             f"({minor.reason}); {table.caveats}"
         )
+
+
+@matrix_command.command("torch")
+@click.argument("version")
+def torch_command(version: str) -> None:
+    """A PyTorch release (2.5) or release series (2.5.1): its builds — the PyPI wheel and the
+    download.pytorch.org variants — with CUDA, cuDNN, the GPU arches each has kernels for,
+    Python versions, companions, and the driver each needs."""
+    settings = output.current()
+    matrices = api.shipped_matrices()
+    table = matrices.torch
+    releases = [
+        r for r in table.releases if str(r.version) == version or series_of(r.version) == version
+    ]
+    if not releases:
+        known = ", ".join(sorted({series_of(r.version) for r in table.releases}, key=_vkey))
+        raise InputError(
+            f'torch "{version}" is not in the matrices reprolock ships.',
+            hint=f"Known series: {known}.",
+        )
+    rows = []
+    for release in releases:
+        for platform in (AMD64, ARM64):
+            for build in table.builds(release, platform):
+                need = None
+                if build.cuda is not None:
+                    try:
+                        need = (
+                            matrices.cuda.need(build.cuda, "strict").driver,
+                            matrices.cuda.need(build.cuda, "minor").driver,
+                        )
+                    except ValueError:
+                        need = None
+                rows.append((release, platform, build, need))
+    if settings.format == "json":
+        settings.emit_json(
+            [
+                {
+                    "torch": str(release.version),
+                    "platform": platform,
+                    "variant": build.variant,
+                    "index": None if build.index is None else f"{table.index_url}/{build.index}",
+                    "cuda": None if build.cuda is None else str(build.cuda),
+                    "cudnn": build.cudnn,
+                    "sass": [c.sm for c in build.arches.sass] if build.arches else None,
+                    "ptx": [f"compute_{c.major}{c.minor}" for c in build.arches.ptx]
+                    if build.arches
+                    else None,
+                    "arches-unconfirmed": build.arches.unconfirmed if build.arches else None,
+                    "python": list(release.python),
+                    "driver-strict": None if need is None else str(need[0]),
+                    "driver-minor-compat": None if need is None else str(need[1]),
+                    "torchvision": [str(v) for v in release.torchvision],
+                    "torchaudio": [str(v) for v in release.torchaudio],
+                }
+                for release, platform, build, need in rows
+            ]
+        )
+        return
+    for release in releases:
+        default = f"CUDA {release.cuda}" if release.cuda else "CPU"
+        settings.say(
+            f"torch {release.version}: Python {', '.join(release.python)}; "
+            f"PyPI default {default}"
+            + (f", cuDNN {release.cudnn}" if release.cudnn else "")
+            + (f", NCCL {release.nccl}" if release.nccl else "")
+        )
+        companions = [
+            f"{name} {', '.join(map(str, versions))}"
+            for name, versions in (
+                ("torchvision", release.torchvision),
+                ("torchaudio", release.torchaudio),
+            )
+            if versions
+        ]
+        if companions:
+            settings.say(f"  companions: {'; '.join(companions)}")
+        for r, platform, build, need in rows:
+            if r is not release:
+                continue
+            where = "PyPI" if build.index is None else f"{table.index_url}/{build.index}"
+            what = "CPU" if build.cuda is None else f"CUDA {build.cuda}"
+            if build.cudnn:
+                what += f", cuDNN {build.cudnn}"
+            arches = build.arches.describe() if build.arches else "arches not in the matrices"
+            if build.arches and build.arches.unconfirmed:
+                arches += " (unconfirmed)"
+            driver = f"; driver >= {need[0]} (>= {need[1]} minor-compat)" if need else ""
+            kernels = f"; {arches}" if build.cuda is not None else ""
+            settings.say(f"  {platform:<11} {build.variant:<6} {what}{kernels}{driver}  [{where}]")
+
+
+def _vkey(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split("."))
