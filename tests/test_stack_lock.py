@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Run
+from tests.ociregistry import Image, Registry
 from tests.pyindex import IndexServer
 
 LockCli = Callable[..., Run]
@@ -123,3 +124,58 @@ def test_unsatisfiable_stack_is_one_paragraph_with_fixes(
     assert "torch>=2.7 with cu128 fits" in first
     assert "Traceback" not in run.err
     assert not (tmp_path / "reprolock.lock").exists()
+
+
+def _cuda_image(cuda: str, cudnn: str | None = None) -> Image:
+    env = {"CUDA_VERSION": cuda, "PATH": "/usr/local/cuda/bin:/usr/bin:/bin"}
+    if cudnn:
+        env["NV_CUDNN_VERSION"] = cudnn
+    return Image(
+        architecture="amd64",
+        env=env,
+        layers=[{"etc/os-release": b'ID=ubuntu\nVERSION_ID="22.04"\n'}],
+    )
+
+
+def test_base_tag_chosen_from_the_catalog_to_match_the_wheels(
+    lock_cli: LockCli, tmp_path: Path, indexes: IndexServer, registry: Registry
+) -> None:
+    registry.push_image("nvidia/cuda", "12.4.1-base-ubuntu22.04", _cuda_image("12.4.1"))
+    _spec(tmp_path, indexes, ["torch==2.5.1"], '[gpu]\ndevices = ["A100"]')
+    with (tmp_path / "reprolock.toml").open("a") as spec:
+        spec.write(
+            '[base]\nimage = "nvidia/cuda"\n'
+            f'[registry]\nmirrors = {{ "docker.io" = "{registry.host}" }}\n'
+        )
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    assert "[base]: chose nvidia/cuda:12.4.1-base-ubuntu22.04: CUDA 12.4.1 matches torch" in run.err
+    target = _target(tmp_path)
+    assert target["base"]["ref"] == "nvidia/cuda:12.4.1-base-ubuntu22.04"
+    assert target["cuda"]["toolkit"] == "12.4.1"
+    assert "conflicts" not in target["cuda"]
+
+
+def test_disagreeing_cuda_and_cudnn_copies_are_recorded(
+    lock_cli: LockCli, tmp_path: Path, indexes: IndexServer, registry: Registry
+) -> None:
+    tag = "12.6.3-cudnn-runtime-ubuntu22.04"
+    registry.push_image("nvidia/cuda", tag, _cuda_image("12.6.3", "9.5.1.17-1"))
+    _spec(tmp_path, indexes, ["torch==2.5.1"], '[gpu]\ndevices = ["A100"]')
+    with (tmp_path / "reprolock.toml").open("a") as spec:
+        spec.write(
+            f'[base]\nref = "nvidia/cuda:{tag}"\n'
+            f'[registry]\nmirrors = {{ "docker.io" = "{registry.host}" }}\n'
+        )
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    cuda = _target(tmp_path)["cuda"]
+    assert cuda["toolkit"] == "12.6.3"
+    assert cuda["cudnn"] == "9.1.0.70"
+    assert cuda["conflicts"] == [
+        "two CUDA runtimes: the base image has CUDA 12.6.3 and nvidia-cuda-runtime-cu12 "
+        "12.4.127 brings CUDA 12.4; the framework loads the wheel's, the base image's is "
+        "unused weight (pick a matching or a non-CUDA base)",
+        "two cuDNN copies: the base image has cuDNN 9.5.1.17 and nvidia-cudnn-cu12 9.1.0.70 "
+        "is installed; one process loads one libcudnn",
+    ]

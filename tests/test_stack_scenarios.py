@@ -26,6 +26,7 @@ class Case:
     python: str = "3.11"
     platform: str = "linux/amd64"
     base_cuda: str | None = None
+    choosable: bool = False  # [base] names the nvidia/cuda family
     routed: dict[str, str] = field(default_factory=dict)
     # Either the chosen builds (label substrings) ...
     chose: tuple[str, ...] = ()
@@ -50,6 +51,7 @@ def _plan(case: Case) -> StackPlan:
         python=case.python,
         gpu=spec.gpu,
         base_cuda=CudaVersion.parse(case.base_cuda) if case.base_cuda else None,
+        base_choosable=case.choosable,
     )
     return plan(framework_requests(spec.python.requirements, case.routed), fleet, MATRICES)
 
@@ -291,3 +293,55 @@ def test_chosen_variant_constrains_the_resolver() -> None:
     assert not torch.contains("2.8.0") and torch.contains("2.7.1") and torch.contains("2.5.1")
     assert str(result.constraints["nvidia-cuda-runtime-cu12"]) == "<12.3"
     assert "535.104.05 runs CUDA <12.3 under the strict policy" in result.reasons["cuda-toolkit"]
+
+
+# -- choosing an nvidia/cuda tag ------------------------------------------------------------
+
+
+def _choose(case: Case, base: str) -> str:
+    from dataclasses import replace
+
+    from reprolock.spec import BaseSpec
+    from reprolock.stack.base import choose_base
+
+    result = _plan(replace(case, base_cuda=None, choosable=True))
+    fields = dict(line.split(" = ") for line in base.splitlines() if line)
+    spec = BaseSpec(**{k: v.strip('"') for k, v in fields.items()})
+    return choose_base(spec, [result], result.fleet.gpu, MATRICES).ref.familiar
+
+
+def _planned(requirements: tuple[str, ...], gpu: str) -> Case:
+    return Case("base", requirements, gpu, base_cuda="11.8.0")
+
+
+def test_base_tag_for_system_cuda_tensorflow() -> None:
+    case = _planned(("tensorflow==2.13.*",), 'devices = ["A100"]')
+    tag = _choose(case, 'image = "nvidia/cuda"\nflavor = "cudnn-runtime"\nos = "ubuntu22.04"')
+    assert tag == "nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04"
+
+
+def test_base_tag_matches_the_wheels_cuda_and_prefers_the_newest_ubuntu() -> None:
+    case = _planned(("torch==2.7.1",), 'devices = ["A100"]')  # PyPI wheel: CUDA 12.6
+    assert _choose(case, 'image = "nvidia/cuda"') == "nvidia/cuda:12.6.3-base-ubuntu24.04"
+    assert (
+        _choose(case, 'image = "nvidia/cuda"\nflavor = "cudnn-devel"')
+        == "nvidia/cuda:12.6.3-cudnn-devel-ubuntu24.04"
+    )
+
+
+def test_base_tag_without_frameworks_is_the_newest_the_driver_runs() -> None:
+    case = _planned(("numpy",), 'driver = "535.104.05"\ncompat = "strict"')
+    assert _choose(case, 'image = "nvidia/cuda"') == "nvidia/cuda:12.2.2-base-ubuntu22.04"
+
+
+def test_base_tag_errors_name_the_key_and_the_fix() -> None:
+    from reprolock.errors import InputError
+
+    case = _planned(("numpy",), 'devices = ["A100"]')
+    with pytest.raises(InputError) as raised:
+        _choose(case, 'image = "pytorch/pytorch"')
+    assert "reprolock chooses tags only for nvidia/cuda" in raised.value.message
+    assert raised.value.problems[0].key == "base.image"
+    with pytest.raises(Unsatisfiable) as unsat:
+        _choose(case, 'image = "nvidia/cuda"\nos = "ubuntu18.04"')
+    assert "nvidia/cuda 13.2.1: has no image for ubuntu18.04" in unsat.value.problems[0].message

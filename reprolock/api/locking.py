@@ -45,11 +45,6 @@ class LockResult:
 def not_yet_locked(spec: Spec) -> list[str]:
     """What the spec asks for that this version of reprolock does not pin yet."""
     notes = []
-    if spec.base.ref is None and spec.base.image is not None:
-        notes.append(
-            "[base]: choosing a tag from image/flavor/os needs the image catalog; "
-            "give an explicit ref to pin the base by digest"
-        )
     if spec.apt is not None and spec.apt.packages:
         notes.append("[apt]: apt packages are not pinned yet")
     return notes
@@ -112,10 +107,18 @@ def lock(
         target_id,
         targets_of,
     )
-    from reprolock.api.stack_layer import plan_targets, platform_key  # noqa: PLC0415
+    from reprolock.api.stack_layer import (  # noqa: PLC0415
+        plan_targets,
+        platform_key,
+        with_chosen_base,
+    )
     from reprolock.stack.check import decide_stack  # noqa: PLC0415
     from reprolock.stack.companions import companion_patches  # noqa: PLC0415
 
+    matrices = shipped_matrices()
+    spec, base_choice = with_chosen_base(spec, str(spec_file), matrices)
+    if base_choice is not None:
+        warnings.append(f"[base]: chose {base_choice.ref.familiar}: {base_choice.why}")
     bases = pin_bases(
         spec, net, previous={t.platform: t for t in previous.values()}, refresh=refresh_base
     )
@@ -124,7 +127,6 @@ def lock(
         for p, b in bases.items()
         if (v := python_from_base(b, spec.environment.python)) is not None
     }
-    matrices = shipped_matrices()
     python_targets = targets_of(spec, pythons)
     plans = plan_targets(spec, [(target_id(t), t) for t in python_targets], bases, matrices)
     for tid, stack_plan in plans.items():

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from packaging.utils import canonicalize_name
 
+from reprolock.api.python_layer import target_id, targets_of
 from reprolock.compat import Matrices
 from reprolock.lock import LockedBase
 from reprolock.model import CudaVersion, Platform
 from reprolock.resolve.python.target import PythonTarget
 from reprolock.spec import Spec
+from reprolock.stack.base import BaseChoice, choose_base
 from reprolock.stack.judge import Fleet
 from reprolock.stack.plan import StackPlan, plan
 from reprolock.stack.requests import framework_requests
@@ -21,7 +24,14 @@ def platform_key(platform: Platform) -> str:
     return f"{platform.os}/{platform.architecture}"
 
 
-def fleet_of(spec: Spec, tid: str, target: PythonTarget, base: LockedBase | None) -> Fleet:
+def fleet_of(
+    spec: Spec,
+    tid: str,
+    target: PythonTarget,
+    base: LockedBase | None,
+    *,
+    base_choosable: bool = False,
+) -> Fleet:
     env = dict(base.env) if base is not None else {}
     base_cuda = None
     with contextlib.suppress(ValueError):
@@ -35,14 +45,21 @@ def fleet_of(spec: Spec, tid: str, target: PythonTarget, base: LockedBase | None
         gpu=spec.gpu,
         base_cuda=base_cuda,
         base_cudnn=cudnn.split("-")[0] if cudnn else None,
+        base_choosable=base_choosable,
     )
 
 
 def plan_target(
-    spec: Spec, tid: str, target: PythonTarget, base: LockedBase | None, m: Matrices
+    spec: Spec,
+    tid: str,
+    target: PythonTarget,
+    base: LockedBase | None,
+    m: Matrices,
+    *,
+    base_choosable: bool = False,
 ) -> StackPlan:
     """The stack plan of one target (pure: the tables, the spec and the pinned base)."""
-    fleet = fleet_of(spec, tid, target, base)
+    fleet = fleet_of(spec, tid, target, base, base_choosable=base_choosable)
     if spec.python is None:
         return StackPlan(fleet=fleet)
     env = {**target.marker_environment(), "extra": ""}
@@ -67,8 +84,23 @@ def plan_targets(
     targets: Sequence[tuple[str, PythonTarget]],
     bases: Mapping[Platform, LockedBase],
     m: Matrices,
+    *,
+    base_choosable: bool = False,
 ) -> dict[str, StackPlan]:
     return {
-        tid: plan_target(spec, tid, target, bases.get(target.platform), m)
+        tid: plan_target(
+            spec, tid, target, bases.get(target.platform), m, base_choosable=base_choosable
+        )
         for tid, target in targets
     }
+
+
+def with_chosen_base(spec: Spec, spec_file: str, m: Matrices) -> tuple[Spec, BaseChoice | None]:
+    """The spec with ``[base] ref`` filled in from the catalog when it names only a family
+    (``image = "nvidia/cuda"``), and the choice made; the spec unchanged otherwise."""
+    if spec.base.ref is not None or spec.base.image is None:
+        return spec, None
+    targets = [(target_id(t), t) for t in targets_of(spec)]
+    plans = plan_targets(spec, targets, {}, m, base_choosable=True)
+    choice = choose_base(spec.base, list(plans.values()), spec.gpu, m, spec_file=spec_file)
+    return replace(spec, base=replace(spec.base, ref=choice.ref)), choice
