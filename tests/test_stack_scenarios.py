@@ -305,8 +305,8 @@ def _choose(case: Case, base: str) -> str:
     from reprolock.stack.base import choose_base
 
     result = _plan(replace(case, base_cuda=None, choosable=True))
-    fields = dict(line.split(" = ") for line in base.splitlines() if line)
-    spec = BaseSpec(**{k: v.strip('"') for k, v in fields.items()})
+    fields = {k: v.strip('"') for k, v in (line.split(" = ") for line in base.splitlines())}
+    spec = BaseSpec(image=fields.get("image"), flavor=fields.get("flavor"), os=fields.get("os"))
     return choose_base(spec, [result], result.fleet.gpu, MATRICES).ref.familiar
 
 
