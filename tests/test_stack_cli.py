@@ -84,3 +84,11 @@ def test_matrix_driver_names_the_framework_builds_it_runs(cli: Any) -> None:
     torch = {f["build"]: f for f in data["frameworks"]}
     assert torch["torch 2.5.1 (cu118, CUDA 11.8)"]["minor-compat"] is True
     assert torch["torch 2.5.1 (cu118, CUDA 11.8)"]["strict"] is False
+
+
+def test_check_warns_about_an_unsatisfiable_stack_offline(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "reprolock.toml").write_text(SPEC)
+    run: Run = cli("check", cwd=tmp_path)
+    assert run.code == 0, run.err
+    assert "warning: stack: py3.11-arm64: torch 2.4-2.15 has no build that fits" in run.err
+    assert "py3.11-amd64" not in run.err

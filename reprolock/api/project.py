@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reprolock import resources
 from reprolock.compat import Matrices, load_matrices
-from reprolock.errors import CheckFailed, InputError, SourceError
+from reprolock.errors import CheckFailed, InputError, SourceError, Unsatisfiable
 from reprolock.lock import Lockfile, dumps, inputs_of, loads, stale_reasons
 from reprolock.lock.io import read_text, write_atomic
 from reprolock.spec import Spec, parse_spec
@@ -121,14 +121,18 @@ def check(
     spec_file = find_spec(spec_path, cwd)
     spec = load_spec(spec_file)
     lock_file = lock_path or default_lock_path(spec_file)
+    stack = stack_warnings(spec)
     if not lock_file.exists():
         if locked:
             raise CheckFailed(
                 f"{lock_file}: no lock file, but --locked requires one.",
                 hint="Create it with `reprolock lock` and commit it.",
             )
-        return CheckResult(spec_path=spec_file, spec=spec, lock_path=lock_file, lock=None)
+        return CheckResult(
+            spec_path=spec_file, spec=spec, lock_path=lock_file, lock=None, warnings=stack
+        )
     lock, warnings = read_lock(lock_file)
+    warnings = [*warnings, *stack]
     reasons = stale_reasons(lock, inputs_of(spec, shipped_matrices().version))
     result = CheckResult(
         spec_path=spec_file,
@@ -141,6 +145,24 @@ def check(
     if reasons:
         raise StaleLock(result)
     return result
+
+
+def stack_warnings(spec: Spec) -> tuple[str, ...]:
+    """The stack solver's verdict per target, offline (no base image known): one warning
+    per target whose frameworks cannot run on the fleet."""
+    from reprolock.api.python_layer import target_id, targets_of  # noqa: PLC0415
+    from reprolock.api.stack_layer import plan_target  # noqa: PLC0415
+
+    out = []
+    # Offline the base image's CUDA is unknown: a base that may bring it is given the benefit.
+    choosable = spec.base.ref is not None or spec.base.image is not None
+    for target in targets_of(spec):
+        tid = target_id(target)
+        try:
+            plan_target(spec, tid, target, None, shipped_matrices(), base_choosable=choosable)
+        except Unsatisfiable as exc:
+            out.append(f"stack: {exc.message}")
+    return tuple(out)
 
 
 class StaleLock(CheckFailed):

@@ -427,6 +427,8 @@ def nearest_fixes(
     # 1. another release of the framework.
     anyver = replace(request, specifier=SpecifierSet())
     fits = [v for v in candidates(anyver, fleet, m) if v.ok]
+    if not fits and request.routed_to is not None:
+        fits = [v for v in candidates(replace(anyver, routed_to=None), fleet, m) if v.ok]
     if fits:
         above = [v for v in fits if lo is None or v.build.version > max(requested)]
         pick = (
@@ -438,6 +440,17 @@ def nearest_fixes(
         ver = series_of(pick.build.version) if op == ">=" else str(pick.build.version)
         text = f"{request.name}{op}{ver} with {_variant_text(pick.build)} fits"
         out.append(text + _driver_text(pick.build, fleet, m))
+    if request.routed_to is not None:
+        unrouted = replace(request, routed_to=None)
+        fits = [v for v in candidates(unrouted, fleet, m) if v.ok]
+        if fits:
+            chosen = fits[0].build
+            instead = (
+                "drop the [[python.index]] route of torch (the PyPI wheel fits)"
+                if chosen.index is None
+                else f"route torch to the {chosen.index} index instead"
+            )
+            out.append(f"{instead}: {chosen.label}")
     plugin = request.jax_plugin
     if request.name == "jax" and plugin is not None:
         other = 12 if plugin[0] == 13 else 13
