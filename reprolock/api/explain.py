@@ -7,6 +7,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from reprolock.api.apt_layer import AptResult
 from reprolock.api.base_layer import python_from_base
 from reprolock.api.network import NetOptions
 from reprolock.api.project import (
@@ -156,3 +157,61 @@ def explain_stack(
             continue
         out.append(StackExplanation(target_id=tid, plan=plan, failure=None, locked=locked))
     return out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AptExplanation:
+    name: str
+    target_id: str
+    version: str | None  # what the closure installs, None when it does not
+    upgrades: str | None  # the installed version it replaces
+    why: tuple[str, ...]
+    installed: str | None  # the base image's version, when it has one
+    notes: tuple[str, ...] = ()
+
+
+def explain_apt(
+    name: str, *, spec_path: Path | None, target: str | None, cwd: Path, net: NetOptions
+) -> list[AptExplanation]:
+    """Why apt package ``name`` is (or is not) in a target's closure: the chain of
+    dependencies from a requested package, resolved again from the locked base image."""
+    from reprolock.api.apt_layer import lock_apt  # noqa: PLC0415  (the HTTP stack, lazily)
+
+    spec_file = find_spec(spec_path, cwd)
+    spec = load_spec(spec_file)
+    if spec.apt is None or not spec.apt.packages:
+        raise InputError(f"{spec_file}: has no [apt] packages, so no apt package to explain.")
+    lock_file = default_lock_path(spec_file)
+    if not lock_file.exists():
+        raise InputError(
+            f"{lock_file}: no lock yet; the apt closure starts from the locked base image.",
+            hint="Run `reprolock lock` first.",
+        )
+    locked = [t for t in read_lock(lock_file)[0].targets if target is None or t.id == target]
+    if not locked:
+        raise InputError(f'the lock has no target "{target}".')
+    bases = {t.platform: t.base for t in locked if t.base is not None}
+    results = lock_apt(spec, spec_file.parent, bases, net, {t.platform: t.id for t in locked})
+    out = []
+    for t in locked:
+        result = results.get(t.platform)
+        if result is None:
+            continue
+        plan = result.plan
+        cand = plan.install.get(name)
+        out.append(
+            AptExplanation(
+                name=name,
+                target_id=t.id,
+                version=None if cand is None else cand.version,
+                upgrades=plan.upgrades.get(name),
+                why=plan.why.get(name, ()),
+                installed=_installed_version(result, name),
+                notes=tuple(n for n in plan.notes if n.startswith(f"{name} ")),
+            )
+        )
+    return out
+
+
+def _installed_version(result: AptResult, name: str) -> str | None:
+    return result.installed.get(name)

@@ -16,6 +16,7 @@ from reprolock.api.network import NetOptions
 if TYPE_CHECKING:
     from reprolock.api.python_layer import Observer
     from reprolock.resolve.python.resolve import PythonResolution
+    from reprolock.resolve.python.target import PythonTarget
 from reprolock.api.project import (
     default_lock_path,
     find_spec,
@@ -27,7 +28,6 @@ from reprolock.api.project import (
 from reprolock.errors import InputError
 from reprolock.lock import LockedTarget, Lockfile, dumps, inputs_of, new_lockfile
 from reprolock.lock.freshness import locked_image
-from reprolock.spec import Spec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,12 +42,10 @@ class LockResult:
     base_changes: tuple[str, ...] = ()  # "<target>: base <ref> moved: <old> -> <new>"
 
 
-def not_yet_locked(spec: Spec) -> list[str]:
-    """What the spec asks for that this version of reprolock does not pin yet."""
-    notes = []
-    if spec.apt is not None and spec.apt.packages:
-        notes.append("[apt]: apt packages are not pinned yet")
-    return notes
+def target_id_of(targets: Iterable[PythonTarget], platform: object) -> str:
+    from reprolock.api.python_layer import target_id  # noqa: PLC0415
+
+    return next(target_id(t) for t in targets if t.platform == platform)
 
 
 def lock(
@@ -90,7 +88,6 @@ def lock(
     ):
         # The lock was made from these very inputs by this reprolock: resolving again
         # would keep every pin.  --refresh re-resolves (e.g. to see yanked files).
-        warnings.extend(f"not locked yet: {note}." for note in not_yet_locked(spec))
         return LockResult(
             spec_path=spec_file,
             lock_path=lock_file,
@@ -100,6 +97,7 @@ def lock(
             up_to_date=True,
         )
     # Imported here: the fast path above needs neither the resolver nor the HTTP stack.
+    from reprolock.api.apt_layer import lock_apt  # noqa: PLC0415
     from reprolock.api.base_layer import pin_bases, python_from_base  # noqa: PLC0415
     from reprolock.api.python_layer import (  # noqa: PLC0415
         locked_packages,
@@ -128,6 +126,15 @@ def lock(
         if (v := python_from_base(b, spec.environment.python)) is not None
     }
     python_targets = targets_of(spec, pythons)
+    apt_results = lock_apt(
+        spec,
+        spec_file.parent,
+        bases,
+        net,
+        {t.platform: target_id(t) for t in python_targets},
+    )
+    for platform, result in apt_results.items():
+        warnings.extend(f"{target_id_of(python_targets, platform)}: apt: {n}" for n in result.notes)
     plans = plan_targets(spec, [(target_id(t), t) for t in python_targets], bases, matrices)
     for tid, stack_plan in plans.items():
         warnings.extend(f"{tid}: {note}" for note in stack_plan.notes)
@@ -173,6 +180,10 @@ def lock(
                 python=str(target.python),
                 cuda=cuda,
                 base=base,
+                apt_snapshot=spec.apt.snapshot
+                if spec.apt is not None and target.platform in apt_results
+                else None,
+                apt=apt_results[target.platform].packages if target.platform in apt_results else (),
                 packages=packages,
             )
         )
@@ -190,7 +201,6 @@ def lock(
     changed = text != old_text
     if changed:
         write_lock(lock_file, lockfile)
-    warnings.extend(f"not locked yet: {note}." for note in not_yet_locked(spec))
     return LockResult(
         spec_path=spec_file,
         lock_path=lock_file,

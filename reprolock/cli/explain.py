@@ -10,6 +10,7 @@ import click
 from reprolock.api.explain import (
     PackageExplanation,
     StackExplanation,
+    explain_apt,
     explain_package,
     explain_stack,
     is_target,
@@ -21,11 +22,12 @@ from reprolock.stack.plan import group_verdicts
 
 
 @click.command("explain")
-@click.argument("name", required=False)
+@click.argument("what", nargs=-1)
 @spec_option
 @target_option
-def explain_command(name: str | None, spec_path: Path | None, target_id: str | None) -> None:
-    """Why the environment is locked as it is.
+def explain_command(what: tuple[str, ...], spec_path: Path | None, target_id: str | None) -> None:
+    """Why the environment is locked as it is: `explain [TARGET]`, `explain NAME` or
+    `explain apt NAME`.
 
     With no argument or a TARGET id (e.g. py3.11-amd64): the CUDA stack decision path —
     every framework build considered (PyPI wheel, PyTorch index variants, CPU builds,
@@ -34,9 +36,18 @@ def explain_command(name: str | None, spec_path: Path | None, target_id: str | N
 
     With a package NAME: where it was looked up, who requires it, which version was chosen,
     and why every other version was rejected.
+
+    With apt NAME: why the apt package is in the closure — the chain of dependencies from a
+    requested package, or that the base image already has it.
     """
     settings = output.current()
     cwd = Path()
+    if len(what) > 2 or (len(what) == 2 and what[0] != "apt"):
+        raise click.UsageError("give a TARGET, a package NAME, or apt NAME.")
+    if len(what) == 2:
+        _explain_apt(settings, what[1], spec_path, target_id)
+        return
+    name = what[0] if what else None
     if name is None or is_target(name, spec_path=spec_path, cwd=cwd):
         stacks = explain_stack(name or target_id, spec_path=spec_path, cwd=cwd)
         if settings.format == "json":
@@ -205,3 +216,35 @@ def _say_package(settings: output.Settings, r: PackageExplanation) -> None:
             settings.say(f"    {version}: {'; '.join(reasons)}")
         if limit and len(rejected) > limit:
             settings.say(f"    … {len(rejected) - limit} more (-v shows all)")
+
+
+def _explain_apt(
+    settings: output.Settings, name: str, spec_path: Path | None, target_id: str | None
+) -> None:
+    results = explain_apt(
+        name, spec_path=spec_path, target=target_id, cwd=Path(), net=net_options(settings)
+    )
+    if settings.format == "json":
+        settings.emit_json(
+            [
+                {
+                    "name": r.name,
+                    "target": r.target_id,
+                    "version": r.version,
+                    "upgrades": r.upgrades,
+                    "installed": r.installed,
+                    "why": list(r.why),
+                }
+                for r in results
+            ]
+        )
+        return
+    for r in results:
+        if r.version is None:
+            where = f"the base image has {r.installed}" if r.installed else "nothing requires it"
+            settings.say(f"{r.name} for {r.target_id}: not in the closure ({where})")
+            continue
+        upgrade = f" (upgrades {r.upgrades})" if r.upgrades else ""
+        settings.say(f"{r.name} {r.version} for {r.target_id}{upgrade}:")
+        for depth, step in enumerate(r.why):
+            settings.say(f"  {'  ' * depth}{step}")

@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from reprolock.inventory.model import DebPackage
+from reprolock.model.deb822 import stanzas
 
-
-def stanzas(text: str) -> Iterator[dict[str, str]]:
-    """RFC 822 style paragraphs; continuation lines are folded into their field."""
-    fields: dict[str, str] = {}
-    last: str | None = None
-    for line in text.splitlines():
-        if not line.strip():
-            if fields:
-                yield fields
-            fields, last = {}, None
-        elif line[0] in " \t" and last is not None:
-            fields[last] += "\n" + line.strip()
-        elif ":" in line:
-            key, _, value = line.partition(":")
-            last = key.strip()
-            fields[last] = value.strip()
-    if fields:
-        yield fields
+__all__ = ["parse_status", "stanzas"]
 
 
 def parse_status(

@@ -90,6 +90,7 @@ class AptSpec:
     snapshot: str | None = None
     mirror: str | None = None
     allow_unsigned: bool = False
+    keyrings: tuple[str, ...] = ()  # extra archive keys, paths relative to the spec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -66,6 +66,7 @@ def normalized_sections(spec: Spec) -> dict[str, Any]:
             "snapshot": apt.snapshot,
             "mirror": apt.mirror,
             "allow-unsigned": apt.allow_unsigned,
+            "keyrings": list(apt.keyrings),
         },
         "image": {
             "workdir": image.workdir,

@@ -552,7 +552,9 @@ class _SpecReader:
     # -- [apt] ------------------------------------------------------------------------
     def apt(self, value: object) -> AptSpec | None:
         c, path = self.check, ("apt",)
-        table = c.table(value, path, ("packages", "snapshot", "mirror", "allow-unsigned"))
+        table = c.table(
+            value, path, ("packages", "snapshot", "mirror", "allow-unsigned", "keyrings")
+        )
         if table is None:
             return None
         items = c.strings(table, path, "packages") or []
@@ -584,6 +586,7 @@ class _SpecReader:
             snapshot=snapshot,
             mirror=mirror,
             allow_unsigned=c.boolean(table, path, "allow-unsigned") or False,
+            keyrings=tuple(k for _, k in c.strings(table, path, "keyrings") or []),
         )
 
     # -- [image] ----------------------------------------------------------------------

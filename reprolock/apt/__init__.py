@@ -1,0 +1,1 @@
+"""The apt layer: archives, their indexes and an apt-like resolver, pure where it can be."""

@@ -1,0 +1,149 @@
+"""Archive index files: ``Release`` (the signed table of contents) and ``Packages``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from reprolock.apt.debian import Group, parse_provides, parse_relations
+from reprolock.model.deb822 import stanzas
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexFile:
+    path: str  # relative to dists/<suite>/
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Release:
+    suite: str
+    codename: str
+    components: tuple[str, ...]
+    architectures: tuple[str, ...]
+    files: dict[str, IndexFile] = field(default_factory=dict)
+    by_hash: bool = False
+    valid_until: datetime | None = None
+    not_automatic: bool = False
+    but_automatic_upgrades: bool = False
+
+    @property
+    def priority(self) -> int:
+        """apt's default pin priority for this archive (NotAutomatic: 1, with
+        ButAutomaticUpgrades: 100, else 500)."""
+        if self.not_automatic:
+            return 100 if self.but_automatic_upgrades else 1
+        return 500
+
+
+def parse_release(text: str) -> Release:
+    fields = next(stanzas(text), {})
+    files: dict[str, IndexFile] = {}
+    for line in fields.get("SHA256", "").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit():
+            files[parts[2]] = IndexFile(path=parts[2], sha256=parts[0], size=int(parts[1]))
+    valid_until = None
+    if fields.get("Valid-Until"):
+        try:
+            valid_until = parsedate_to_datetime(fields["Valid-Until"]).astimezone(UTC)
+        except (TypeError, ValueError):
+            valid_until = None
+    return Release(
+        suite=fields.get("Suite", ""),
+        codename=fields.get("Codename", ""),
+        components=tuple(fields.get("Components", "").split()),
+        architectures=tuple(fields.get("Architectures", "").split()),
+        files=files,
+        by_hash=fields.get("Acquire-By-Hash", "no").lower() == "yes",
+        valid_until=valid_until,
+        not_automatic=fields.get("NotAutomatic", "no").lower() == "yes",
+        but_automatic_upgrades=fields.get("ButAutomaticUpgrades", "no").lower() == "yes",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidate:
+    """One package version an archive offers."""
+
+    name: str
+    version: str
+    architecture: str
+    depends: tuple[Group, ...] = ()
+    pre_depends: tuple[Group, ...] = ()
+    provides: tuple[tuple[str, str | None], ...] = ()
+    conflicts: tuple[Group, ...] = ()
+    breaks: tuple[Group, ...] = ()
+    multi_arch: str = "no"
+    priority: str = "optional"
+    filename: str = ""
+    sha256: str = ""
+    size: int = 0
+    archive: str = ""  # the archive root URL the file lives under
+    suite: str = ""
+    pin: int = 500  # apt's pin priority of the archive it came from
+
+    @property
+    def url(self) -> str:
+        return f"{self.archive}/{self.filename}"
+
+
+def parse_packages(
+    text: str, *, arch: str, archive: str, suite: str, pin: int = 500
+) -> list[Candidate]:
+    """The Packages index of one component: the stanzas for ``arch`` and ``all``."""
+    out = []
+    for f in stanzas(text):
+        architecture = f.get("Architecture", "")
+        if architecture not in (arch, "all") or "Package" not in f or "Version" not in f:
+            continue
+        size = f.get("Size", "0")
+        out.append(
+            Candidate(
+                name=f["Package"],
+                version=f["Version"],
+                architecture=architecture,
+                depends=parse_relations(f.get("Depends", ""), arch),
+                pre_depends=parse_relations(f.get("Pre-Depends", ""), arch),
+                provides=parse_provides(f.get("Provides", ""), arch),
+                conflicts=parse_relations(f.get("Conflicts", ""), arch),
+                breaks=parse_relations(f.get("Breaks", ""), arch),
+                multi_arch=f.get("Multi-Arch", "no"),
+                priority=f.get("Priority", "optional"),
+                filename=f.get("Filename", ""),
+                sha256=f.get("SHA256", ""),
+                size=int(size) if size.isdigit() else 0,
+                archive=archive,
+                suite=suite,
+                pin=pin,
+            )
+        )
+    return out
+
+
+def parse_status(text: str, *, arch: str) -> list[Candidate]:
+    """The installed packages of a dpkg status file, as candidates (no file)."""
+    out = []
+    for f in stanzas(text):
+        if f.get("Status", "").split()[-1:] != ["installed"]:
+            continue
+        if "Package" not in f or "Version" not in f:
+            continue
+        pkg_arch = f.get("Architecture", arch)
+        out.append(
+            Candidate(
+                name=f["Package"],
+                version=f["Version"],
+                architecture=pkg_arch,
+                depends=parse_relations(f.get("Depends", ""), arch),
+                pre_depends=parse_relations(f.get("Pre-Depends", ""), arch),
+                provides=parse_provides(f.get("Provides", ""), arch),
+                conflicts=parse_relations(f.get("Conflicts", ""), arch),
+                breaks=parse_relations(f.get("Breaks", ""), arch),
+                multi_arch=f.get("Multi-Arch", "no"),
+                priority=f.get("Priority", "optional"),
+            )
+        )
+    return out
