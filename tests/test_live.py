@@ -24,3 +24,53 @@ def test_live_pypi_lock_for_arm64_from_any_host(cli: Cli, tmp_path: Path) -> Non
     [wheel] = numpy["wheels"]
     assert "aarch64" in wheel["filename"] and "cp311" in wheel["filename"]
     assert len(wheel["sha256"]) == 64
+
+
+def test_live_apt_closure_on_debian_bookworm_agrees_with_apt_get(tmp_path: Path) -> None:
+    """git and libgl1 on a debootstrap'd bookworm (the dockerd tests' cached rootfs),
+    from deb.debian.org; apt-get on the same dpkg status is the oracle."""
+    import os
+    import tarfile
+
+    from reprolock.api.apt_layer import BaseFiles, resolve_apt
+    from reprolock.api.network import NetOptions
+    from reprolock.model import Platform
+    from reprolock.net.config import NetConfig
+    from reprolock.spec.parse import parse_spec
+    from tests.aptrepo import apt_get_simulate, have_tools
+
+    tarball = Path.home() / ".cache" / "reprolock-tests" / "bookworm-python3.tar"
+    if not tarball.exists() or not have_tools():
+        pytest.skip("needs the dockerd tests' bookworm rootfs and the apt tools")
+    wanted = ("var/lib/dpkg/status", "etc/apt/", "usr/share/keyrings/")
+    files: dict[str, bytes] = {}
+    with tarfile.open(tarball) as tar:
+        for member in tar:
+            name = member.name.removeprefix("./")
+            extracted = tar.extractfile(member) if member.isfile() else None
+            if extracted is not None and name.startswith(wanted):
+                files[name] = extracted.read()
+    from reprolock import api
+
+    spec = parse_spec(
+        '[environment]\npython = "3.11"\n[apt]\npackages = ["git", "libgl1"]\n',
+        file="reprolock.toml",
+        matrices=api.shipped_matrices(),
+        read_file=lambda n: "",
+    )
+    net = NetOptions(config=NetConfig.from_environment(dict(os.environ)), cache_dir=tmp_path / "c")
+    result = resolve_apt(
+        spec, "live", Platform.parse("linux/amd64"), BaseFiles(files=files), net, keyrings={}
+    )
+    locked = sorted((p.name, p.version) for p in result.packages)
+    keyring = files["usr/share/keyrings/debian-archive-keyring.gpg"]
+    simulated = apt_get_simulate(
+        tmp_path / "apt",
+        status=files["var/lib/dpkg/status"].decode(),
+        sources=files["etc/apt/sources.list"].decode(),
+        keyring=keyring,
+        packages=["git", "libgl1"],
+    )
+    print(f"\n{len(locked)} packages, e.g. {locked[:5]}")
+    assert locked == simulated
+    assert all(p.url.startswith("http://deb.debian.org/debian/pool/") for p in result.packages)
