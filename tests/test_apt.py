@@ -159,10 +159,13 @@ def test_unsatisfiable_names_the_dependency_chain(
 
 
 def test_exact_version_and_unknown_package(lock_cli: LockCli, tmp_path: Path, world: World) -> None:
-    _spec(tmp_path, world, ["libfoo1=1.1"])
+    # A mirror that serves a snapshot: the snapshot id is recorded in the lock.
+    _spec(tmp_path, world, ["libfoo1=1.1"], 'snapshot = "20250520T000000Z"')
     run = lock_cli("lock")
     assert run.code == 0, run.err
     assert _apt(tmp_path)["libfoo1"]["version"] == "1.1"
+    lock = tomllib.loads((tmp_path / "reprolock.lock").read_text())
+    assert lock["targets"][0]["apt-snapshot"] == "20250520T000000Z"
     _spec(tmp_path, world, ["libfoo1=9.9"])
     run = lock_cli("lock")
     assert run.code == 3
