@@ -24,6 +24,28 @@ Cli = Callable[..., Run]
 Project = Callable[..., Path]
 
 
+def run_cli(*args: str, cwd: Path) -> Run:
+    """Run ``reprolock ARGS`` in-process in ``cwd`` without pytest fixtures (for module-scoped
+    fixtures)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    os.chdir(cwd)
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(previous)
+        output.install(output.Settings())
+    return Run(code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
     """Run ``reprolock ARGS`` in-process in a folder; return exit code and output."""

@@ -60,6 +60,36 @@ class Dockerd:
             ["docker", *args], env=self.env, capture_output=True, check=check, input=input
         )
 
+    def buildkit(
+        self, context: Path, dockerfile: str, tag: str, *extra: str, network: str = "host"
+    ) -> str:
+        """``docker build`` with BuildKit (the daemon's own; no buildx plugin needed with the
+        docker.io CLI), on the host network; returns the build log."""
+        cli = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
+        result = subprocess.run(
+            [
+                cli,
+                "build",
+                "--network",
+                network,
+                "--progress",
+                "plain",
+                "-f",
+                str(context / dockerfile),
+                "-t",
+                tag,
+                *extra,
+                str(context),
+            ],
+            env={**self.env, "DOCKER_BUILDKIT": "1"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"docker build failed:\n{result.stderr[-4000:]}")
+        return result.stderr
+
     def stop(self) -> None:
         self.proc.terminate()
         try:

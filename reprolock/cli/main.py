@@ -22,6 +22,8 @@ COMMANDS = {
     "lock": "reprolock.cli.lock:lock_command",
     "explain": "reprolock.cli.explain:explain_command",
     "export": "reprolock.cli.export:export_command",
+    "fetch": "reprolock.cli.dockerfile:fetch_command",
+    "dockerfile": "reprolock.cli.dockerfile:dockerfile_command",
     "inspect": "reprolock.cli.inspect:inspect_command",
     "diff": "reprolock.cli.diff:diff_command",
     "verify": "reprolock.cli.verify:verify_command",

@@ -12,7 +12,13 @@ from reprolock.inventory.os_release import parse_os_release
 from reprolock.inventory.python_dists import PACKAGE_DIRS, catalog_python
 
 _EXACT = frozenset(
-    {"etc/os-release", "usr/lib/os-release", "var/lib/dpkg/status", "etc/apt/sources.list"}
+    {
+        "etc/os-release",
+        "usr/lib/os-release",
+        "var/lib/dpkg/status",
+        "etc/apt/sources.list",
+        "etc/passwd",
+    }
 )
 _DIST_FILES = frozenset({"METADATA", "RECORD", "INSTALLER", "direct_url.json", "WHEEL", "PKG-INFO"})
 _HEADERS = frozenset({"cudnn_version.h", "nccl.h"})
@@ -102,4 +108,15 @@ def build_inventory(image: ImageRead, *, check_record: bool = True) -> Inventory
         cmd=config.cmd if config else None,
         apt_sources=apt_sources,
         history=config.history if config else (),
+        users=_users(view.read("etc/passwd")),
     )
+
+
+def _users(passwd: bytes | None) -> tuple[tuple[str, str], ...]:
+    """(uid, name) of every /etc/passwd entry."""
+    out = []
+    for line in (passwd or b"").decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 3 and parts[2].isdigit():
+            out.append((parts[2], parts[0]))
+    return tuple(out)

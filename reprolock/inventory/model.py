@@ -81,3 +81,12 @@ class Inventory:
     cmd: tuple[str, ...] | None = None
     apt_sources: tuple[str, ...] = field(default=())  # files that configure apt
     history: tuple[str, ...] = ()  # the build steps, as the config records them
+    users: tuple[tuple[str, str], ...] = ()  # (uid, name) from /etc/passwd
+
+    def user_name(self) -> str:
+        """The config's user as a name: ``10001:10001`` → the passwd name of uid 10001."""
+        user = self.user or "root"
+        uid = user.split(":", 1)[0]
+        if uid.isdigit():
+            return next((name for u, name in self.users if u == uid), user)
+        return uid

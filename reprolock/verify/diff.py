@@ -96,7 +96,19 @@ def diff(a: Snapshot, b: Snapshot, *, only: frozenset[str] = frozenset()) -> lis
     """Every difference from ``a`` to ``b`` in the chosen sections (all when ``only`` is empty)."""
     wanted = [s for s in SECTIONS if not only or s in only]
     changes: list[Change] = []
-    if "base" in wanted and a.base is not None and b.base is not None:
+    if "base" in wanted and a.base_digest and b.base_digest:
+        if a.base_digest != b.base_digest:
+            changes.append(
+                Change(
+                    section="base",
+                    subject="base",
+                    kind="changed",
+                    before=a.base_digest,
+                    after=b.base_digest,
+                    note="built from another base image",
+                )
+            )
+    elif "base" in wanted and a.base is not None and b.base is not None:
         # An image's layers start with its base's: compare the shorter prefix.
         n = min(len(a.base), len(b.base))
         if a.base[:n] != b.base[:n] or n == 0:

@@ -134,7 +134,7 @@ def verify(
             "error",
             "the image was built for another target",
         )
-    if image_settings is not None and (inventory.user or "root") != image_settings.user:
+    if image_settings is not None and inventory.user_name() != image_settings.user:
         add(
             "config-user",
             "user",

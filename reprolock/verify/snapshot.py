@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from reprolock.inventory import Inventory
 from reprolock.lock import LockedTarget
 
+BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
@@ -14,6 +16,9 @@ class Snapshot:
 
     label: str
     base: tuple[str, ...] | None = None  # the base image's layer diff_ids, in order
+    # The base image's manifest digest: the lock's, or an image's base-digest label (an
+    # image's own layers then need not be compared: rebuilt layers differ byte-wise).
+    base_digest: str | None = None
     python: dict[str, tuple[str, str | None]] = field(
         default_factory=dict
     )  # name → (version, build)
@@ -36,7 +41,8 @@ def from_target(target: LockedTarget, label: str) -> Snapshot:
             cuda["nccl"] = target.cuda.nccl
         cuda["driver-floor"] = target.cuda.driver_min
     base = target.base.diff_ids if target.base is not None else None
-    return Snapshot(label=label, base=base, python=python, apt=apt, cuda=cuda)
+    digest = target.base.manifest_digest if target.base is not None else None
+    return Snapshot(label=label, base=base, base_digest=digest, python=python, apt=apt, cuda=cuda)
 
 
 # The most telling source for each CUDA component, first found wins.
@@ -59,4 +65,7 @@ def from_inventory(
         for component in inventory.cuda:
             if component.source == source:
                 cuda.setdefault(component.name, component.version)
-    return Snapshot(label=label, base=diff_ids, python=python, apt=apt, cuda=cuda)
+    digest = dict(inventory.labels).get(BASE_DIGEST_LABEL)
+    return Snapshot(
+        label=label, base=diff_ids, base_digest=digest, python=python, apt=apt, cuda=cuda
+    )
