@@ -28,6 +28,7 @@ COMMANDS = {
     "diff": "reprolock.cli.diff:diff_command",
     "verify": "reprolock.cli.verify:verify_command",
     "matrix": "reprolock.cli.matrix:matrix_command",
+    "doctor": "reprolock.cli.doctor:doctor_command",
     "schema": "reprolock.cli.schema:schema_command",
 }
 
