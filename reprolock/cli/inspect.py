@@ -21,7 +21,14 @@ from reprolock.model import Platform
     is_flag=True,
     help="Skip hashing installed Python files against their RECORD (faster).",
 )
-def inspect_command(image: str, platform: Platform, no_record_check: bool) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "cyclonedx"]),
+    default=None,
+    help="text, json, or a CycloneDX 1.6 JSON SBOM [default: the global --format].",
+)
+def inspect_command(image: str, platform: Platform, no_record_check: bool, fmt: str | None) -> None:
     """Read IMAGE without running it and list what is inside: OS, dpkg packages, Python
     distributions (with RECORD integrity), the CUDA stack, and the image config.
 
@@ -42,7 +49,15 @@ def inspect_command(image: str, platform: Platform, no_record_check: bool) -> No
         docker_host=os.environ.get("DOCKER_HOST"),
     )
     result = inspect(image, options, net_options(settings))
-    if settings.format == "json":
+    if fmt == "cyclonedx":
+        from reprolock.inventory.cyclonedx import image_sbom  # noqa: PLC0415
+
+        click.echo(
+            image_sbom(result.inventory, result.image.description, result.image.manifest_digest),
+            nl=False,
+        )
+        return
+    if (fmt or settings.format) == "json":
         settings.emit_json(inventory_dict(result))
         return
     inv, read = result.inventory, result.image
