@@ -13,6 +13,7 @@ from reprolock.cli import output
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import lock_option, report_option, spec_option, target_option
 from reprolock.cli.report import render
+from reprolock.lock.io import write_atomic
 from reprolock.model import Platform
 
 
@@ -35,6 +36,12 @@ def verify_command() -> None:
     help="Skip this package in every check (repeatable).",
 )
 @report_option
+@click.option(
+    "--junit-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the JUnit report to this file (one read of the image for both, e.g. "
+    "--report github --junit-file verify.xml in CI).",
+)
 def image_command(
     image: str,
     spec_path: Path | None,
@@ -43,6 +50,7 @@ def image_command(
     strict: bool,
     ignore: tuple[str, ...],
     fmt: str | None,
+    junit_file: Path | None,
 ) -> int:
     """Compare IMAGE (any source `inspect` reads) with its locked target: base layers and
     label, apt packages, Python packages in the locked venv (versions, builds, RECORD
@@ -64,6 +72,8 @@ def image_command(
         ),
         net=net_options(settings),
     )
+    if junit_file is not None:
+        write_atomic(junit_file, render(report, "junit").encode("utf-8"))
     text = render(report, fmt or settings.format)
     if (fmt or settings.format) == "text":  # colour on a terminal (click strips it elsewhere)
         for line in text.splitlines():
