@@ -90,28 +90,51 @@ class Candidate:
         return f"{self.archive}/{self.filename}"
 
 
+def _candidate(
+    f: dict[str, str],
+    arch: str,
+    *,
+    filename: str = "",
+    sha256: str = "",
+    size: int = 0,
+    archive: str = "",
+    suite: str = "",
+    pin: int = 500,
+) -> Candidate:
+    """One stanza of a Packages index or a dpkg status file (which has no file fields)."""
+    return Candidate(
+        name=f["Package"],
+        version=f["Version"],
+        architecture=f.get("Architecture", arch),
+        depends=parse_relations(f.get("Depends", ""), arch),
+        pre_depends=parse_relations(f.get("Pre-Depends", ""), arch),
+        provides=parse_provides(f.get("Provides", ""), arch),
+        conflicts=parse_relations(f.get("Conflicts", ""), arch),
+        breaks=parse_relations(f.get("Breaks", ""), arch),
+        multi_arch=f.get("Multi-Arch", "no"),
+        priority=f.get("Priority", "optional"),
+        filename=filename,
+        sha256=sha256,
+        size=size,
+        archive=archive,
+        suite=suite,
+        pin=pin,
+    )
+
+
 def parse_packages(
     text: str, *, arch: str, archive: str, suite: str, pin: int = 500
 ) -> list[Candidate]:
     """The Packages index of one component: the stanzas for ``arch`` and ``all``."""
     out = []
     for f in stanzas(text):
-        architecture = f.get("Architecture", "")
-        if architecture not in (arch, "all") or "Package" not in f or "Version" not in f:
+        if f.get("Architecture") not in (arch, "all") or "Package" not in f or "Version" not in f:
             continue
         size = f.get("Size", "0")
         out.append(
-            Candidate(
-                name=f["Package"],
-                version=f["Version"],
-                architecture=architecture,
-                depends=parse_relations(f.get("Depends", ""), arch),
-                pre_depends=parse_relations(f.get("Pre-Depends", ""), arch),
-                provides=parse_provides(f.get("Provides", ""), arch),
-                conflicts=parse_relations(f.get("Conflicts", ""), arch),
-                breaks=parse_relations(f.get("Breaks", ""), arch),
-                multi_arch=f.get("Multi-Arch", "no"),
-                priority=f.get("Priority", "optional"),
+            _candidate(
+                f,
+                arch,
                 filename=f.get("Filename", ""),
                 sha256=f.get("SHA256", ""),
                 size=int(size) if size.isdigit() else 0,
@@ -125,25 +148,8 @@ def parse_packages(
 
 def parse_status(text: str, *, arch: str) -> list[Candidate]:
     """The installed packages of a dpkg status file, as candidates (no file)."""
-    out = []
-    for f in stanzas(text):
-        if f.get("Status", "").split()[-1:] != ["installed"]:
-            continue
-        if "Package" not in f or "Version" not in f:
-            continue
-        pkg_arch = f.get("Architecture", arch)
-        out.append(
-            Candidate(
-                name=f["Package"],
-                version=f["Version"],
-                architecture=pkg_arch,
-                depends=parse_relations(f.get("Depends", ""), arch),
-                pre_depends=parse_relations(f.get("Pre-Depends", ""), arch),
-                provides=parse_provides(f.get("Provides", ""), arch),
-                conflicts=parse_relations(f.get("Conflicts", ""), arch),
-                breaks=parse_relations(f.get("Breaks", ""), arch),
-                multi_arch=f.get("Multi-Arch", "no"),
-                priority=f.get("Priority", "optional"),
-            )
-        )
-    return out
+    return [
+        _candidate(f, arch)
+        for f in stanzas(text)
+        if f.get("Status", "").split()[-1:] == ["installed"] and "Package" in f and "Version" in f
+    ]

@@ -39,27 +39,31 @@ def _requirement(text: str | None) -> Requirement | None:
         return None
 
 
-def lowest_cuda(requirement: Requirement | None) -> CudaVersion | None:
-    """The CUDA major.minor a runtime requirement starts at (``>=12.5.82`` → 12.5)."""
+def _lower_bound(requirement: Requirement | None) -> list[str] | None:
+    """The dotted parts of the version a requirement starts at (``>=12.5.82`` → 12,5,82)."""
     if requirement is None:
         return None
     for spec in requirement.specifier:
         if spec.operator in ("==", ">=", "~=", "==="):
-            with contextlib.suppress(ValueError):
-                parts = spec.version.split(".")
-                return CudaVersion.parse(f"{parts[0]}.{parts[1]}")
+            return spec.version.split(".")
     return None
+
+
+def lowest_cuda(requirement: Requirement | None) -> CudaVersion | None:
+    """The CUDA major.minor a runtime requirement starts at (``>=12.5.82`` → 12.5)."""
+    parts = _lower_bound(requirement)
+    if parts is None or len(parts) < 2:
+        return None
+    try:
+        return CudaVersion.parse(f"{parts[0]}.{parts[1]}")
+    except ValueError:
+        return None
 
 
 def cudnn_major(requirement: Requirement | None) -> int | None:
     """The cuDNN major a cuDNN wheel requirement admits (``>=9.3.0.75,<10`` → 9)."""
-    if requirement is None:
-        return None
-    for spec in requirement.specifier:
-        if spec.operator in ("==", ">=", "~=", "==="):
-            with contextlib.suppress(ValueError):
-                return int(spec.version.split(".")[0])
-    return None
+    parts = _lower_bound(requirement)
+    return int(parts[0]) if parts and parts[0].isdigit() else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
