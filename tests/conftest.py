@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,14 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     for daemon in engine.start(root):
         daemon.import_base()
         yield daemon
+
+
+# Lines tests want in the CI log (measurements, e.g. image sizes), printed after the run.
+SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if SUMMARY:
+        terminalreporter.section("reprolock measurements")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)

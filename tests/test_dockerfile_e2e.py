@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.aptrepo import AptRepo, Deb, GpgKey, needs_apt_tools, serve_repo
-from tests.conftest import Run, run_cli
+from tests.conftest import SUMMARY, Run, run_cli
 from tests.dockerd import BASE_TAG, Dockerd
 from tests.ociregistry import Registry
 from tests.pyindex import IndexServer, serve
@@ -236,8 +236,8 @@ def test_rebuild_has_an_empty_diff_and_sizes(cli: Cli, built: Built, dockerd: Do
         tag: int(dockerd.docker("image", "inspect", "-f", "{{.Size}}", tag).stdout)
         for tag in ("reprolock-e2e/app:1", "reprolock-e2e/single:1")
     }
-    print(
-        f"\nimage sizes: multi-stage {sizes['reprolock-e2e/app:1'] / 1e6:.1f} MB, "
+    SUMMARY.append(
+        f"image sizes: multi-stage {sizes['reprolock-e2e/app:1'] / 1e6:.1f} MB, "
         f"single-stage {sizes['reprolock-e2e/single:1'] / 1e6:.1f} MB; timings "
         + ", ".join(f"{k} {v:.1f}s" for k, v in built.timings.items())
     )
