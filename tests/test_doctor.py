@@ -185,3 +185,31 @@ def test_smi_csv_parsing() -> None:
     with pytest.raises(ValueError, match="unexpected nvidia-smi output"):
         parse_smi_csv("garbage\n")
     assert loads(GOLDEN.read_text(), file="x").lock.target(AMD64) is not None
+
+
+def test_nvml_is_read_when_nvidia_ml_py_is_installed(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NVML cannot be stood in for without a GPU: a module with pynvml's API (the values an
+    H100 host reports) takes its place, and nvidia-smi is then not asked."""
+    import types
+
+    fake = types.ModuleType("pynvml")
+    calls: list[str] = []
+    fake.nvmlInit = lambda: calls.append("init")  # type: ignore[attr-defined]
+    fake.nvmlShutdown = lambda: calls.append("shutdown")  # type: ignore[attr-defined]
+    fake.nvmlSystemGetDriverVersion = lambda: "550.54.15"  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetCount = lambda: 2  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetHandleByIndex = lambda i: i  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetName = lambda h: b"NVIDIA H100 80GB HBM3"  # type: ignore[attr-defined]
+    fake.nvmlDeviceGetCudaComputeCapability = lambda h: (9, 0)  # type: ignore[attr-defined]
+    monkeypatch.setitem(__import__("sys").modules, "pynvml", fake)
+    _host(tmp_path, monkeypatch, "exit 99\n", toolkit=True)  # nvidia-smi would fail
+    run = cli(
+        "--format", "json", "doctor", "--lock", "reprolock.lock", "--target", AMD64, cwd=tmp_path
+    )
+    assert run.code == 0, run.out
+    report = json.loads(run.out)
+    assert report["source"] == "nvml" and report["driver"] == "550.54.15"
+    assert [g["compute-capability"] for g in report["gpus"]] == ["9.0", "9.0"]
+    assert calls == ["init", "shutdown"]
