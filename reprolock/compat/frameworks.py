@@ -8,7 +8,7 @@ JAX CUDA plugin. Each says which CUDA and cuDNN it brings and which GPUs it has 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from reprolock.compat.arches import ArchList
-from reprolock.model import CudaVersion, Platform
+from reprolock.model import CudaVersion
 
 AMD64 = "linux/amd64"
 ARM64 = "linux/arm64"
@@ -411,11 +411,3 @@ class JaxTable:
             min_capability=self.min_capability.get(major),
             sources=("pypi", "jaxdoc"),
         )
-
-
-def python_ok(pythons: Sequence[str], feature: str) -> bool:
-    return feature in pythons
-
-
-def platform_key(platform: Platform) -> str:
-    return f"{platform.os}/{platform.architecture}"

@@ -56,14 +56,6 @@ class ImageCatalog:
         family = data.get("family", {}).get(NVIDIA_CUDA, {})
         return cls(cuda=rows, flavors=tuple(family.get("flavors", ("base", "runtime", "devel"))))
 
-    def find(self, cuda: CudaVersion) -> CudaImage | None:
-        return next((r for r in self.cuda if r.cuda == cuda), None)
-
-    def newest(self, cuda: CudaVersion) -> list[CudaImage]:
-        """The releases of ``cuda``'s major.minor (or exactly it), newest first."""
-        n = len(cuda.parts)
-        return [r for r in reversed(self.cuda) if r.cuda.parts[:n] == cuda.parts]
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CudnnSupport:

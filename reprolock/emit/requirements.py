@@ -6,17 +6,20 @@ from reprolock.errors import InputError
 from reprolock.lock import LockedTarget
 
 
-def requirements_txt(target: LockedTarget, *, urls: bool = False, header: str = "") -> str:
-    """Pins with ``--hash`` lines, sorted; the indexes used come first as pip options.
+def requirements_txt(
+    target: LockedTarget, *, urls: bool = False, header: str = "", indexes: bool = True
+) -> str:
+    """Pins with ``--hash`` lines, sorted; the indexes used come first as pip options
+    (unless ``indexes`` is false, for installs from a local wheelhouse).
 
     With ``urls`` each line names the locked file directly (``name @ url``), so pip
     needs no index at all.
     """
     lines = [header] if header else []
-    indexes = sorted({p.index for p in target.packages})
-    if not urls and indexes:
-        lines.append(f"--index-url {indexes[0]}")
-        lines.extend(f"--extra-index-url {i}" for i in indexes[1:])
+    used = sorted({p.index for p in target.packages}) if indexes else []
+    if not urls and used:
+        lines.append(f"--index-url {used[0]}")
+        lines.extend(f"--extra-index-url {i}" for i in used[1:])
         lines.append("")
     for package in sorted(target.packages, key=lambda p: p.name):
         hashes = sorted({w.sha256 for w in package.wheels if w.sha256})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from packaging.specifiers import SpecifierSet
@@ -370,9 +370,6 @@ def group_verdicts(verdicts: list[Verdict]) -> list[str]:
             shown = f"{vs[0]} .. {vs[-1]}"
         lines.append(f"{name} {shown} ({what}) {'; '.join(reasons)}")
     return lines
-
-
-Relax = Callable[[FrameworkRequest, Fleet], tuple[FrameworkRequest, Fleet]]
 
 
 def _no_build(
