@@ -9,9 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from reprolock.cli import output
 from reprolock.cli.main import main
+
+# Property-based tests (hypothesis) run with a fixed seed and a small budget in CI:
+# each suite's examples are derandomized, so a run is repeatable, and all of them
+# together stay well under a minute.
+settings.register_profile(
+    "reprolock",
+    derandomize=True,
+    deadline=None,
+    max_examples=150,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
+settings.load_profile("reprolock")
 
 
 @dataclass

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reprolock import limits
 from reprolock.api.base_layer import registry_client, spec_registry_options
 from reprolock.api.network import NetOptions
 from reprolock.apt.archive import AptArchives
@@ -65,7 +66,7 @@ def base_files(base: LockedBase, platform: Platform, spec: Spec, net: NetOptions
     the digest pins the content)."""
     cache = Cache(net.cache_dir)
     key = Digest.parse(base.manifest_digest).hex
-    cached = cache.get_blob("apt-base", key)
+    cached = cache.get_ref("apt-base", key, cap=limits.current().catalog_total_bytes * 2)
     if cached is not None:
         data = json.loads(cached)
         return BaseFiles(files={k: base64.b64decode(v) for k, v in data.items()})
@@ -89,7 +90,7 @@ def base_files(base: LockedBase, platform: Platform, spec: Spec, net: NetOptions
         path = node.entry.path
         if _wanted(path) and (content := read.view.read(path)) is not None:
             files[path] = content
-    cache.put_blob(
+    cache.put_ref(
         "apt-base",
         key,
         json.dumps({k: base64.b64encode(v).decode() for k, v in sorted(files.items())}).encode(),

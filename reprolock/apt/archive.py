@@ -18,6 +18,7 @@ from pathlib import Path
 
 import requests
 
+from reprolock import limits
 from reprolock.apt.index import Candidate, Release, parse_packages, parse_release
 from reprolock.apt.sources import AptSource
 from reprolock.errors import SourceError
@@ -83,14 +84,18 @@ class AptArchives:
     def release(self, source: AptSource) -> Release:
         base = self._dists(source)
         key = hashlib.sha256(f"{base}/InRelease".encode()).hexdigest()
-        cached = self.cache.get_blob("apt-release", key) if self.snapshot else None
+        cached = (
+            self.cache.get_ref("apt-release", key, cap=limits.current().release_bytes)
+            if self.snapshot
+            else None
+        )
         if cached is not None:
             text = cached.decode("utf-8", "replace")
         else:
             self.stats["releases"] += 1
             text = self._signed_release(source, base)
             if self.snapshot:
-                self.cache.put_blob("apt-release", key, text.encode())
+                self.cache.put_ref("apt-release", key, text.encode())
         release = parse_release(text)
         if not self.snapshot and release.valid_until is not None and release.valid_until < self.now:
             raise SourceError(
@@ -166,7 +171,7 @@ class AptArchives:
                 break
         else:
             return []  # the archive has no such component/architecture
-        data = self.cache.get_blob("apt-index", entry.sha256)
+        data = self.cache.get_ref("apt-index", entry.sha256, cap=limits.current().apt_index_bytes)
         if data is None:
             folder = entry.path.rsplit("/", 1)[0] if "/" in entry.path else ""
             url = (
@@ -190,7 +195,7 @@ class AptArchives:
                     hint="The mirror is mid-sync or tampered with; retry or use a snapshot.",
                 )
             data = _decompress(raw, entry.path)
-            self.cache.put_blob("apt-index", entry.sha256, data)
+            self.cache.put_ref("apt-index", entry.sha256, data)
         return parse_packages(
             data.decode("utf-8", "replace"),
             arch=arch,

@@ -9,37 +9,68 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import get_environ_proxies, get_netrc_auth
 from urllib3.util.retry import Retry
 
-from reprolock import __version__
+from reprolock import __version__, limits
 from reprolock.net.config import NetConfig
 
-SYSTEM_CA_BUNDLES = (
-    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Alpine
-    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL
-    "/etc/ssl/cert.pem",  # macOS, BSD
-)
+
+class _CappedRetry(Retry):
+    """urllib3's retry, honouring a server's ``Retry-After`` only up to a cap (a hostile
+    or confused server could otherwise park a run for hours)."""
+
+    def get_retry_after(self, response: Any) -> float | None:
+        after = super().get_retry_after(response)
+        if after is None:
+            return None
+        return min(after, limits.current().retry_after_seconds)
 
 
-class _TimeoutSession(requests.Session):
+class _Session(requests.Session):
+    """Timeouts on every request; proxies from the environment; ``~/.netrc`` only for a
+    request that carries no credential of its own.
+
+    ``requests`` with ``trust_env`` lets netrc override the credentials of a URL and an
+    explicit ``Authorization`` header; here an explicit credential always wins, and
+    netrc is asked only when there is none.
+    """
+
     def __init__(self, timeout: float) -> None:
         super().__init__()
         self._timeout = timeout
+        self.trust_env = False
+        self.max_redirects = limits.current().redirects
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", self._timeout)
+        text = url.decode() if isinstance(url, bytes) else url
+        if kwargs.get("proxies") is None:
+            kwargs["proxies"] = get_environ_proxies(text, no_proxy=None)
+        headers = kwargs.get("headers") or {}
+        explicit = (
+            kwargs.get("auth") is not None
+            or any(k.lower() == "authorization" for k in headers)
+            or "@" in urlsplit(text).netloc
+        )
+        if not explicit:
+            netrc = get_netrc_auth(text)
+            if netrc is not None:
+                kwargs["auth"] = netrc
         return super().request(method, url, *args, **kwargs)
 
 
 def new_session(config: NetConfig) -> requests.Session:
     """A session with retries on connection errors, 429 and 5xx, and the CA bundle."""
-    session = _TimeoutSession(config.timeout)
-    retry = Retry(
+    session = _Session(config.timeout)
+    retry = _CappedRetry(
         total=config.retries,
         connect=config.retries,
-        read=config.retries,
+        read=0,  # a read that timed out is not retried: the deadline is the request's
         status=config.retries,
+        redirect=limits.current().redirects,
         backoff_factor=0.25,
+        backoff_max=limits.current().retry_after_seconds,
         status_forcelist=(429, 500, 502, 503, 504),
         allowed_methods=frozenset({"GET", "HEAD"}),
         respect_retry_after_header=True,
@@ -53,7 +84,6 @@ def new_session(config: NetConfig) -> requests.Session:
     if config.ca_bundle:
         session.verify = config.ca_bundle
     session.headers["User-Agent"] = f"reprolock/{__version__}"
-    session.trust_env = True  # proxies from the environment, ~/.netrc credentials
     return session
 
 

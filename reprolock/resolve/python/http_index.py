@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from packaging.utils import NormalizedName
 
+from reprolock import limits
 from reprolock.errors import SourceError
 from reprolock.net.cache import Cache
 from reprolock.net.session import describe_failure, redact
@@ -147,8 +148,8 @@ class HttpIndex:
 
     # -- metadata -----------------------------------------------------------------------
     def metadata(self, file: DistFile) -> bytes:
-        key = file.sha256 or hashlib.sha256(file.url.encode()).hexdigest()
-        cached = self.cache.get_blob("metadata", key)
+        key = f"{file.url}\n{file.sha256}"
+        cached = self.cache.get_ref("metadata", key, cap=limits.current().metadata_bytes)
         if cached is not None:
             return cached
         if self.offline:
@@ -167,7 +168,7 @@ class HttpIndex:
             data = self._metadata_file(file)
             if data is None:
                 data = self._metadata_from_zip(file, tail.result())
-        self.cache.put_blob("metadata", key, data)
+        self.cache.put_ref("metadata", key, data)
         return data
 
     def _tail(self, file: DistFile) -> requests.Response:

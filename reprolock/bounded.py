@@ -1,0 +1,238 @@
+"""Bounded reads: capped byte counts and output-bounded decompression.
+
+Every archive and network read goes through here (or through `reprolock.net.http`,
+which uses the same caps), so a hostile input costs at most what `reprolock.limits`
+allows: a read stops one byte past its cap, and a decompressor never produces more
+than one small step of output before the totals and the ratio are checked again.
+"""
+
+from __future__ import annotations
+
+import io
+import lzma
+import zlib
+from collections.abc import Callable
+from typing import IO, Literal
+
+import zstandard
+
+from reprolock import limits
+from reprolock.errors import SourceError
+
+Compression = Literal["gzip", "xz", "zstd", "plain"]
+
+STEP = 1 << 20  # the most output one decompression call may produce
+INPUT_CHUNK = 64 * 1024  # compressed bytes read at a time
+
+
+def read_capped(stream: IO[bytes] | io.RawIOBase, cap: int, what: str, limit_name: str) -> bytes:
+    """All of ``stream``, or `SourceError` as soon as it passes ``cap`` bytes."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(min(STEP, cap + 1 - total))
+        if not chunk:
+            return b"".join(parts)
+        total += len(chunk)
+        if total > cap:
+            raise limits.exceeded(what, limit_name, actual=f"over {total} bytes")
+        parts.append(chunk)
+
+
+def sniff(head: bytes) -> Compression:
+    """The compression of a stream from its first bytes (6 are enough)."""
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    return "plain"
+
+
+class _Counting(io.RawIOBase):
+    """Counts (and reports) the compressed bytes a decompressor pulls."""
+
+    def __init__(self, raw: IO[bytes], on_input: Callable[[bytes], None] | None) -> None:
+        self.raw = raw
+        self.on_input = on_input
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(INPUT_CHUNK if size is None or size < 0 else size)
+        self.count += len(data)
+        if data and self.on_input is not None:
+            self.on_input(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class Decompressor(io.RawIOBase):
+    """A readable stream of ``raw`` decompressed, bounded in output and in ratio.
+
+    ``max_output`` caps the total output (``limit_name`` names the cap in the error);
+    beyond ``floor`` bytes, output more than ``ratio`` times the input is a bomb.
+    ``on_input`` sees every compressed byte read (to hash the stored blob).  Each
+    ``read(n)`` returns at most ``n`` bytes and decompresses at most `STEP` at once.
+    Raises `SourceError` for corrupt or truncated data and for bombs.
+    """
+
+    def __init__(
+        self,
+        raw: IO[bytes],
+        kind: Compression,
+        *,
+        what: str,
+        max_output: int,
+        limit_name: str,
+        ratio: int | None = None,
+        floor: int | None = None,
+        on_input: Callable[[bytes], None] | None = None,
+    ) -> None:
+        caps = limits.current()
+        self.kind = kind
+        self.what = what
+        self.max_output = max_output
+        self.limit_name = limit_name
+        self.ratio = caps.decompression_ratio if ratio is None else ratio
+        self.floor = caps.decompression_floor if floor is None else floor
+        self.input = _Counting(raw, on_input)
+        self.uncompressed = 0
+        self._eof = False
+        self._zlib: zlib._Decompress | None = None
+        self._lzma: lzma.LZMADecompressor | None = None
+        self._pending = b""  # compressed input not yet given to the decompressor
+        self._zstd: zstandard.ZstdDecompressionReader | None = None
+        if kind == "gzip":
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif kind == "xz":
+            self._lzma = lzma.LZMADecompressor(memlimit=caps.decoder_memory_bytes)
+        elif kind == "zstd":
+            self._zstd = zstandard.ZstdDecompressor(
+                max_window_size=caps.decoder_memory_bytes
+            ).stream_reader(
+                self.input,  # type: ignore[arg-type]
+                read_size=INPUT_CHUNK,
+                read_across_frames=True,
+            )
+
+    @property
+    def compressed(self) -> int:
+        return self.input.count
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        if self._eof:
+            return b""
+        want = STEP if size is None or size < 0 else min(size, STEP)
+        if want == 0:
+            return b""
+        try:
+            out = self._next(want)
+        except (zlib.error, lzma.LZMAError, zstandard.ZstdError, EOFError) as exc:
+            raise SourceError(
+                f"{self.what}: corrupt compressed data ({exc}).",
+                hint="The file is damaged or hostile; do not use it.",
+            ) from None
+        if not out:
+            self._eof = True
+            return b""
+        self._account(len(out))
+        return out
+
+    def _account(self, produced: int) -> None:
+        self.uncompressed += produced
+        if self.uncompressed > self.max_output:
+            raise limits.exceeded(
+                f"{self.what} (decompressed)",
+                self.limit_name,
+                actual=f"over {self.uncompressed} bytes",
+            )
+        if self.uncompressed > self.floor and self.uncompressed > self.ratio * max(
+            self.compressed, 1
+        ):
+            raise SourceError(
+                f"{self.what}: expands to over {self.uncompressed >> 20} MiB from "
+                f"{self.compressed >> 10} KiB: refusing a decompression bomb.",
+                hint="This is not genuine data; do not use it. (Ratios above "
+                f"{self.ratio}:1 past {self.floor >> 20} MiB are refused: "
+                f"{limits.ENV_PREFIX}DECOMPRESSION_RATIO.)",
+            )
+
+    def _next(self, want: int) -> bytes:
+        if self._zstd is not None:
+            return self._zstd.read(want)
+        if self._zlib is not None:
+            return self._inflate(want)
+        if self._lzma is not None:
+            return self._unxz(want)
+        return self.input.read(want)
+
+    def _inflate(self, want: int) -> bytes:
+        z = self._zlib
+        assert z is not None
+        while True:
+            data = z.unconsumed_tail or self._pending
+            self._pending = b""
+            if not data:
+                data = self.input.read(INPUT_CHUNK)
+                if not data:
+                    if not z.eof:
+                        raise EOFError("the compressed stream is truncated")
+                    return b""
+            out = z.decompress(data, want)
+            if z.eof and z.unused_data:  # concatenated gzip members (pigz, some registries)
+                self._pending = z.unused_data
+                z = self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if out:
+                return out
+
+    def _unxz(self, want: int) -> bytes:
+        x = self._lzma
+        assert x is not None
+        while True:
+            if x.eof:
+                if not x.unused_data:
+                    rest = self.input.read(INPUT_CHUNK)
+                    if not rest:
+                        return b""
+                    self._pending = rest
+                else:
+                    self._pending = x.unused_data
+                x = self._lzma = lzma.LZMADecompressor(
+                    memlimit=limits.current().decoder_memory_bytes
+                )
+            if x.needs_input:
+                data = self._pending or self.input.read(INPUT_CHUNK)
+                self._pending = b""
+                if not data:
+                    raise EOFError("the compressed stream is truncated")
+            else:
+                data = b""
+            out = x.decompress(data, want)
+            if out:
+                return out
+
+
+def decompress_capped(
+    data: bytes, kind: Compression, *, what: str, max_output: int, limit_name: str
+) -> bytes:
+    """``data`` decompressed whole, within the same bounds as `Decompressor`."""
+    stream = Decompressor(
+        io.BytesIO(data), kind, what=what, max_output=max_output, limit_name=limit_name
+    )
+    return read_capped(stream, max_output, what, limit_name)
