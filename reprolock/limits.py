@@ -83,6 +83,12 @@ class Limits:
     """One requirements file named by the spec."""
     nesting: int = 64
     """Nesting depth of arrays and tables in a spec, lock or JSON document."""
+    tar_header_bytes: int = 1 * MiB
+    """One extended tar header (pax, GNU long name) in a layer or an image archive, and a
+    tar's global pax headers together."""
+    archive_members: int = 100_000
+    """Members of the outer tar of a ``docker-archive:`` or ``oci-archive:`` (indexed in
+    memory)."""
 
 
 DEFAULT = Limits()
