@@ -139,7 +139,17 @@ def from_environment(environ: Mapping[str, str]) -> Limits:
 
 
 def exceeded(what: str, limit_name: str, *, actual: str | None = None) -> SourceError:
-    """The error for an input beyond a cap: what, which cap, and how to raise it."""
+    """The error for an input beyond a cap: what, which cap, and how to raise it.
+
+    ``limit_name`` is a field of `Limits`, or a phrase for a size the source itself
+    declared (e.g. "the descriptor's size"): exceeding that is damage, not a cap to raise.
+    """
+    if not hasattr(_current, limit_name):
+        got = f" ({actual})" if actual else ""
+        return SourceError(
+            f"{what} is longer than {limit_name}{got}; refusing it.",
+            hint="The source is damaged or hostile; do not use it.",
+        )
     value = getattr(_current, limit_name)
     shown = _human(value) if limit_name.endswith("bytes") else str(value)
     got = f" ({actual})" if actual else ""

@@ -290,7 +290,8 @@ class Front(ThreadingHTTPServer):
         self.token_users: dict[str, str] = {}  # empty: anonymous tokens
         self.status: int | None = None  # answer every /v2 request with this status
         self.corrupt_manifests = False
-        self.corrupt_blobs = False
+        self.corrupt_blobs = False  # same length, one byte changed
+        self.pad_blobs = False  # one byte more than the descriptor says
         self.requests: list[tuple[str, str | None]] = []
 
     @property
@@ -355,7 +356,9 @@ class _FrontHandler(BaseHTTPRequestHandler):
         if front.corrupt_manifests and "/manifests/" in self.path:
             body = body.replace(b'"schemaVersion": 2', b'"schemaVersion":  2')
             body = body.replace(b'"schemaVersion":2', b'"schemaVersion": 2')
-        if front.corrupt_blobs and "/blobs/" in self.path:
+        if front.corrupt_blobs and "/blobs/" in self.path and body:
+            body = body[:-1] + bytes([body[-1] ^ 1])
+        if front.pad_blobs and "/blobs/" in self.path:
             body += b" "
         headers = {
             k: v

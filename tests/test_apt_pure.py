@@ -66,10 +66,13 @@ def test_release_fields() -> None:
         "Suite: bookworm-backports\nCodename: bookworm-backports\nNotAutomatic: yes\n"
         "ButAutomaticUpgrades: yes\nAcquire-By-Hash: yes\n"
         "Valid-Until: Sat, 01 Jun 2024 00:00:00 UTC\nComponents: main\nArchitectures: amd64\n"
-        "SHA256:\n 0123abcd 42 main/binary-amd64/Packages.xz\n"
+        "SHA256:\n " + "0123abcd" * 8 + " 42 main/binary-amd64/Packages.xz\n"
+        " 0123abcd 42 main/binary-amd64/Packages.gz\n"  # not a sha256: left out
+        " " + "0123abcd" * 8 + " 42 ../../etc/passwd\n"  # leaves the archive: left out
     )
     assert release.priority == 100 and release.by_hash
     assert release.files["main/binary-amd64/Packages.xz"].size == 42
+    assert sorted(release.files) == ["main/binary-amd64/Packages.xz"]
     assert release.valid_until is not None and release.valid_until.year == 2024
 
 
@@ -81,7 +84,35 @@ def test_versions_and_relations() -> None:
 
 
 def _pkgs(text: str, pin: int = 500) -> list[Candidate]:
-    return parse_packages(text, arch="amd64", archive="http://a", suite="s", pin=pin)
+    """Stanzas as a Packages index lists them (each with its file's name, hash and size)."""
+    stanzas = []
+    for stanza in text.strip().split("\n\n"):
+        name = stanza.split("\n", 1)[0].removeprefix("Package: ")
+        stanzas.append(
+            f"{stanza.strip()}\nFilename: pool/{name}.deb\nSHA256: {'ab' * 32}\nSize: 1\n"
+        )
+    return parse_packages(
+        "\n".join(stanzas), arch="amd64", archive="http://a", suite="s", pin=pin
+    )
+
+
+def test_malformed_package_stanzas_are_left_out() -> None:
+    good = "Package: ok\nVersion: 1.0-1\nArchitecture: amd64\n"
+    files = f"Filename: pool/x.deb\nSHA256: {'ab' * 32}\nSize: 10\n"
+    bad = [
+        "Package: ../x\nVersion: 1\nArchitecture: amd64\n" + files,
+        "Package: x\nVersion: 1/2\nArchitecture: amd64\n" + files,
+        "Package: x\nVersion: 1\nArchitecture: amd64\nFilename: ../../x.deb\n"
+        f"SHA256: {'ab' * 32}\nSize: 1\n",
+        "Package: x\nVersion: 1\nArchitecture: amd64\nFilename: /x.deb\n"
+        f"SHA256: {'ab' * 32}\nSize: 1\n",
+        "Package: x\nVersion: 1\nArchitecture: amd64\nFilename: x.deb\nSHA256: ../x\nSize: 1\n",
+        "Package: x\nVersion: 1\nArchitecture: amd64\nFilename: x.deb\n"
+        f"SHA256: {'ab' * 32}\nSize: -1\n",
+    ]
+    text = "\n".join([good + files, *bad])
+    found = parse_packages(text, arch="amd64", archive="http://a", suite="s")
+    assert [(c.name, c.url) for c in found] == [("ok", "http://a/pool/x.deb")]
 
 
 def test_candidate_is_the_best_pin_then_version() -> None:

@@ -306,6 +306,21 @@ def test_blob_digest_mismatch(
     )
 
 
+def test_blob_longer_than_its_descriptor_is_cut_off(
+    lock_cli: LockCli, tmp_path: Path, registry: Registry, front: Front
+) -> None:
+    repo = _repo()
+    pushed = registry.push_image(repo, "1", Image())
+    front.pad_blobs = True
+    _spec(tmp_path, f"{front.host}/{repo}:1", platforms='"linux/amd64"')
+    run = lock_cli("lock")
+    assert run.code == 4
+    assert run.err.startswith(
+        f"error: {front.host}/{repo}:1: blob {pushed['config']} from http://{front.host} is "
+        "longer than its descriptor's size ("
+    ), run.err
+
+
 def test_basic_auth_registry_with_docker_config_and_helper(
     lock_cli: LockCli,
     tmp_path: Path,

@@ -10,8 +10,9 @@ import pytest
 from reprolock.errors import InputError
 from reprolock.model import Platform
 from reprolock.model.oci import Index, Manifest, OciPlatform, parse_config, parse_manifest
+from reprolock.net.hosts import is_loopback
 from reprolock.registry.auth import CredentialStore, Login
-from reprolock.registry.client import RegistryClient, RegistryOptions, is_loopback, parse_challenge
+from reprolock.registry.client import RegistryClient, RegistryOptions, parse_challenge
 
 
 def test_parse_challenge() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,9 +68,8 @@ def base_files(base: LockedBase, platform: Platform, spec: Spec, net: NetOptions
     cache = Cache(net.cache_dir)
     key = Digest.parse(base.manifest_digest).hex
     cached = cache.get_ref("apt-base", key, cap=limits.current().catalog_total_bytes * 2)
-    if cached is not None:
-        data = json.loads(cached)
-        return BaseFiles(files={k: base64.b64decode(v) for k, v in data.items()})
+    if cached is not None and (from_cache := _decode_files(cached)) is not None:
+        return BaseFiles(files=from_cache)
     if net.config.offline:
         raise SourceError(
             f"{base.ref}: its apt files are not cached, and --offline forbids reading the image.",
@@ -96,6 +96,21 @@ def base_files(base: LockedBase, platform: Platform, spec: Spec, net: NetOptions
         json.dumps({k: base64.b64encode(v).decode() for k, v in sorted(files.items())}).encode(),
     )
     return BaseFiles(files=files)
+
+
+def _decode_files(data: bytes) -> dict[str, bytes] | None:
+    """The cached apt files of a base image; None when the entry is damaged (a miss)."""
+    try:
+        value = json.loads(data)
+        if not isinstance(value, dict):
+            return None
+        return {
+            str(k): base64.b64decode(v, validate=True)
+            for k, v in value.items()
+            if isinstance(k, str) and isinstance(v, str) and _wanted(k)
+        }
+    except (ValueError, RecursionError, binascii.Error):
+        return None
 
 
 @dataclass(slots=True)

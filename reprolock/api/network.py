@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from reprolock.errors import InputError
+from reprolock.net.cache import public_url
 from reprolock.net.config import NetConfig
+from reprolock.net.hosts import is_loopback
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,11 +33,22 @@ def credential_key(index_name: str) -> str:
 
 
 def with_credentials(url: str, credentials: tuple[str, str] | None) -> str:
-    """``url`` with user and password inserted, unless it already carries some."""
-    if credentials is None:
-        return url
+    """``url`` with user and password inserted, unless it already carries some.
+
+    Credentials travel only over https, or to a loopback host: `InputError` otherwise.
+    """
     parts = urlsplit(url)
-    if "@" in parts.netloc:
+    if credentials is None and not parts.password:
+        return url
+    host = parts.hostname or ""
+    if parts.scheme != "https" and not is_loopback(host):
+        raise InputError(
+            f"{public_url(url)}: refusing to send index credentials over plain "
+            f"{parts.scheme}:// to {host}.",
+            hint="Use the index's https:// URL (or a loopback proxy); credentials are never "
+            "sent in clear over the network.",
+        )
+    if credentials is None or "@" in parts.netloc:
         return url
     user, password = (quote(c, safe="") for c in credentials)
     return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))

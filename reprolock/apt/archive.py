@@ -6,9 +6,7 @@ cached by that hash (they never change), Release files of snapshot archives by U
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import lzma
 import shutil
 import subprocess
 import tempfile
@@ -21,9 +19,11 @@ import requests
 from reprolock import limits
 from reprolock.apt.index import Candidate, Release, parse_packages, parse_release
 from reprolock.apt.sources import AptSource
+from reprolock.bounded import Compression, decompress_capped
 from reprolock.errors import SourceError
+from reprolock.net import http
 from reprolock.net.cache import Cache
-from reprolock.net.session import describe_failure, redact
+from reprolock.net.session import redact
 
 _ARMOR = b"-----BEGIN PGP"
 
@@ -51,29 +51,33 @@ class AptArchives:
         self.stats = {"releases": 0, "indexes": 0, "bytes": 0}
 
     # -- HTTP ------------------------------------------------------------------------------
-    def _get(self, url: str) -> bytes | None:
-        """The body, or None for a 404; `SourceError` for anything else."""
+    def _get(self, url: str, *, cap: int, limit_name: str) -> bytes | None:
+        """The body (at most ``cap`` bytes), or None for a 404; `SourceError` otherwise."""
         if self.offline:
             raise SourceError(
                 f"{redact(url)}: not cached, and --offline forbids fetching it.",
                 hint="Run `reprolock lock` once online to fill the cache.",
             )
-        try:
-            response = self.session.get(url)
-        except requests.RequestException as exc:
-            raise SourceError(
-                f"{redact(url)}: {describe_failure(exc)}.",
-                hint="Check [apt] mirror/snapshot and the network.",
-            ) from None
-        if response.status_code == 404:
+        reply = http.get(
+            self.session,
+            url,
+            what=redact(url),
+            cap=cap,
+            limit_name=limit_name,
+            unreachable_hint="Check [apt] mirror/snapshot and the network.",
+        )
+        if reply.status == 404:
             return None
-        if response.status_code != 200:
+        if reply.status != 200:
             raise SourceError(
-                f"{redact(url)}: HTTP {response.status_code}.",
+                f"{redact(url)}: HTTP {reply.status}.",
                 hint="Check [apt] mirror/snapshot and the network.",
             )
-        self.stats["bytes"] += len(response.content)
-        return response.content
+        self.stats["bytes"] += len(reply.body)
+        return reply.body
+
+    def _get_release(self, url: str) -> bytes | None:
+        return self._get(url, cap=limits.current().release_bytes, limit_name="release_bytes")
 
     # -- Release -----------------------------------------------------------------------------
     def _dists(self, source: AptSource) -> str:
@@ -106,17 +110,17 @@ class AptArchives:
         return release
 
     def _signed_release(self, source: AptSource, base: str) -> str:
-        inrelease = self._get(f"{base}/InRelease")
+        inrelease = self._get_release(f"{base}/InRelease")
         if inrelease is not None:
             return self._verify(source, inrelease, None, f"{base}/InRelease")
-        release = self._get(f"{base}/Release")
+        release = self._get_release(f"{base}/Release")
         if release is None:
             raise SourceError(
                 f"{redact(base)}: no InRelease or Release file ({source.describe()}, "
                 f"from {source.file}).",
                 hint="Check the suite name and the archive URL ([apt] mirror).",
             )
-        signature = self._get(f"{base}/Release.gpg")
+        signature = self._get_release(f"{base}/Release.gpg")
         return self._verify(source, release, signature, f"{base}/Release")
 
     def _verify(self, source: AptSource, data: bytes, signature: bytes | None, url: str) -> str:
@@ -171,7 +175,9 @@ class AptArchives:
                 break
         else:
             return []  # the archive has no such component/architecture
-        data = self.cache.get_ref("apt-index", entry.sha256, cap=limits.current().apt_index_bytes)
+        plain = release.files.get(stem)  # the uncompressed file's size and hash, when listed
+        cap = limits.current().apt_index_bytes
+        data = self.cache.get_ref("apt-index", entry.sha256, cap=cap)
         if data is None:
             folder = entry.path.rsplit("/", 1)[0] if "/" in entry.path else ""
             url = (
@@ -180,9 +186,11 @@ class AptArchives:
                 else f"{base}/{entry.path}"
             )
             self.stats["indexes"] += 1
-            raw = self._get(url)
+            raw = self._get(url, cap=entry.size, limit_name="apt_index_bytes")
             if raw is None and release.by_hash:
-                raw = self._get(f"{base}/{entry.path}")
+                raw = self._get(
+                    f"{base}/{entry.path}", cap=entry.size, limit_name="apt_index_bytes"
+                )
             if raw is None:
                 raise SourceError(
                     f"{redact(base)}/{entry.path}: listed in the Release file but missing.",
@@ -194,7 +202,15 @@ class AptArchives:
                     "Release names.",
                     hint="The mirror is mid-sync or tampered with; retry or use a snapshot.",
                 )
-            data = _decompress(raw, entry.path)
+            data = _decompress(raw, entry.path, plain.size if plain is not None else cap)
+            if plain is not None and (
+                len(data) != plain.size or hashlib.sha256(data).hexdigest() != plain.sha256
+            ):
+                raise SourceError(
+                    f"{redact(base)}/{entry.path}: decompressed, it does not match the "
+                    f"sha256/size the signed Release names for {stem}.",
+                    hint="The mirror is mid-sync or tampered with; retry or use a snapshot.",
+                )
             self.cache.put_ref("apt-index", entry.sha256, data)
         return parse_packages(
             data.decode("utf-8", "replace"),
@@ -205,15 +221,13 @@ class AptArchives:
         )
 
 
-def _decompress(raw: bytes, path: str) -> bytes:
-    try:
-        if path.endswith(".xz"):
-            return lzma.decompress(raw)
-        if path.endswith(".gz"):
-            return gzip.decompress(raw)
-    except (lzma.LZMAError, OSError, EOFError) as exc:
-        raise SourceError(f"{path}: cannot decompress ({exc}).") from None
-    return raw
+def _decompress(raw: bytes, path: str, cap: int) -> bytes:
+    """``raw`` decompressed by its suffix, at most ``cap`` bytes (the size the signed
+    Release gives the uncompressed file, else ``limits.apt_index_bytes``)."""
+    kind: Compression = (
+        "xz" if path.endswith(".xz") else "gzip" if path.endswith(".gz") else "plain"
+    )
+    return decompress_capped(raw, kind, what=path, max_output=cap, limit_name="apt_index_bytes")
 
 
 def _strip_clearsign(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -38,12 +39,32 @@ class Release:
         return 500
 
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SIZE = re.compile(r"^[0-9]{1,15}$")
+# A path inside an archive: relative, no "..", no controls or spaces, a safe charset.
+_ARCHIVE_PATH = re.compile(r"^(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9._+~%:@=,/-]{1,1024}$")
+_DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,253}$")
+_DEB_VERSION = re.compile(r"^(?:[0-9]{1,10}:)?[0-9][A-Za-z0-9.+~:-]{0,254}$")
+_DEB_ARCH = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+def archive_path(text: str) -> bool:
+    """True for a path an archive may name (relative, inside the archive, safe in a URL)."""
+    return bool(_ARCHIVE_PATH.match(text))
+
+
 def parse_release(text: str) -> Release:
+    """A Release file; index entries with a malformed hash, size or path are left out."""
     fields = next(stanzas(text), {})
     files: dict[str, IndexFile] = {}
     for line in fields.get("SHA256", "").splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[1].isdigit():
+        if (
+            len(parts) == 3
+            and _SIZE.match(parts[1])
+            and _SHA256.match(parts[0])
+            and archive_path(parts[2])
+        ):
             files[parts[2]] = IndexFile(path=parts[2], sha256=parts[0], size=int(parts[1]))
     valid_until = None
     if fields.get("Valid-Until"):
@@ -128,16 +149,18 @@ def parse_packages(
     """The Packages index of one component: the stanzas for ``arch`` and ``all``."""
     out = []
     for f in stanzas(text):
-        if f.get("Architecture") not in (arch, "all") or "Package" not in f or "Version" not in f:
+        if f.get("Architecture") not in (arch, "all") or not _well_formed(f):
             continue
-        size = f.get("Size", "0")
+        filename, sha256, size = f.get("Filename", ""), f.get("SHA256", ""), f.get("Size", "")
+        if not (archive_path(filename) and _SHA256.match(sha256) and _SIZE.match(size)):
+            continue  # not installable as locked: a file reprolock cannot name and check
         out.append(
             _candidate(
                 f,
                 arch,
-                filename=f.get("Filename", ""),
-                sha256=f.get("SHA256", ""),
-                size=int(size) if size.isdigit() else 0,
+                filename=filename,
+                sha256=sha256,
+                size=int(size),
                 archive=archive,
                 suite=suite,
                 pin=pin,
@@ -151,5 +174,14 @@ def parse_status(text: str, *, arch: str) -> list[Candidate]:
     return [
         _candidate(f, arch)
         for f in stanzas(text)
-        if f.get("Status", "").split()[-1:] == ["installed"] and "Package" in f and "Version" in f
+        if f.get("Status", "").split()[-1:] == ["installed"] and _well_formed(f)
     ]
+
+
+def _well_formed(f: dict[str, str]) -> bool:
+    """A stanza whose name, version and architecture follow Debian policy."""
+    return (
+        bool(_DEB_NAME.match(f.get("Package", "")))
+        and bool(_DEB_VERSION.match(f.get("Version", "")))
+        and bool(_DEB_ARCH.match(f.get("Architecture", "all")))
+    )

@@ -6,19 +6,21 @@ from collections.abc import Iterator
 
 
 def stanzas(text: str) -> Iterator[dict[str, str]]:
-    """RFC 822 style paragraphs; continuation lines are folded into their field."""
-    fields: dict[str, str] = {}
-    last: str | None = None
+    """RFC 822 style paragraphs; continuation lines are folded into their field.
+
+    Linear in the input whatever its shape (a field of a million continuation lines
+    is joined once, not grown line by line)."""
+    fields: dict[str, list[str]] = {}
+    last: list[str] | None = None
     for line in text.splitlines():
         if not line.strip():
             if fields:
-                yield fields
+                yield {k: "\n".join(v) for k, v in fields.items()}
             fields, last = {}, None
         elif line[0] in " \t" and last is not None:
-            fields[last] += "\n" + line.strip()
+            last.append(line.strip())
         elif ":" in line:
             key, _, value = line.partition(":")
-            last = key.strip()
-            fields[last] = value.strip()
+            last = fields[key.strip()] = [value.strip()]
     if fields:
-        yield fields
+        yield {k: "\n".join(v) for k, v in fields.items()}

@@ -63,8 +63,11 @@ class Deadline:
             )
 
 
+UNREACHABLE_HINT = "Check the network, the proxy settings and the URL."
+
+
 def _send(
-    session: requests.Session, url: str, what: str, kwargs: dict[str, Any]
+    session: requests.Session, url: str, what: str, kwargs: dict[str, Any], hint: str
 ) -> requests.Response:
     """``session.get(url, stream=True)``, abandoned if the headers take too long."""
     seconds = limits.current().request_seconds
@@ -97,8 +100,7 @@ def _send(
         error = box["error"]
         if isinstance(error, requests.RequestException):
             raise SourceError(
-                f"{what}: cannot reach {redact(url)}: {describe_failure(error)}.",
-                hint="Check the network, the proxy settings and the URL.",
+                f"cannot reach {redact(url)}: {describe_failure(error)}.", hint=hint
             ) from None
         raise error
     response: requests.Response = box["response"]
@@ -137,7 +139,9 @@ class Streamed:
         """The body, piece by piece; `SourceError` past the cap or the deadline."""
         declared = _declared_length(self.response)
         if declared is not None and declared > self.cap:
-            raise limits.exceeded(self.what, self.limit_name, actual=f"{declared} bytes declared")
+            raise limits.exceeded(
+                self.what, self.limit_name, actual=f"the server declares {declared} bytes"
+            )
         raw = self.response.raw
         while True:
             self.deadline.check(self.received)
@@ -178,6 +182,7 @@ def stream(
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
     auth: tuple[str, str] | None = None,
+    unreachable_hint: str = UNREACHABLE_HINT,
 ) -> Iterator[Streamed]:
     """GET ``url``; the body is read through `Streamed.chunks` within ``cap``."""
     kwargs: dict[str, Any] = {"headers": dict(headers or {})}
@@ -185,7 +190,7 @@ def stream(
         kwargs["params"] = dict(params)
     if auth is not None:
         kwargs["auth"] = auth
-    response = _send(session, url, what, kwargs)
+    response = _send(session, url, what, kwargs, unreachable_hint)
     try:
         ok = response.status_code in (200, 206)
         yield Streamed(
@@ -208,6 +213,7 @@ def get(
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
     auth: tuple[str, str] | None = None,
+    unreachable_hint: str = UNREACHABLE_HINT,
 ) -> Reply:
     """GET ``url`` and read its body whole, within ``cap`` (error bodies within
     ``limits.token_bytes``) and the request's deadline."""
@@ -220,6 +226,7 @@ def get(
         headers=headers,
         params=params,
         auth=auth,
+        unreachable_hint=unreachable_hint,
     ) as response:
         body = response.read()
         return Reply(response.status, response.headers, response.url, body)

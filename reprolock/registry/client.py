@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import difflib
 import hashlib
-import ipaddress
 import json
 import re
 import threading
@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from reprolock import limits
 from reprolock.errors import SourceError
 from reprolock.model import Digest, ImageRef, Platform
 from reprolock.model.oci import (
@@ -25,8 +26,19 @@ from reprolock.model.oci import (
     parse_config,
     parse_manifest,
 )
-from reprolock.net.session import describe_failure
-from reprolock.registry.auth import CredentialStore
+from reprolock.net import http
+from reprolock.net.hosts import is_loopback
+from reprolock.registry.auth import CredentialStore, Login
+
+_UNREACHABLE = "Check the network, or set a mirror in [registry] mirrors."
+_TOKEN = re.compile(r"^[\x21-\x7e]{1,16384}$")  # printable, no spaces: safe in a header
+# Token services that belong to a registry on another host of the same operator: the
+# registry's login may go there (any other realm host gets only its own login, if any).
+TOKEN_SERVICES = {
+    "docker.io": frozenset({"auth.docker.io"}),
+    "registry-1.docker.io": frozenset({"auth.docker.io"}),
+    "registry.gitlab.com": frozenset({"gitlab.com"}),
+}
 
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 _PARAM = re.compile(r'(\w+)="([^"]*)"|(\w+)=([^,\s]+)')
@@ -40,20 +52,6 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
         key = match.group(1) or match.group(3)
         params[key.lower()] = match.group(2) if match.group(1) else match.group(4)
     return scheme.lower(), params
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, ``127.0.0.1:5000``, ``[::1]:5000`` and the like."""
-    if host.startswith("["):
-        name = host[1:].partition("]")[0]
-    else:
-        name = host.rpartition(":")[0] if host.count(":") == 1 else host
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,7 +138,9 @@ class RegistryClient:
                 raise SourceError(
                     f"{ref.familiar}: the index entry for {platform} is not an image manifest."
                 )
-        config_bytes = self.blob(ref, document.config.digest, endpoint=endpoint)
+        config_bytes = self.blob(
+            ref, document.config.digest, size=document.config.size, endpoint=endpoint
+        )
         try:
             config = parse_config(config_bytes)
         except ValueError as exc:
@@ -183,65 +183,118 @@ class RegistryClient:
         for endpoint in endpoints:
             try:
                 response = self._get(
-                    endpoint, ref, f"manifests/{reference}", {"Accept": ACCEPT_MANIFESTS}
+                    endpoint,
+                    ref,
+                    f"manifests/{reference}",
+                    {"Accept": ACCEPT_MANIFESTS},
+                    cap=limits.current().manifest_bytes,
+                    limit_name="manifest_bytes",
                 )
             except SourceError as exc:  # unreachable: try the next endpoint
                 last = exc
                 continue
-            if response.status_code >= 500 and endpoint.is_mirror:
+            if response.status >= 500 and endpoint.is_mirror:
                 last = self._error(response, ref, endpoint, reference)
                 continue
-            if response.status_code == 404 and not reference.startswith("sha256:"):
+            if response.status == 404 and not reference.startswith("sha256:"):
                 raise self._unknown_tag(ref, endpoint, reference, response)
-            if response.status_code != 200:
+            if response.status != 200:
                 raise self._error(response, ref, endpoint, reference)
-            body = response.content
+            body = response.body
             actual = Digest.of(body)
-            claimed = response.headers.get("Docker-Content-Digest")
+            claimed = response.header("Docker-Content-Digest").strip()
             expected = reference if reference.startswith("sha256:") else claimed
-            if expected and Digest.parse(expected) != actual:
+            try:
+                wanted = Digest.parse(expected) if expected else None
+            except ValueError:
+                raise SourceError(
+                    f"{ref.familiar}: {endpoint.base} sent a malformed Docker-Content-Digest "
+                    f"header ({expected[:100]!r}).",
+                    hint="The registry or a proxy is broken or hostile; do not use this image.",
+                ) from None
+            if wanted is not None and wanted != actual:
                 raise SourceError(
                     f"{ref.familiar}: the manifest from {endpoint.base} does not match its "
                     f"digest (expected {expected}, got {actual}).",
                     hint="The registry or a proxy altered it; do not use this image.",
                 )
-            media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            media_type = response.header("Content-Type").split(";")[0].strip()[:200]
             return endpoint, body, media_type, actual
         assert last is not None
         raise last
 
-    def blob(self, ref: ImageRef, digest: Digest, *, endpoint: _Endpoint | None = None) -> bytes:
-        """A whole blob, checked against ``digest`` (for configs; use `open_blob` for layers)."""
-        return b"".join(self.open_blob(ref, digest, endpoint=endpoint))
+    def blob(
+        self,
+        ref: ImageRef,
+        digest: Digest,
+        *,
+        size: int | None = None,
+        endpoint: _Endpoint | None = None,
+    ) -> bytes:
+        """A whole blob of at most ``limits.config_bytes`` (and of its descriptor's
+        ``size``), checked against ``digest``; for configs (`open_blob` streams layers)."""
+        cap = limits.current().config_bytes
+        if size is not None and size > cap:
+            raise limits.exceeded(
+                f"{ref.familiar}: blob {digest}", "config_bytes", actual=f"{size} bytes declared"
+            )
+        return b"".join(
+            self.open_blob(
+                ref, digest, size=size, endpoint=endpoint, cap=cap, limit_name="config_bytes"
+            )
+        )
 
     def open_blob(
         self,
         ref: ImageRef,
         digest: Digest,
         *,
+        size: int | None = None,
         endpoint: _Endpoint | None = None,
-        chunk: int = 1 << 20,
+        cap: int | None = None,
+        limit_name: str = "layer_bytes",
     ) -> Iterator[bytes]:
-        """Stream a blob; raises `SourceError` at the end if the content is not ``digest``."""
+        """Stream a blob: never more than its descriptor's ``size`` (or ``cap``); raises
+        `SourceError` at the end if it is shorter or its content is not ``digest``."""
         endpoint = endpoint or self.endpoints(ref.registry)[0]
-        response = self._get(endpoint, ref, f"blobs/{digest}", {}, stream=True)
-        if response.status_code != 200:
-            raise self._error(response, ref, endpoint, str(digest))
-        hasher = hashlib.new(digest.algorithm)
-        try:
-            for data in response.iter_content(chunk):
+        bound = cap if cap is not None else limits.current().layer_bytes
+        if size is not None:
+            bound = min(bound, size)
+        with self._open(
+            endpoint,
+            ref,
+            f"blobs/{digest}",
+            {},
+            cap=bound,
+            limit_name=limit_name
+            if size is None or bound < size
+            else f"its descriptor's size ({size} bytes)",
+            what=f"{ref.familiar}: blob {digest} from {endpoint.base}",
+        ) as response:
+            if response.status != 200:
+                body = response.read()
+                raise self._error(
+                    http.Reply(response.status, response.headers, response.url, body),
+                    ref,
+                    endpoint,
+                    str(digest),
+                )
+            hasher = hashlib.new(digest.algorithm)
+            received = 0
+            for data in response.chunks():
                 hasher.update(data)
+                received += len(data)
                 yield data
-        except requests.RequestException as exc:
-            raise SourceError(
-                f"{ref.familiar}: reading blob {digest} failed: {describe_failure(exc)}."
-            ) from None
-        finally:
-            response.close()
         if hasher.hexdigest() != digest.hex:
             raise SourceError(
                 f"{ref.familiar}: blob {digest} from {endpoint.base} does not match its digest "
                 f"(got {digest.algorithm}:{hasher.hexdigest()}).",
+                hint="The registry or a proxy altered it; do not use this image.",
+            )
+        if size is not None and received != size:
+            raise SourceError(
+                f"{ref.familiar}: blob {digest} from {endpoint.base} is {received} bytes, its "
+                f"descriptor says {size}.",
                 hint="The registry or a proxy altered it; do not use this image.",
             )
 
@@ -253,8 +306,27 @@ class RegistryClient:
         path: str,
         headers: dict[str, str],
         *,
-        stream: bool = False,
-    ) -> requests.Response:
+        cap: int,
+        limit_name: str,
+    ) -> http.Reply:
+        """A response read whole within ``cap`` (error bodies within ``token_bytes``)."""
+        with self._open(endpoint, ref, path, headers, cap=cap, limit_name=limit_name) as response:
+            body = response.read()
+            return http.Reply(response.status, response.headers, response.url, body)
+
+    @contextlib.contextmanager
+    def _open(
+        self,
+        endpoint: _Endpoint,
+        ref: ImageRef,
+        path: str,
+        headers: dict[str, str],
+        *,
+        cap: int,
+        limit_name: str,
+        what: str | None = None,
+    ) -> Iterator[http.Streamed]:
+        """GET ``/v2/<repository>/<path>``, answering one auth challenge."""
         url = f"{endpoint.base}/v2/{ref.repository}/{path}"
         key = (endpoint.base, ref.repository)
         for attempt in range(2):
@@ -263,78 +335,129 @@ class RegistryClient:
             sent = dict(headers)
             if token:
                 sent["Authorization"] = token
-            try:
-                response = self.session.get(url, headers=sent, stream=stream)
-            except requests.RequestException as exc:
-                raise SourceError(
-                    f"cannot reach the registry {endpoint.base}: {describe_failure(exc)}.",
-                    hint="Check the network, or set a mirror in [registry] mirrors.",
-                ) from None
-            if response.status_code != 401 or attempt == 1:
-                return response
-            challenge = response.headers.get("WWW-Authenticate", "")
-            response.close()
-            authorization = self._authorize(endpoint, ref, challenge)
-            if authorization is None:
-                return response
-            with self._lock:
-                self._tokens[key] = authorization
+            with http.stream(
+                self.session,
+                url,
+                what=what or f"{ref.familiar}: {path}",
+                cap=cap,
+                limit_name=limit_name,
+                headers=sent,
+                unreachable_hint=_UNREACHABLE,
+            ) as response:
+                if response.status == 401 and attempt == 0:
+                    challenge = response.headers.get("WWW-Authenticate", "")[:4096]
+                    authorization = self._authorize(endpoint, ref, challenge)
+                    if authorization is not None:
+                        with self._lock:
+                            self._tokens[key] = authorization
+                        continue
+                yield response
+                return
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _login(self, endpoint: _Endpoint, ref: ImageRef) -> Login | None:
+        host = urlsplit(endpoint.base).netloc
+        registry = ref.registry if not endpoint.is_mirror else host
+        return self.credentials.login_for(registry) or (
+            self.credentials.login_for(host) if host != registry else None
+        )
+
+    def _realm_login(self, endpoint: _Endpoint, ref: ImageRef, realm: str) -> Login | None:
+        """The login to send to a token service: the registry's own login only to the
+        registry's host or its operator's known token service; any other host gets only
+        a login configured for that host itself."""
+        host = urlsplit(endpoint.base).netloc
+        realm_host = urlsplit(realm).netloc
+        registry = ref.registry if not endpoint.is_mirror else host
+        if (
+            realm_host in (host, registry)
+            or realm_host in TOKEN_SERVICES.get(registry, ())
+            or (realm_host in TOKEN_SERVICES.get(host, ()))
+        ):
+            return self._login(endpoint, ref)
+        return self.credentials.login_for(realm_host)
 
     def _authorize(self, endpoint: _Endpoint, ref: ImageRef, challenge: str) -> str | None:
         scheme, params = parse_challenge(challenge)
-        host = urlsplit(endpoint.base).netloc
-        registry = ref.registry if not endpoint.is_mirror else host
-        login = self.credentials.login_for(registry) or (
-            self.credentials.login_for(host) if host != registry else None
-        )
         if scheme == "basic":
+            login = self._login(endpoint, ref)
             if login is None:
                 return None
             raw = f"{login.username}:{login.secret}".encode()
             return "Basic " + base64.b64encode(raw).decode()
         if scheme != "bearer" or "realm" not in params:
             return None
+        realm = params["realm"]
+        parts = urlsplit(realm)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.username:
+            raise SourceError(
+                f"{ref.familiar}: {endpoint.base} names a token service that is not a URL "
+                f"({realm[:100]!r}).",
+                hint="The registry is broken or hostile; do not use it.",
+            )
+        if parts.scheme == "http" and not (
+            is_loopback(parts.netloc)
+            or parts.netloc in self.options.insecure
+            or (
+                parts.netloc == urlsplit(endpoint.base).netloc and endpoint.base.startswith("http:")
+            )
+        ):
+            raise SourceError(
+                f"{ref.familiar}: {endpoint.base} sends logins to the token service {realm} "
+                "over plain http; refusing.",
+                hint="Use the registry over https, or list the host in [registry] insecure if "
+                "it is a trusted local registry.",
+            )
+        login = self._realm_login(endpoint, ref, realm)
         query = {
             "service": params.get("service", ""),
             "scope": params.get("scope") or f"repository:{ref.repository}:pull",
         }
-        auth = (login.username, login.secret) if login else None
-        try:
-            response = self.session.get(params["realm"], params=query, auth=auth)
-        except requests.RequestException as exc:
+        reply = http.get(
+            self.session,
+            realm,
+            what=f"the token service {realm}",
+            cap=limits.current().token_bytes,
+            limit_name="token_bytes",
+            params=query,
+            auth=(login.username, login.secret) if login else None,
+            unreachable_hint=_UNREACHABLE,
+        )
+        if reply.status != 200:
             raise SourceError(
-                f"cannot reach the token service {params['realm']}: {describe_failure(exc)}."
-            ) from None
-        if response.status_code != 200:
-            raise SourceError(
-                f"the token service {params['realm']} refused a token for {ref.repository} "
-                f"({response.status_code}).",
+                f"the token service {realm} refused a token for {ref.repository} ({reply.status}).",
                 hint="Check your login for this registry (docker login, ~/.docker/config.json).",
             )
         try:
-            data = response.json()
+            data = json.loads(reply.body)
             token = data.get("token") or data.get("access_token")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             token = None
-        if not token:
-            raise SourceError(f"the token service {params['realm']} sent no token.")
+        if not isinstance(token, str) or not _TOKEN.match(token):
+            raise SourceError(f"the token service {realm} sent no usable token.")
         return f"Bearer {token}"
 
     # -- errors ----------------------------------------------------------------------------------
     def _unknown_tag(
-        self, ref: ImageRef, endpoint: _Endpoint, tag: str, response: requests.Response
+        self, ref: ImageRef, endpoint: _Endpoint, tag: str, response: http.Reply
     ) -> SourceError:
         """A missing tag, or a missing repository (registries say MANIFEST_UNKNOWN for both);
         the tag list tells which, and offers close tags."""
-        listing = self._get(endpoint, ref, "tags/list", {})
-        if listing.status_code == 404:
+        listing = self._get(
+            endpoint,
+            ref,
+            "tags/list",
+            {},
+            cap=limits.current().manifest_bytes,
+            limit_name="manifest_bytes",
+        )
+        if listing.status == 404:
             return self._error(listing, ref, endpoint, tag)
         tags: list[str] = []
-        if listing.status_code == 200:
+        if listing.status == 200:
             try:
-                tags = [str(t) for t in listing.json().get("tags") or ()]
-            except (ValueError, AttributeError):
+                tags = [str(t)[:200] for t in json.loads(listing.body).get("tags") or ()][:100000]
+            except (ValueError, AttributeError, TypeError, RecursionError):
                 tags = []
         error = self._error(response, ref, endpoint, tag)
         close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.6)
@@ -343,9 +466,9 @@ class RegistryClient:
         return error
 
     def _error(
-        self, response: requests.Response, ref: ImageRef, endpoint: _Endpoint, reference: str
+        self, response: http.Reply, ref: ImageRef, endpoint: _Endpoint, reference: str
     ) -> SourceError:
-        code = response.status_code
+        code = response.status
         errors = _error_codes(response)
         where = f"{endpoint.base}/{ref.repository}"
         via = " (through the mirror)" if endpoint.is_mirror else ""
@@ -389,9 +512,9 @@ class RegistryClient:
         )
 
 
-def _error_codes(response: requests.Response) -> set[str]:
+def _error_codes(response: http.Reply) -> set[str]:
     try:
-        body = json.loads(response.content or b"{}")
-        return {str(e.get("code")) for e in body.get("errors", []) if isinstance(e, dict)}
-    except (ValueError, AttributeError):
+        body = json.loads(response.body or b"{}")
+        return {str(e.get("code"))[:100] for e in body.get("errors", []) if isinstance(e, dict)}
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return set()

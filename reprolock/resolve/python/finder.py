@@ -24,7 +24,7 @@ from packaging.utils import (
 )
 
 from reprolock.resolve.python.index import DistFile, PythonIndex
-from reprolock.resolve.python.metadata import CoreMetadata, parse_metadata
+from reprolock.resolve.python.metadata import CoreMetadata, check_identity, parse_metadata
 from reprolock.resolve.python.select import Release, Selection, select_releases
 from reprolock.resolve.python.target import PythonTarget
 
@@ -54,7 +54,11 @@ class Fetcher:
         with self._lock:
             future = self._metadata.get(file.url)
             if future is None:
-                future = self._submit(lambda: parse_metadata(self.index.metadata(file)))
+                future = self._submit(
+                    lambda: check_identity(
+                        parse_metadata(self.index.metadata(file)), file.filename, file.index
+                    )
+                )
                 self._metadata[file.url] = future
             return future
 

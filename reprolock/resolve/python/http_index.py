@@ -3,39 +3,51 @@
 Metadata is read the cheapest way that works: the PEP 658 ``.metadata`` file
 (also tried when not advertised, since PyPI often has it), then a suffix range
 request into the wheel's zip, then — only for servers without range support —
-the whole file.  Pages are cached with their validators; metadata is cached by
-the wheel's sha256.
+the whole file, streamed to a private temporary file and checked against its sha256.
+Every read is bounded (`reprolock.limits`): pages, metadata and the bytes fetched to
+find a member in a remote zip.  Pages are cached with their validators; metadata is
+cached by the URL and sha256 it was read for (`Cache.put_ref`), as the bytes received.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import tempfile
 import threading
 import time
-import zipfile
-import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit, urlunsplit
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
 from packaging.utils import NormalizedName
 
 from reprolock import limits
 from reprolock.errors import SourceError
-from reprolock.net.cache import Cache
-from reprolock.net.session import describe_failure, redact
+from reprolock.net import http
+from reprolock.net.cache import Cache, public_url
+from reprolock.net.session import redact
 from reprolock.resolve.python import pages, wheelzip
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.select import keep_filename
 
 TAIL = 64 * 1024
 PAGE_TTL = 600.0  # seconds a page without validators is reused before it is fetched again
+_CONTENT_RANGE = re.compile(r"^bytes (\d{1,15})-(\d{1,15})/(\d{1,15})$")
+_TAMPERED = "The index may be serving tampered files; report it."
+_UNREACHABLE = (
+    "Check the network, the proxy settings and the index URL; "
+    "with a filled cache, --offline works without a network."
+)
 
 
 def strip_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return public_url(url)
+
+
+class _NoRanges(Exception):
+    """The server answered a range request with the whole file."""
 
 
 class HttpIndex:
@@ -69,6 +81,11 @@ class HttpIndex:
     def close(self) -> None:
         self._side.shutdown(wait=False, cancel_futures=True)
 
+    def _count(self, key: str, size: int) -> None:
+        with self._lock:
+            self.stats[key] += 1
+            self.stats["bytes"] += size
+
     # -- pages ----------------------------------------------------------------------
     def project_files(self, name: NormalizedName) -> Sequence[DistFile]:
         with self._lock:
@@ -87,13 +104,19 @@ class HttpIndex:
             others.append(filename)  # sdists and unusable wheels: their names suffice
             return False
 
-        files = (
-            []
-            if body is None
-            else pages.parse_page(
-                body, content_type, page_url=page_url, index=self.public_url, keep=keep
+        try:
+            files = (
+                []
+                if body is None
+                else pages.parse_page(
+                    body, content_type, page_url=page_url, index=self.public_url, keep=keep
+                )
             )
-        )
+        except pages.PageError as exc:
+            raise SourceError(
+                f'{redact(self.public_url)}: the index page of "{name}" is malformed: {exc}.',
+                hint="The index is broken or hostile; fix it, or stop using it for this package.",
+            ) from None
         with self._lock:
             self._pages[name] = files
             self._others[name] = others
@@ -121,35 +144,43 @@ class HttpIndex:
                 hint="Run once without --offline to fill the cache.",
             )
         headers = {"Accept": pages.ACCEPT}
-        if cached is not None and cached.etag:
+        if cached is not None and cached.etag and _clean_header(cached.etag):
             headers["If-None-Match"] = cached.etag
-        if cached is not None and cached.last_modified:
+        if cached is not None and cached.last_modified and _clean_header(cached.last_modified):
             headers["If-Modified-Since"] = cached.last_modified
-        response = self._request(url, headers=headers)
-        if response.status_code == 304 and cached is not None:
+        what = f'the index page of "{name}"'
+        reply = http.get(
+            self.session,
+            url,
+            what=f"{redact(self.public_url)}: {what}",
+            cap=limits.current().page_bytes,
+            limit_name="page_bytes",
+            headers=headers,
+            unreachable_hint=_UNREACHABLE,
+        )
+        if reply.status == 304 and cached is not None:
             self.cache.touch_response(url)
             return (cached.body or None), cached.content_type
-        if response.status_code == 404:
+        if reply.status == 404:
             self.cache.put_response(url, b"", "", None, None)
             return None, ""
-        self._raise_for(response, f'the index page of "{name}"')
-        body = response.content
-        self.stats["pages"] += 1
-        self.stats["bytes"] += len(body)
-        content_type = response.headers.get("Content-Type", "text/html")
+        self._raise_for(reply, what)
+        self._count("pages", len(reply.body))
+        content_type = reply.header("Content-Type", "text/html")[:200]
         self.cache.put_response(
             url,
-            body,
+            reply.body,
             content_type,
-            response.headers.get("ETag"),
-            response.headers.get("Last-Modified"),
+            _clean_header(reply.header("ETag")) or None,
+            _clean_header(reply.header("Last-Modified")) or None,
         )
-        return body, content_type
+        return reply.body, content_type
 
     # -- metadata -----------------------------------------------------------------------
     def metadata(self, file: DistFile) -> bytes:
+        cap = limits.current().metadata_bytes
         key = f"{file.url}\n{file.sha256}"
-        cached = self.cache.get_ref("metadata", key, cap=limits.current().metadata_bytes)
+        cached = self.cache.get_ref("metadata", key, cap=cap)
         if cached is not None:
             return cached
         if self.offline:
@@ -157,75 +188,194 @@ class HttpIndex:
                 f"no cached metadata for {file.filename}, and --offline forbids fetching it.",
                 hint="Run once without --offline to fill the cache.",
             )
+        data: bytes | None
         if file.metadata:
             data = self._metadata_file(file)
             if data is None:
-                data = self._metadata_from_zip(file, self._tail(file))
+                data = self._metadata_from_zip(file, None)
         else:
             # Not advertised: ask for `.metadata` and the wheel's tail at once, and
             # use whichever answers; a miss then costs no extra round trip.
             tail = self._side.submit(self._tail, file)
             data = self._metadata_file(file)
             if data is None:
-                data = self._metadata_from_zip(file, tail.result())
+                data = self._metadata_from_zip(file, tail)
+            else:
+                tail.cancel()
         self.cache.put_ref("metadata", key, data)
         return data
 
-    def _tail(self, file: DistFile) -> requests.Response:
-        return self._request(file.url, headers={"Range": f"bytes=-{TAIL}"})
+    def _tail(self, file: DistFile) -> tuple[int, bytes]:
+        """The last `TAIL` bytes and the file's size; `_NoRanges` when unsupported."""
+        with http.stream(
+            self.session,
+            file.url,
+            what=f"{file.filename} (its last {TAIL} bytes)",
+            cap=TAIL,
+            limit_name="metadata_bytes",
+            headers={"Range": f"bytes=-{TAIL}"},
+        ) as response:
+            if response.status == 200:
+                raise _NoRanges
+            if response.status != 206:
+                body = response.read()
+                self._raise_for(
+                    http.Reply(response.status, response.headers, file.url, body), file.filename
+                )
+            body = response.read()
+            start, end, total = self._content_range(file, response.headers, len(body))
+            if end != total - 1:
+                raise SourceError(
+                    f"{file.filename}: the server sent bytes {start}-{end} of {total} for the "
+                    "file's tail.",
+                    hint=f"Check the index at {redact(self.public_url)}.",
+                )
+        self._count("ranges", len(body))
+        return total, body
+
+    def _content_range(
+        self, file: DistFile, headers: object, received: int
+    ) -> tuple[int, int, int]:
+        text = getattr(headers, "get", lambda *_: "")("Content-Range", "") or ""
+        match = _CONTENT_RANGE.match(text.strip())
+        if match is None:
+            raise SourceError(
+                f"{file.filename}: the server's Content-Range {text[:80]!r} is malformed.",
+                hint=f"Check the index at {redact(self.public_url)}.",
+            )
+        start, end, total = (int(g) for g in match.groups())
+        if not start <= end < total or end - start + 1 != received:
+            raise SourceError(
+                f"{file.filename}: the server's Content-Range ({text[:80]}) does not match the "
+                f"{received} bytes it sent.",
+                hint=f"Check the index at {redact(self.public_url)}.",
+            )
+        if file.size is not None and total != file.size:
+            raise SourceError(
+                f"{file.filename}: the server says the file has {total} bytes, the index "
+                f"page says {file.size}.",
+                hint=_TAMPERED,
+            )
+        return start, end, total
 
     def _metadata_file(self, file: DistFile) -> bytes | None:
         """PEP 658: ``<url>.metadata``; tried even when not advertised."""
-        response = self._request(file.url + ".metadata")
-        if response.status_code != 200:
+        reply = http.get(
+            self.session,
+            file.url + ".metadata",
+            what=f"the metadata of {file.filename}",
+            cap=limits.current().metadata_bytes,
+            limit_name="metadata_bytes",
+        )
+        if reply.status != 200:
             return None
-        data = response.content
-        self.stats["metadata"] += 1
-        self.stats["bytes"] += len(data)
+        data = reply.body
+        self._count("metadata", len(data))
         if isinstance(file.metadata, str) and hashlib.sha256(data).hexdigest() != file.metadata:
             raise SourceError(
                 f"the metadata of {file.filename} does not match the sha256 the "
                 f"index lists for it ({redact(file.url)}.metadata).",
-                hint="The index may be serving tampered files; report it.",
+                hint=_TAMPERED,
             )
         return data
 
-    def _metadata_from_zip(self, file: DistFile, response: requests.Response) -> bytes:
-        self._raise_for(response, file.filename)
-        body = response.content
-        self.stats["bytes"] += len(body)
-        if response.status_code == 206:
-            self.stats["ranges"] += 1
-            total = int(response.headers.get("Content-Range", "/0").rpartition("/")[2] or 0)
+    def _metadata_from_zip(self, file: DistFile, tail: Future[tuple[int, bytes]] | None) -> bytes:
+        try:
+            size, body = tail.result() if tail is not None else self._tail(file)
+        except _NoRanges:
+            return self._metadata_from_download(file)
+        caps = limits.current()
+        budget = [caps.metadata_bytes * 4]  # bytes a member search may fetch beyond the tail
+
+        def fetch(start: int, end: int) -> bytes:
+            budget[0] -= end - start
+            if budget[0] < 0:
+                raise limits.exceeded(
+                    f"{file.filename}: reading its METADATA from the zip", "metadata_bytes"
+                )
+            with http.stream(
+                self.session,
+                file.url,
+                what=f"{file.filename} (bytes {start}-{end - 1})",
+                cap=end - start,
+                limit_name="metadata_bytes",
+                headers={"Range": f"bytes={start}-{end - 1}"},
+            ) as part:
+                if part.status != 206:
+                    body = part.read() if part.status != 200 else b""
+                    if part.status == 200:
+                        raise _NoRanges
+                    self._raise_for(
+                        http.Reply(part.status, part.headers, file.url, body), file.filename
+                    )
+                data = part.read()
+                got_start, _end, _total = self._content_range(file, part.headers, len(data))
+                if got_start != start:
+                    raise SourceError(
+                        f"{file.filename}: asked for bytes from {start}, got from {got_start}.",
+                        hint=f"Check the index at {redact(self.public_url)}.",
+                    )
+            self._count("ranges", len(data))
+            return data
+
+        try:
+            return self._read(file, size, body, fetch)
+        except _NoRanges:
+            return self._metadata_from_download(file)
+
+    def _metadata_from_download(self, file: DistFile) -> bytes:
+        """No range support: the whole wheel, streamed to a private file that is unlinked
+        at once (nothing is left behind, whatever happens), checked, then read."""
+        caps = limits.current()
+        cap = file.size if file.size is not None else caps.wheel_bytes
+        digest = hashlib.sha256()
+        with tempfile.TemporaryFile(prefix="reprolock-wheel-") as spool:
+            with http.stream(
+                self.session,
+                file.url,
+                what=file.filename,
+                cap=min(cap, caps.wheel_bytes),
+                limit_name="wheel_bytes",
+            ) as response:
+                if response.status != 200:
+                    body = response.read()
+                    self._raise_for(
+                        http.Reply(response.status, response.headers, file.url, body), file.filename
+                    )
+                try:
+                    for chunk in response.chunks():
+                        digest.update(chunk)
+                        spool.write(chunk)
+                except OSError as exc:
+                    raise SourceError(
+                        f"{file.filename}: cannot spool it to the temporary folder "
+                        f"({exc.strerror or exc}).",
+                        hint="Free space in TMPDIR, or set TMPDIR to a larger folder.",
+                    ) from None
+                self._count("downloads", response.received)
+            if file.sha256 and digest.hexdigest() != file.sha256:
+                raise SourceError(
+                    f"{file.filename} does not match its sha256 from the index.", hint=_TAMPERED
+                )
+            spool.flush()
+            size = spool.tell()
+            fd = spool.fileno()
 
             def fetch(start: int, end: int) -> bytes:
-                part = self._request(file.url, headers={"Range": f"bytes={start}-{end - 1}"})
-                self._raise_for(part, file.filename)
-                self.stats["ranges"] += 1
-                self.stats["bytes"] += len(part.content)
-                if part.status_code == 200:  # the server ignored the range
-                    return part.content[start:end]
-                return part.content
+                return os.pread(fd, end - start, start)
 
-            member = self._read(file, total, body, fetch)
-        else:  # no range support: the whole wheel came back
-            self.stats["downloads"] += 1
-            if file.sha256 and hashlib.sha256(body).hexdigest() != file.sha256:
-                raise SourceError(
-                    f"{file.filename} does not match its sha256 from the index.",
-                    hint="The index may be serving tampered files; report it.",
-                )
-            member = self._read(file, len(body), body, lambda s, e: body[s:e])
-        return member
+            return self._read(file, size, fetch(max(0, size - TAIL), size), fetch)
 
     def _read(self, file: DistFile, size: int, tail: bytes, fetch: wheelzip.Fetch) -> bytes:
         try:
             member = wheelzip.read_member(size, tail, fetch, wheelzip.is_metadata)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+        except wheelzip.ZipProblem as exc:
             raise SourceError(
                 f"{file.filename} is not a readable wheel ({exc}).",
                 hint=f"Check the file at {redact(file.url)}.",
-            ) from exc
+            ) from None
+        except wheelzip.MemberTooLarge:
+            raise limits.exceeded(f"{file.filename}: its METADATA", "metadata_bytes") from None
         if member is None:
             raise SourceError(
                 f"{file.filename} has no .dist-info/METADATA.",
@@ -233,29 +383,25 @@ class HttpIndex:
             )
         return member
 
-    # -- HTTP -----------------------------------------------------------------------------
-    def _request(self, url: str, *, headers: dict[str, str] | None = None) -> requests.Response:
-        try:
-            response = self.session.get(url, headers=headers or {})
-        except requests.RequestException as exc:
-            raise SourceError(
-                f"cannot reach {redact(url)}: {describe_failure(exc)}.",
-                hint="Check the network, the proxy settings and the index URL; "
-                "with a filled cache, --offline works without a network.",
-            ) from exc
-        return response
-
-    def _raise_for(self, response: requests.Response, what: str) -> None:
-        if response.status_code in (200, 206, 304):
+    # -- errors ---------------------------------------------------------------------------
+    def _raise_for(self, reply: http.Reply, what: str) -> None:
+        if reply.status in (200, 206, 304):
             return
-        url = redact(response.url)
-        if response.status_code in (401, 403):
+        url = redact(reply.url)
+        if reply.status in (401, 403):
             raise SourceError(
-                f"{url} refused access ({response.status_code}) to {what}.",
+                f"{url} refused access ({reply.status}) to {what}.",
                 hint="Give credentials in ~/.netrc or in the index URL "
                 "(https://user:token@host/simple).",
             )
         raise SourceError(
-            f"{url} answered {response.status_code} for {what}.",
+            f"{url} answered {reply.status} for {what}.",
             hint="Check the index URL; retry later if the server is busy.",
         )
+
+
+def _clean_header(value: str | None) -> str:
+    """A validator header safe to send back (no control characters, bounded)."""
+    if not value or len(value) > 1024 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return ""
+    return value

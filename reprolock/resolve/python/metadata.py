@@ -7,7 +7,15 @@ from email.parser import BytesParser
 from email.policy import compat32
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from reprolock.errors import SourceError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -21,7 +29,7 @@ class CoreMetadata:
 
 
 def parse_metadata(data: bytes) -> CoreMetadata:
-    """Parse an RFC 822 style METADATA file."""
+    """Parse an RFC 822 style METADATA file (any bytes: what is not metadata is empty)."""
     message = BytesParser(policy=compat32).parsebytes(data, headersonly=True)
     requires: list[Requirement] = []
     invalid: list[str] = []
@@ -40,3 +48,20 @@ def parse_metadata(data: bytes) -> CoreMetadata:
         ),
         invalid=tuple(invalid),
     )
+
+
+def check_identity(metadata: CoreMetadata, filename: str, source: str) -> CoreMetadata:
+    """``metadata`` when its Name and Version are those of the wheel ``filename``;
+    `SourceError` otherwise (an index serving one project's metadata for another's file)."""
+    try:
+        name, version, _build, _tags = parse_wheel_filename(filename)
+        same = metadata.name == name and Version(metadata.version) == version
+    except (InvalidWheelFilename, InvalidVersion):
+        same = False
+    if not same:
+        shown = f"{metadata.name[:80]} {metadata.version[:40]}".strip() or "no name or version"
+        raise SourceError(
+            f"the metadata served for {filename} describes {shown}, not that wheel ({source}).",
+            hint="The index serves mismatched or tampered metadata; do not use it.",
+        )
+    return metadata

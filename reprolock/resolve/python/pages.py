@@ -27,18 +27,64 @@ FileFilter = Callable[[str], bool]
 """Decides from a filename alone whether a file is worth a record (cheap pre-filter)."""
 
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_UNSAFE = re.compile(r"[\x00-\x20\x7f/\\]")  # controls, space, separators
+
+
+class PageError(ValueError):
+    """A project page that is not what PEP 503/691 describe (the caller adds where)."""
+
+
+def safe_filename(filename: object) -> str | None:
+    """The filename when it can name a file on disk (no separators, controls or dots
+    only), else None: such entries are not distributions and are skipped."""
+    if not isinstance(filename, str) or not filename or len(filename) > 255:
+        return None
+    if _UNSAFE.search(filename) or filename in (".", ".."):
+        return None
+    return filename
+
+
+def _sha256(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SHA256.match(value.lower()):
+        raise PageError(f"{where}: the sha256 {str(value)[:80]!r} is not 64 hex digits")
+    return value.lower()
+
+
+def _url(value: object, page_url: str, where: str) -> str:
+    if not isinstance(value, str) or not value or _CONTROL.search(value):
+        raise PageError(f"{where}: the url is missing or not a clean string")
+    url = value if value.startswith(("https://", "http://")) else urljoin(page_url, value)
+    if not url.startswith(("https://", "http://")):
+        raise PageError(f"{where}: the url {value[:80]!r} is not http(s)")
+    return url
+
+
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+
 def _yanked(value: object) -> str | None:
     if value is True:
         return ""
     if isinstance(value, str):
-        return value
+        return value[:1000]
     return None
 
 
-def _metadata(value: object) -> bool | str:
+def _metadata(value: object, where: str) -> bool | str:
     if isinstance(value, dict):
-        return value.get("sha256") or True
+        digest = _sha256(value.get("sha256"), f"{where}.core-metadata")
+        return digest or True
     return bool(value)
+
+
+def _loads_json(body: bytes) -> Any:
+    try:
+        return _loads(body)
+    except (ValueError, RecursionError) as exc:  # orjson's JSONDecodeError is a ValueError
+        raise PageError(f"not valid JSON ({str(exc)[:200]})") from None
 
 
 def parse_json_page(body: bytes, *, page_url: str, index: str, keep: FileFilter) -> list[DistFile]:
@@ -46,31 +92,47 @@ def parse_json_page(body: bytes, *, page_url: str, index: str, keep: FileFilter)
 
     Large projects list thousands of files, so this loop avoids work per file:
     absolute URLs are kept as they are and upload times are parsed only on use.
+    Raises `PageError` for a page that is not PEP 691 (or a file entry whose hash or
+    URL is malformed); entries whose filename cannot be a distribution are skipped.
     """
-    data = _loads(body)
+    data = _loads_json(body)
+    files = data.get("files", ()) if isinstance(data, dict) else None
+    if not isinstance(files, list | tuple):
+        raise PageError("the page has no files list")
     out: list[DistFile] = []
     append = out.append
-    for item in data.get("files", ()):
-        filename = item.get("filename", "")
-        if not keep(filename):
+    for position, item in enumerate(files):
+        if not isinstance(item, dict):
+            raise PageError(f"files[{position}] is not an object")
+        filename = safe_filename(item.get("filename"))
+        if filename is None or not keep(filename):
             continue
-        url = item["url"]
-        if not url.startswith(("https://", "http://")):
-            url = urljoin(page_url, url)
+        where = f"files[{position}] ({filename})"
+        url = item.get("url")
+        if not (isinstance(url, str) and url.startswith(("https://", "http://"))) or (
+            _CONTROL.search(url)
+        ):
+            url = _url(url, page_url, where)
         hashes = item.get("hashes") or {}
+        if not isinstance(hashes, dict):
+            raise PageError(f"{where}: hashes is not an object")
         meta = item.get("core-metadata", item.get("data-dist-info-metadata", False))
         size = item.get("size")
+        requires = item.get("requires-python")
+        uploaded = item.get("upload-time")
         append(
             DistFile(
                 filename=filename,
                 url=url,
                 index=index,
-                sha256=hashes.get("sha256"),
-                requires_python=item.get("requires-python") or None,
+                sha256=_sha256(hashes.get("sha256"), where),
+                requires_python=requires if isinstance(requires, str) and requires else None,
                 yanked=_yanked(item.get("yanked")),
-                upload_time_text=item.get("upload-time"),
-                size=size if isinstance(size, int) else None,
-                metadata=_metadata(meta) if meta else False,
+                upload_time_text=uploaded if isinstance(uploaded, str) else None,
+                size=size
+                if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 1 << 48
+                else None,
+                metadata=_metadata(meta, where) if meta else False,
             )
         )
     return out
@@ -106,16 +168,22 @@ _HASH_FRAGMENT = re.compile(r"^sha256=([0-9a-fA-F]{64})$")
 def parse_html_page(body: bytes, *, page_url: str, index: str, keep: FileFilter) -> list[DistFile]:
     """Files of a PEP 503 HTML project page (with PEP 592 yanking and PEP 658/714 metadata)."""
     parser = _Anchors()
-    parser.feed(body.decode("utf-8", errors="replace"))
+    try:
+        parser.feed(body.decode("utf-8", errors="replace"))
+        parser.close()
+    except (ValueError, AssertionError, RecursionError) as exc:
+        raise PageError(f"not parseable HTML ({str(exc)[:200]})") from None
     base = urljoin(page_url, parser.base) if parser.base else page_url
     out: list[DistFile] = []
     for attrs, text in parser.anchors:
         href = attrs.get("href")
-        if not href:
+        if not href or _CONTROL.search(href.strip()):
             continue
-        url, fragment = urldefrag(urljoin(base, href))
-        filename = text or url.rsplit("/", 1)[-1]
-        if not keep(filename):
+        url, fragment = urldefrag(urljoin(base, href.strip()))
+        if not url.startswith(("https://", "http://")):
+            continue
+        filename = safe_filename(text or url.rsplit("/", 1)[-1])
+        if filename is None or not keep(filename):
             continue
         match = _HASH_FRAGMENT.match(fragment)
         meta_attr = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
@@ -142,7 +210,7 @@ def parse_html_page(body: bytes, *, page_url: str, index: str, keep: FileFilter)
 def parse_page(
     body: bytes, content_type: str, *, page_url: str, index: str, keep: FileFilter
 ) -> list[DistFile]:
-    """Dispatch on the response's media type."""
+    """Dispatch on the response's media type; `PageError` for a malformed page."""
     kind = content_type.split(";", maxsplit=1)[0].strip().lower()
     if kind == JSON_TYPE or kind.endswith("+json") or kind == "application/json":
         return parse_json_page(body, page_url=page_url, index=index, keep=keep)

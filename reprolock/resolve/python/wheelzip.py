@@ -9,10 +9,22 @@ METADATA costs two requests, however large the wheel.
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 
+from reprolock import limits
+
 Fetch = Callable[[int, int], bytes]
+
+
+class ZipProblem(Exception):
+    """The bytes are not a zip archive reprolock can read (the message says why)."""
+
+
+class MemberTooLarge(Exception):
+    """The wanted member is larger than ``limits.metadata_bytes``."""
 
 
 class _RangeFile(io.RawIOBase):
@@ -54,6 +66,8 @@ class _RangeFile(io.RawIOBase):
             # Read ahead: zipfile reads a 30-byte local header, then the member.
             fetch_end = min(self.size, max(end, self.pos + 64 * 1024))
             block = self.fetch(self.pos, fetch_end)
+            if len(block) != fetch_end - self.pos:
+                raise ZipProblem(f"asked for {fetch_end - self.pos} bytes, got {len(block)}")
             self.requests += 1
             self.blocks.append((self.pos, block))
             data = block[: end - self.pos]
@@ -65,11 +79,41 @@ class _RangeFile(io.RawIOBase):
 def read_member(
     size: int, tail: bytes, fetch: Fetch, wanted: Callable[[str], bool]
 ) -> bytes | None:
-    """The first member whose name passes ``wanted``, or None when there is none."""
-    with zipfile.ZipFile(io.BufferedReader(_RangeFile(size, fetch, tail), 64 * 1024)) as archive:
-        for info in archive.infolist():
-            if wanted(info.filename):
-                return archive.read(info)
+    """The first member whose name passes ``wanted``, or None when there is none.
+
+    The member is read through a bounded stream (``limits.metadata_bytes``, whatever
+    its header claims): `MemberTooLarge` beyond it, `ZipProblem` for anything that is
+    not a readable zip (``fetch`` may raise its own errors, which pass through).
+    """
+    cap = limits.current().metadata_bytes
+    try:
+        with zipfile.ZipFile(
+            io.BufferedReader(_RangeFile(size, fetch, tail), 64 * 1024)
+        ) as archive:
+            for info in archive.infolist():
+                if wanted(info.filename):
+                    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                        # bzip2/lzma members are inflated without an output bound by zipfile
+                        raise ZipProblem(f"{info.filename} uses compression {info.compress_type}")
+                    with archive.open(info) as member:
+                        data = member.read(cap + 1)
+                    if len(data) > cap:
+                        raise MemberTooLarge
+                    return data
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        struct.error,
+        EOFError,
+        ValueError,
+        OverflowError,
+        NotImplementedError,
+        RuntimeError,  # encrypted members
+        UnicodeDecodeError,
+        OSError,
+    ) as exc:
+        raise ZipProblem(str(exc)[:200] or type(exc).__name__) from None
     return None
 
 
