@@ -229,10 +229,21 @@ class Decompressor(io.RawIOBase):
 
 
 def decompress_capped(
-    data: bytes, kind: Compression, *, what: str, max_output: int, limit_name: str
+    data: bytes,
+    kind: Compression,
+    *,
+    what: str,
+    max_output: int,
+    limit_name: str,
+    floor: int | None = None,
 ) -> bytes:
     """``data`` decompressed whole, within the same bounds as `Decompressor`."""
     stream = Decompressor(
-        io.BytesIO(data), kind, what=what, max_output=max_output, limit_name=limit_name
+        io.BytesIO(data),
+        kind,
+        what=what,
+        max_output=max_output,
+        limit_name=limit_name,
+        floor=floor,
     )
     return read_capped(stream, max_output, what, limit_name)

@@ -54,7 +54,10 @@ class Limits:
     release_bytes: int = 16 * MiB
     """An apt ``InRelease``/``Release``/``Release.gpg`` file."""
     apt_index_bytes: int = 1 * GiB
-    """An apt ``Packages`` index after decompression."""
+    """An apt ``Packages`` index after decompression (when its Release lists no size)."""
+    apt_index_floor: int = 64 * MiB
+    """An apt index decompressing past this at more than ``decompression_ratio`` times
+    its compressed size is a bomb (real ones expand 4 to 10 times)."""
     download_bytes: int = 64 * GiB
     """A file ``fetch`` downloads whose lock entry has no size."""
     # -- archives and images -------------------------------------------------------------

@@ -227,7 +227,14 @@ def _decompress(raw: bytes, path: str, cap: int) -> bytes:
     kind: Compression = (
         "xz" if path.endswith(".xz") else "gzip" if path.endswith(".gz") else "plain"
     )
-    return decompress_capped(raw, kind, what=path, max_output=cap, limit_name="apt_index_bytes")
+    return decompress_capped(
+        raw,
+        kind,
+        what=path,
+        max_output=cap,
+        limit_name="apt_index_bytes",
+        floor=limits.current().apt_index_floor,
+    )
 
 
 def _strip_clearsign(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import NoReturn
 
 import click
 
-from reprolock import __version__
+from reprolock import __version__, limits
 from reprolock.cli import output
 from reprolock.errors import InputError, ReprolockError
 
@@ -87,6 +88,7 @@ def cli(
             format=fmt, verbosity=verbose - quiet, cache_dir=cache_dir, offline=offline, debug=debug
         )
     )
+    limits.install(limits.from_environment(os.environ))
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE

@@ -39,9 +39,11 @@ class Outcome:
         return self.out + self.err
 
 
-def _limit_memory(limit: int) -> Callable[[], None]:
+def _limit(memory: int, file_size: int | None) -> Callable[[], None]:
     def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if file_size is not None:  # a "full disk": writes past it fail with EFBIG
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
 
     return apply
 
@@ -85,6 +87,7 @@ class Sandbox:
         memory: int = MEMORY,
         seconds: float = SECONDS,
         stdin: bytes | None = None,
+        file_size: int | None = None,
     ) -> Outcome:
         """``reprolock ARGS`` in ``work``; a run past ``seconds`` fails the test."""
         started = time.monotonic()
@@ -96,7 +99,7 @@ class Sandbox:
                 input=stdin,
                 capture_output=True,
                 timeout=seconds,
-                preexec_fn=_limit_memory(memory),
+                preexec_fn=_limit(memory, file_size),
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
