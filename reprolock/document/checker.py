@@ -9,6 +9,7 @@ from typing import Any
 
 from reprolock.document.locate import KeyPath, line_of, locate_keys, render_path
 from reprolock.errors import Problem
+from reprolock.model import grammar
 
 
 def toml_type(value: object) -> str:
@@ -32,9 +33,10 @@ def toml_type(value: object) -> str:
 
 
 def show(value: object) -> str:
-    """A short rendering of a value as it would be written in TOML."""
+    """A short rendering of a value as it would be written in TOML (control characters
+    escaped, long values cut)."""
     if isinstance(value, str):
-        return f'"{value}"'
+        return grammar.show(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     text = repr(value)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
+from reprolock.model import grammar
+
 KeyPath = tuple[str | int, ...]
 
 _BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -22,9 +24,7 @@ def render_path(path: Sequence[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
             continue
-        text = (
-            part if part and all(c in _BARE for c in part) else '"' + part.replace('"', '\\"') + '"'
-        )
+        text = part if part and all(c in _BARE for c in part) else grammar.show(part)
         out += f".{text}" if out else text
     return out
 
