@@ -50,13 +50,14 @@ def example_targets(shuffle: int | None = None) -> tuple[LockedTarget, ...]:
                     mix(
                         [  # type: ignore[arg-type]
                             Wheel(
-                                filename=f"{name}-{version}-py3-none-any.whl",
+                                filename=f"{name.replace('-', '_')}-{version}-py3-none-any.whl",
                                 url=f"https://files.example/{name}-{version}-py3-none-any.whl",
                                 sha256=_h(name + version),
                                 size=1000 + len(name),
                             ),
                             Wheel(
-                                filename=f"{name}-{version}-cp311-cp311-manylinux_2_28_{machine}.whl",
+                                filename=f"{name.replace('-', '_')}-{version}-cp311-cp311-"
+                                f"manylinux_2_28_{machine}.whl",
                                 url=f"https://files.example/{name}-{version}-{machine}.whl",
                                 sha256=_h(name + version + machine),
                                 size=2000 + len(name),

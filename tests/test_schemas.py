@@ -70,6 +70,26 @@ BAD_SPECS = [
     ),
     (BASE + '[base]\nflavor = "tiny"\n', "unknown flavor"),
     (BASE + '[registry]\ninsecure = "x"\n', "insecure not an array"),
+    # Values that would write a new Dockerfile instruction (issue 14).
+    (BASE + '[image]\nworkdir = "/app\\nRUN curl evil"\n', "newline in workdir"),
+    (BASE + '[image]\nworkdir = "/app dir"\n', "space in workdir"),
+    (BASE + '[image]\nuser = "app\\nRUN id"\n', "newline in user"),
+    (BASE + '[image]\nuser = "00"\n', "uid 0 written 00"),
+    (BASE + '[image.env]\n"A\\nRUN x" = "1"\n', "newline in an env name"),
+    (BASE + '[image.env]\nA = "1\\nRUN x"\n', "newline in an env value"),
+    (BASE + '[image.labels]\n"a b" = "1"\n', "space in a label key"),
+    (BASE + '[image.labels]\na = "x\\ry"\n', "CR in a label value"),
+    (BASE + '[image]\ncopy = [["src\\nRUN x", "/app"]]\n', "newline in a copy source"),
+    (BASE + '[image]\ncopy = [["-src", "/app"]]\n', "copy source like a flag"),
+    (BASE + '[image]\ncopy = [["src", "/app $HOME"]]\n', "space in a copy destination"),
+    (BASE + '[image]\nexpose = ["80\\nRUN x"]\n', "newline in a port"),
+    (BASE + '[python]\nrequirements = ["x"]\nvenv = "/opt/v env"\n', "space in venv"),
+    (BASE + '[python]\nrequirements-files = ["/root/.netrc"]\n', "absolute requirements file"),
+    (BASE + '[apt]\nkeyrings = ["/etc/key.gpg"]\n', "absolute keyring"),
+    (BASE + '[apt]\npackages = ["git=1.0 x"]\n', "bad apt version"),
+    (BASE + '[registry]\ninsecure = ["http://reg:5000"]\n', "insecure as a URL"),
+    (BASE + '[registry]\nmirrors = { "docker.io" = "mirror/path" }\n', "mirror with a path"),
+    (BASE + '[registry]\nmirrors = { "docker io" = "mirror" }\n', "mirror of a bad host"),
 ]
 # Only the parser can reject these: they need the GPU table or cross-row checks.
 PARSER_ONLY = [
@@ -80,6 +100,10 @@ PARSER_ONLY = [
         "duplicate index names",
     ),
     (BASE + '[python]\nrequirements = ["torch=2.5"]\n', "invalid requirement"),
+    # A trailing newline: the schema's `$` rejects it in ECMA-262 (as editors read it), but
+    # Python's `re`, which jsonschema uses, lets `$` match before a final newline.
+    (BASE + '[image]\nhealthcheck = { cmd = ["true"], interval = "1s\\n" }\n', "duration+newline"),
+    (BASE + '[image]\nuser = "app\\n"\n', "user and a newline"),
 ]
 
 
@@ -112,6 +136,10 @@ def test_parser_rejects_semantic_errors(text: str, what: str) -> None:
         BASE + '[gpu]\ndevices = ["8.0", "H100"]\ncuda = "12.4"\ncudnn = "9.*"\n',
         BASE + '[python]\nrequirements-files = ["r.in"]\n',
         BASE + '[image]\nexpose = [8000, "9000/udp"]\nenv = { A_B = "1" }\n',
+        BASE + '[image]\nworkdir = "/srv/app-1.0"\ncopy = [["src/*.py", "/srv/app-1.0/"]]\n'
+        'env = { PATH = "/opt/x:$PATH", Q = "a \\"b\\" \\\\c" }\nlabels = { "org.x/y" = "v" }\n',
+        BASE + '[registry]\nmirrors = { "docker.io" = "https://mirror.example.com/hub" }\n'
+        'insecure = ["localhost:5000", "[::1]:5000"]\n',
     ],
 )
 def test_parser_and_schema_accept_the_same_good_inputs(text: str) -> None:

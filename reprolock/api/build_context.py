@@ -9,32 +9,46 @@ checking each file's sha256 against the lock (air-gapped builds need nothing els
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import os
+import stat
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import requests
 
+from reprolock import limits
 from reprolock.api.export import locate_lock, pick_target
 from reprolock.api.network import NetOptions
-from reprolock.api.project import read_lock
+from reprolock.api.project import lock_digest, read_lock
 from reprolock.atomic import replace_file
 from reprolock.emit.dockerfile import (
+    CONTEXT,
     DockerfileOptions,
     deb_filename,
     debs_sha256sums,
     dockerfile_name,
     dockerignore,
-    folder,
     render,
     requirements,
 )
+from reprolock.emit.dockerfile import target_id as checked_id
 from reprolock.errors import InputError, SourceError
 from reprolock.lock import LockedTarget, Lockfile
-from reprolock.net.session import describe_failure, new_session, redact
+from reprolock.lock.io import directory_lock
+from reprolock.model import grammar
+from reprolock.model.paths import UnsafePath, join_under
+from reprolock.net import http
+from reprolock.net.session import new_session, redact
+
+PARTIAL = ".reprolock-partial-"  # the prefix of a download in progress
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +63,24 @@ def _targets(lock: Lockfile, lock_path: Path, target_id: str | None) -> list[Loc
     return [pick_target(lock, lock_path, target_id)]
 
 
+def _under(root: Path, *names: str) -> Path:
+    """``root/names…``: every path built from the lock goes through here, and stays in
+    ``root`` (`reprolock.model.paths.join_under`)."""
+    try:
+        return join_under(root, *names)
+    except UnsafePath as exc:
+        raise InputError(
+            f"refusing to write {exc}: lock values may only name files inside the build "
+            f"context {root}.",
+            hint="Regenerate the lock with `reprolock lock`; remove symbolic links in the build "
+            "context that point outside it.",
+        ) from None
+
+
+def _target_dir(root: Path, target: LockedTarget) -> Path:
+    return _under(root, CONTEXT, checked_id(target))
+
+
 def _write(path: Path, text: str) -> Written:
     data = text.encode()
     try:
@@ -56,8 +88,14 @@ def _write(path: Path, text: str) -> Written:
     except OSError:
         changed = True
     if changed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        replace_file(path, data, durable=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            replace_file(path, data, durable=True)
+        except OSError as exc:
+            raise SourceError(
+                f"cannot write {path}: {exc.strerror or exc}.",
+                hint="Check that the folder is writable and the disk not full.",
+            ) from None
     return Written(path=path, changed=changed)
 
 
@@ -70,30 +108,35 @@ def write_dockerfiles(
     output: Path | None,
     wheelhouse: bool,
     single_stage: bool,
+    warnings: list[str] | None = None,
 ) -> list[Written]:
     """Write the Dockerfile(s) and their build-context files; unchanged files are left as
-    they are (byte-identical output for the same lock)."""
+    they are (byte-identical output for the same lock).  Warnings about the lock are
+    appended to ``warnings``."""
     path = locate_lock(spec_path, lock_path, cwd)
-    lock, _warnings = read_lock(path)
-    digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    lock, found = read_lock(path)
+    if warnings is not None:
+        warnings.extend(found)
+    digest = lock_digest(path)
     out_dir = output or path.parent
     options = DockerfileOptions(
         lock_digest=digest, wheelhouse=wheelhouse, single_stage=single_stage
     )
-    written = []
+    # Render everything before writing anything: a bad value leaves no half-written context.
+    files: list[tuple[Path, str]] = []
     for target in _targets(lock, path, target_id):
         name = dockerfile_name(lock, target)
         if single_stage:
             name += ".single-stage"
-        written.append(_write(out_dir / name, render(lock, target, options)))
-        here = out_dir / folder(target)
-        written.append(
-            _write(here / "requirements.txt", requirements(target, wheelhouse=wheelhouse))
+        files.append((_under(out_dir, name), render(lock, target, options)))
+        here = _target_dir(out_dir, target)
+        files.append(
+            (_under(here, "requirements.txt"), requirements(target, wheelhouse=wheelhouse))
         )
         if target.apt:
-            written.append(_write(here / "debs" / "SHA256SUMS", debs_sha256sums(target)))
-    written.append(_write(out_dir / ".dockerignore", dockerignore(lock.image)))
-    return written
+            files.append((_under(here, "debs", "SHA256SUMS"), debs_sha256sums(target)))
+    files.append((_under(out_dir, ".dockerignore"), dockerignore(lock.image)))
+    return [_write(p, text) for p, text in files]
 
 
 @dataclass(slots=True)
@@ -102,6 +145,15 @@ class FetchResult:
     reused: int = 0
     bytes: int = 0
     folders: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Job:
+    url: str
+    sha256: str
+    size: int | None
+    dest: Path
 
 
 def fetch(
@@ -113,14 +165,20 @@ def fetch(
     output: Path | None,
     net: NetOptions,
 ) -> FetchResult:
-    """Download every locked wheel and .deb, each checked against its sha256."""
+    """Download every locked wheel and .deb, each checked against its sha256 (and size).
+
+    Files go to a temporary ``.reprolock-partial-*`` file beside their destination and are
+    renamed into place once checked; a failed or interrupted download leaves nothing, and
+    leftovers of a killed fetch are removed by the next one.
+    """
     path = locate_lock(spec_path, lock_path, cwd)
-    lock, _warnings = read_lock(path)
+    lock, warnings = read_lock(path)
     out_dir = output or path.parent
-    jobs: list[tuple[str, str, Path]] = []  # (url, sha256, destination)
-    result = FetchResult()
+    jobs: list[_Job] = []
+    result = FetchResult(warnings=warnings)
+    sums: list[tuple[Path, str]] = []
     for target in _targets(lock, path, target_id):
-        here = out_dir / folder(target)
+        here = _target_dir(out_dir, target)
         result.folders.append(here)
         for package in target.packages:
             for wheel in package.wheels:
@@ -130,70 +188,210 @@ def fetch(
                         f"{wheel.filename}; fetch installs nothing unchecked.",
                         hint="Lock it from an index that publishes hashes.",
                     )
-                jobs.append((wheel.url, wheel.sha256, here / "wheels" / wheel.filename))
+                name = _checked(wheel.filename, grammar.wheel_filename, package.name)
+                jobs.append(
+                    _Job(
+                        url=_checked(wheel.url, grammar.http_url, name),
+                        sha256=_checked(wheel.sha256, grammar.sha256_hex, name),
+                        size=wheel.size,
+                        dest=_under(here, "wheels", name),
+                    )
+                )
         for deb in target.apt:
-            jobs.append((deb.url, deb.sha256, here / "debs" / deb_filename(deb)))
+            name = deb_filename(deb)
+            jobs.append(
+                _Job(
+                    url=_checked(deb.url, grammar.http_url, name),
+                    sha256=_checked(deb.sha256, grammar.sha256_hex, name),
+                    size=deb.size,
+                    dest=_under(here, "debs", name),
+                )
+            )
         if target.apt:
-            _write(here / "debs" / "SHA256SUMS", debs_sha256sums(target))
-    if net.config.offline and any(not _matches(d, s) for _, s, d in jobs):
-        raise SourceError(
-            "--offline: some locked files are not in the build context yet.",
-            hint="Run `reprolock fetch` once online.",
-        )
-    session = new_session(net.config)
-    try:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for size in pool.map(lambda job: _fetch_one(session, *job), jobs):
-                if size is None:
-                    result.reused += 1
-                else:
-                    result.downloaded += 1
-                    result.bytes += size
-    finally:
-        session.close()
+            sums.append((_under(here, "debs", "SHA256SUMS"), debs_sha256sums(target)))
+    context = _under(out_dir, CONTEXT)
+    _make_folder(context)
+    with _locked(context):
+        for folder in {j.dest.parent for j in jobs}:
+            _make_folder(folder)
+            _sweep(folder)
+        for sums_path, text in sums:
+            _write(sums_path, text)
+        if net.config.offline and any(not _matches(j.dest, j.sha256) for j in jobs):
+            raise SourceError(
+                "--offline: some locked files are not in the build context yet.",
+                hint="Run `reprolock fetch` once online.",
+            )
+        _download_all(jobs, net, result)
     return result
 
 
-def _matches(path: Path, sha256: str) -> bool:
+def _checked(value: str, check: grammar.Grammar, what: str) -> str:
     try:
-        with path.open("rb") as handle:
+        return check(value)
+    except ValueError as exc:
+        raise InputError(
+            f"{what}: {exc}.", hint="Regenerate the lock with `reprolock lock`."
+        ) from None
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SourceError(
+            f"cannot create {folder}: {exc.strerror or exc}.",
+            hint="Check that the build context is writable, or give another one with -o.",
+        ) from None
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One fetch at a time per build context: leftovers found under the lock are from a
+    fetch that died."""
+    try:
+        with directory_lock(folder):
+            yield
+    except OSError as exc:
+        raise SourceError(f"cannot lock {folder}: {exc.strerror or exc}.") from None
+
+
+def _sweep(folder: Path) -> None:
+    """Remove the partial downloads a killed fetch left in ``folder``."""
+    with contextlib.suppress(OSError):
+        for leftover in folder.iterdir():
+            if leftover.name.startswith(PARTIAL):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+
+
+def _download_all(jobs: list[_Job], net: NetOptions, result: FetchResult) -> None:
+    session = new_session(net.config)
+    cancelled = threading.Event()
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            try:
+                for size in pool.map(lambda job: _fetch_one(session, job, cancelled), jobs):
+                    if size is None:
+                        result.reused += 1
+                    else:
+                        result.downloaded += 1
+                        result.bytes += size
+            except BaseException:
+                cancelled.set()  # the other downloads stop and clean up too
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+    finally:
+        session.close()
+
+
+def _matches(path: Path, sha256: str) -> bool:
+    """Whether ``path`` is a regular file (not a link, FIFO or device) with this sha256."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        with os.fdopen(os.dup(fd), "rb") as handle:
             return hashlib.file_digest(handle, "sha256").hexdigest() == sha256
     except OSError:
         return False
+    finally:
+        os.close(fd)
 
 
-def _fetch_one(session: requests.Session, url: str, sha256: str, dest: Path) -> int | None:
-    """Download ``url`` to ``dest`` unless it is there already; None when reused."""
-    if _matches(dest, sha256):
+def _fetch_one(session: requests.Session, job: _Job, cancelled: threading.Event) -> int | None:
+    """Download ``job.url`` to ``job.dest`` unless it is there already; None when reused."""
+    if _matches(job.dest, job.sha256):
         return None
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, name = tempfile.mkstemp(prefix=PARTIAL, dir=job.dest.parent)
+    except OSError as exc:
+        raise _write_error(job.dest, exc) from None
+    partial = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            size = _download(session, job, out, cancelled)
+        partial.replace(job.dest)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise _write_error(job.dest, exc) from None
+    except BaseException:  # any failure, a cancel, Ctrl-C: no partial file stays
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+    return size
+
+
+def _download(
+    session: requests.Session, job: _Job, out: BinaryIO, cancelled: threading.Event
+) -> int:
+    """Stream ``job.url`` into ``out``, checking size (against the lock's, or the cap) and
+    sha256; the byte count.  OSError from writing (a full disk) is the caller's."""
+    url = redact(job.url)
+    cap = job.size if job.size is not None else limits.current().download_bytes
     digest = hashlib.sha256()
     size = 0
-    try:
-        with session.get(url, stream=True) as response:
-            if response.status_code != 200:
-                raise SourceError(
-                    f"{redact(url)}: HTTP {response.status_code}.",
-                    hint="The locked file is gone from its index or archive; relock "
-                    "(or fetch from a snapshot/mirror that keeps it).",
-                )
-            with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
-                for chunk in response.iter_content(1 << 16):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    tmp.write(chunk)
-    except requests.RequestException as exc:
-        raise SourceError(f"{redact(url)}: {describe_failure(exc)}.") from None
-    partial = Path(tmp.name)
-    if digest.hexdigest() != sha256:
-        partial.unlink(missing_ok=True)
+    with http.stream(
+        session,
+        job.url,
+        what=job.dest.name,
+        cap=limits.current().download_bytes,
+        limit_name="download_bytes",
+    ) as response:
+        if response.status != 200:
+            raise SourceError(
+                f"{url}: HTTP {response.status}.",
+                hint="The locked file is gone from its index or archive; relock "
+                "(or fetch from a snapshot/mirror that keeps it).",
+            )
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and len(declared) < 20 and int(declared) > cap:
+            raise _too_long(url, job, f"it declares {declared} bytes")
+        for chunk in response.chunks():
+            if cancelled.is_set():
+                raise SourceError(f"{url}: download cancelled.")
+            size += len(chunk)
+            if size > cap:
+                raise _too_long(url, job, f"more than {cap} bytes arrived")
+            digest.update(chunk)
+            out.write(chunk)
+    out.flush()
+    os.fsync(out.fileno())
+    if digest.hexdigest() != job.sha256:
         raise SourceError(
-            f"{redact(url)}: its sha256 is {digest.hexdigest()}, the lock says {sha256}.",
+            f"{url}: its sha256 is {digest.hexdigest()}, the lock says {job.sha256}.",
             hint="The file was replaced on the server: do not use it. Relock deliberately "
             "if the change is expected.",
         )
-    partial.replace(dest)
+    if job.size is not None and size != job.size:
+        raise SourceError(
+            f"{url}: {size} bytes arrived, the lock says {job.size}.",
+            hint="The file was replaced on the server: do not use it.",
+        )
     return size
+
+
+def _too_long(url: str, job: _Job, detail: str) -> SourceError:
+    if job.size is None:
+        error = limits.exceeded(url, "download_bytes", actual=detail)
+        return SourceError(error.message, hint=error.hint)
+    return SourceError(
+        f"{url}: longer than the {job.size} bytes the lock records ({detail}); refusing it.",
+        hint="The file was replaced on the server: do not use it. Relock deliberately "
+        "if the change is expected.",
+    )
+
+
+def _write_error(dest: Path, exc: OSError) -> SourceError:
+    reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    return SourceError(
+        f"cannot write {dest}: {reason}.",
+        hint="Free some space, or fetch into another build context with -o.",
+    )
 
 
 def written_summary(written: Iterable[Written]) -> tuple[int, int]:

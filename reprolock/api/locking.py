@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,16 +17,17 @@ if TYPE_CHECKING:
     from reprolock.resolve.python.resolve import PythonResolution
     from reprolock.resolve.python.target import PythonTarget
 from reprolock.api.project import (
+    EditedLock,
     default_lock_path,
     find_spec,
     load_spec,
-    read_lock,
     shipped_matrices,
     write_lock,
 )
 from reprolock.errors import InputError
-from reprolock.lock import LockedTarget, Lockfile, dumps, inputs_of, new_lockfile
+from reprolock.lock import Decoded, LockedTarget, Lockfile, dumps, inputs_of, loads, new_lockfile
 from reprolock.lock.freshness import locked_image
+from reprolock.lock.io import read_text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +46,34 @@ def target_id_of(targets: Iterable[PythonTarget], platform: object) -> str:
     from reprolock.api.python_layer import target_id  # noqa: PLC0415
 
     return next(target_id(t) for t in targets if t.platform == platform)
+
+
+def _previous_pins(
+    path: Path, decoded: Decoded, warnings: list[str]
+) -> tuple[dict[str, LockedTarget], bool]:
+    """The targets of the existing lock whose pins may be kept, and whether the whole lock
+    is trusted (its integrity digests verified).
+
+    A target with a hand-edited section keeps nothing: it is resolved afresh, so an edit is
+    never carried into the new lock.  A lock without digests (lock-version 1.0) keeps its
+    Python versions (preferences the resolver checks against the index again) but not its
+    base pins (taken as they are): bases are pinned again from the registry.
+    """
+    found = decoded.integrity
+    targets = decoded.lock.targets
+    if found.verified:
+        return {t.id: t for t in targets}, True
+    if found.edited:
+        warnings.append(
+            f"{EditedLock(path, found.edited).message} Resolving again; "
+            "the edited targets keep no pins."
+        )
+        return {t.id: t for t in targets if t.id not in found.edited_targets}, False
+    warnings.append(
+        f"{path}: cannot be checked for hand edits ({found.unverifiable}); resolving again, "
+        "with the base images pinned afresh."
+    )
+    return {t.id: replace(t, base=None) for t in targets}, False
 
 
 def lock(
@@ -68,26 +96,28 @@ def lock(
     old: Lockfile | None = None
     inputs = inputs_of(spec, shipped_matrices().version)
     warnings: list[str] = []
+    trusted = False
     if lock_file.exists():
         try:
-            old_lock, old_warnings = read_lock(lock_file)
+            old_text = read_text(lock_file, what="lock")
+            decoded = loads(old_text, file=str(lock_file))
         except InputError as exc:
             warnings.append(f"the existing lock is unreadable and will be replaced: {exc.message}")
         else:
-            old = old_lock
-            warnings.extend(old_warnings)
-            previous = {t.id: t for t in old_lock.targets}
-            with contextlib.suppress(OSError):
-                old_text = lock_file.read_text(encoding="utf-8")
+            old = decoded.lock
+            warnings.extend(decoded.warnings)
+            previous, trusted = _previous_pins(lock_file, decoded, warnings)
     upgrades = frozenset(canonicalize_name(n) for n in upgrade_packages)
     if (
         old is not None
+        and trusted
         and not (upgrade or upgrades or net.refresh or refresh_base)
         and old.inputs_hash == inputs.inputs_hash
         and old.created_by == f"reprolock {__version__}"
     ):
-        # The lock was made from these very inputs by this reprolock: resolving again
-        # would keep every pin.  --refresh re-resolves (e.g. to see yanked files).
+        # The lock was made from these very inputs by this reprolock, and its integrity
+        # digests show no hand edit: resolving again would keep every pin.  --refresh
+        # re-resolves (e.g. to see yanked files).
         return LockResult(
             spec_path=spec_file,
             lock_path=lock_file,

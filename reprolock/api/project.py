@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprolock import resources
 from reprolock.compat import Matrices, load_matrices
-from reprolock.errors import CheckFailed, InputError, SourceError, Unsatisfiable
-from reprolock.lock import Lockfile, dumps, inputs_of, loads, stale_reasons
-from reprolock.lock.io import read_text, write_atomic
+from reprolock.errors import CheckFailed, InputError, ReprolockError, SourceError, Unsatisfiable
+from reprolock.lock import Decoded, Lockfile, dumps, inputs_of, loads, stale_reasons
+from reprolock.lock.io import read_bytes, read_text, write_atomic
+from reprolock.model import grammar
+from reprolock.model.paths import UnsafePath, inside
 from reprolock.spec import Spec, parse_spec
 
 SPEC_NAME = "reprolock.toml"
@@ -34,7 +37,7 @@ def find_spec(spec: Path | None, cwd: Path) -> Path:
     if candidate.exists():
         return candidate
     pyproject = cwd / "pyproject.toml"
-    if pyproject.exists() and "[tool.reprolock" in read_text(pyproject):
+    if pyproject.exists() and "[tool.reprolock" in read_text(pyproject, what="pyproject.toml"):
         return pyproject
     raise InputError(
         f"no {SPEC_NAME} in {cwd.resolve()} (and no [tool.reprolock] in pyproject.toml).",
@@ -46,32 +49,131 @@ def default_lock_path(spec_path: Path) -> Path:
     return spec_path.parent / LOCK_NAME
 
 
+def project_root(folder: Path) -> Path:
+    """The folder that files named by a spec in ``folder`` must stay in: the nearest
+    ancestor holding ``.git`` (the repository), else ``folder`` itself."""
+    start = folder.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return start
+
+
+def read_project_file(folder: Path, name: str, *, what: str, limit_name: str) -> bytes:
+    """The bytes of ``name`` (relative to the spec's ``folder``), a regular file inside
+    the project (`project_root`), within ``limits.<limit_name>``.
+
+    Raises ValueError (refused: absolute, outside the project, not a regular file, too
+    large) or OSError (cannot be read), for the spec parser to report at its key.
+    """
+    grammar.relative_file(name)
+    root = project_root(folder)
+    try:
+        inside(root, folder / name)
+    except UnsafePath:
+        raise ValueError(
+            f"{grammar.show(name)} is outside the project ({root}): files named by the spec "
+            "must lie in its folder or its repository"
+        ) from None
+    try:
+        return read_bytes((folder / name).resolve(), what=what, limit_name=limit_name)
+    except SourceError as exc:
+        if isinstance(exc.__cause__, OSError):
+            raise exc.__cause__ from None
+        raise OSError(exc.message.removesuffix(".")) from None
+    except ReprolockError as exc:
+        raise ValueError(exc.message.removesuffix(".")) from None
+
+
 def load_spec(path: Path) -> Spec:
-    """Read and validate the spec at ``path`` (reprolock.toml or pyproject.toml)."""
+    """Read and validate the spec at ``path`` (reprolock.toml or pyproject.toml).
+
+    Requirements files and keyrings it names must be regular files inside the spec's
+    folder or its repository (`project_root`).
+    """
     if not path.exists():
         raise InputError(
             f"{path}: no such file.",
             hint="Create a spec with `reprolock init`, or fix the --spec path.",
         )
-    text = read_text(path)
+    text = read_text(path, what="spec")
     folder = path.parent
 
     def read_file(name: str) -> str:
-        return (folder / name).read_text(encoding="utf-8")
+        data = read_project_file(
+            folder, name, what="requirements file", limit_name="requirements_file_bytes"
+        )
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{grammar.show(name)} is not UTF-8 text (at byte offset {exc.start})"
+            ) from None
+
+    def check_file(name: str) -> None:
+        read_project_file(folder, name, what="keyring", limit_name="document_bytes")
 
     return parse_spec(
         text,
         file=str(path),
         matrices=shipped_matrices(),
         read_file=read_file,
+        check_file=check_file,
         pyproject=path.name == "pyproject.toml",
     )
 
 
+def decode_lock(path: Path) -> Decoded:
+    """The lock at ``path``, validated, with what its integrity digests say (not acted on:
+    see `read_lock`)."""
+    return loads(read_text(path, what="lock"), file=str(path))
+
+
 def read_lock(path: Path) -> tuple[Lockfile, list[str]]:
-    """The lock at ``path`` and any warnings about it."""
-    decoded = loads(read_text(path), file=str(path))
-    return decoded.lock, decoded.warnings
+    """The lock at ``path`` and any warnings about it.
+
+    Fails closed: a lock whose integrity digests show a hand edit is refused (`EditedLock`,
+    exit 1).  A lock of version 1.0, written before locks carried digests, is read with a
+    warning.
+    """
+    decoded = decode_lock(path)
+    warnings = list(decoded.warnings)
+    found = decoded.integrity
+    if found.edited:
+        raise EditedLock(path, found.edited)
+    if found.unverifiable:
+        warnings.append(
+            f"{path}: cannot be checked for hand edits: {found.unverifiable}. "
+            "Run `reprolock lock` to add integrity digests."
+        )
+    return decoded.lock, warnings
+
+
+def lock_digest(path: Path) -> str:
+    """``sha256:`` of the lock file's bytes (what the image's lock-digest label records)."""
+    return "sha256:" + hashlib.sha256(read_bytes(path, what="lock")).hexdigest()
+
+
+class EditedLock(CheckFailed):
+    """The lock's content no longer matches its integrity digests."""
+
+    def __init__(self, path: Path, sections: tuple[str, ...]) -> None:
+        if len(sections) == 1:
+            message = (
+                f"{path}: {sections[0]} was edited by hand: it no longer matches the "
+                "lock's integrity digest."
+            )
+        else:
+            message = (
+                f"{path}: was edited by hand: {', '.join(sections)} no longer match the "
+                "lock's integrity digests."
+            )
+        super().__init__(
+            message,
+            hint="A lock is written by `reprolock lock` only: revert the edit, or run "
+            "`reprolock lock` to resolve again and regenerate it.",
+        )
+        self.sections = sections
 
 
 def write_lock(path: Path, lock: Lockfile) -> None:
@@ -131,8 +233,18 @@ def check(
         return CheckResult(
             spec_path=spec_file, spec=spec, lock_path=lock_file, lock=None, warnings=stack
         )
-    lock, warnings = read_lock(lock_file)
-    warnings = [*warnings, *stack]
+    decoded = decode_lock(lock_file)
+    found = decoded.integrity
+    if found.edited:
+        raise EditedLock(lock_file, found.edited)
+    if found.unverifiable:
+        raise CheckFailed(
+            f"{lock_file}: cannot be verified: {found.unverifiable}, so a hand edit would "
+            "go unnoticed.",
+            hint="Run `reprolock lock` to regenerate it with integrity digests, then commit it.",
+        )
+    lock = decoded.lock
+    warnings = [*decoded.warnings, *stack]
     reasons = stale_reasons(lock, inputs_of(spec, shipped_matrices().version))
     result = CheckResult(
         spec_path=spec_file,

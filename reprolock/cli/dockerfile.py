@@ -56,6 +56,7 @@ def dockerfile_command(
     in as build secrets (--secret id=ca, id=netrc).
     """
     settings = output.current()
+    warnings: list[str] = []
     written = write_dockerfiles(
         spec_path,
         lock_path,
@@ -64,7 +65,10 @@ def dockerfile_command(
         output=out_dir,
         wheelhouse=wheelhouse,
         single_stage=single_stage,
+        warnings=warnings,
     )
+    for warning in warnings:
+        settings.warn(warning)
     if settings.format == "json":
         settings.emit_json([{"path": str(w.path), "changed": w.changed} for w in written])
         return
@@ -86,8 +90,9 @@ def fetch_command(
     spec_path: Path | None, lock_path: Path | None, target_id: str | None, out_dir: Path | None
 ) -> None:
     """Download every locked wheel and .deb of the target(s) into the build context
-    (.reprolock/<target>/wheels and debs), each checked against the lock's sha256; files
-    already there and matching are kept. Exit 4 when a file is gone or its hash differs."""
+    (.reprolock/<target>/wheels and debs), each checked against the lock's sha256 and size;
+    files already there and matching are kept. Exit 4 when a file is gone, its hash or size
+    differs, or it cannot be written; exit 1 when the lock was edited by hand."""
     settings = output.current()
     result = fetch(
         spec_path,
@@ -97,6 +102,8 @@ def fetch_command(
         output=out_dir,
         net=net_options(settings),
     )
+    for warning in result.warnings:
+        settings.warn(warning)
     if settings.format == "json":
         settings.emit_json(
             {

@@ -2,6 +2,7 @@
 
 from reprolock.lock.codec import Decoded, dumps, from_dict, loads, to_dict
 from reprolock.lock.freshness import Inputs, inputs_of, new_lockfile, stale_reasons
+from reprolock.lock.integrity import Integrity
 from reprolock.lock.model import (
     LOCK_VERSION,
     AptPackage,
@@ -21,6 +22,7 @@ __all__ = [
     "CudaStack",
     "Decoded",
     "Inputs",
+    "Integrity",
     "LockedBase",
     "LockedHealthcheck",
     "LockedImage",

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import tomli_w
 
+from reprolock.document import toml
 from reprolock.document.checker import Checker
 from reprolock.document.locate import KeyPath
 from reprolock.errors import InputError, problems_error
+from reprolock.lock import integrity
+from reprolock.lock.integrity import Integrity
 from reprolock.lock.model import (
+    INTEGRITY_SINCE,
     LOCK_VERSION,
     AptPackage,
     CudaStack,
@@ -29,10 +33,8 @@ from reprolock.lock.model import (
     PythonPackage,
     Wheel,
 )
-from reprolock.model import ComputeCapability, Platform
-
-_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
-_HEX = re.compile(r"^[0-9a-f]{64}$")
+from reprolock.model import ComputeCapability, ImageRef, Platform, grammar
+from reprolock.model.grammar import show
 
 
 def _arch_key(arch: str) -> tuple[int, int, str]:
@@ -176,22 +178,26 @@ def dumps(lock: Lockfile) -> str:
         "# This file is written by reprolock; do not edit it by hand.\n"
         "# Regenerate it with `reprolock lock`.\n"
     )
-    return header + tomli_w.dumps(to_dict(lock))
+    data = to_dict(lock)
+    data["integrity"] = integrity.digests(data)
+    return header + tomli_w.dumps(data)
 
 
 # -- reading ---------------------------------------------------------------------------
 @dataclass(slots=True)
 class Decoded:
-    """A read lock, with warnings for the user (e.g. written by a newer reprolock)."""
+    """A read lock, with warnings for the user (e.g. written by a newer reprolock) and
+    what checking its integrity digests found."""
 
     lock: Lockfile
+    integrity: Integrity
     warnings: list[str] = field(default_factory=list)
 
 
 def loads(text: str, *, file: str) -> Decoded:
     """Parse lock text; `InputError` naming the file, line and field on any problem."""
     try:
-        data = tomllib.loads(text)
+        data = toml.loads(text, file=file)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(
             f"{file}: is not valid TOML ({exc}).",
@@ -200,19 +206,28 @@ def loads(text: str, *, file: str) -> Decoded:
     return from_dict(data, file=file, text=text)
 
 
+_VERSION = re.compile(r"([0-9]{1,6})\.([0-9]{1,6})", re.ASCII)
+
+
 def from_dict(data: Mapping[str, Any], *, file: str, text: str | None = None) -> Decoded:
-    """Build a `Lockfile` from a mapping; every problem is reported at once."""
+    """Build a `Lockfile` from a mapping; every problem is reported at once.
+
+    The integrity digests are checked too, and the finding returned (not raised): what a
+    hand-edited lock means is the caller's decision.
+    """
     check = Checker(file=file, text=text)
     warnings: list[str] = []
     version = data.get("lock-version")
-    ours = tuple(int(p) for p in LOCK_VERSION.split("."))
-    if not isinstance(version, str) or not re.match(r"^\d+\.\d+$", version):
+    found = _VERSION.fullmatch(version) if isinstance(version, str) else None
+    if found is None:
+        got = show(version) if isinstance(version, str) else type(version).__name__
         raise InputError(
-            f"{file}: lock-version is missing or malformed (got {version!r}).",
+            f"{file}: lock-version is missing or malformed (got {got}).",
             hint="This is not a reprolock lock, or it was damaged; regenerate it with "
             "`reprolock lock`.",
         )
-    theirs = tuple(int(p) for p in version.split("."))
+    ours = tuple(int(p) for p in LOCK_VERSION.split("."))
+    theirs = (int(found.group(1)), int(found.group(2)))
     if theirs[0] != ours[0]:
         raise InputError(
             f"{file}: lock-version {version} is not supported by this reprolock "
@@ -229,7 +244,18 @@ def from_dict(data: Mapping[str, Any], *, file: str, text: str | None = None) ->
     lock = reader.lockfile(data)
     if check.problems or lock is None:
         raise problems_error(file, check.problems, what="the lock")
-    return Decoded(lock, warnings)
+    if theirs < INTEGRITY_SINCE and "integrity" not in data:
+        found_integrity = Integrity(
+            verified=False,
+            unverifiable=f"it is a lock-version {version} lock, written before locks carried "
+            "integrity digests",
+        )
+    else:
+        found_integrity = integrity.check(data, lenient=lenient)
+    return Decoded(lock, found_integrity, warnings)
+
+
+Grammar = Callable[[str], str]
 
 
 class _LockReader:
@@ -242,25 +268,29 @@ class _LockReader:
             return {k: v for k, v in value.items() if k in keys}
         return self.check.table(value, path, keys)
 
+    def valid(self, path: KeyPath, value: str, grammar: Grammar | None) -> str | None:
+        """``value`` if ``grammar`` accepts it; None (and a problem) otherwise."""
+        if grammar is None:
+            return value
+        try:
+            return grammar(value)
+        except ValueError as exc:
+            self.check.add(path, f"{exc}.")
+            return None
+
     def required(
-        self,
-        table: Mapping[str, Any],
-        path: KeyPath,
-        key: str,
-        pattern: re.Pattern[str] | None = None,
-        what: str = "",
+        self, table: Mapping[str, Any], path: KeyPath, key: str, grammar: Grammar | None
     ) -> str | None:
         if key not in table:
             self.check.add((*path, key), "is missing.")
             return None
-        value = self.check.string(table, path, key)
-        if value is not None and pattern is not None and not pattern.match(value):
-            self.check.add((*path, key), f'"{value}" is not {what}.')
-            return None
-        return value
+        return self.optional(table, path, key, grammar)
 
-    def optional(self, table: Mapping[str, Any], path: KeyPath, key: str) -> str | None:
-        return self.check.string(table, path, key)
+    def optional(
+        self, table: Mapping[str, Any], path: KeyPath, key: str, grammar: Grammar | None
+    ) -> str | None:
+        value = self.check.string(table, path, key)
+        return None if value is None else self.valid((*path, key), value, grammar)
 
     def integer(
         self, table: Mapping[str, Any], path: KeyPath, key: str, required: bool
@@ -270,18 +300,35 @@ class _LockReader:
             if required:
                 self.check.add((*path, key), "is missing.")
             return None
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 63:
             self.check.wrong_type((*path, key), value, "a non-negative integer")
             return None
         return value
 
-    def str_list(self, table: Mapping[str, Any], path: KeyPath, key: str) -> tuple[str, ...]:
-        return tuple(v for _, v in self.check.strings(table, path, key) or ())
+    def str_list(
+        self, table: Mapping[str, Any], path: KeyPath, key: str, grammar: Grammar | None
+    ) -> tuple[str, ...]:
+        items = self.check.strings(table, path, key) or ()
+        return tuple(
+            v for i, item in items if (v := self.valid((*path, key, i), item, grammar)) is not None
+        )
 
     def str_pairs(
-        self, table: Mapping[str, Any], path: KeyPath, key: str
+        self,
+        table: Mapping[str, Any],
+        path: KeyPath,
+        key: str,
+        names: Grammar | None,
+        values: Grammar | None,
     ) -> tuple[tuple[str, str], ...]:
-        return tuple(sorted((self.check.string_table(table, path, key) or {}).items()))
+        out = []
+        for name, value in (self.check.string_table(table, path, key) or {}).items():
+            where = (*path, key, name)
+            ok_name = self.valid(where, name, names)
+            ok_value = self.valid(where, value, values)
+            if ok_name is not None and ok_value is not None:
+                out.append((ok_name, ok_value))
+        return tuple(sorted(out))
 
     def rows(self, table: Mapping[str, Any], path: KeyPath, key: str) -> list[tuple[KeyPath, Any]]:
         value = table.get(key, [])
@@ -299,16 +346,25 @@ class _LockReader:
             "inputs",
             "image",
             "targets",
+            "integrity",
         )
         root = self.table(dict(data), (), keys)
         if root is None:
             return None
-        inputs_hash = self.required(root, (), "inputs-hash", _HASH, "a sha256 hash")
-        matrices_version = self.required(root, (), "matrices-version")
-        created_by = self.optional(root, (), "created-by") or "unknown"
-        inputs = self.str_pairs(root, (), "inputs")
+        inputs_hash = self.required(root, (), "inputs-hash", grammar.sha256_digest)
+        matrices_version = self.required(root, (), "matrices-version", grammar.label_text)
+        created_by = self.optional(root, (), "created-by", grammar.label_text) or "unknown"
+        inputs = self.str_pairs(root, (), "inputs", _section_name, grammar.sha256_digest)
         image = self.image(root["image"], ("image",)) if "image" in root else None
         targets = [t for p, v in self.rows(root, (), "targets") if (t := self.target(v, p))]
+        seen: dict[str, int] = {}
+        for i, target in enumerate(targets):
+            if target.id in seen:
+                self.check.add(
+                    ("targets", i, "id"),
+                    f'duplicate target id "{target.id}" (also targets[{seen[target.id]}]).',
+                )
+            seen.setdefault(target.id, i)
         if inputs_hash is None or matrices_version is None:
             return None
         return Lockfile(
@@ -337,12 +393,15 @@ class _LockReader:
         table = self.table(value, path, keys)
         if table is None:
             return None
-        workdir = self.required(table, path, "workdir")
-        user = self.required(table, path, "user")
+        workdir = self.required(table, path, "workdir", grammar.absolute_path)
+        user = self.required(table, path, "user", grammar.user)
         copies: list[tuple[str, str]] = []
         for row_path, pair in self.rows(table, path, "copy"):
             if isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair):
-                copies.append((pair[0], pair[1]))
+                source = self.valid((*row_path, 0), pair[0], grammar.context_path)
+                dest = self.valid((*row_path, 1), pair[1], grammar.absolute_path)
+                if source is not None and dest is not None:
+                    copies.append((source, dest))
             else:
                 self.check.wrong_type(row_path, pair, "a [source, destination] pair")
         health = None
@@ -355,10 +414,10 @@ class _LockReader:
             )
             if htable is not None:
                 health = LockedHealthcheck(
-                    cmd=self.str_list(htable, hpath, "cmd"),
-                    interval=self.optional(htable, hpath, "interval"),
-                    timeout=self.optional(htable, hpath, "timeout"),
-                    start_period=self.optional(htable, hpath, "start-period"),
+                    cmd=self.str_list(htable, hpath, "cmd", grammar.argument),
+                    interval=self.optional(htable, hpath, "interval", grammar.duration),
+                    timeout=self.optional(htable, hpath, "timeout", grammar.duration),
+                    start_period=self.optional(htable, hpath, "start-period", grammar.duration),
                     retries=self.integer(htable, hpath, "retries", required=False),
                 )
         if workdir is None or user is None:
@@ -366,13 +425,15 @@ class _LockReader:
         return LockedImage(
             workdir=workdir,
             user=user,
-            venv=self.optional(table, path, "venv"),
+            venv=self.optional(table, path, "venv", grammar.absolute_path),
             copy=tuple(copies),
-            cmd=self.str_list(table, path, "cmd") if "cmd" in table else None,
-            entrypoint=self.str_list(table, path, "entrypoint") if "entrypoint" in table else None,
-            expose=self.str_list(table, path, "expose"),
-            env=self.str_pairs(table, path, "env"),
-            labels=self.str_pairs(table, path, "labels"),
+            cmd=self.str_list(table, path, "cmd", grammar.argument) if "cmd" in table else None,
+            entrypoint=self.str_list(table, path, "entrypoint", grammar.argument)
+            if "entrypoint" in table
+            else None,
+            expose=self.str_list(table, path, "expose", grammar.port),
+            env=self.str_pairs(table, path, "env", grammar.env_name, grammar.env_value),
+            labels=self.str_pairs(table, path, "labels", grammar.label_key, grammar.env_value),
             healthcheck=health,
         )
 
@@ -381,10 +442,10 @@ class _LockReader:
         table = self.table(value, path, keys)
         if table is None:
             return None
-        target_id = self.required(table, path, "id")
-        python = self.required(table, path, "python")
+        target_id = self.required(table, path, "id", grammar.target_id)
+        python = self.required(table, path, "python", grammar.python_version)
         platform = None
-        if (text := self.required(table, path, "platform")) is not None:
+        if (text := self.required(table, path, "platform", None)) is not None:
             try:
                 platform = Platform.parse(text)
             except ValueError as exc:
@@ -393,6 +454,7 @@ class _LockReader:
         base = self.base(table["base"], (*path, "base")) if "base" in table else None
         apt = [a for p, v in self.rows(table, path, "apt") if (a := self.apt(v, p))]
         packages = [q for p, v in self.rows(table, path, "packages") if (q := self.package(v, p))]
+        snapshot = self.optional(table, path, "apt-snapshot", grammar.deb_snapshot)
         if target_id is None or python is None or platform is None:
             return None
         return LockedTarget(
@@ -401,7 +463,7 @@ class _LockReader:
             python=python,
             cuda=cuda,
             base=base,
-            apt_snapshot=self.optional(table, path, "apt-snapshot"),
+            apt_snapshot=snapshot,
             apt=tuple(apt),
             packages=tuple(packages),
         )
@@ -424,24 +486,26 @@ class _LockReader:
         table = self.table(value, path, keys)
         if table is None:
             return None
-        toolkit = self.required(table, path, "toolkit")
-        driver_min = self.required(table, path, "driver-min")
-        if toolkit is None or driver_min is None:
-            return None
-        return CudaStack(
-            toolkit=toolkit,
-            driver_min=driver_min,
-            cudnn=self.optional(table, path, "cudnn"),
-            nccl=self.optional(table, path, "nccl"),
-            driver_min_compat=self.optional(table, path, "driver-min-compat"),
-            compat=self.optional(table, path, "compat") or "minor",
-            arches=self.str_list(table, path, "arches"),
-            ptx=self.str_list(table, path, "ptx"),
-            devices=self.str_pairs(table, path, "devices"),
-            coverage=self.str_pairs(table, path, "coverage"),
-            frameworks=self.str_list(table, path, "frameworks"),
-            conflicts=self.str_list(table, path, "conflicts"),
+        text = grammar.label_text
+        toolkit = self.required(table, path, "toolkit", grammar.dotted_version)
+        driver_min = self.required(table, path, "driver-min", grammar.dotted_version)
+        stack = CudaStack(
+            toolkit=toolkit or "",
+            driver_min=driver_min or "",
+            cudnn=self.optional(table, path, "cudnn", grammar.dotted_version),
+            nccl=self.optional(table, path, "nccl", grammar.dotted_version),
+            driver_min_compat=self.optional(
+                table, path, "driver-min-compat", grammar.dotted_version
+            ),
+            compat=self.optional(table, path, "compat", _compat) or "minor",
+            arches=self.str_list(table, path, "arches", _arch),
+            ptx=self.str_list(table, path, "ptx", _arch),
+            devices=self.str_pairs(table, path, "devices", text, _arch),
+            coverage=self.str_pairs(table, path, "coverage", text, text),
+            frameworks=self.str_list(table, path, "frameworks", text),
+            conflicts=self.str_list(table, path, "conflicts", _long_text),
         )
+        return None if toolkit is None or driver_min is None else stack
 
     def base(self, value: object, path: KeyPath) -> LockedBase | None:
         keys = (
@@ -457,57 +521,52 @@ class _LockReader:
         table = self.table(value, path, keys)
         if table is None:
             return None
-        ref = self.required(table, path, "ref")
-        manifest = self.required(table, path, "manifest-digest", _HASH, "a sha256 digest")
-        for key in ("index-digest", "config-digest"):
-            text = self.optional(table, path, key)
-            if text is not None and not _HASH.match(text):
-                self.check.add((*path, key), f'"{text}" is not a sha256 digest.')
-        diff_ids = self.str_list(table, path, "diff-ids")
-        for i, d in enumerate(diff_ids):
-            if not _HASH.match(d):
-                self.check.add((*path, "diff-ids", i), f'"{d}" is not a sha256 digest.')
-        if ref is None or manifest is None:
-            return None
-        return LockedBase(
-            ref=ref,
-            manifest_digest=manifest,
-            index_digest=self.optional(table, path, "index-digest"),
-            config_digest=self.optional(table, path, "config-digest"),
-            diff_ids=diff_ids,
-            user=self.optional(table, path, "user"),
-            env=self.str_pairs(table, path, "env"),
-            labels=self.str_pairs(table, path, "labels"),
+        ref = self.required(table, path, "ref", _image_ref)
+        manifest = self.required(table, path, "manifest-digest", grammar.sha256_digest)
+        base = LockedBase(
+            ref=ref or "",
+            manifest_digest=manifest or "",
+            index_digest=self.optional(table, path, "index-digest", grammar.sha256_digest),
+            config_digest=self.optional(table, path, "config-digest", grammar.sha256_digest),
+            diff_ids=self.str_list(table, path, "diff-ids", grammar.sha256_digest),
+            user=self.optional(table, path, "user", grammar.label_text),
+            env=self.str_pairs(table, path, "env", _config_key, grammar.argument),
+            labels=self.str_pairs(table, path, "labels", _config_key, grammar.argument),
         )
+        return None if ref is None or manifest is None else base
 
     def apt(self, value: object, path: KeyPath) -> AptPackage | None:
         keys = ("name", "version", "architecture", "sha256", "size", "url")
         table = self.table(value, path, keys)
         if table is None:
             return None
-        fields = {
-            k: self.required(table, path, k) for k in ("name", "version", "architecture", "url")
-        }
-        sha = self.required(table, path, "sha256", _HEX, "a sha256 hex digest")
+        name = self.required(table, path, "name", grammar.deb_name)
+        version = self.required(table, path, "version", grammar.deb_version)
+        architecture = self.required(table, path, "architecture", grammar.deb_architecture)
+        url = self.required(table, path, "url", grammar.http_url)
+        sha = self.required(table, path, "sha256", grammar.sha256_hex)
         size = self.integer(table, path, "size", required=True)
-        if any(v is None for v in fields.values()) or sha is None or size is None:
+        if (
+            name is None
+            or version is None
+            or architecture is None
+            or url is None
+            or sha is None
+            or size is None
+        ):
             return None
         return AptPackage(
-            name=str(fields["name"]),
-            version=str(fields["version"]),
-            architecture=str(fields["architecture"]),
-            sha256=sha,
-            size=size,
-            url=str(fields["url"]),
+            name=name, version=version, architecture=architecture, sha256=sha, size=size, url=url
         )
 
     def package(self, value: object, path: KeyPath) -> PythonPackage | None:
         table = self.table(value, path, ("name", "version", "index", "dependencies", "wheels"))
         if table is None:
             return None
-        name = self.required(table, path, "name")
-        version = self.required(table, path, "version")
-        index = self.required(table, path, "index")
+        name = self.required(table, path, "name", grammar.project_name)
+        version = self.required(table, path, "version", grammar.package_version)
+        index = self.required(table, path, "index", grammar.index_url)
+        dependencies = self.str_list(table, path, "dependencies", grammar.canonical_name)
         wheels = [w for p, v in self.rows(table, path, "wheels") if (w := self.wheel(v, p))]
         if name is None or version is None or index is None:
             return None
@@ -515,7 +574,7 @@ class _LockReader:
             name=name,
             version=version,
             index=index,
-            dependencies=self.str_list(table, path, "dependencies"),
+            dependencies=dependencies,
             wheels=tuple(wheels),
         )
 
@@ -523,12 +582,48 @@ class _LockReader:
         table = self.table(value, path, ("filename", "url", "sha256", "size"))
         if table is None:
             return None
-        filename = self.required(table, path, "filename")
-        url = self.required(table, path, "url")
-        sha = self.optional(table, path, "sha256")
-        if sha is not None and not _HEX.match(sha):
-            self.check.add((*path, "sha256"), f'"{sha}" is not a sha256 hex digest.')
+        filename = self.required(table, path, "filename", grammar.wheel_filename)
+        url = self.required(table, path, "url", grammar.http_url)
+        sha = self.optional(table, path, "sha256", grammar.sha256_hex)
         size = self.integer(table, path, "size", required=False)
         if filename is None or url is None:
             return None
         return Wheel(filename=filename, url=url, sha256=sha, size=size)
+
+
+def _section_name(text: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,63}", text, re.ASCII):
+        raise ValueError(f"{show(text)} is not a spec section name")
+    return text
+
+
+def _compat(text: str) -> str:
+    if text not in ("minor", "strict"):
+        raise ValueError(f'{show(text)} is not a compat policy ("minor" or "strict")')
+    return text
+
+
+def _arch(text: str) -> str:
+    if not re.fullmatch(r"(sm|compute)_[0-9]{1,4}[a-z]?", text, re.ASCII):
+        raise ValueError(f'{show(text)} is not a GPU architecture (like "sm_90" or "compute_90")')
+    return text
+
+
+def _long_text(text: str) -> str:
+    return grammar.label_text(text, limit=4096)
+
+
+def _config_key(text: str) -> str:
+    """A key of an image config's Env or Labels: printable, no ``=``."""
+    if "=" in text:
+        raise ValueError(f"{show(text)} is not an image config key (it holds '=')")
+    return grammar.label_text(text)
+
+
+def _image_ref(text: str) -> str:
+    """An image reference (what FROM is written from): parsed by `ImageRef`, printable
+    ASCII only."""
+    if not text.isascii() or not text.isprintable():
+        raise ValueError(f"{show(text)} is not an image reference (printable ASCII only)")
+    ImageRef.parse(text)
+    return text

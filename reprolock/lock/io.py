@@ -5,18 +5,24 @@ fsynced, then renamed over the old file, and the directory is fsynced: a
 reader sees the old lock or the new one, never a mix, even if the writer is
 killed.  Writers of the same directory take an exclusive ``flock`` on it, so
 concurrent runs serialize instead of racing.
+
+Reading a spec or a lock is bounded: regular files only, within `limits.document_bytes`,
+UTF-8 or an `InputError` naming the byte.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from reprolock import limits
 from reprolock.atomic import replace_file
-from reprolock.errors import SourceError
+from reprolock.errors import InputError, SourceError
 
 
 @contextlib.contextmanager
@@ -31,23 +37,85 @@ def directory_lock(directory: Path) -> Iterator[None]:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably; the old file survives any crash."""
+    """Replace ``path`` with ``data`` atomically and durably; the old file survives any crash.
+
+    Temporary files of earlier writers of ``path`` that were killed (``.NAME.*.tmp``) are
+    removed first: under the folder's lock, no live writer owns one.
+    """
     directory = path.parent if str(path.parent) else Path()
     try:
         with directory_lock(directory):
+            for leftover in directory.glob(f".{glob.escape(path.name)}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
             replace_file(path, data, durable=True)
     except OSError as exc:
         raise SourceError(
             f"cannot write {path}: {exc.strerror or exc}.",
-            hint="Check that the folder exists and is writable.",
+            hint="Check that the folder exists and is writable (and the disk not full).",
         ) from exc
 
 
-def read_text(path: Path) -> str:
-    """The text of ``path``; `SourceError` if it cannot be read."""
+def read_bytes(path: Path, *, what: str, limit_name: str = "document_bytes") -> bytes:
+    """The bytes of the regular file ``path``, at most ``limits.<limit_name>`` of them.
+
+    A FIFO, a device or a folder is refused without blocking (it is opened with
+    ``O_NONBLOCK`` and checked with ``fstat``); a larger file is refused without being
+    read whole.  `InputError` for those, `SourceError` when the file cannot be read.
+    """
+    cap = getattr(limits.current(), limit_name)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{path}: is not UTF-8 text ({exc.reason} at byte {exc.start}).") from exc
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise SourceError(
+            f"cannot read {path}: {exc.strerror or exc}.",
+            hint=f"Check the path of the {what}.",
+        ) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO, socket or device"
+            raise InputError(
+                f"{path}: is {kind}, not a regular file; refusing to read it as the {what}.",
+                hint=f"Point reprolock at the {what} file itself.",
+            )
+        if info.st_size > cap:
+            raise _too_big(path, what, limit_name, info.st_size)
+        chunks: list[bytes] = []
+        received = 0
+        while received <= cap:
+            chunk = os.read(fd, min(1 << 20, cap + 1 - received))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+        if received > cap:
+            raise _too_big(path, what, limit_name, received)
+        return b"".join(chunks)
     except OSError as exc:
         raise SourceError(f"cannot read {path}: {exc.strerror or exc}.") from exc
+    finally:
+        os.close(fd)
+
+
+def _too_big(path: Path, what: str, limit_name: str, size: int) -> InputError:
+    error = limits.exceeded(f"{path} (the {what})", limit_name, actual=f"{size} bytes")
+    return InputError(error.message, hint=error.hint)
+
+
+def decode(path: Path, data: bytes) -> str:
+    """``data`` as UTF-8 text; `InputError` naming the file and the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: is not UTF-8 text (at byte offset {exc.start}: "
+            f"0x{data[exc.start]:02x}, {exc.reason}).",
+            hint="Save the file as UTF-8.",
+        ) from None
+
+
+def read_text(path: Path, *, what: str, limit_name: str = "document_bytes") -> str:
+    """The UTF-8 text of the regular file ``path``, within its cap (see `read_bytes`)."""
+    return decode(path, read_bytes(path, what=what, limit_name=limit_name))

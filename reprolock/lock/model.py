@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from reprolock.model import Platform
 
-LOCK_VERSION = "1.0"
+LOCK_VERSION = "1.1"
+INTEGRITY_SINCE = (1, 1)  # locks of this version and newer carry [integrity] digests
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,10 +16,20 @@ from packaging.utils import canonicalize_name
 
 from reprolock.compat import Matrices
 from reprolock.compat.gpus import UnknownGpu
-from reprolock.document.checker import Checker
+from reprolock.document import toml
+from reprolock.document.checker import Checker, toml_type
+from reprolock.document.checker import show as show_value
 from reprolock.document.locate import KeyPath
 from reprolock.errors import InputError, Problem, problems_error
-from reprolock.model import ComputeCapability, DriverVersion, ImageRef, Platform, PythonVersion
+from reprolock.model import (
+    ComputeCapability,
+    DriverVersion,
+    ImageRef,
+    Platform,
+    PythonVersion,
+    grammar,
+)
+from reprolock.model.grammar import show
 from reprolock.spec.model import (
     AptSpec,
     BaseSpec,
@@ -37,22 +47,21 @@ from reprolock.spec.model import (
 )
 
 ReadFile = Callable[[str], str]
-"""Returns the text of a file named relative to the spec; raises OSError if unreadable."""
+"""Returns the text of a file named relative to the spec; raises OSError if it cannot be
+read, ValueError if it is refused (outside the project, not a regular file, too large)."""
+
+CheckFile = Callable[[str], None]
+"""Checks that a file named relative to the spec may be used (as `ReadFile` refuses)."""
 
 DEFAULT_PLATFORM = "linux/amd64"
 DEFAULT_VENV = "/opt/venv"
 
 _SECTIONS = ("environment", "gpu", "base", "python", "apt", "image", "registry")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
-_SNAPSHOT = re.compile(r"^\d{8}T\d{6}Z$")
-_DURATION = re.compile(r"^(\d+(\.\d+)?(ms|s|m|h))+$")
-_USER = re.compile(r"^([a-z_][a-z0-9_-]{0,31}|\d+)$")
-_PORT = re.compile(r"^(\d{1,5})(/(tcp|udp|sctp))?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}", re.ASCII)
 _FLAVORS = ("base", "runtime", "devel", "cudnn-runtime", "cudnn-devel", "slim")
-_OS = re.compile(r"^[a-z]+[0-9.]*$")
-_VERSIONISH = re.compile(r"^\d+(\.\d+)*(\.\*)?$")
+_OS = re.compile(r"[a-z]{1,32}[0-9.]{0,16}", re.ASCII)
+_VERSIONISH = re.compile(r"\d+(\.\d+)*(\.\*)?", re.ASCII)
+ECHOED_LINES = 3  # bad lines of a requirements file repeated in messages; then a count
 
 
 def parse_spec(
@@ -61,16 +70,18 @@ def parse_spec(
     file: str,
     matrices: Matrices,
     read_file: ReadFile,
+    check_file: CheckFile | None = None,
     pyproject: bool = False,
 ) -> Spec:
     """Parse and validate a spec.
 
     ``file`` names the spec in messages; ``read_file`` reads requirements files
-    named in it.  With ``pyproject`` the spec is the ``[tool.reprolock]`` table.
-    Raises `InputError` with every problem found, each with key path and line.
+    named in it, ``check_file`` checks the keyrings it names.  With ``pyproject`` the
+    spec is the ``[tool.reprolock]`` table.  Raises `InputError` with every problem
+    found, each with key path and line.
     """
     try:
-        document = tomllib.loads(text)
+        document = toml.loads(text, file=file)
     except tomllib.TOMLDecodeError as exc:
         raise _syntax_error(exc, file) from None
     prefix: KeyPath = ()
@@ -83,8 +94,15 @@ def parse_spec(
                 "(`reprolock init` writes one).",
             )
         document, prefix = tool["reprolock"], ("tool", "reprolock")
+        if not isinstance(document, dict):
+            raise InputError(
+                f"{file}: tool.reprolock must be a table, got {toml_type(document)} "
+                f"{show_value(document)}.",
+                hint="Write the spec under [tool.reprolock.environment], [tool.reprolock.python], "
+                "… tables.",
+            )
     check = Checker(file=file, text=text, prefix=prefix)
-    spec = _SpecReader(check, matrices, read_file).read(document)
+    spec = _SpecReader(check, matrices, read_file, check_file).read(document)
     if check.problems or spec is None:
         raise problems_error(file, check.problems, what="the spec")
     return spec
@@ -111,10 +129,28 @@ def _syntax_error(exc: tomllib.TOMLDecodeError, file: str) -> InputError:
 
 
 class _SpecReader:
-    def __init__(self, check: Checker, matrices: Matrices, read_file: ReadFile) -> None:
+    def __init__(
+        self,
+        check: Checker,
+        matrices: Matrices,
+        read_file: ReadFile,
+        check_file: CheckFile | None,
+    ) -> None:
         self.check = check
         self.matrices = matrices
         self.read_file = read_file
+        self.check_file = check_file
+
+    def valid(
+        self, path: KeyPath, value: str, grammar: Callable[[str], str], hint: str = ""
+    ) -> bool:
+        """Whether ``grammar`` accepts ``value``; a problem at ``path`` if not."""
+        try:
+            grammar(value)
+        except ValueError as exc:
+            self.check.add(path, f"{exc}.", hint or None)
+            return False
+        return True
 
     def read(self, document: Mapping[str, Any]) -> Spec | None:
         root = self.check.table(dict(document), (), _SECTIONS)
@@ -146,10 +182,10 @@ class _SpecReader:
         if table is None:
             return None
         name = c.string(table, path, "name") or "default"
-        if "name" in table and not _NAME.match(name):
+        if "name" in table and not _NAME.fullmatch(name):
             c.add(
                 (*path, "name"),
-                f'"{name}" is not a valid environment name.',
+                f"{show(name)} is not a valid environment name.",
                 "Use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit.",
             )
         python: PythonVersion | None = None
@@ -189,7 +225,9 @@ class _SpecReader:
                 c.add((*path, "platforms", i), f"{exc}.")
                 continue
             if platform in platforms:
-                c.add((*path, "platforms", i), f'duplicate platform "{item}".', "List each once.")
+                c.add(
+                    (*path, "platforms", i), f"duplicate platform {show(item)}.", "List each once."
+                )
             else:
                 platforms.append(platform)
         if python is None:
@@ -239,7 +277,7 @@ class _SpecReader:
             except ValueError:
                 c.add(
                     (*path, "compat"),
-                    f'"{text}" is not a compat policy.',
+                    f"{show(text)} is not a compat policy.",
                     'Use "minor" (CUDA minor-version compatibility) or "strict".',
                 )
         return GpuSpec(devices=tuple(devices), driver=driver, cuda=cuda, cudnn=cudnn, compat=compat)
@@ -254,7 +292,7 @@ class _SpecReader:
             hint = f"Did you mean {quoted}? " if quoted else ""
             self.check.add(
                 path,
-                f'unknown GPU "{text}".',
+                f"unknown GPU {show(text)}.",
                 f"{hint}Name a GPU from `reprolock matrix gpus`, or give its "
                 'compute capability, e.g. "8.0" or "sm_90".',
             )
@@ -271,14 +309,14 @@ class _SpecReader:
 
     def specifier(self, path: KeyPath, text: str, example: str) -> SpecifierSet | None:
         raw = text.strip()
-        if _VERSIONISH.match(raw):  # "12.4" means 12.4.x; "9.*" means 9.x
+        if _VERSIONISH.fullmatch(raw):  # "12.4" means 12.4.x; "9.*" means 9.x
             raw = f"=={raw}" if raw.endswith(".*") else f"=={raw}.*"
         try:
             return SpecifierSet(raw)
         except InvalidSpecifier:
             self.check.add(
                 path,
-                f'"{text}" is not a valid version specifier.',
+                f"{show(text)} is not a valid version specifier.",
                 f"Write a version or a PEP 440 specifier such as {example}.",
             )
             return None
@@ -316,13 +354,13 @@ class _SpecReader:
         if flavor is not None and flavor not in _FLAVORS:
             c.add(
                 (*path, "flavor"),
-                f'unknown flavor "{flavor}".',
+                f"unknown flavor {show(flavor)}.",
                 f"Use one of {', '.join(_FLAVORS)}.",
             )
-        if os_name is not None and not _OS.match(os_name):
+        if os_name is not None and not _OS.fullmatch(os_name):
             c.add(
                 (*path, "os"),
-                f'"{os_name}" is not an OS name.',
+                f"{show(os_name)} is not an OS name.",
                 'Write it as in image tags, e.g. "ubuntu22.04" or "debian12".',
             )
         return BaseSpec(ref=ref, image=image, flavor=flavor, os=os_name)
@@ -351,7 +389,9 @@ class _SpecReader:
                 requirements.append(req)
         files = c.strings(table, path, "requirements-files") or []
         for i, name in files:
-            requirements.extend(self.requirements_file((*path, "requirements-files", i), name, ()))
+            where = (*path, "requirements-files", i)
+            if self.valid(where, name, grammar.relative_file):
+                requirements.extend(self.requirements_file(where, name, ()))
         if (
             not inline
             and not files
@@ -365,10 +405,10 @@ class _SpecReader:
             )
         indexes = self.indexes(table.get("index"), (*path, "index")) if "index" in table else ()
         venv = c.string(table, path, "venv") or DEFAULT_VENV
-        if not venv.startswith("/"):
-            c.add(
-                (*path, "venv"), f'"{venv}" is not an absolute path.', 'Write it like "/opt/venv".'
-            )
+        if not self.valid(
+            (*path, "venv"), venv, grammar.absolute_path, 'Write it like "/opt/venv".'
+        ):
+            venv = DEFAULT_VENV
         exclude_newer = self.timestamp(table, path, "exclude-newer")
         prerelease = PrereleasePolicy.IF_NECESSARY_OR_EXPLICIT
         if (policy := c.string(table, path, "prerelease")) is not None:
@@ -377,17 +417,21 @@ class _SpecReader:
             except ValueError:
                 c.add(
                     (*path, "prerelease"),
-                    f'"{policy}" is not a prerelease policy.',
+                    f"{show(policy)} is not a prerelease policy.",
                     f"Use one of {', '.join(p.value for p in PrereleasePolicy)}.",
                 )
-        unhashed = c.strings(table, path, "allow-unhashed") or []
+        unhashed = [
+            (i, n)
+            for i, n in c.strings(table, path, "allow-unhashed") or []
+            if self.valid((*path, "allow-unhashed", i), n, grammar.project_name)
+        ]
         pytorch_index = c.string(table, path, "pytorch-index")
-        if pytorch_index is not None and not pytorch_index.startswith(("https://", "http://")):
-            c.add(
-                (*path, "pytorch-index"),
-                f'"{pytorch_index}" is not an http(s) URL.',
-                'Write the folder that holds the variant indexes, like "https://download.pytorch.org/whl".',
-            )
+        if pytorch_index is not None and not self.url(
+            (*path, "pytorch-index"),
+            pytorch_index,
+            grammar.http_url,
+            'Write the folder that holds the variant indexes, like "https://download.pytorch.org/whl".',
+        ):
             pytorch_index = None
         return PythonSpec(
             requirements=tuple(requirements),
@@ -400,20 +444,47 @@ class _SpecReader:
             pytorch_index=pytorch_index.rstrip("/") if pytorch_index else None,
         )
 
-    def requirement(self, path: KeyPath, text: str, where: str = "") -> Requirement | None:
-        if not text.strip():
-            self.check.add(path, f"empty requirement{where}.", "Remove it or name a package.")
-            return None
+    def url(self, path: KeyPath, url: str, grammar_of: Callable[[str], str], hint: str) -> bool:
+        """Whether ``url`` is a URL of ``grammar_of`` that sends no credentials in clear."""
         try:
-            return Requirement(text)
-        except InvalidRequirement as exc:
-            detail = str(exc).splitlines()[0]
+            grammar_of(url)
+        except ValueError as exc:
+            self.check.add(path, f"{str(exc).replace(url, _redact(url))}.", hint)
+            return False
+        if grammar.cleartext_credentials(url):
             self.check.add(
                 path,
-                f'invalid requirement "{text}"{where}: {detail}.',
+                f"{show(_redact(url))} sends credentials over plain http to another machine.",
+                "Use https (credentials go in clear only to a loopback host), or pass them "
+                "in the environment (REPROLOCK_INDEX_<NAME>_USERNAME/_PASSWORD).",
+            )
+            return False
+        return True
+
+    def requirement(self, path: KeyPath, text: str, where: str = "") -> Requirement | None:
+        problem = self.requirement_problem(text)
+        if problem is None:
+            return Requirement(text)
+        head, tail, hint = problem
+        self.check.add(path, f"{head}{where}{tail}.", hint)
+        return None
+
+    @staticmethod
+    def requirement_problem(text: str) -> tuple[str, str, str] | None:
+        """What is wrong with the requirement ``text`` — the message before and after its
+        place, and the hint — or None."""
+        if not text.strip():
+            return "empty requirement", "", "Remove it or name a package."
+        try:
+            Requirement(text)
+        except InvalidRequirement as exc:
+            detail = str(exc).splitlines()[0]
+            return (
+                f"invalid requirement {show(text)}",
+                f": {detail}",
                 'Write a PEP 508 requirement such as "torch==2.5.*".',
             )
-            return None
+        return None
 
     def requirements_file(
         self, path: KeyPath, name: str, chain: tuple[str, ...]
@@ -421,7 +492,7 @@ class _SpecReader:
         if name in chain:
             self.check.add(
                 path,
-                f'requirements file "{name}" includes itself ({" -> ".join((*chain, name))}).',
+                f"requirements file {show(name)} includes itself ({' -> '.join((*chain, name))}).",
                 "Remove the cycle.",
             )
             return []
@@ -431,27 +502,48 @@ class _SpecReader:
             reason = exc.strerror or str(exc)
             self.check.add(
                 path,
-                f'cannot read requirements file "{name}": {reason}.',
+                f"cannot read requirements file {show(name)}: {reason}.",
                 "Paths are relative to the spec's folder.",
             )
             return []
+        except ValueError as exc:
+            self.check.add(
+                path,
+                f"requirements file refused: {exc}.",
+                "Name a requirements file inside the spec's folder or its repository.",
+            )
+            return []
         out: list[Requirement] = []
+        bad = 0
         for number, line in _logical_lines(text):
-            where = f" ({name}:{number})"
+            where = f" ({show(name)[1:-1]}:{number})"
+            problem: tuple[str, str, str] | None = None
             if line.startswith(("-r ", "--requirement ", "-r", "--requirement=")):
                 included = re.sub(r"^(-r|--requirement)[ =]?", "", line).strip()
                 target = posixpath.normpath(posixpath.join(posixpath.dirname(name), included))
                 out.extend(self.requirements_file(path, target, (*chain, name)))
             elif line.startswith("-"):
-                option = line.split()[0]
-                self.check.add(
-                    path,
-                    f'unsupported option "{option}"{where}.',
+                problem = (
+                    f"unsupported option {show(line.split()[0])}",
+                    "",
                     "Requirements files hold requirements only; declare indexes in "
                     "[[python.index]] and constraints in the spec.",
                 )
-            elif (req := self.requirement(path, line, where)) is not None:
-                out.append(req)
+            elif (problem := self.requirement_problem(line)) is None:
+                out.append(Requirement(line))
+            if problem is not None:
+                bad += 1
+                if bad <= ECHOED_LINES:
+                    head, tail, hint = problem
+                    self.check.add(path, f"{head}{where}{tail}.", hint)
+        if bad > ECHOED_LINES:
+            more = bad - ECHOED_LINES
+            self.check.add(
+                path,
+                f"and {more} more line{'s' if more != 1 else ''} of {show(name)} that "
+                f"{'are' if more != 1 else 'is'} not requirements: is this a requirements file?",
+                "Name a file of PEP 508 requirements, one per line.",
+            )
         return out
 
     def indexes(self, value: object, path: KeyPath) -> tuple[IndexSpec, ...]:
@@ -478,32 +570,34 @@ class _SpecReader:
                     "index has no url.",
                     'Add url = "https://..." (a PEP 503/691 simple index).',
                 )
-            if name is not None:
+            if name is not None and not self.valid((*ipath, "name"), name, grammar.label_text):
+                name = None
+            elif name is not None:
                 if name in names:
                     c.add(
                         (*ipath, "name"),
-                        f'duplicate index name "{name}" (also python.index[{names[name]}]).',
+                        f"duplicate index name {show(name)} (also python.index[{names[name]}]).",
                         "Give each index a unique name.",
                     )
                 else:
                     names[name] = i
-            if url is not None:
-                parts = urlsplit(url)
-                if parts.scheme not in ("http", "https", "file") or (
-                    parts.scheme != "file" and not parts.netloc
-                ):
-                    c.add(
-                        (*ipath, "url"),
-                        f'"{_redact(url)}" is not an index URL.',
-                        'Use an http(s) or file URL such as "https://pypi.org/simple".',
-                    )
+            if url is not None and not self.url(
+                (*ipath, "url"),
+                url,
+                grammar.index_url,
+                'Use an http(s) or file URL such as "https://pypi.org/simple".',
+            ):
+                url = None
             packages: list[str] = []
             for j, pkg in c.strings(table, ipath, "packages") or ():
+                if not self.valid((*ipath, "packages", j), pkg, grammar.project_name):
+                    continue
                 canonical = canonicalize_name(pkg)
                 if canonical in routed and name is not None:
                     c.add(
                         (*ipath, "packages", j),
-                        f'package "{pkg}" is already routed to index "{routed[canonical]}".',
+                        f"package {show(pkg)} is already routed to index "
+                        f"{show(routed[canonical])}.",
                         "Route each package to one index.",
                     )
                 routed.setdefault(canonical, name or "?")
@@ -537,7 +631,7 @@ class _SpecReader:
             try:
                 value = dt.datetime.fromisoformat(value)
             except ValueError:
-                self.check.add((*path, key), f'"{value}" is not a date-time.', hint)
+                self.check.add((*path, key), f"{show(value)} is not a date-time.", hint)
                 return None
         if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
             value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
@@ -558,36 +652,66 @@ class _SpecReader:
         if table is None:
             return None
         items = c.strings(table, path, "packages") or []
+        hint = 'Names are lowercase letters, digits and + - . such as "libgl1".'
         for i, item in items:
-            name = item.split("=", 1)[0]
-            if not _DEB_NAME.match(name):
-                c.add(
+            name, equals, version = item.partition("=")
+            if self.valid((*path, "packages", i), name, grammar.deb_name, hint) and equals:
+                self.valid(
                     (*path, "packages", i),
-                    f'"{item}" is not a Debian package name.',
-                    'Names are lowercase letters, digits and + - . such as "libgl1".',
+                    version,
+                    grammar.deb_version,
+                    'Pin a version as apt writes it, e.g. "git=1:2.39.5-0+deb12u2".',
                 )
         c.duplicates((*path, "packages"), items, "package")
         snapshot = c.string(table, path, "snapshot")
-        if snapshot is not None and not _SNAPSHOT.match(snapshot):
-            c.add(
-                (*path, "snapshot"),
-                f'"{snapshot}" is not a snapshot id.',
-                'Write it as the archives do: "20250520T000000Z".',
-            )
+        if snapshot is not None and not self.valid(
+            (*path, "snapshot"),
+            snapshot,
+            grammar.deb_snapshot,
+            'Write it as the archives do: "20250520T000000Z".',
+        ):
+            snapshot = None
         mirror = c.string(table, path, "mirror")
-        if mirror is not None and urlsplit(mirror).scheme not in ("http", "https", "file"):
-            c.add(
-                (*path, "mirror"),
-                f'"{_redact(mirror)}" is not an archive URL.',
-                'Use a URL such as "http://deb.debian.org/debian".',
-            )
+        if mirror is not None and not self.url(
+            (*path, "mirror"),
+            mirror,
+            grammar.index_url,
+            'Use a URL such as "http://deb.debian.org/debian".',
+        ):
+            mirror = None
+        keyrings = []
+        for i, name in c.strings(table, path, "keyrings") or []:
+            if self.project_file((*path, "keyrings", i), name):
+                keyrings.append(name)
         return AptSpec(
             packages=tuple(sorted({item for _, item in items})),
             snapshot=snapshot,
             mirror=mirror,
             allow_unsigned=c.boolean(table, path, "allow-unsigned") or False,
-            keyrings=tuple(k for _, k in c.strings(table, path, "keyrings") or []),
+            keyrings=tuple(keyrings),
         )
+
+    def project_file(self, path: KeyPath, name: str) -> bool:
+        """Whether ``name`` is a usable file relative to the spec (see `CheckFile`)."""
+        if not self.valid(path, name, grammar.relative_file):
+            return False
+        if self.check_file is None:
+            return True
+        try:
+            self.check_file(name)
+        except OSError as exc:
+            self.check.add(
+                path,
+                f"cannot read {show(name)}: {exc.strerror or exc}.",
+                "Paths are relative to the spec's folder.",
+            )
+            return False
+        except ValueError as exc:
+            self.check.add(
+                path, f"{exc}.", "Name a file inside the spec's folder or its repository."
+            )
+            return False
+        return True
 
     # -- [image] ----------------------------------------------------------------------
     def image(self, value: object) -> ImageSpec | None:
@@ -607,26 +731,30 @@ class _SpecReader:
         if table is None:
             return None
         workdir = c.string(table, path, "workdir") or "/app"
-        if not workdir.startswith("/"):
-            c.add(
-                (*path, "workdir"), f'"{workdir}" is not an absolute path.', 'Write it like "/app".'
-            )
+        self.valid((*path, "workdir"), workdir, grammar.absolute_path, 'Write it like "/app".')
         user = c.string(table, path, "user") or "app"
-        if not _USER.match(user) or user in {"root", "0"}:
-            c.add(
-                (*path, "user"),
-                f'"{user}" cannot be the image user.',
-                'Use a non-root user name (lowercase, e.g. "app") or a numeric uid other than 0.',
-            )
+        user_hint = (
+            'Use a non-root user name (lowercase, e.g. "app") or a numeric uid other than 0.'
+        )
+        if self.valid((*path, "user"), user, grammar.user, user_hint) and (
+            user == "root" or user.strip("0") == ""
+        ):
+            c.add((*path, "user"), f"{show(user)} cannot be the image user.", user_hint)
         env = c.string_table(table, path, "env") or {}
-        for name in env:
-            if not _ENV_NAME.match(name):
-                c.add(
-                    (*path, "env", name),
-                    f'"{name}" is not a valid environment variable name.',
-                    "Use letters, digits and underscores, not starting with a digit.",
-                )
+        for name, text in env.items():
+            where = (*path, "env", name)
+            self.valid(
+                where,
+                name,
+                grammar.env_name,
+                "Use letters, digits and underscores, not starting with a digit.",
+            )
+            self.valid(where, text, grammar.env_value, "Keep each value on one line.")
         labels = c.string_table(table, path, "labels") or {}
+        for name, text in labels.items():
+            where = (*path, "labels", name)
+            self.valid(where, name, grammar.label_key)
+            self.valid(where, text, grammar.env_value, "Keep each value on one line.")
         return ImageSpec(
             workdir=workdir,
             user=user,
@@ -659,7 +787,7 @@ class _SpecReader:
             if not ok:
                 self.check.add(
                     (*path, "copy", i),
-                    f"expected a [source, destination] pair, got {pair!r}.",
+                    f"expected a [source, destination] pair, got {show_value(pair)}.",
                     hint,
                 )
                 continue
@@ -667,12 +795,21 @@ class _SpecReader:
             if src.startswith("/") or ".." in src.split("/"):
                 self.check.add(
                     (*path, "copy", i, 0),
-                    f'source "{src}" must be inside the build context.',
+                    f"source {show(src)} must be inside the build context.",
                     "Use a path relative to the spec's folder.",
                 )
+            elif not self.valid(
+                (*path, "copy", i, 0),
+                src,
+                grammar.context_path,
+                "Rename the file, or copy its folder.",
+            ):
+                pass
             elif not dst.startswith("/"):
-                self.check.add((*path, "copy", i, 1), f'destination "{dst}" is not absolute.', hint)
-            else:
+                self.check.add(
+                    (*path, "copy", i, 1), f"destination {show(dst)} is not absolute.", hint
+                )
+            elif self.valid((*path, "copy", i, 1), dst, grammar.absolute_path, hint):
                 out.append((src, dst))
         return tuple(out)
 
@@ -687,6 +824,8 @@ class _SpecReader:
         if not items:
             self.check.add((*path, key), "must not be empty.", f"Remove {key} or name a program.")
             return None
+        for i, item in items:
+            self.valid((*path, key, i), item, grammar.argument)
         return tuple(item for _, item in items)
 
     def ports(self, table: Mapping[str, Any], path: KeyPath) -> tuple[str, ...]:
@@ -698,10 +837,9 @@ class _SpecReader:
         out: set[str] = set()
         for i, item in enumerate(value):
             text = str(item) if isinstance(item, int) and not isinstance(item, bool) else item
-            match = _PORT.match(text) if isinstance(text, str) else None
-            if match is None or not 1 <= int(match.group(1)) <= 65535:
-                self.check.add((*path, "expose", i), f"{item!r} is not a port.", hint)
-            else:
+            if not isinstance(text, str):
+                self.check.add((*path, "expose", i), f"{show_value(item)} is not a port.", hint)
+            elif self.valid((*path, "expose", i), text, grammar.port, hint):
                 out.add(text)
         return tuple(sorted(out, key=lambda p: (int(p.split("/")[0]), p)))
 
@@ -716,18 +854,18 @@ class _SpecReader:
         durations: dict[str, str | None] = {}
         for key in ("interval", "timeout", "start-period"):
             text = c.string(table, path, key)
-            if text is not None and not _DURATION.match(text):
-                c.add(
-                    (*path, key), f'"{text}" is not a duration.', 'Write it like "30s" or "1m30s".'
-                )
+            if text is not None and not self.valid(
+                (*path, key), text, grammar.duration, 'Write it like "30s" or "1m30s".'
+            ):
+                text = None
             durations[key] = text
         retries = table.get("retries")
         if retries is not None and (
-            not isinstance(retries, int) or isinstance(retries, bool) or retries < 1
+            not isinstance(retries, int) or isinstance(retries, bool) or not 1 <= retries < 1 << 31
         ):
             c.add(
                 (*path, "retries"),
-                f"{retries!r} is not a positive integer.",
+                f"{show_value(retries)} is not a positive integer.",
                 "Write e.g. retries = 3.",
             )
             retries = None
@@ -748,7 +886,24 @@ class _SpecReader:
         if table is None:
             return None
         mirrors = c.string_table(table, path, "mirrors") or {}
+        for host, mirror in mirrors.items():
+            where = (*path, "mirrors", host)
+            self.valid(
+                where,
+                host,
+                grammar.registry_host,
+                'Key mirrors by registry host, e.g. "docker.io".',
+            )
+            self.valid(
+                where,
+                mirror,
+                grammar.registry_mirror,
+                'Write a host such as "mirror.example.com" or a URL such as '
+                '"https://mirror.example.com/v2-proxy".',
+            )
         insecure = c.strings(table, path, "insecure") or []
+        for i, host in insecure:
+            self.valid((*path, "insecure", i), host, grammar.registry_host)
         return RegistrySpec(
             mirrors=tuple(sorted(mirrors.items())),
             insecure=tuple(sorted({host for _, host in insecure})),
