@@ -1,0 +1,192 @@
+"""Property-based tests of the parsers that read what indexes, archives and registries send:
+any input gives a value or the parser's one documented error, never another exception."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import zipfile
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reprolock.apt.index import parse_packages, parse_release, parse_status
+from reprolock.bounded import Decompressor, read_capped
+from reprolock.errors import ReprolockError, SourceError
+from reprolock.model.deb822 import stanzas
+from reprolock.resolve.python import pages, wheelzip
+from reprolock.resolve.python.metadata import check_identity, parse_metadata
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
+JSON = st.recursive(
+    JSON_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+FILE_KEYS = st.sampled_from(
+    [
+        "filename",
+        "url",
+        "hashes",
+        "size",
+        "yanked",
+        "requires-python",
+        "core-metadata",
+        "upload-time",
+        "data-dist-info-metadata",
+    ]
+)
+FILE_ENTRY = st.dictionaries(FILE_KEYS, JSON | st.just("demo-1.0-py3-none-any.whl"), max_size=9)
+PAGE = st.fixed_dictionaries({"files": st.lists(FILE_ENTRY, max_size=4)}) | JSON
+
+
+def _keep(_name: str) -> bool:
+    return True
+
+
+@given(PAGE)
+def test_json_pages_give_files_or_a_page_error(document: Any) -> None:
+    body = json.dumps(document).encode()
+    try:
+        files = pages.parse_page(
+            body, pages.JSON_TYPE, page_url="https://i/simple/demo/", index="https://i", keep=_keep
+        )
+    except pages.PageError:
+        return
+    for file in files:
+        assert "/" not in file.filename and file.filename not in (".", "..")
+        assert file.url.startswith(("https://", "http://"))
+        assert file.sha256 is None or (len(file.sha256) == 64 and file.sha256.isalnum())
+
+
+@given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
+def test_any_bytes_as_a_page(body: bytes) -> None:
+    for kind in (pages.JSON_TYPE, "text/html"):
+        with contextlib.suppress(pages.PageError):
+            pages.parse_page(
+                body, kind, page_url="https://i/simple/demo/", index="https://i", keep=_keep
+            )
+
+
+ANCHOR = st.builds(
+    lambda href, text, attrs: f'<a href="{href}" {attrs}>{text}</a>',
+    st.text(max_size=30),
+    st.text(max_size=30),
+    st.text(max_size=40),
+)
+
+
+@given(st.lists(ANCHOR | st.text(max_size=30), max_size=6))
+def test_html_pages(parts: list[str]) -> None:
+    body = ("<html><body>" + "".join(parts)).encode()
+    try:
+        files = pages.parse_page(
+            body, "text/html", page_url="https://i/simple/demo/", index="https://i", keep=_keep
+        )
+    except pages.PageError:
+        return
+    for file in files:
+        assert "/" not in file.filename
+        assert file.url.startswith(("https://", "http://"))
+
+
+METADATA_LINE = st.sampled_from(
+    ["Name", "Version", "Requires-Dist", "Requires-Python", "Provides-Extra", "X"]
+).flatmap(lambda key: st.text(max_size=30).map(lambda v: f"{key}: {v}"))
+
+
+@given(st.lists(METADATA_LINE, max_size=8) | st.binary(max_size=200).map(lambda b: [b.hex()]))
+def test_metadata_gives_a_value_or_a_source_error(lines: list[str]) -> None:
+    data = "\n".join(lines).encode("utf-8", "surrogateescape")
+    metadata = parse_metadata(data)
+    with contextlib.suppress(SourceError):
+        check_identity(metadata, "demo-1.0-py3-none-any.whl", "https://i")
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_as_metadata(data: bytes) -> None:
+    metadata = parse_metadata(data)
+    with pytest.raises(ReprolockError):
+        check_identity(metadata, "not-a-wheel-name", "https://i")
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["demo-1.0.dist-info/METADATA", "demo/__init__.py", "x"]),
+        st.binary(max_size=64),
+        max_size=3,
+    ),
+    st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=6),
+    st.integers(0, 40),
+)
+def test_remote_zip_members_from_damaged_archives(
+    members: dict[str, bytes], flips: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(_zip(members))
+    for position, value in flips:
+        if position < len(data):
+            data[position] = value
+    data = data[cut:]
+    blob = bytes(data)
+
+    def fetch(start: int, end: int) -> bytes:
+        return blob[start:end]
+
+    with contextlib.suppress(wheelzip.ZipProblem, wheelzip.MemberTooLarge):
+        wheelzip.read_member(len(blob), blob[-64:], fetch, wheelzip.is_metadata)
+
+
+DEB_FIELD = st.sampled_from(
+    [
+        "Package",
+        "Version",
+        "Architecture",
+        "Depends",
+        "Provides",
+        "Filename",
+        "SHA256",
+        "Size",
+        "Status",
+        "Pre-Depends",
+        "Breaks",
+        "Conflicts",
+        "Multi-Arch",
+        "SHA256",
+        "Suite",
+        "Valid-Until",
+        "Acquire-By-Hash",
+    ]
+).flatmap(lambda key: st.text(max_size=40).map(lambda v: f"{key}: {v}"))
+DEB_TEXT = st.lists(DEB_FIELD | st.just("") | st.text(max_size=20), max_size=12).map("\n".join)
+
+
+@given(DEB_TEXT)
+def test_apt_index_parsers_never_raise(text: str) -> None:
+    list(stanzas(text))
+    parse_release(text)
+    for candidate in parse_packages(text, arch="amd64", archive="http://a", suite="s"):
+        assert ".." not in candidate.url.split("/")
+        assert len(candidate.sha256) == 64
+    parse_status(text, arch="amd64")
+
+
+@given(st.binary(max_size=300), st.sampled_from(["gzip", "xz", "zstd", "plain"]))
+def test_decompressors_give_bytes_or_a_source_error(data: bytes, kind: Any) -> None:
+    stream = Decompressor(
+        io.BytesIO(data), kind, what="x", max_output=1 << 20, limit_name="apt_index_bytes"
+    )
+    with contextlib.suppress(SourceError):
+        read_capped(stream, 1 << 20, "x", "apt_index_bytes")
