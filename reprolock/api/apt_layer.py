@@ -13,6 +13,7 @@ from pathlib import Path
 from reprolock import limits
 from reprolock.api.base_layer import registry_client, spec_registry_options
 from reprolock.api.network import NetOptions
+from reprolock.api.project import read_project_file
 from reprolock.apt.archive import AptArchives
 from reprolock.apt.index import Candidate, parse_status
 from reprolock.apt.solve import AptPlan, Universe, Want, solve
@@ -127,13 +128,16 @@ def spec_keyrings(spec: Spec, spec_dir: Path) -> dict[str, bytes]:
     out = {}
     assert spec.apt is not None
     for name in spec.apt.keyrings:
-        path = spec_dir / name
         try:
-            out[f"spec:{name}"] = path.read_bytes()
-        except OSError as exc:
+            out[f"spec:{name}"] = read_project_file(
+                spec_dir, name, what="apt keyring", limit_name="document_bytes"
+            )
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise InputError(
-                f"[apt] keyrings: cannot read {path}: {exc.strerror}.",
-                hint="Give the path of a .gpg or .asc key, relative to the spec.",
+                f"[apt] keyrings: cannot read {spec_dir / name}: {reason}.",
+                hint="Give the path of a .gpg or .asc key inside the project, relative to "
+                "the spec.",
             ) from None
     return out
 

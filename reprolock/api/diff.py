@@ -10,6 +10,9 @@ from reprolock.api.export import pick_target
 from reprolock.api.inspect import InspectOptions, inspect
 from reprolock.api.network import NetOptions
 from reprolock.api.project import read_lock
+from reprolock.document import toml
+from reprolock.errors import ReprolockError
+from reprolock.lock.io import read_bytes
 from reprolock.verify.diff import Change, diff
 from reprolock.verify.snapshot import Snapshot, from_inventory, from_target
 
@@ -26,8 +29,9 @@ def _is_lock(text: str) -> bool:
     if not path.is_file() or path.suffix not in (".lock", ".toml"):
         return False
     try:
-        return "lock-version" in tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = read_bytes(path, what="lock")
+        return "lock-version" in toml.loads(data.decode("utf-8"), file=str(path))
+    except (ReprolockError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return False
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from reprolock.api.export import locate_lock, pick_target
 from reprolock.api.inspect import InspectOptions, inspect
 from reprolock.api.network import NetOptions
-from reprolock.api.project import read_lock
+from reprolock.api.project import lock_digest, read_lock
 from reprolock.errors import InputError
 from reprolock.inventory.dpkg import parse_status
 from reprolock.inventory.model import DebPackage
@@ -47,7 +46,6 @@ def verify_image(
             base_debs = parse_status(
                 status.decode(errors="replace"), path="/var/lib/dpkg/status", layer=0
             )
-    lock_digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
     return verify(
         target,
         lock.image,
@@ -55,7 +53,7 @@ def verify_image(
         image=result.image.description,
         diff_ids=[layer.diff_id for layer in result.image.layers],
         base_debs=base_debs,
-        lock_digest=lock_digest,
+        lock_digest=lock_digest(path),
         strict=strict,
         ignore=ignore,
     )

@@ -406,7 +406,7 @@ def test_damaged_cache_entries_are_misses(
     sandbox.check(sandbox.run("lock"), [0])
     lock = (sandbox.work / "reprolock.lock").read_text()
     (sandbox.work / "reprolock.lock").unlink()
-    damage: list[Callable[[Path], None]] = [
+    damage: list[Callable[[Path], object]] = [
         lambda p: p.write_bytes(b"\x00garbage" * 100),
         lambda p: p.write_bytes(b""),
         lambda p: p.write_text('{"sha256": 5, "content-type": []}'),
