@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import random
+import tomllib
 from pathlib import Path
+from typing import Any
+
+import tomli_w
 
 from reprolock import api
 from reprolock.lock import (
@@ -14,6 +18,7 @@ from reprolock.lock import (
     Lockfile,
     PythonPackage,
     Wheel,
+    dumps,
     inputs_of,
     new_lockfile,
 )
@@ -126,3 +131,18 @@ def example_lock(shuffle: int | None = None) -> Lockfile:
         example_targets(shuffle),
         locked_image(spec),
     )
+
+
+def sealed(data: dict[str, Any]) -> str:
+    """The lock mapping ``data`` as TOML with its integrity digests recomputed: a hostile lock
+    that is consistent with itself, so only the field grammars can refuse it."""
+    from reprolock.lock.integrity import digests
+
+    data = {k: v for k, v in data.items() if k != "integrity"}
+    data["integrity"] = digests(data)
+    return tomli_w.dumps(data)
+
+
+def example_data() -> dict[str, Any]:
+    """`example_lock` as the TOML mapping a reader sees."""
+    return tomllib.loads(dumps(example_lock()))

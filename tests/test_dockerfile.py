@@ -117,3 +117,111 @@ def test_cli_writes_the_context_and_is_idempotent(cli: Any, tmp_path: Path) -> N
     )
     run = cli("dockerfile", "--lock", "reprolock.lock", cwd=tmp_path)
     assert "files up to date" in run.out
+
+
+# -- quoting: every value from the lock is quoted or refused (issue 14) -----------------------
+def _words(line: str) -> list[str]:
+    """The ``key="value"`` words of one ENV/LABEL line as BuildKit's lexer reads them: inside
+    double quotes a backslash escapes only ``"``, ``$`` and ``\\``; an unescaped ``$`` would
+    expand a variable (refused here)."""
+    out: list[str] = []
+    word, quoted, i = "", False, 0
+    while i < len(line):
+        c = line[i]
+        if quoted and c == "\\" and i + 1 < len(line) and line[i + 1] in '"$\\':
+            word += line[i + 1]
+            i += 2
+            continue
+        assert c != "$", f"an unescaped $ would expand: {line!r}"
+        if c == '"':
+            quoted = not quoted
+        elif c == " " and not quoted:
+            if word:
+                out.append(word)
+            word = ""
+        else:
+            word += c
+        i += 1
+    assert not quoted, line
+    return [*out, word] if word else out
+
+
+def _instruction(text: str, name: str) -> dict[str, str]:
+    """The key=value pairs of the (continued) ``name`` instruction in ``text``."""
+    start = text.index(f"\n{name} ") + 1
+    lines = []
+    for line in text[start:].splitlines():
+        lines.append(line.removesuffix("\\").strip())
+        if not line.endswith("\\"):
+            break
+    words = _words(" ".join(lines).removeprefix(f"{name} "))
+    return dict(w.split("=", 1) for w in words)
+
+
+TRICKY = {
+    "PATHLIKE": "/opt/x:$PATH:${HOME}",
+    "QUOTES": 'say "hi" and \\"bye\\"',
+    "BACKSLASH": "C:\\dir\\",
+    "UNICODE": "café ☕",
+    "EQUALS": "a=b c=d",
+}
+
+
+def test_env_and_label_values_are_quoted_for_dockerfiles() -> None:
+    lock = _lock()
+    image = replace(
+        lock.image,
+        env=tuple(sorted(TRICKY.items())),
+        labels=tuple(sorted((f"org.example.{k.lower()}", v) for k, v in TRICKY.items())),
+    )
+    target = lock.targets[0]
+    base = replace(target.base, env=(("PATH", "/usr/local/cuda/bin:$X\\y"),))
+    lock = replace(lock, image=image, targets=(replace(target, base=base), *lock.targets[1:]))
+    text = render(lock, lock.targets[0], VARIANTS["multi-stage"])
+    env = _instruction(text, "ENV")
+    labels = _instruction(text, "LABEL")
+    for key, value in TRICKY.items():
+        assert env[key] == value
+        assert labels[f"org.example.{key.lower()}"] == value
+    assert env["PATH"] == "/opt/venv/bin:/usr/local/cuda/bin:$X\\y"
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"workdir": "/app\nRUN curl evil"}, "image.workdir"),
+        ({"user": "app\nRUN id"}, "image.user"),
+        ({"env": (("A\nRUN id", "1"),)}, "ENV name"),
+        ({"env": (("A", "1\nRUN id"),)}, "ENV A"),
+        ({"labels": (("a b", "1"),)}, "LABEL key"),
+        ({"labels": (("a", "x\r\nRUN id"),)}, "LABEL a"),
+        ({"copy": (("src\nRUN id", "/app"),)}, "image.copy source"),
+        ({"copy": (("src", "/app /etc"),)}, "image.copy destination"),
+        ({"expose": ("80\nRUN id",)}, "image.expose"),
+        ({"venv": "/opt/venv;id"}, "image.venv"),
+        ({"cmd": ("a\x00b",)}, "image.cmd"),
+    ],
+)
+def test_a_hostile_lock_is_refused_by_the_emitter(change: dict[str, Any], says: str) -> None:
+    """The emitter checks every value itself: a `Lockfile` need not come from the codec."""
+    lock = _lock()
+    lock = replace(lock, image=replace(lock.image, **change))
+    with pytest.raises(InputError) as info:
+        render(lock, lock.targets[0], VARIANTS["multi-stage"])
+    assert says in info.value.message
+    assert "\nRUN" not in info.value.render()
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"id": "../../outside"}, "target id"),
+        ({"python": "3.11), __import__('os').system('id'"}, "python"),
+    ],
+)
+def test_target_values_are_checked_by_the_emitter(change: dict[str, Any], says: str) -> None:
+    lock = _lock()
+    target = replace(lock.targets[0], **change)
+    with pytest.raises(InputError, match=r"\w") as info:
+        render(lock, target, VARIANTS["multi-stage"])
+    assert says in info.value.message

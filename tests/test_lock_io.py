@@ -80,9 +80,10 @@ def test_sigkill_mid_write_keeps_the_previous_lock(tmp_path: Path, stage: str) -
     proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
     assert lock.read_bytes() == old
-    # A later writer succeeds and replaces it whole.
+    # A later writer succeeds and replaces it whole; the dead writer's temporary file goes.
     write_atomic(lock, b"fresh\n")
     assert lock.read_bytes() == b"fresh\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["reprolock.lock"]
 
 
 CONCURRENT = textwrap.dedent(

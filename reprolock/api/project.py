@@ -73,7 +73,7 @@ def read_project_file(folder: Path, name: str, *, what: str, limit_name: str) ->
     except UnsafePath:
         raise ValueError(
             f"{grammar.show(name)} is outside the project ({root}): files named by the spec "
-            "must lie in its folder or its repository"
+            "must lie in its folder or its repository (the nearest folder holding .git)"
         ) from None
     try:
         return read_bytes((folder / name).resolve(), what=what, limit_name=limit_name)
@@ -81,8 +81,9 @@ def read_project_file(folder: Path, name: str, *, what: str, limit_name: str) ->
         if isinstance(exc.__cause__, OSError):
             raise exc.__cause__ from None
         raise OSError(exc.message.removesuffix(".")) from None
-    except ReprolockError as exc:
-        raise ValueError(exc.message.removesuffix(".")) from None
+    except ReprolockError as exc:  # not a regular file, too large
+        hint = f" {exc.hint.removesuffix('.')}" if exc.hint else ""
+        raise ValueError(f"{exc.message.removesuffix('.')}.{hint}") from None
 
 
 def load_spec(path: Path) -> Spec:

@@ -78,7 +78,7 @@ def read_bytes(path: Path, *, what: str, limit_name: str = "document_bytes") -> 
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO, socket or device"
             raise InputError(
                 f"{path}: is {kind}, not a regular file; refusing to read it as the {what}.",
-                hint=f"Point reprolock at the {what} file itself.",
+                hint=f"Name the {what} itself, not a pipe, a device or a folder.",
             )
         if info.st_size > cap:
             raise _too_big(path, what, limit_name, info.st_size)

@@ -507,11 +507,7 @@ class _SpecReader:
             )
             return []
         except ValueError as exc:
-            self.check.add(
-                path,
-                f"requirements file refused: {exc}.",
-                "Name a requirements file inside the spec's folder or its repository.",
-            )
+            self.check.add(path, f"requirements file refused: {str(exc).removesuffix('.')}.")
             return []
         out: list[Requirement] = []
         bad = 0
@@ -707,9 +703,7 @@ class _SpecReader:
             )
             return False
         except ValueError as exc:
-            self.check.add(
-                path, f"{exc}.", "Name a file inside the spec's folder or its repository."
-            )
+            self.check.add(path, f"{str(exc).removesuffix('.')}.")
             return False
         return True
 
