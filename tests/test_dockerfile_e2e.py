@@ -27,6 +27,9 @@ from tests.pyindex import IndexServer, serve
 pytestmark = needs_apt_tools
 
 Cli = Callable[..., Run]
+# Docker expands $VAR in ENV and LABEL values and removes quotes: the Dockerfile must escape
+# them so the image holds exactly this (a TOML literal string: no escapes).
+TRICKY = 'say "hi" $HOME ${X} C:\\dir\\ café'
 APP = """import greeting
 
 print(f"hello from greeting {greeting.__version__}")
@@ -93,7 +96,9 @@ def _world(
             f'[apt]\npackages = ["hello-reprolock"]\nmirror = "{apt_url}"\n'
             'keyrings = ["archive.gpg"]\n\n'
             '[image]\nworkdir = "/app"\nuser = "app"\ncopy = [["src", "/app/src"]]\n'
-            'env = { PYTHONPATH = "/app/src" }\ncmd = ["python", "-m", "app"]\n'
+            f"env = {{ PYTHONPATH = \"/app/src\", QUOTED = '{TRICKY}' }}\n"
+            f"labels = {{ \"org.example.note\" = '{TRICKY}' }}\n"
+            'cmd = ["python", "-m", "app"]\n'
         )
         yield _build(dockerd, context, index_server, timings, start)
 
@@ -153,6 +158,17 @@ def test_built_image_verifies_clean(cli: Cli, built: Built, dockerd: Dockerd) ->
     # Nothing the Dockerfile does not use reached the build context.
     ls = dockerd.docker("run", "--rm", "--entrypoint", "ls", built.tag, "-a", "/app").stdout
     assert ".env" not in ls.decode()
+
+
+def test_env_and_labels_reach_the_image_exactly(built: Built, dockerd: Dockerd) -> None:
+    config = json.loads(
+        dockerd.docker("image", "inspect", "-f", "{{json .Config}}", built.tag).stdout
+    )
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["QUOTED"] == TRICKY
+    assert env["PYTHONPATH"] == "/app/src"
+    assert env["PATH"].startswith("/opt/venv/bin:")
+    assert config["Labels"]["org.example.note"] == TRICKY
 
 
 def test_dockerfiles_are_deterministic_and_hadolint_clean(built: Built) -> None:

@@ -147,6 +147,22 @@ def test_parser_and_schema_accept_the_same_good_inputs(text: str) -> None:
     assert _valid(_schema("reprolock.schema.json"), tomllib.loads(text))
 
 
+def test_locks_validate_against_the_lock_schema() -> None:
+    schema = _schema("reprolock.lock.schema.json")
+    for path in (
+        ROOT / "tests" / "golden" / "reprolock.lock",
+        ROOT / "examples" / "cpu" / "reprolock.lock",
+    ):
+        data = tomllib.loads(path.read_text())
+        jsonschema.validate(data, schema)
+        assert "integrity" in data, path
+    data = tomllib.loads((ROOT / "tests" / "golden" / "reprolock.lock").read_text())
+    data["image"]["workdir"] = "/app\nRUN curl evil"
+    data["targets"][0]["packages"][0]["wheels"][0]["filename"] = "../../x.whl"
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    assert len(errors) == 2, errors
+
+
 def test_matrices_validate_against_their_schemas() -> None:
     for name in ("gpus", "cuda", "matrices", "pytorch", "tensorflow", "jax", "cudnn", "images"):
         data = tomllib.loads((ROOT / "matrices" / f"{name}.toml").read_text())

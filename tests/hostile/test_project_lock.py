@@ -4,6 +4,7 @@ time, end in "internal error", or pass `check --locked` after a hand edit."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tomllib
@@ -279,3 +280,38 @@ def test_the_example_lock_is_accepted(sandbox: Sandbox) -> None:
     sandbox.check(sandbox.run("dockerfile"), [0])
     lock = tomllib.loads((sandbox.work / "reprolock.lock").read_text())
     assert lock["lock-version"] == "1.1" and "integrity" in lock
+
+
+def test_lock_resolves_a_hand_edited_lock_again(
+    lock_cli: Callable[..., Any], tmp_path: Path, index_server: Any
+) -> None:
+    """Against a real loopback index: an edited lock is not "up to date"; `lock` resolves the
+    edited target afresh (its pins are not kept, so the edit is not carried over) and writes
+    the index's own hashes."""
+    index = index_server.add_index("pypi", tmp_path / "pypi")
+    index.wheel("alpha", "1.0")
+    index.wheel("alpha", "2.0")
+    (tmp_path / "reprolock.toml").write_text(
+        '[environment]\npython = "3.11"\n\n[python]\nrequirements = ["alpha"]\n\n'
+        f'[[python.index]]\nname = "pypi"\nurl = "{index_server.url("pypi")}"\ndefault = true\n'
+    )
+    assert lock_cli("lock").code == 0
+    path = tmp_path / "reprolock.lock"
+    good = path.read_text()
+    data = tomllib.loads(good)
+    [alpha] = data["targets"][0]["packages"]
+    wheel = alpha["wheels"][0]
+    # A downgrade by hand, with the older wheel's real hash and URL.
+    old = (tmp_path / "pypi" / "alpha-1.0-py3-none-any.whl").read_bytes()
+    alpha["version"] = "1.0"
+    wheel["filename"] = "alpha-1.0-py3-none-any.whl"
+    wheel["url"] = wheel["url"].replace("alpha-2.0", "alpha-1.0")
+    wheel["sha256"] = hashlib.sha256(old).hexdigest()
+    wheel["size"] = len(old)
+    path.write_text(tomli_w.dumps(data))
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    assert "up to date" not in run.out
+    assert "targets[py3.11-amd64].packages was edited by hand" in run.err
+    assert path.read_text() == good
+    assert lock_cli("check", "--locked").code == 0
