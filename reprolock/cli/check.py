@@ -40,7 +40,9 @@ def check_command(spec_path: Path | None, lock_path: Path | None, locked: bool) 
     """Validate the spec and check that the lock is up to date with it.
 
     Exits 0 when the spec is valid and the lock fresh (or absent, without
-    --locked), 1 when the lock is stale, 2 when the spec or lock is invalid.
+    --locked), 1 when the lock is stale, was edited by hand (its integrity
+    digests name the section) or has no digests to check, 2 when the spec or
+    lock is invalid.
     """
     settings = output.current()
     result = api.check(spec_path, lock_path, cwd=Path(), locked=locked)
