@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reprolock.errors import SourceError
 from reprolock.image.rootfs import scan_rootfs
-from reprolock.image.scan import LayerScan, WantContent, WantHash, scan_layer
+from reprolock.image.scan import CatalogBudget, LayerScan, WantContent, WantHash, scan_layer
 from reprolock.image.source import Image, LayerRef
 from reprolock.image.view import FilesystemView
 from reprolock.model import Digest
@@ -44,13 +44,69 @@ class ImageRead:
 
 
 def _scan(
-    image: Image, layer: LayerRef, want_content: WantContent, want_hash: WantHash
+    image: Image,
+    layer: LayerRef,
+    want_content: WantContent,
+    want_hash: WantHash,
+    budget: CatalogBudget,
 ) -> LayerScan:
     what = f"{image.description} layer {layer.index}"
     with image.open_layer(layer) as stream:
         return scan_layer(
-            stream, layer.index, what=what, want_content=want_content, want_hash=want_hash
+            stream,
+            layer.index,
+            what=what,
+            want_content=want_content,
+            want_hash=want_hash,
+            budget=budget,
         )
+
+
+def _scan_all(
+    image: Image,
+    layers: Sequence[LayerRef],
+    want_content: WantContent,
+    want_hash: WantHash,
+    workers: int,
+) -> list[LayerScan]:
+    """Every layer scanned, ``workers`` at a time (the calling thread is one of them).
+
+    After a failure no further layer is started, and the failure of the lowest layer is
+    raised.  If fewer threads can be started than asked (a memory limit), fewer work.
+    """
+    budget = CatalogBudget()  # one for the image: its layers' kept files together
+    results: dict[int, LayerScan] = {}
+    failures: dict[int, BaseException] = {}
+    todo = iter(range(len(layers)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = None if failures else next(todo, None)
+            if i is None:
+                return
+            try:
+                results[i] = _scan(image, layers[i], want_content, want_hash, budget)
+            except BaseException as exc:  # raised again, in the calling thread
+                with lock:
+                    failures[i] = exc
+                return
+
+    helpers: list[threading.Thread] = []
+    for _ in range(min(workers, len(layers)) - 1):
+        thread = threading.Thread(target=work, daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no more threads to be had: fewer workers
+            break
+        helpers.append(thread)
+    work()
+    for thread in helpers:
+        thread.join()
+    if failures:
+        raise failures[min(failures)]
+    return [results[i] for i in range(len(layers))]
 
 
 def validate(
@@ -96,8 +152,7 @@ def read_image(
     """Scan, validate and merge ``image``; `SourceError` on anything wrong."""
     config = image.config()
     layers = list(image.layers())
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        scans = list(pool.map(lambda ref: _scan(image, ref, want_content, want_hash), layers))
+    scans = _scan_all(image, layers, want_content, want_hash, workers)
     validate(image, config, layers, scans)
     digest = image.manifest_digest()
     return ImageRead(

@@ -8,16 +8,27 @@ import os
 import stat
 from pathlib import Path
 
+from reprolock.bounded import STEP
 from reprolock.errors import SourceError
-from reprolock.image.scan import Entry, LayerScan, WantContent, WantHash
+from reprolock.image.scan import CatalogBudget, Entry, LayerScan, WantContent, WantHash
 
 SKIP = ("proc", "sys", "dev", "run", "tmp")  # pseudo or volatile filesystems
+_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def scan_rootfs(root: Path, *, want_content: WantContent, want_hash: WantHash) -> LayerScan:
-    """The folder as one layer: nothing outside it is read; links are not followed."""
+def scan_rootfs(
+    root: Path,
+    *,
+    want_content: WantContent,
+    want_hash: WantHash,
+    budget: CatalogBudget | None = None,
+) -> LayerScan:
+    """The folder as one layer: nothing outside it is read; links are not followed, and
+    only regular files are opened (never a FIFO or a device), read within the catalogers'
+    budget (an omitted file is recorded as such, as in a layer)."""
     if not root.is_dir():
         raise SourceError(f"dir:{root}: no such folder.")
+    budget = budget or CatalogBudget()
     scan = LayerScan(index=0)
     top = str(root)
     for folder, dirs, files in os.walk(top):
@@ -32,24 +43,54 @@ def scan_rootfs(root: Path, *, want_content: WantContent, want_hash: WantHash) -
                 info = os.lstat(full)
             except OSError:
                 continue
-            entry = Entry(path=rel, kind="other", size=info.st_size, mode=info.st_mode)
+            # a name that is not UTF-8 is shown with U+FFFD (as in a layer)
+            shown = os.fsencode(rel).decode("utf-8", errors="replace")
+            entry = Entry(path=shown, kind="other", size=info.st_size, mode=info.st_mode)
             if stat.S_ISDIR(info.st_mode):
                 entry.kind = "dir"
             elif stat.S_ISLNK(info.st_mode):
                 entry.kind = "symlink"
-                entry.link = os.readlink(full)
+                try:
+                    entry.link = os.fsencode(os.readlink(full)).decode("utf-8", "replace")
+                except OSError:
+                    continue
             elif stat.S_ISREG(info.st_mode):
                 entry.kind = "file"
                 keep, digest = want_content(rel), want_hash(rel)
-                if keep or digest:
-                    try:
-                        data = Path(full).read_bytes()
-                    except OSError:
-                        continue
-                    if keep:
-                        entry.content = data
-                    if digest:
-                        raw = hashlib.sha256(data).digest()
-                        entry.sha256 = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+                if keep:
+                    entry.omitted = budget.take(info.st_size)
+                    keep = entry.omitted is None
+                if (keep or digest) and not _read(full, entry, keep=keep, digest=digest):
+                    continue
             scan.entries.append(entry)
     return scan
+
+
+def _read(path: str, entry: Entry, *, keep: bool, digest: bool) -> bool:
+    """Keep and/or hash the regular file at ``path`` (no more than the size it had when
+    listed); False if it is gone or is no longer a regular file."""
+    try:
+        fd = os.open(path, _FLAGS)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        hasher = hashlib.sha256()
+        parts: list[bytes] = []
+        left = entry.size
+        while left > 0 and (chunk := os.read(fd, min(STEP, left))):
+            left -= len(chunk)
+            if digest:
+                hasher.update(chunk)
+            if keep:
+                parts.append(chunk)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    if keep:
+        entry.content = b"".join(parts)
+    if digest:
+        entry.sha256 = base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode()
+    return True

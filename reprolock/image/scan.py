@@ -1,41 +1,43 @@
 """One streaming pass over a layer: decompress, walk the tar, keep what catalogers need.
 
 A layer is read once, start to end; nothing is extracted to disk.  Files the
-catalogers parse are kept in memory (they are small), files under Python
-package folders are hashed (for RECORD checks), and every path is recorded with
-its type, size and link target so the layers can be merged afterwards.
-Hostile input is refused with `SourceError`: unsafe paths, absurd sizes,
-decompression bombs, truncated or corrupt archives.
+catalogers parse are kept in memory within `CatalogBudget` (a file over the budget is
+recorded with the cap that kept it out, and reading it from the view is an error:
+an inventory never silently misses a file), files under Python package folders are
+hashed (for RECORD checks), and every path is recorded with its type, size and link
+target so the layers can be merged afterwards.  Hostile input is refused with
+`SourceError`: unsafe or too deep paths, absurd sizes, decompression bombs (the
+output is bounded step by step by `reprolock.bounded.Decompressor`), oversized or
+sparse tar headers, truncated or corrupt archives.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import posixpath
 import queue
 import tarfile
 import threading
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, cast
 
-import zstandard
-
+from reprolock import limits
+from reprolock.bounded import STEP, Decompressor, sniff
 from reprolock.errors import SourceError
+from reprolock.image.tarheaders import members, open_tar
 
 Kind = Literal["file", "dir", "symlink", "hardlink", "other"]
 
-MAX_MEMBER = 64 << 30  # no single file in a real image is larger
-MAX_LAYER = 256 << 30
-BOMB_RATIO = 200  # uncompressed/compressed beyond this (and > 256 MiB) is a bomb
-BOMB_FLOOR = 256 << 20
 CHUNK = 1 << 20
 # tarfile's stream buffer: its small reads copy the buffer's remainder, its skips read
 # through in buffer-sized steps; 64 KiB measured fastest on a 6 GB layer (8.8 s against
 # 11.8 s for its 10 KiB default and 12.3 s for 1 MiB).
 TAR_BUFFER = 64 * 1024
+_HINT = "The image is damaged; rebuild or re-pull it."
+_HOSTILE = "This layer is hostile or broken; do not use the image."
 
 WantContent = Callable[[str], bool]
 """Which paths' bytes to keep (catalogers' inputs)."""
@@ -54,6 +56,7 @@ class Entry:
     link: str | None = None  # symlink target as written, or hard link source path
     content: bytes | None = None
     sha256: str | None = None  # urlsafe-base64 digest, as RECORD writes it
+    omitted: str | None = None  # the cap that kept a wanted file's bytes out of memory
 
 
 @dataclass(slots=True)
@@ -70,243 +73,262 @@ class LayerScan:
     blob_digest: str = ""  # sha256 of the stored (possibly compressed) bytes
 
 
-class _BackgroundHash:
-    """sha256 on another thread: hashlib releases the GIL on large buffers, so hashing the
-    layer for its diff_id runs beside the tar walk instead of after each read."""
+class CatalogBudget:
+    """The memory catalogers' files may take for one image, shared by its layer scans.
+
+    One file is kept if it is at most ``limits.catalog_file_bytes`` and the image's
+    kept files stay within ``limits.catalog_total_bytes`` (counted as read: a file a
+    later layer replaces still counted).  Thread-safe: layers are scanned in parallel.
+    """
 
     def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        caps = limits.current()
+        self.per_file = caps.catalog_file_bytes
+        self.left = caps.catalog_total_bytes
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> str | None:
+        """None when ``size`` more bytes may be kept; else the name of the cap refusing."""
+        if size > self.per_file:
+            return "catalog_file_bytes"
+        with self._lock:
+            if size > self.left:
+                return "catalog_total_bytes"
+            self.left -= size
+        return None
+
+
+class _Hashes:
+    """The hashing a layer scan needs, on one thread beside the tar walk (hashlib releases
+    the GIL on large buffers): the diff_id over the tar, the blob digest over the stored
+    bytes, the RECORD-style sha256 of wanted files.  One thread per layer keeps an image's
+    scans within a few threads (each reserves a stack)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=16)
+        self._thread: threading.Thread | None = threading.Thread(target=self._run, daemon=True)
+        try:
+            self._thread.start()
+        except RuntimeError:  # no thread to be had (memory limits): hash in line instead
+            self._thread = None
+        self._batch: list[bytes] = []
+        self._batched = 0
+        self._fed: Hasher = None  # the hasher of the pieces in the batch
 
     def _run(self) -> None:
-        while (data := self._queue.get()) is not None:
-            self._hash.update(data)
+        while (job := self._queue.get()) is not None:
+            job()
 
-    def update(self, data: bytes) -> None:
+    def _do(self, job: Callable[[], None]) -> None:
+        if self._thread is None:
+            job()
+        else:
+            self._queue.put(job)
+
+    def update(self, hasher: Hasher, *data: bytes) -> None:
+        """Hash ``data`` with ``hasher``, after everything given before."""
         if data:
-            self._queue.put(data)
+            self._do(functools.partial(_update, hasher, data))
 
-    def hexdigest(self) -> str:
-        self.close()
-        return self._hash.hexdigest()
+    def feed(self, hasher: Hasher, data: bytes) -> None:
+        """`update` for many small pieces of one hasher: passed on about `STEP` at a time
+        (`close` passes the rest)."""
+        self._fed = hasher
+        self._batch.append(data)
+        self._batched += len(data)
+        if self._batched >= STEP:
+            self.update(hasher, *self._batch)
+            self._batch, self._batched = [], 0
+
+    def finish(self, entry: Entry, hasher: Hasher) -> None:
+        """Set ``entry.sha256`` from ``hasher`` once what was given before is hashed."""
+        self._do(functools.partial(_record_hash, entry, hasher))
 
     def close(self) -> None:
-        if self._thread.is_alive():
+        """Wait until everything given is hashed."""
+        if self._batch:
+            self.update(self._fed, *self._batch)
+            self._batch, self._batched = [], 0
+        if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
 
 
-class _FileHashes:
-    """Hashes files' contents on a worker thread while the tar walk goes on, and sets
-    each entry's RECORD-style sha256 when its last chunk is hashed."""
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[Entry, bytes | None] | None] = queue.Queue(maxsize=64)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        hashers: dict[int, Any] = {}
-        while (item := self._queue.get()) is not None:
-            entry, data = item
-            hasher = hashers.setdefault(id(entry), hashlib.sha256())
-            if data is None:
-                digest = hashers.pop(id(entry)).digest()
-                entry.sha256 = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-            else:
-                hasher.update(data)
-
-    def update(self, entry: Entry, data: bytes) -> None:
-        self._queue.put((entry, data))
-
-    def finish(self, entry: Entry) -> None:
-        self._queue.put((entry, None))
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+Hasher = Any  # hashlib's hash objects (no public type)
 
 
-class _CountingReader:
-    """Decompresses a raw stream, counting bytes both sides and hashing the output."""
+def _update(hasher: Hasher, data: tuple[bytes, ...]) -> None:
+    for piece in data:
+        hasher.update(piece)
+
+
+def _record_hash(entry: Entry, hasher: Hasher) -> None:
+    entry.sha256 = base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode()
+
+
+class _Replay:
+    """``head`` (already read to sniff the compression), then the rest of ``raw``."""
+
+    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
+        self.head = head
+        self.raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            out, self.head = self.head, b""
+            return out
+        return self.raw.read(size)
+
+
+class _LayerStream:
+    """A layer's tar as tarfile reads it: decompressed within the caps (at most `STEP`
+    bytes of output at a time), the stored bytes hashed for the blob digest and the
+    output for the diff_id."""
 
     def __init__(self, raw: IO[bytes], what: str) -> None:
-        self.raw = raw
-        self.what = what
-        self.compressed = 0
-        self.uncompressed = 0
-        self.hasher = _BackgroundHash()  # of the uncompressed tar: the diff_id
-        head = raw.read(6)
-        self.compressed += len(head)
+        head = b""
+        while len(head) < 6 and (more := raw.read(6 - len(head))):
+            head += more
+        kind = sniff(head)
+        self.hashes = _Hashes()
+        self.diff_hash = hashlib.sha256()
+        # The stored bytes' digest (the blob digest) differs from the diff_id only when
+        # the layer is compressed: hash them separately only then.
+        self.blob_hash = hashlib.sha256() if kind != "plain" else None
+        self.source = Decompressor(
+            cast(IO[bytes], _Replay(head, raw)),
+            kind,
+            what=what,
+            max_output=limits.current().layer_bytes,
+            limit_name="layer_bytes",
+            on_input=None if self.blob_hash is None else self._feed_blob,
+        )
         self._pending = b""
         self._offset = 0
         self._eof = False
-        self._decompress: Callable[[bytes], bytes] | None
-        if head[:2] == b"\x1f\x8b":
-            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            self._decompress = self._gunzip
-        elif head[:4] == b"\x28\xb5\x2f\xfd":
-            self._zstd = zstandard.ZstdDecompressor().decompressobj()
-            self._decompress = self._zstd.decompress
-        else:
-            self._decompress = None
-        # The stored bytes' digest (the blob digest) differs from the diff_id only when
-        # the layer is compressed: hash them separately only then.
-        self.raw_hasher = _BackgroundHash() if self._decompress is not None else None
-        if self.raw_hasher is not None:
-            self.raw_hasher.update(head)
-        self._pending = self._feed(head)
 
-    def _gunzip(self, data: bytes) -> bytes:
-        out = self._zlib.decompress(data)
-        # concatenated gzip members (pigz, some registries)
-        while self._zlib.eof and self._zlib.unused_data:
-            rest = self._zlib.unused_data
-            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            out += self._zlib.decompress(rest)
-        return out
+    def _feed_blob(self, data: bytes) -> None:
+        self.hashes.feed(self.blob_hash, data)
 
-    def _feed(self, data: bytes) -> bytes:
-        try:
-            out = self._decompress(data) if self._decompress else data
-        except (zlib.error, zstandard.ZstdError) as exc:
-            raise SourceError(
-                f"{self.what}: corrupt compressed data ({exc}).",
-                hint="The image is damaged; rebuild or re-pull it.",
-            ) from None
-        self.uncompressed += len(out)
-        if self.uncompressed > MAX_LAYER or (
-            self.uncompressed > BOMB_FLOOR
-            and self.uncompressed > BOMB_RATIO * max(self.compressed, 1)
-        ):
-            raise SourceError(
-                f"{self.what}: expands to over {self.uncompressed >> 20} MiB from "
-                f"{self.compressed >> 10} KiB: refusing a decompression bomb.",
-                hint="This is not a real image layer; do not use the image.",
-            )
-        self.hasher.update(out)
-        return out
+    @property
+    def compressed(self) -> int:
+        return self.source.compressed
+
+    @property
+    def uncompressed(self) -> int:
+        return self.source.uncompressed
 
     def read(self, size: int = -1) -> bytes:
-        # tarfile reads in small pieces: serve them from the current chunk by offset
-        # (slicing the remainder off each time would copy the chunk over and over).
+        # tarfile reads in small pieces: serve them from the current batch by offset
+        # (slicing the remainder off each time would copy the batch over and over).
+        if size is None or size < 0:
+            size = STEP
         available = len(self._pending) - self._offset
-        while not self._eof and (size < 0 or available < size):
-            data = self.raw.read(CHUNK)
-            if not data:
-                self._eof = True
-                if self._decompress is self._gunzip and not self._zlib.eof:
-                    raise SourceError(
-                        f"{self.what}: the compressed stream is truncated.",
-                        hint="The image is damaged; rebuild or re-pull it.",
-                    )
-                break
-            self.compressed += len(data)
-            if self.raw_hasher is not None:
-                self.raw_hasher.update(data)
-            self._pending = self._pending[self._offset :] + self._feed(data)
+        if available < size and not self._eof:
+            self._pending = self._fill(self._pending[self._offset :], size)
             self._offset = 0
             available = len(self._pending)
-        if size < 0 or size >= available:
-            out = self._pending[self._offset :]
+        if size >= available:
+            out = self._pending[self._offset :] if self._offset else self._pending
             self._pending, self._offset = b"", 0
             return out
         out = self._pending[self._offset : self._offset + size]
         self._offset += size
         return out
 
+    def _fill(self, rest: bytes, size: int) -> bytes:
+        """``rest`` and at least ``max(size, STEP)`` more bytes (less at the end): the
+        decompressor's small steps are batched, so the hashing thread gets big buffers."""
+        parts = [rest]
+        want, got = max(size, STEP), 0
+        while got < want:
+            data = self.source.read(STEP)
+            if not data:
+                self._eof = True
+                break
+            parts.append(data)
+            got += len(data)
+        self.hashes.update(self.diff_hash, *parts[1:])
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self.hashes.close()
+
 
 def safe_path(name: str, what: str) -> str:
-    """The member name relative to the image root; `SourceError` for escaping paths."""
+    """The member name relative to the image root; `SourceError` for escaping paths and
+    paths deeper than ``limits.path_depth``."""
     path = name.lstrip("/")
     while path.startswith("./"):
         path = path[2:]
     parts = [p for p in path.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise SourceError(
-            f'{what}: the path "{name}" climbs out of the image root.',
-            hint="This layer is hostile or broken; do not use the image.",
+            f'{what}: the path "{_short(name)}" climbs out of the image root.',
+            hint=_HOSTILE,
+        )
+    if len(parts) > limits.current().path_depth:
+        raise limits.exceeded(
+            f'{what}: the path "{_short(name)}"', "path_depth", actual=f"{len(parts)} components"
         )
     return "/".join(parts)
 
 
-def _members(tar: tarfile.TarFile, what: str) -> Iterator[tarfile.TarInfo]:
-    while True:
-        try:
-            member = tar.next()
-        except (tarfile.ReadError, EOFError, OSError) as exc:
-            raise SourceError(
-                f"{what}: the tar stream is corrupt or truncated ({exc}).",
-                hint="The image is damaged; rebuild or re-pull it.",
-            ) from None
-        if member is None:
-            return
-        yield member
+def _short(name: str) -> str:
+    shown = name.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= 120 else shown[:100] + "…" + shown[-10:]
 
 
 def scan_layer(
-    raw: IO[bytes], index: int, *, what: str, want_content: WantContent, want_hash: WantHash
-) -> LayerScan:
-    """Read one layer (gzip, zstd or plain tar) from ``raw`` in a single pass."""
-    reader = _CountingReader(raw, what)
-    try:
-        return _scan(reader, index, what=what, want_content=want_content, want_hash=want_hash)
-    finally:
-        reader.hasher.close()
-        if reader.raw_hasher is not None:
-            reader.raw_hasher.close()
-
-
-def _scan(
-    reader: _CountingReader,
+    raw: IO[bytes],
     index: int,
     *,
     what: str,
     want_content: WantContent,
     want_hash: WantHash,
+    budget: CatalogBudget | None = None,
 ) -> LayerScan:
-    file_hashes = _FileHashes()
+    """Read one layer (gzip, zstd, xz or plain tar) from ``raw`` in a single pass.
+
+    ``budget`` is shared by the layers of one image (a fresh one when None)."""
+    stream = _LayerStream(raw, what)
     links: list[tuple[Entry, Entry]] = []
     try:
         scan = _walk(
-            reader,
+            stream,
             index,
             what=what,
             want_content=want_content,
             want_hash=want_hash,
-            file_hashes=file_hashes,
+            budget=budget or CatalogBudget(),
             links=links,
         )
     finally:
-        file_hashes.close()
+        stream.close()  # every hash is done after this
+    scan.diff_id = "sha256:" + stream.diff_hash.hexdigest()
+    blob = stream.blob_hash
+    scan.blob_digest = scan.diff_id if blob is None else "sha256:" + blob.hexdigest()
     for entry, original in links:
         entry.sha256 = original.sha256
     return scan
 
 
 def _walk(
-    reader: _CountingReader,
+    stream: _LayerStream,
     index: int,
     *,
     what: str,
     want_content: WantContent,
     want_hash: WantHash,
-    file_hashes: _FileHashes,
+    budget: CatalogBudget,
     links: list[tuple[Entry, Entry]],
 ) -> LayerScan:
+    """The tar's entries (the digests are set by `scan_layer` once hashing is done)."""
     scan = LayerScan(index=index)
-    try:
-        tar = tarfile.open(fileobj=reader, mode="r|", bufsize=TAR_BUFFER)  # type: ignore[call-overload]  # noqa: SIM115
-    except (tarfile.ReadError, EOFError) as exc:
-        raise SourceError(
-            f"{what}: is not a tar archive ({exc}).",
-            hint="The image is damaged; rebuild or re-pull it.",
-        ) from None
+    tar = open_tar(cast(IO[bytes], stream), what, hint=_HINT, bufsize=TAR_BUFFER)
+    caps = limits.current()
     seen: dict[str, Entry] = {}
-    for member in _members(tar, what):
+    for member in members(tar, what, hint=_HINT):
         path = safe_path(member.name, what)
         if not path:
             continue
@@ -317,39 +339,25 @@ def _walk(
         if leaf.startswith(".wh."):
             scan.whiteouts.append(posixpath.join(folder, leaf[4:]))
             continue
-        if member.size > MAX_MEMBER:
+        if member.size > caps.member_bytes:
             raise SourceError(
                 f"{what}: {path} claims {member.size} bytes: refusing.",
-                hint="This layer is hostile or broken; do not use the image.",
+                hint=f"{_HOSTILE} (Files over {caps.member_bytes >> 30} GiB are refused: "
+                f"{limits.ENV_PREFIX}MEMBER_BYTES.)",
             )
         entry = Entry(path=path, kind="other", size=member.size, mode=member.mode)
         if member.isreg():
             entry.kind = "file"
-            keep, digest = want_content(path), want_hash(path)
-            if keep or digest:
-                handle = tar.extractfile(member)
-                assert handle is not None
-                parts: list[bytes] = []
-                try:
-                    while chunk := handle.read(CHUNK):
-                        if digest:
-                            file_hashes.update(entry, chunk)
-                        if keep:
-                            parts.append(chunk)
-                    if digest:
-                        file_hashes.finish(entry)
-                except (tarfile.ReadError, EOFError, OSError) as exc:
-                    raise SourceError(
-                        f"{what}: {path} is truncated ({exc}).",
-                        hint="The image is damaged; rebuild or re-pull it.",
-                    ) from None
-                if keep:
-                    entry.content = b"".join(parts)
+            _read_file(tar, member, entry, what, want_content, want_hash, budget, stream.hashes)
         elif member.isdir():
             entry.kind = "dir"
         elif member.issym():
             entry.kind = "symlink"
             entry.link = member.linkname
+            if member.linkname.count("/") >= caps.path_depth:
+                raise limits.exceeded(
+                    f'{what}: the link "{path}" points to a path that', "path_depth"
+                )
         elif member.islnk():
             source = safe_path(member.linkname, what)
             original = seen.get(source)
@@ -358,17 +366,49 @@ def _walk(
             if original is not None and original.kind == "file":
                 entry.kind = "file"
                 entry.size = original.size
-                entry.content = original.content if want_content(path) else None
+                if want_content(path):
+                    entry.content, entry.omitted = original.content, original.omitted
                 links.append((entry, original))  # its hash may still be in the works
         seen[path] = entry
         scan.entries.append(entry)
     # Drain whatever follows the end-of-archive marker, so the digest covers the whole tar.
-    while reader.read(CHUNK):
+    while stream.read(CHUNK):
         pass
-    scan.compressed_size = reader.compressed
-    scan.uncompressed_size = reader.uncompressed
-    scan.diff_id = "sha256:" + reader.hasher.hexdigest()
-    scan.blob_digest = (
-        scan.diff_id if reader.raw_hasher is None else "sha256:" + reader.raw_hasher.hexdigest()
-    )
+    scan.compressed_size = stream.compressed
+    scan.uncompressed_size = stream.uncompressed
     return scan
+
+
+def _read_file(
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    entry: Entry,
+    what: str,
+    want_content: WantContent,
+    want_hash: WantHash,
+    budget: CatalogBudget,
+    hashes: _Hashes,
+) -> None:
+    """Keep (within the budget) and/or hash a regular file's bytes, as wanted."""
+    keep, digest = want_content(entry.path), want_hash(entry.path)
+    if keep:
+        entry.omitted = budget.take(member.size)
+        keep = entry.omitted is None
+    if not (keep or digest):
+        return
+    handle = tar.extractfile(member)
+    assert handle is not None
+    parts: list[bytes] = []
+    hasher = hashlib.sha256()
+    try:
+        while chunk := handle.read(CHUNK):
+            if digest:
+                hashes.update(hasher, chunk)
+            if keep:
+                parts.append(chunk)
+        if digest:
+            hashes.finish(entry, hasher)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise SourceError(f"{what}: {entry.path} is truncated ({exc}).", hint=_HINT) from None
+    if keep:
+        entry.content = b"".join(parts)

@@ -14,9 +14,8 @@ import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from reprolock import limits
 from reprolock.image.scan import Entry, LayerScan
-
-MAX_LINKS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,30 +56,44 @@ class FilesystemView:
             self._children.setdefault(path, set())
 
     def _ensure_dir(self, path: str) -> None:
-        if not path or path in self._nodes:
-            return
-        parent, leaf = posixpath.split(path)
-        self._ensure_dir(parent)
-        self._children.setdefault(parent, set()).add(leaf)
-        self._nodes[path] = Node(Entry(path=path, kind="dir"), -1)
-        self._children.setdefault(path, set())
+        """Implicit folders for ``path`` and its missing ancestors (a layer may list a
+        file before, or without, its folders)."""
+        missing: list[str] = []
+        while path and path not in self._nodes:
+            missing.append(path)
+            path = posixpath.dirname(path)
+        for folder in reversed(missing):
+            parent, leaf = posixpath.split(folder)
+            self._children.setdefault(parent, set()).add(leaf)
+            self._nodes[folder] = Node(Entry(path=folder, kind="dir"), -1)
+            self._children.setdefault(folder, set())
 
     def _remove(self, path: str) -> None:
-        for child in list(self._children.get(path, ())):
-            self._remove(posixpath.join(path, child))
-        self._children.pop(path, None)
-        if self._nodes.pop(path, None) is not None:
+        """``path`` and everything under it."""
+        if self._nodes.get(path) is not None:
             parent, leaf = posixpath.split(path)
             self._children.get(parent, set()).discard(leaf)
+        stack = [path]
+        while stack:
+            current = stack.pop()
+            for child in self._children.pop(current, ()):
+                stack.append(posixpath.join(current, child) if current else child)
+            if current:
+                self._nodes.pop(current, None)
 
     # -- reading ------------------------------------------------------------------------------
     def resolve(self, path: str) -> str | None:
         """The real path of ``path`` with every symlink followed inside the root."""
-        parts = [p for p in path.strip("/").split("/") if p and p != "."]
+        caps = limits.current()
+        hops_left = caps.link_hops
+        todo = [p for p in reversed(path.strip("/").split("/")) if p and p != "."]
+        if len(todo) > 2 * caps.path_depth:
+            return None  # no path in the view is this deep (scans refuse deeper ones)
         done: list[str] = []
-        hops = 0
-        while parts:
-            part = parts.pop(0)
+        while todo:
+            if len(done) > caps.path_depth:
+                return None
+            part = todo.pop()
             if part == "..":
                 if done:
                     done.pop()
@@ -88,14 +101,13 @@ class FilesystemView:
             current = "/".join([*done, part])
             node = self._nodes.get(current)
             if node is not None and node.entry.kind == "symlink" and node.entry.link is not None:
-                hops += 1
-                if hops > MAX_LINKS:
+                hops_left -= 1
+                if hops_left < 0:
                     return None
                 target = node.entry.link
-                new = [p for p in target.split("/") if p and p != "."]
+                todo.extend(p for p in reversed(target.split("/")) if p and p != ".")
                 if target.startswith("/"):
                     done = []
-                parts = new + parts
                 continue
             done.append(part)
         return "/".join(done)
@@ -105,9 +117,27 @@ class FilesystemView:
         return None if real is None else self._nodes.get(real)
 
     def read(self, path: str) -> bytes | None:
-        """The bytes of a file kept during scanning (catalogers' inputs), else None."""
+        """The bytes of a file kept during scanning (catalogers' inputs), else None.
+
+        A file the catalogers wanted but that was over a cap when scanned is an error
+        (`SourceError` naming the file and the cap), never silently absent.
+        """
         node = self.node(path)
-        return None if node is None else node.entry.content
+        if node is None:
+            return None
+        entry = node.entry
+        if entry.omitted == "catalog_total_bytes":
+            raise limits.exceeded(
+                f"/{entry.path}: the files reprolock keeps in memory to catalog this image",
+                entry.omitted,
+            )
+        if entry.omitted is not None:
+            raise limits.exceeded(
+                f"/{entry.path}, a file reprolock reads to catalog the image,",
+                entry.omitted,
+                actual=f"{entry.size} bytes",
+            )
+        return entry.content
 
     def exists(self, path: str) -> bool:
         return self.node(path) is not None
