@@ -11,7 +11,7 @@ from typing import Any
 from reprolock.api.base_layer import registry_client
 from reprolock.api.network import NetOptions
 from reprolock.errors import InputError, SourceError
-from reprolock.image.daemon import DaemonImage, socket_from_host
+from reprolock.image.daemon import open_daemon_image, socket_from_host
 from reprolock.image.docker_archive import DockerArchive
 from reprolock.image.oci_layout import open_oci_archive, open_oci_dir
 from reprolock.image.read import ImageRead, read_image, read_rootfs
@@ -35,17 +35,22 @@ def parse_image_arg(text: str) -> ImageSpecifier:
     """``docker-archive:PATH[:TAG]``, ``oci:PATH[:TAG]``, ``oci-archive:PATH[:TAG]``,
     ``registry:REF``, ``docker:NAME``, ``dir:PATH``; a bare existing path is read by its
     shape; any other bare name means the daemon, then the registry."""
+    if not text.strip():
+        raise InputError(
+            "No image named: the image argument is empty.",
+            hint="Name one, e.g. docker-archive:image.tar, oci:layout, registry:python:3.11-slim "
+            "or dir:/ (an empty name is never taken as the current folder).",
+        )
     transport, sep, rest = text.partition(":")
     if sep and transport in TRANSPORTS:
-        if not rest:
-            raise InputError(
-                f'"{text}" names no image after "{transport}:".',
-                hint=f"Write it like {transport}:{_example(transport)}.",
-            )
+        if not rest.strip():
+            raise _names_nothing(text, transport)
         archive = transport in ("docker-archive", "oci", "oci-archive")
         if archive and not Path(rest).exists() and ":" in rest:
             location, _, tag = rest.rpartition(":")
-            return ImageSpecifier(transport=transport, target=location, tag=tag)
+            if not location.strip():
+                raise _names_nothing(text, transport)
+            return ImageSpecifier(transport=transport, target=location, tag=tag or None)
         return ImageSpecifier(transport=transport, target=rest)
     bare = Path(text)
     if bare.is_dir():
@@ -54,6 +59,13 @@ def parse_image_arg(text: str) -> ImageSpecifier:
     if bare.is_file():
         return ImageSpecifier(transport="docker-archive", target=text)
     return ImageSpecifier(transport="auto", target=text)
+
+
+def _names_nothing(text: str, transport: str) -> InputError:
+    return InputError(
+        f'"{text}" names no image after "{transport}:".',
+        hint=f"Write it like {transport}:{_example(transport)}.",
+    )
 
 
 def _example(transport: str) -> str:
@@ -82,15 +94,18 @@ def open_image(
     """An `Image` for the specifier; closed (and any spool removed) on exit."""
     transport = spec.transport
     if transport == "docker-archive":
-        archive = DockerArchive(Path(spec.target), tag=spec.tag)
+        archive = DockerArchive.from_path(Path(spec.target), tag=spec.tag)
         try:
             yield archive
         finally:
             archive.close()
-    elif transport == "oci":
-        yield open_oci_dir(Path(spec.target), tag=spec.tag, platform=options.platform)
-    elif transport == "oci-archive":
-        yield open_oci_archive(Path(spec.target), tag=spec.tag, platform=options.platform)
+    elif transport in ("oci", "oci-archive"):
+        opener = open_oci_dir if transport == "oci" else open_oci_archive
+        layout = opener(Path(spec.target), tag=spec.tag, platform=options.platform)
+        try:
+            yield layout
+        finally:
+            layout.close()
     elif transport == "registry":
         yield _registry_image(spec.target, options, net, registry)
     elif transport == "docker":
@@ -99,7 +114,7 @@ def open_image(
         socket = socket_from_host(options.docker_host)
         if socket is not None:
             try:
-                daemon = DaemonImage(spec.target, socket)
+                daemon = open_daemon_image(spec.target, socket)
             except SourceError as exc:
                 if "no such image" not in exc.message:
                     raise
@@ -121,7 +136,7 @@ def _daemon_image(name: str, options: InspectOptions) -> Iterator[Image]:
             f"docker:{name}: no docker or podman socket found.",
             hint="Start the daemon, or set DOCKER_HOST=unix:///path/to/socket.",
         )
-    daemon = DaemonImage(name, socket)
+    daemon = open_daemon_image(name, socket)
     try:
         yield daemon
     finally:

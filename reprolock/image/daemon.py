@@ -1,22 +1,27 @@
 """Images from a docker (or podman) daemon through its Engine API on a unix socket.
 
 ``GET /images/{name}/get`` streams a docker archive; it is spooled to a private
-temporary file (a docker archive needs random access) and read from there.
+temporary file without a name (a docker archive needs random access) and read from there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
-import shutil
 import socket
-import tempfile
 from pathlib import Path
+from typing import IO
 from urllib.parse import quote
 
+from reprolock import limits
+from reprolock.bounded import STEP
 from reprolock.errors import SourceError
-from reprolock.image.docker_archive import DockerArchive
+from reprolock.image.docker_archive import DockerArchive, TarMembers
+from reprolock.image.files import spool
 
 DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/run/podman/podman.sock")
+DETAIL_BYTES = 2000  # of a daemon's error answer read, of which DETAIL_SHOWN characters
+DETAIL_SHOWN = 300  # are shown in the message
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -44,45 +49,80 @@ def socket_from_host(docker_host: str | None) -> str | None:
     return next((s for s in DEFAULT_SOCKETS if Path(s).exists()), None)
 
 
-class DaemonImage(DockerArchive):
-    """A docker archive fetched from the daemon; the spool is removed by `close`."""
+def open_daemon_image(name: str, socket_path: str, *, timeout: float = 300.0) -> DockerArchive:
+    """The daemon's image ``name`` as a docker archive spooled to a nameless temporary
+    file: no failure (nor a killed process) leaves the spool behind."""
+    description = f"docker:{name}"
+    out = spool()
+    try:
+        _download(name, socket_path, timeout, out)
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return DockerArchive(TarMembers(out, description), description=description)
 
-    def __init__(self, name: str, socket_path: str, *, timeout: float = 300.0) -> None:
-        self.spool_dir = Path(tempfile.mkdtemp(prefix="reprolock-daemon-"))
-        spool = self.spool_dir / "image.tar"
+
+def _download(name: str, socket_path: str, timeout: float, out: IO[bytes]) -> None:
+    cap = limits.current().layer_bytes
+    try:
+        connection = _UnixConnection(socket_path, timeout)
         try:
-            connection = _UnixConnection(socket_path, timeout)
-            try:
-                connection.request("GET", f"/images/{quote(name, safe='')}/get")
-                response = connection.getresponse()
-                if response.status == 404:
-                    raise SourceError(
-                        f"docker:{name}: the daemon has no such image.",
-                        hint="Build or pull it first (docker images lists them).",
+            connection.request("GET", f"/images/{quote(name, safe='')}/get")
+            response = connection.getresponse()
+            if response.status == 404:
+                raise SourceError(
+                    f"docker:{name}: the daemon has no such image.",
+                    hint="Build or pull it first (docker images lists them).",
+                )
+            if response.status != 200:
+                raise SourceError(
+                    f"docker:{name}: the daemon answered {response.status}: "
+                    f"{_detail(response, connection)}"
+                )
+            total = 0
+            while chunk := response.read(STEP):
+                total += len(chunk)
+                if total > cap:
+                    raise limits.exceeded(
+                        f"docker:{name}: the image from the daemon", "layer_bytes"
                     )
-                if response.status != 200:
-                    detail = response.read(2000).decode(errors="replace").strip()
-                    raise SourceError(
-                        f"docker:{name}: the daemon answered {response.status}: {detail}"
-                    )
-                with spool.open("wb") as out:
-                    shutil.copyfileobj(response, out, 1 << 20)
-            finally:
-                connection.close()
-        except (OSError, http.client.HTTPException) as exc:
-            self.close()
-            raise SourceError(
-                f"docker:{name}: cannot talk to the daemon at {socket_path} ({exc}).",
-                hint="Start dockerd (or podman system service), or set "
-                "DOCKER_HOST=unix:///path/to/socket.",
-            ) from None
-        except SourceError:
-            self.close()
-            raise
-        super().__init__(spool)
-        self.description = f"docker:{name}"
+                out.write(chunk)
+            if response.length:  # the connection closed before the announced length
+                raise http.client.IncompleteRead(b"", response.length)
+            out.flush()
+        finally:
+            connection.close()
+    except (OSError, http.client.HTTPException) as exc:
+        raise SourceError(
+            f"docker:{name}: reading the image from the daemon at {socket_path} failed "
+            f"({_describe(exc)}).",
+            hint="Start dockerd (or podman system service), or set "
+            "DOCKER_HOST=unix:///path/to/socket; if the temporary folder (TMPDIR) is full, "
+            "free space there.",
+        ) from None
 
-    def close(self) -> None:
-        if hasattr(self, "tar"):
-            super().close()
-        shutil.rmtree(self.spool_dir, ignore_errors=True)
+
+def _detail(response: http.client.HTTPResponse, connection: _UnixConnection) -> str:
+    """The start of an error body, as one printable line (read with a short patience)."""
+    if connection.sock is not None:
+        with contextlib.suppress(OSError):
+            connection.sock.settimeout(limits.current().request_seconds)
+    try:
+        data = response.read(DETAIL_BYTES)
+    except (OSError, http.client.HTTPException):
+        return "(no detail)"
+    text = " ".join(
+        "".join(c if c.isprintable() else " " for c in data.decode("utf-8", errors="replace"))
+        .strip()
+        .split()
+    )
+    if len(text) > DETAIL_SHOWN:
+        text = text[:DETAIL_SHOWN] + "…"
+    return text or "(no detail)"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, http.client.IncompleteRead):
+        return "the stream ended early"
+    return str(exc) or type(exc).__name__

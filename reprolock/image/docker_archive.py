@@ -3,144 +3,200 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import json
-import tarfile
-import threading
+import posixpath
+import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
+from reprolock import limits
+from reprolock.bounded import STEP, Decompressor, read_capped, sniff
 from reprolock.errors import SourceError
+from reprolock.image.files import open_regular, spool, window
 from reprolock.image.scan import safe_path
 from reprolock.image.source import LayerRef, config_of
+from reprolock.image.tarheaders import members, open_tar
 from reprolock.model import Digest
-from reprolock.model.oci import ImageConfig, Manifest
+from reprolock.model.oci import ImageConfig, Manifest, load_json
 
 _HINT = "Check that the file is a complete `docker save` output."
+_BLOB = re.compile(r"blobs/sha256/([0-9a-f]{64})")
 
 
-class _Slice(io.RawIOBase):
-    """``length`` bytes of a file from ``offset``, with a handle of its own (thread-safe)."""
-
-    def __init__(self, path: Path, offset: int, length: int) -> None:
-        self.handle = path.open("rb")
-        self.handle.seek(offset)
-        self.left = length
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self.left <= 0:
-            return 0
-        data = self.handle.read(min(len(buffer), self.left))
-        buffer[: len(data)] = data
-        self.left -= len(data)
-        return len(data)
-
-    def close(self) -> None:
-        self.handle.close()
-        super().close()
+@dataclass(frozen=True, slots=True)
+class _Member:
+    kind: Literal["file", "symlink", "hardlink"]
+    offset: int
+    size: int
+    link: str = ""  # a link's target, normalized relative to the archive's root
 
 
 class TarMembers:
-    """Random access to the members of a tar file by name (normalized).
+    """Random access to the members of an image archive by name (normalized).
 
-    For a plain tar, members are read through handles of their own, so layers can
-    be read in parallel; a compressed archive is read through tarfile, one at a time.
+    A compressed archive (gzip, xz, zstd) is decompressed once, within the caps, into a
+    private temporary file without a name; members are then read with ``pread``, so any
+    number of layers can be read at once.  Only the index of members is kept in memory.
     """
 
-    def __init__(self, path: Path, what: str) -> None:
+    def __init__(self, file: IO[bytes], what: str) -> None:
+        """Takes ``file`` over (closed by `close`)."""
         self.what = what
-        self.path = path
-        self._lock = threading.Lock()
+        self.file = file
         try:
-            with path.open("rb") as probe:
-                magic = probe.read(6)
-            self.plain = not (
-                magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic[:6] == b"\xfd7zXZ\x00"
-            )
-            self.tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
-            self.members = {
-                safe_path(m.name, what): m
-                for m in self.tar.getmembers()
-                if m.isreg() or m.islnk() or m.issym()
-            }
+            self.file = _uncompressed(file, what)
+            self.members = _index(self.file, what)
+        except BaseException:
+            self.file.close()
+            raise
+
+    @classmethod
+    def from_path(cls, path: Path, what: str) -> TarMembers:
+        try:
+            file = open_regular(path, what)
         except FileNotFoundError:
             raise SourceError(f"{path}: no such file.") from None
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise SourceError(f"{what}: not a readable tar archive ({exc}).", hint=_HINT) from None
+        return cls(file, what)
 
     def has(self, name: str) -> bool:
         return safe_path(name, self.what) in self.members
 
-    def _member(self, name: str) -> tarfile.TarInfo:
-        member = self.members.get(safe_path(name, self.what))
-        while member is not None and (member.islnk() or member.issym()):
-            member = self.members.get(safe_path(member.linkname, self.what))
+    def _member(self, name: str) -> _Member:
+        path = safe_path(name, self.what)
+        member = self.members.get(path)
+        hops = limits.current().link_hops
+        while member is not None and member.kind != "file":
+            hops -= 1
+            if hops < 0:
+                raise limits.exceeded(f"{self.what}: {name} is a chain of links that", "link_hops")
+            member = self.members.get(member.link)
         if member is None:
             raise SourceError(f"{self.what}: has no {name}.", hint=_HINT)
         return member
 
     def open(self, name: str) -> IO[bytes]:
         member = self._member(name)
-        if self.plain:
-            return io.BufferedReader(_Slice(self.path, member.offset_data, member.size), 1 << 20)
-        with self._lock:
-            data = self.tar.extractfile(member)
-            assert data is not None
-            return io.BytesIO(data.read())
+        return window(self.file.fileno(), member.offset, member.size, f"{self.what}: {name}")
 
-    def read(self, name: str) -> bytes:
+    def read(self, name: str, cap: int, limit_name: str) -> bytes:
+        """A whole member of at most ``cap`` bytes (``limit_name`` names the cap)."""
+        member = self._member(name)
+        if member.size > cap:
+            raise limits.exceeded(f"{self.what}: {name}", limit_name, actual=f"{member.size} bytes")
         with self.open(name) as handle:
-            try:
-                return handle.read()
-            except (tarfile.TarError, EOFError, OSError) as exc:
-                raise SourceError(
-                    f"{self.what}: {name} is truncated ({exc}).", hint=_HINT
-                ) from None
+            return read_capped(handle, cap, f"{self.what}: {name}", limit_name)
 
     def size(self, name: str) -> int:
         return self._member(name).size
 
     def close(self) -> None:
-        self.tar.close()
+        self.file.close()
+
+
+def _uncompressed(file: IO[bytes], what: str) -> IO[bytes]:
+    """``file`` itself if it is a plain tar, else a spool of it decompressed (and
+    ``file`` closed)."""
+    head = file.read(6)
+    file.seek(0)
+    if head[:3] == b"BZh":
+        raise SourceError(
+            f"{what}: is compressed with bzip2, which reprolock does not read.",
+            hint="Decompress it first (bunzip2), or compress it with gzip, xz or zstd.",
+        )
+    kind = sniff(head)
+    if kind == "plain":
+        return file
+    out = spool()
+    try:
+        source = Decompressor(
+            file,
+            kind,
+            what=what,
+            max_output=limits.current().layer_bytes,
+            limit_name="layer_bytes",
+        )
+        while chunk := source.read(STEP):
+            out.write(chunk)
+        out.flush()
+        out.seek(0)
+    except OSError as exc:
+        out.close()
+        raise SourceError(
+            f"{what}: cannot decompress it into a temporary file ({exc.strerror or exc}).",
+            hint="Free space in the temporary folder (TMPDIR), or decompress it yourself.",
+        ) from None
+    except BaseException:
+        out.close()
+        raise
+    file.close()
+    return out
+
+
+def _index(file: IO[bytes], what: str) -> dict[str, _Member]:
+    """The archive's regular files and links by normalized name."""
+    tar = open_tar(file, what, hint=_HINT, stream=False)
+    cap = limits.current().archive_members
+    index: dict[str, _Member] = {}
+    for count, member in enumerate(members(tar, what, hint=_HINT), 1):
+        if count > cap:
+            raise limits.exceeded(f"{what}: its members", "archive_members")
+        name = safe_path(member.name, what)
+        if member.isreg():
+            index[name] = _Member("file", member.offset_data, member.size)
+        elif member.islnk():
+            index[name] = _Member("hardlink", 0, 0, safe_path(member.linkname, what))
+        elif member.issym():
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+            if member.linkname.startswith("/") or target.startswith(".."):
+                continue  # a link out of the archive: as if absent
+            index[name] = _Member("symlink", 0, 0, safe_path(target, what))
+    return index
 
 
 class DockerArchive:
-    def __init__(self, path: Path, *, tag: str | None = None) -> None:
-        self.description = f"docker-archive:{path}"
-        self.tar = TarMembers(path, self.description)
+    def __init__(self, tar: TarMembers, *, description: str, tag: str | None = None) -> None:
+        """Takes ``tar`` over (closed by `close`, or here if it is not a docker archive)."""
+        self.description = description
+        self.tar = tar
         try:
-            entries = json.loads(self.tar.read("manifest.json"))
-        except ValueError as exc:
-            raise SourceError(
-                f"{self.description}: manifest.json is not JSON ({exc}).", hint=_HINT
-            ) from None
-        if not isinstance(entries, list) or not entries:
-            raise SourceError(f"{self.description}: manifest.json lists no image.", hint=_HINT)
-        self.entry = self._choose(entries, tag)
+            try:
+                value = load_json(
+                    tar.read("manifest.json", limits.current().manifest_bytes, "manifest_bytes"),
+                    "manifest.json",
+                )
+            except ValueError as exc:
+                raise SourceError(f"{self.description}: {exc}.", hint=_HINT) from None
+            self.entry = self._choose(_entries(value, self.description), tag)
+        except BaseException:
+            tar.close()
+            raise
         self._config: bytes | None = None
 
-    def _choose(self, entries: list[Any], tag: str | None) -> dict[str, Any]:
+    @classmethod
+    def from_path(cls, path: Path, *, tag: str | None = None) -> DockerArchive:
+        description = f"docker-archive:{path}"
+        return cls(TarMembers.from_path(path, description), description=description, tag=tag)
+
+    def _choose(self, entries: list[_Entry], tag: str | None) -> _Entry:
         if tag is None:
             if len(entries) > 1:
-                names = ", ".join(t for e in entries for t in e.get("RepoTags") or ["<untagged>"])
+                names = ", ".join(t for e in entries for t in e.tags or ["<untagged>"])
                 raise SourceError(
                     f"{self.description}: holds {len(entries)} images ({names}).",
                     hint="Name one: docker-archive:PATH:TAG.",
                 )
-            return dict(entries[0])
+            return entries[0]
         for entry in entries:
-            tags = [str(t) for t in entry.get("RepoTags") or []]
-            if tag in tags or any(t.rsplit("/", 1)[-1] == tag for t in tags):
-                return dict(entry)
+            if tag in entry.tags or any(t.rsplit("/", 1)[-1] == tag for t in entry.tags):
+                return entry
         raise SourceError(f'{self.description}: has no image tagged "{tag}".')
 
     def config_bytes(self) -> bytes:
         if self._config is None:
-            self._config = self.tar.read(str(self.entry["Config"]))
+            self._config = self.tar.read(
+                self.entry.config, limits.current().config_bytes, "config_bytes"
+            )
         return self._config
 
     def config(self) -> ImageConfig:
@@ -157,14 +213,10 @@ class DockerArchive:
 
     def layers(self) -> Sequence[LayerRef]:
         out = []
-        for i, name in enumerate(self.entry.get("Layers") or []):
-            digest = None
-            parts = str(name).split("/")
-            if len(parts) == 3 and parts[0] == "blobs":  # docker 25+: blobs/sha256/<hex>
-                digest = Digest(parts[1], parts[2])
-            out.append(
-                LayerRef(index=i, digest=digest, size=self.tar.size(str(name)), location=str(name))
-            )
+        for i, name in enumerate(self.entry.layers):
+            match = _BLOB.fullmatch(safe_path(name, self.description))
+            digest = Digest("sha256", match.group(1)) if match else None  # docker 25+
+            out.append(LayerRef(index=i, digest=digest, size=self.tar.size(name), location=name))
         return out
 
     @contextlib.contextmanager
@@ -174,3 +226,44 @@ class DockerArchive:
 
     def close(self) -> None:
         self.tar.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One image of ``manifest.json``."""
+
+    config: str
+    layers: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+def _entries(value: object, what: str) -> list[_Entry]:
+    """``manifest.json``'s images, each field checked for its type."""
+    if not isinstance(value, list) or not value:
+        raise SourceError(f"{what}: manifest.json lists no image.", hint=_HINT)
+    out = []
+    for i, item in enumerate(value):
+        where = f"{what}: manifest.json[{i}]"
+        if not isinstance(item, dict):
+            raise SourceError(f"{where} is not an object.", hint=_HINT)
+        config = item.get("Config")
+        if not isinstance(config, str) or not config:
+            raise SourceError(f"{where}.Config is not a file name.", hint=_HINT)
+        out.append(
+            _Entry(
+                config=config,
+                layers=_names(item, "Layers", where),
+                tags=_names(item, "RepoTags", where),
+            )
+        )
+    return out
+
+
+def _names(item: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    """A list of non-empty strings (absent or null: none)."""
+    value = item.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SourceError(f"{where}.{key} is not a list of names.", hint=_HINT)
+    return tuple(value)

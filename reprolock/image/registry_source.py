@@ -14,7 +14,7 @@ from reprolock.registry import PinnedImage, RegistryClient
 
 
 class _ChunkStream(io.RawIOBase):
-    """A file-like view of an iterator of byte chunks."""
+    """A file-like view of an iterator of byte chunks (closing it ends the iterator)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self.chunks = chunks
@@ -22,6 +22,12 @@ class _ChunkStream(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        close = getattr(self.chunks, "close", None)  # a generator: ends its request
+        if close is not None:
+            close()
+        super().close()
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         while not self.pending:
@@ -63,9 +69,9 @@ class RegistryImage:
     @contextlib.contextmanager
     def open_layer(self, layer: LayerRef) -> Iterator[IO[bytes]]:
         assert layer.digest is not None
-        stream = io.BufferedReader(
-            _ChunkStream(self.client.open_blob(self.ref, layer.digest)), 1 << 20
-        )
+        # never more than the descriptor's size: the client cuts a longer blob off early
+        chunks = self.client.open_blob(self.ref, layer.digest, size=layer.size)
+        stream = io.BufferedReader(_ChunkStream(chunks), 1 << 20)
         try:
             yield stream
         finally:
