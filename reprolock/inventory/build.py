@@ -10,6 +10,7 @@ from reprolock.inventory.dpkg import parse_status
 from reprolock.inventory.model import DebPackage, Inventory, OsInfo
 from reprolock.inventory.os_release import parse_os_release
 from reprolock.inventory.python_dists import PACKAGE_DIRS, catalog_python
+from reprolock.inventory.text import decode, printable
 
 _EXACT = frozenset(
     {
@@ -56,28 +57,22 @@ def build_inventory(image: ImageRead, *, check_record: bool = True) -> Inventory
         node = view.node(path)
         if data is not None and node is not None:
             real = view.resolve(path) or path
-            os_info = parse_os_release(
-                data.decode(errors="replace"), path="/" + real, layer=node.layer
-            )
+            os_info = parse_os_release(decode(data), path="/" + printable(real), layer=node.layer)
             if os_info is not None:
                 break
     debs: list[DebPackage] = []
     status = view.read("var/lib/dpkg/status")
     node = view.node("var/lib/dpkg/status")
     if status is not None and node is not None:
-        debs.extend(
-            parse_status(
-                status.decode(errors="replace"), path="/var/lib/dpkg/status", layer=node.layer
-            )
-        )
+        debs.extend(parse_status(decode(status), path="/var/lib/dpkg/status", layer=node.layer))
     for name in view.listdir("var/lib/dpkg/status.d"):
         path = f"var/lib/dpkg/status.d/{name}"
         data, entry = view.read(path), view.node(path)
         if data is not None and entry is not None and not name.endswith(".md5sums"):
             debs.extend(
                 parse_status(
-                    data.decode(errors="replace"),
-                    path="/" + path,
+                    decode(data),
+                    path="/" + printable(path),
                     layer=entry.layer,
                     distroless=True,
                 )
@@ -115,8 +110,8 @@ def build_inventory(image: ImageRead, *, check_record: bool = True) -> Inventory
 def _users(passwd: bytes | None) -> tuple[tuple[str, str], ...]:
     """(uid, name) of every /etc/passwd entry."""
     out = []
-    for line in (passwd or b"").decode("utf-8", "replace").splitlines():
+    for line in decode(passwd or b"").splitlines():
         parts = line.split(":")
-        if len(parts) >= 3 and parts[2].isdigit():
-            out.append((parts[2], parts[0]))
+        if len(parts) >= 3 and parts[2].isascii() and parts[2].isdigit():
+            out.append((parts[2], printable(parts[0])))
     return tuple(out)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from reprolock.image.view import FilesystemView
 from reprolock.inventory.model import CudaComponent, DebPackage, PythonEnv
+from reprolock.inventory.text import decode, printable
+from reprolock.model.oci import load_json
 
 _DEFINE = re.compile(r"^#define\s+(\w+)\s+(\d+)", re.MULTILINE)
 # dpkg package name → component (the version is the package's upstream part)
@@ -36,10 +37,21 @@ def _header_version(
     data = view.read(path)
     if data is None:
         return None
-    values = _defines(data.decode(errors="replace"))
+    values = _defines(decode(data))
     if all(n in values for n in names):
         return ".".join(values[n] for n in names)
     return None
+
+
+def _json_version(data: bytes | None) -> str | None:
+    """``cuda.version`` of a toolkit's ``version.json``; None when absent or malformed."""
+    try:
+        value = load_json(data or b"{}", "version.json")
+    except ValueError:
+        return None
+    cuda = value.get("cuda") if isinstance(value, dict) else None
+    version = cuda.get("version") if isinstance(cuda, dict) else None
+    return printable(version) if isinstance(version, str) else None
 
 
 def catalog_cuda(
@@ -64,19 +76,15 @@ def catalog_cuda(
         path = real(link)
         if path is None:
             continue
-        data = view.read(path)
+        version = _json_version(view.read(path))
         node = view.node(path)
-        try:
-            version = json.loads(data or b"{}").get("cuda", {}).get("version")
-        except (ValueError, AttributeError):
-            version = None
         if version:
             found.append(
                 CudaComponent(
                     name="cuda",
-                    version=str(version),
+                    version=version,
                     source="version.json",
-                    path="/" + path,
+                    path="/" + printable(path),
                     layer=node.layer if node else -1,
                 )
             )
@@ -84,22 +92,25 @@ def catalog_cuda(
         path = real(link)
         if path is None:
             continue
-        match = re.search(r"CUDA Version (\S+)", (view.read(path) or b"").decode(errors="replace"))
+        match = re.search(r"CUDA Version (\S+)", decode(view.read(path) or b""))
         node = view.node(path)
         if match:
             found.append(
                 CudaComponent(
                     name="cuda",
-                    version=match.group(1),
+                    version=printable(match.group(1)),
                     source="version.txt",
-                    path="/" + path,
+                    path="/" + printable(path),
                     layer=node.layer if node else -1,
                 )
             )
     if env.get("CUDA_VERSION"):
         found.append(
             CudaComponent(
-                name="cuda", version=env["CUDA_VERSION"], source="env", path="CUDA_VERSION"
+                name="cuda",
+                version=printable(env["CUDA_VERSION"]),
+                source="env",
+                path="CUDA_VERSION",
             )
         )
     headers = (
@@ -133,7 +144,7 @@ def catalog_cuda(
                             name=name,
                             version=version,
                             source="header",
-                            path="/" + path,
+                            path="/" + printable(path),
                             layer=node.layer if node else -1,
                         )
                     )

@@ -5,11 +5,15 @@ from __future__ import annotations
 import shlex
 
 from reprolock.inventory.model import OsInfo
+from reprolock.inventory.text import printable
+
+MAX_TEXT = 64 * 1024  # a real os-release is well under 1 KiB; shlex is slow on megabytes
 
 
 def parse_os_release(text: str, *, path: str, layer: int) -> OsInfo | None:
+    """The release's id, version and names; None without an ``ID`` (never raises)."""
     values: dict[str, str] = {}
-    for raw_line in text.splitlines():
+    for raw_line in text[:MAX_TEXT].splitlines():
         line = raw_line.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
@@ -18,7 +22,7 @@ def parse_os_release(text: str, *, path: str, layer: int) -> OsInfo | None:
             parts = shlex.split(raw)
         except ValueError:
             parts = [raw.strip("\"'")]
-        values[key.strip()] = parts[0] if parts else ""
+        values[key.strip()] = printable(parts[0]) if parts else ""
     if "ID" not in values:
         return None
     return OsInfo(

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import posixpath
 import re
-from email.parser import BytesHeaderParser
+from email.parser import HeaderParser
 
 from reprolock.image.view import FilesystemView
 from reprolock.inventory.model import PythonDist, PythonEnv, RecordIssue
+from reprolock.inventory.text import decode, printable
+from reprolock.model.oci import load_json
 
 PACKAGE_DIRS = ("site-packages", "dist-packages")
 _PYTHON = re.compile(r"python(\d+\.\d+)")
 _NORMALIZE = re.compile(r"[-_.]+")
+_SHA256 = re.compile(r"[A-Za-z0-9_-]{43}")  # urlsafe base64 of 32 bytes, unpadded
 
 
 def canonical(name: str) -> str:
@@ -22,8 +24,12 @@ def canonical(name: str) -> str:
 
 
 def _headers(data: bytes) -> dict[str, str]:
-    message = BytesHeaderParser().parsebytes(data)
-    return {k: str(v) for k, v in message.items()}
+    """Core metadata headers (the first of each), decoded as UTF-8 whatever the bytes."""
+    message = HeaderParser().parsestr(decode(data))
+    out: dict[str, str] = {}
+    for key, value in message.items():
+        out.setdefault(key, printable(str(value)).strip())
+    return out
 
 
 def env_kind(view: FilesystemView, env_path: str) -> str:
@@ -49,24 +55,49 @@ def find_envs(view: FilesystemView) -> list[str]:
 
 
 def _record_issues(
-    view: FilesystemView, env: str, record: bytes
+    view: FilesystemView, env: str, record: bytes, record_path: str
 ) -> tuple[int, int, list[RecordIssue]]:
+    """Files listed, files hashed and compared, and what is wrong: files missing or
+    modified, and RECORD rows that cannot be checked (a malformed hash, an unreadable
+    line) — a damaged RECORD is a finding, never a crash."""
     files = checked = 0
     issues: list[RecordIssue] = []
-    reader = csv.reader(io.StringIO(record.decode("utf-8", errors="replace")))
-    for row in reader:
+    reader = csv.reader(io.StringIO(decode(record)))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            issues.append(
+                RecordIssue(
+                    path=record_path,
+                    problem="malformed",
+                    expected=f"a CSV row at line {reader.line_num} ({exc})",
+                )
+            )
+            break
         if not row or not row[0]:
             continue
         files += 1
-        if len(row) < 2 or not row[1].startswith("sha256="):
+        shown = printable(row[0])
+        if len(row) < 2 or not row[1]:
+            continue  # no hash: RECORD itself, and files written after install
+        algorithm, _, expected = row[1].partition("=")
+        if algorithm != "sha256":
+            continue  # another algorithm: not checked
+        expected = expected.rstrip("=")  # some tools pad; the hash is the same
+        if not _SHA256.fullmatch(expected):
+            issues.append(
+                RecordIssue(path=shown, problem="malformed", expected=printable(row[1][:100]))
+            )
             continue
-        expected = row[1].removeprefix("sha256=")
         path = posixpath.normpath(posixpath.join(env, row[0]))
         if path.startswith(".."):
             continue  # climbs out of the image: not ours to judge
         node = view.node(path)
         if node is None:
-            issues.append(RecordIssue(path=row[0], problem="missing", expected=expected))
+            issues.append(RecordIssue(path=shown, problem="missing", expected=expected))
             continue
         actual = node.entry.sha256
         if actual is None:
@@ -74,7 +105,7 @@ def _record_issues(
         checked += 1
         if actual != expected:
             issues.append(
-                RecordIssue(path=row[0], problem="modified", expected=expected, actual=actual)
+                RecordIssue(path=shown, problem="modified", expected=expected, actual=actual)
             )
     return files, checked, issues
 
@@ -105,43 +136,65 @@ def read_dist(
         return None
     installer = view.read(posixpath.join(path, "INSTALLER"))
     direct = view.read(posixpath.join(path, "direct_url.json"))
-    direct_url = None
-    if direct:
-        try:
-            direct_url = str(json.loads(direct).get("url"))
-        except (ValueError, AttributeError):
-            direct_url = None
     wheel = view.read(posixpath.join(path, "WHEEL"))
     tags: tuple[str, ...] = ()
     build = None
     if wheel:
-        lines = wheel.decode(errors="replace").splitlines()
+        lines = decode(wheel).splitlines()
         tags = tuple(
-            sorted(line.split(":", 1)[1].strip() for line in lines if line.startswith("Tag:"))
+            sorted(
+                printable(line.split(":", 1)[1].strip())
+                for line in lines
+                if line.startswith("Tag:")
+            )
         )
         build = next(
-            (line.split(":", 1)[1].strip() for line in lines if line.startswith("Build:")), None
+            (
+                printable(line.split(":", 1)[1].strip())
+                for line in lines
+                if line.startswith("Build:")
+            ),
+            None,
         )
     files = checked = 0
     issues: list[RecordIssue] = []
-    record = view.read(posixpath.join(path, "RECORD"))
+    record_path = posixpath.join(path, "RECORD")
+    record = view.read(record_path)
     if record is not None and check_record:
-        files, checked, issues = _record_issues(view, env, record)
+        files, checked, issues = _record_issues(view, env, record, printable(f"{name}/RECORD"))
     elif record is not None:
         files = sum(1 for line in record.splitlines() if line.strip())
     return PythonDist(
         name=canonical(headers["Name"]),
         version=headers["Version"],
-        metadata_path=path,
+        metadata_path=printable(path),
         layer=metadata_node.layer,
-        installer=installer.decode().strip() if installer else None,
-        direct_url=direct_url,
+        installer=_installer(installer),
+        direct_url=_direct_url(direct),
         wheel_tags=tags,
         build=build,
         files=files,
         checked=checked,
         record_issues=tuple(issues),
     )
+
+
+def _installer(data: bytes | None) -> str | None:
+    """The tool named by ``INSTALLER`` (any bytes: decoded leniently)."""
+    name = "" if data is None else printable(decode(data).strip())
+    return name or None
+
+
+def _direct_url(data: bytes | None) -> str | None:
+    """The ``url`` of a PEP 610 ``direct_url.json``; None when it has none or is malformed."""
+    if not data:
+        return None
+    try:
+        value = load_json(data, "direct_url.json")
+    except ValueError:
+        return None
+    url = value.get("url") if isinstance(value, dict) else None
+    return printable(url) if isinstance(url, str) else None
 
 
 def catalog_python(view: FilesystemView, *, check_record: bool = True) -> list[PythonEnv]:
@@ -158,7 +211,7 @@ def catalog_python(view: FilesystemView, *, check_record: bool = True) -> list[P
         match = _PYTHON.search(env)
         envs.append(
             PythonEnv(
-                path="/" + env,
+                path="/" + printable(env),
                 python=match.group(1) if match else None,
                 kind=env_kind(view, env),
                 dists=tuple(sorted(dists, key=lambda d: d.name)),
