@@ -9,8 +9,8 @@ import pytest
 
 from reprolock.errors import InputError
 from reprolock.model import Platform
+from reprolock.model.grammar import netloc_is_loopback as is_loopback
 from reprolock.model.oci import Index, Manifest, OciPlatform, parse_config, parse_manifest
-from reprolock.net.hosts import is_loopback
 from reprolock.registry.auth import CredentialStore, Login
 from reprolock.registry.client import RegistryClient, RegistryOptions, parse_challenge
 

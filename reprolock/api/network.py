@@ -9,9 +9,9 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from reprolock.errors import InputError
+from reprolock.model.grammar import is_loopback
 from reprolock.net.cache import public_url
 from reprolock.net.config import NetConfig
-from reprolock.net.hosts import is_loopback
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

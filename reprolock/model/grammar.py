@@ -285,6 +285,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def netloc_is_loopback(netloc: str) -> bool:
+    """`is_loopback` for ``host[:port]`` (``127.0.0.1:5000``, ``[::1]:5000``, ``localhost``)."""
+    if netloc.startswith("["):
+        return is_loopback(netloc[1:].partition("]")[0])
+    return is_loopback(netloc.rpartition(":")[0] if netloc.count(":") == 1 else netloc)
+
+
 def cleartext_credentials(text: str) -> bool:
     """Whether the URL ``text`` carries credentials over plain http to another machine."""
     parts = urlsplit(text)

@@ -18,6 +18,7 @@ import requests
 from reprolock import limits
 from reprolock.errors import SourceError
 from reprolock.model import Digest, ImageRef, Platform
+from reprolock.model.grammar import netloc_is_loopback as is_loopback
 from reprolock.model.oci import (
     ACCEPT_MANIFESTS,
     ImageConfig,
@@ -27,7 +28,6 @@ from reprolock.model.oci import (
     parse_manifest,
 )
 from reprolock.net import http
-from reprolock.net.hosts import is_loopback
 from reprolock.registry.auth import CredentialStore, Login
 
 _UNREACHABLE = "Check the network, or set a mirror in [registry] mirrors."
