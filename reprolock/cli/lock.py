@@ -14,7 +14,7 @@ from reprolock.api.network import NetOptions
 from reprolock.cli import output
 from reprolock.cli.options import lock_option, spec_option
 from reprolock.cli.progress import ProgressLine
-from reprolock.errors import SourceError
+from reprolock.lock.io import read_text
 from reprolock.net.config import NetConfig
 
 
@@ -38,12 +38,9 @@ def docker_config() -> tuple[str, str] | None:
     """The docker CLI's config.json (``$DOCKER_CONFIG/config.json``), with its path."""
     folder = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
     path = Path(folder) / "config.json"
-    try:
-        return path.read_text(encoding="utf-8"), str(path)
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except OSError as exc:
-        raise SourceError(f"cannot read {path}: {exc.strerror or exc}.") from None
+    return read_text(path, what="docker config"), str(path)
 
 
 def index_credentials(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:

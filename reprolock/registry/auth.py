@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,8 +35,17 @@ Helper = Callable[[str, str], Login | None]
 """``helper(name, server)`` asks ``docker-credential-<name>`` for the server's login."""
 
 
+_HELPER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
 def run_credential_helper(name: str, server: str) -> Login | None:
     """Run ``docker-credential-<name> get``, as docker does; None when it has no login."""
+    if not _HELPER.match(name):
+        raise InputError(
+            f"the docker config names the credential helper {name[:80]!r}, which is not a "
+            "helper name (letters, digits, '.', '_', '-').",
+            hint="Fix credHelpers/credsStore in config.json.",
+        )
     try:
         proc = subprocess.run(
             [f"docker-credential-{name}", "get"],
@@ -55,9 +65,9 @@ def run_credential_helper(name: str, server: str) -> Login | None:
     if proc.returncode != 0:
         return None  # "credentials not found in native keychain"
     try:
-        answer = json.loads(proc.stdout)
+        answer = json.loads(proc.stdout[: 1 << 20])
         return Login(str(answer["Username"]), str(answer["Secret"]))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise SourceError(f"docker-credential-{name} gave an answer that is not a login.") from None
 
 
@@ -85,6 +95,11 @@ class CredentialStore:
     ) -> CredentialStore:
         try:
             config = json.loads(text) if text.strip() else {}
+        except RecursionError:
+            raise InputError(
+                f"{source}: nests too deeply to be a docker config.",
+                hint="Fix or remove the docker config file.",
+            ) from None
         except ValueError as exc:
             raise InputError(
                 f"{source}: is not valid JSON ({exc}).",

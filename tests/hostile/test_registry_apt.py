@@ -273,3 +273,23 @@ def test_release_entries_cannot_leave_the_archive(
     outcome = sandbox.run("lock")
     sandbox.check(outcome, [3, 4])
     assert not any("outside" in p for p, _ in hostile.requests)
+
+
+# -- the docker config is the user's file, but still read with care ---------------------------
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"\xff\xfe{}", "is not UTF-8"),
+        (b"[" * 100_000, "nests too deeply"),
+        (b'{"credsStore": "../../tmp/evil"}', "is not a helper name"),
+    ],
+    ids=["not-utf8", "nested", "helper-path"],
+)
+def test_hostile_docker_config(
+    sandbox: Sandbox, hostile: HostileServer, content: bytes, says: str
+) -> None:
+    serve_image(hostile, manifest(), headers={"WWW-Authenticate": 'Basic realm="x"'}, auth="x")
+    (sandbox.home / ".docker").mkdir()
+    (sandbox.home / ".docker" / "config.json").write_bytes(content)
+    base_spec(sandbox, f"{host(hostile)}/repo:1")
+    sandbox.check(sandbox.run("lock"), [2], says=[says])
