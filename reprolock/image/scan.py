@@ -100,9 +100,9 @@ class CatalogBudget:
 
 class _Hashes:
     """The hashing a layer scan needs, on one thread beside the tar walk (hashlib releases
-    the GIL on large buffers): the diff_id over the tar, the blob digest over the stored
-    bytes, the RECORD-style sha256 of wanted files.  One thread per layer keeps an image's
-    scans within a few threads (each reserves a stack)."""
+    the GIL on large buffers), in the order given: the diff_id over the tar and the blob
+    digest over the stored bytes on one, the RECORD-style sha256 of wanted files on
+    another.  If no thread can be started (a memory limit), hashing is done in line."""
 
     def __init__(self) -> None:
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=16)
@@ -292,6 +292,7 @@ def scan_layer(
 
     ``budget`` is shared by the layers of one image (a fresh one when None)."""
     stream = _LayerStream(raw, what)
+    files = _Hashes()  # beside the stream's: a plain layer is hashed twice over
     links: list[tuple[Entry, Entry]] = []
     try:
         scan = _walk(
@@ -301,10 +302,12 @@ def scan_layer(
             want_content=want_content,
             want_hash=want_hash,
             budget=budget or CatalogBudget(),
+            files=files,
             links=links,
         )
-    finally:
-        stream.close()  # every hash is done after this
+    finally:  # every hash is done after these
+        files.close()
+        stream.close()
     scan.diff_id = "sha256:" + stream.diff_hash.hexdigest()
     blob = stream.blob_hash
     scan.blob_digest = scan.diff_id if blob is None else "sha256:" + blob.hexdigest()
@@ -321,6 +324,7 @@ def _walk(
     want_content: WantContent,
     want_hash: WantHash,
     budget: CatalogBudget,
+    files: _Hashes,
     links: list[tuple[Entry, Entry]],
 ) -> LayerScan:
     """The tar's entries (the digests are set by `scan_layer` once hashing is done)."""
@@ -348,7 +352,7 @@ def _walk(
         entry = Entry(path=path, kind="other", size=member.size, mode=member.mode)
         if member.isreg():
             entry.kind = "file"
-            _read_file(tar, member, entry, what, want_content, want_hash, budget, stream.hashes)
+            _read_file(tar, member, entry, what, want_content, want_hash, budget, files)
         elif member.isdir():
             entry.kind = "dir"
         elif member.issym():
