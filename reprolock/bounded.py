@@ -8,6 +8,7 @@ than one small step of output before the totals and the ratio are checked again.
 
 from __future__ import annotations
 
+import bz2
 import io
 import lzma
 import zlib
@@ -19,10 +20,10 @@ import zstandard
 from reprolock import limits
 from reprolock.errors import SourceError
 
-Compression = Literal["gzip", "xz", "zstd", "plain"]
+Compression = Literal["gzip", "xz", "zstd", "bzip2", "plain"]
 
 STEP = 1 << 20  # the most output one decompression call may produce
-INPUT_CHUNK = 64 * 1024  # compressed bytes read at a time
+INPUT_CHUNK = 256 * 1024  # compressed bytes read at a time (measured fastest on big layers)
 
 
 def read_capped(stream: IO[bytes] | io.RawIOBase, cap: int, what: str, limit_name: str) -> bytes:
@@ -47,6 +48,8 @@ def sniff(head: bytes) -> Compression:
         return "zstd"
     if head[:6] == b"\xfd7zXZ\x00":
         return "xz"
+    if head[:3] == b"BZh":
+        return "bzip2"
     return "plain"
 
 
@@ -108,12 +111,15 @@ class Decompressor(io.RawIOBase):
         self._eof = False
         self._zlib: zlib._Decompress | None = None
         self._lzma: lzma.LZMADecompressor | None = None
+        self._bz2: bz2.BZ2Decompressor | None = None
         self._pending = b""  # compressed input not yet given to the decompressor
         self._zstd: zstandard.ZstdDecompressionReader | None = None
         if kind == "gzip":
             self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif kind == "xz":
             self._lzma = lzma.LZMADecompressor(memlimit=caps.decoder_memory_bytes)
+        elif kind == "bzip2":
+            self._bz2 = bz2.BZ2Decompressor()
         elif kind == "zstd":
             self._zstd = zstandard.ZstdDecompressor(
                 max_window_size=caps.decoder_memory_bytes
@@ -143,7 +149,7 @@ class Decompressor(io.RawIOBase):
             return b""
         try:
             out = self._next(want)
-        except (zlib.error, lzma.LZMAError, zstandard.ZstdError, EOFError) as exc:
+        except (zlib.error, lzma.LZMAError, zstandard.ZstdError, EOFError, OSError) as exc:
             raise SourceError(
                 f"{self.what}: corrupt compressed data ({exc}).",
                 hint="The file is damaged or hostile; do not use it.",
@@ -180,6 +186,8 @@ class Decompressor(io.RawIOBase):
             return self._inflate(want)
         if self._lzma is not None:
             return self._unxz(want)
+        if self._bz2 is not None:
+            return self._bunzip(want)
         return self.input.read(want)
 
     def _inflate(self, want: int) -> bytes:
@@ -224,6 +232,27 @@ class Decompressor(io.RawIOBase):
             else:
                 data = b""
             out = x.decompress(data, want)
+            if out:
+                return out
+
+    def _bunzip(self, want: int) -> bytes:
+        b = self._bz2
+        assert b is not None
+        while True:
+            if b.eof:
+                rest = b.unused_data or self.input.read(INPUT_CHUNK)
+                if not rest:
+                    return b""
+                self._pending = rest  # concatenated bzip2 streams (pbzip2)
+                b = self._bz2 = bz2.BZ2Decompressor()
+            if b.needs_input:
+                data = self._pending or self.input.read(INPUT_CHUNK)
+                self._pending = b""
+                if not data:
+                    raise EOFError("the compressed stream is truncated")
+            else:
+                data = b""
+            out = b.decompress(data, want)
             if out:
                 return out
 

@@ -73,8 +73,9 @@ class Limits:
     """One file in a layer."""
     catalog_file_bytes: int = 32 * MiB
     """One file kept in memory for the catalogers (dpkg status, METADATA, RECORD, …)."""
-    catalog_total_bytes: int = 512 * MiB
-    """All files kept in memory for the catalogers of one image."""
+    catalog_total_bytes: int = 128 * MiB
+    """All files kept in memory for the catalogers of one image (a large ML image's dpkg
+    status and every dist-info file together are tens of MB)."""
     link_hops: int = 40
     """Symbolic links followed to resolve one path."""
     path_depth: int = 256

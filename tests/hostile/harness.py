@@ -76,6 +76,10 @@ class Sandbox:
             "NO_COLOR": "1",
             "PYTHONPATH": str(REPO),
             "LANG": "C.UTF-8",
+            # RLIMIT_AS counts address space reserved, not memory used: glibc reserves
+            # 64 MiB for each thread's malloc arena, so a few threads would "use" the whole
+            # 512 MiB while touching a fraction of it. Two arenas keep the limit about memory.
+            "MALLOC_ARENA_MAX": "2",
         }
         env.update(extra or {})
         return env
