@@ -455,8 +455,9 @@ class _SpecReader:
             self.check.add(
                 path,
                 f"{show(_redact(url))} sends credentials over plain http to another machine.",
-                "Use https (credentials go in clear only to a loopback host), or pass them "
-                "in the environment (REPROLOCK_INDEX_<NAME>_USERNAME/_PASSWORD).",
+                "Use the index's https:// URL (credentials go in clear only to a loopback "
+                "host), and keep them out of the spec with REPROLOCK_INDEX_<NAME>_USERNAME "
+                "and _PASSWORD.",
             )
             return False
         return True
