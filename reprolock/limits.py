@@ -93,6 +93,11 @@ class Limits:
     archive_members: int = 100_000
     """Members of the outer tar of a ``docker-archive:`` or ``oci-archive:`` (indexed in
     memory)."""
+    image_entries: int = 1_000_000
+    """Entries (files, folders, links, whiteouts) one image read keeps, its layers together.
+    Each costs a few hundred bytes of memory however small the file (a million: about
+    280 MB) and a layer of millions of empty files is a few MB of gzip; real images hold
+    tens of thousands (a 6 GB PyTorch image: about 30,000)."""
 
 
 DEFAULT = Limits()

@@ -35,7 +35,7 @@ class _Member:
 class TarMembers:
     """Random access to the members of an image archive by name (normalized).
 
-    A compressed archive (gzip, xz, zstd) is decompressed once, within the caps, into a
+    A compressed archive (gzip, xz, zstd, bzip2) is decompressed once, within the caps, into a
     private temporary file without a name; members are then read with ``pread``, so any
     number of layers can be read at once.  Only the index of members is kept in memory.
     """
@@ -99,11 +99,6 @@ def _uncompressed(file: IO[bytes], what: str) -> IO[bytes]:
     ``file`` closed)."""
     head = file.read(6)
     file.seek(0)
-    if head[:3] == b"BZh":
-        raise SourceError(
-            f"{what}: is compressed with bzip2, which reprolock does not read.",
-            hint="Decompress it first (bunzip2), or compress it with gzip, xz or zstd.",
-        )
     kind = sniff(head)
     if kind == "plain":
         return file

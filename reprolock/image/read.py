@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reprolock.errors import SourceError
 from reprolock.image.rootfs import scan_rootfs
-from reprolock.image.scan import CatalogBudget, LayerScan, WantContent, WantHash, scan_layer
+from reprolock.image.scan import LayerScan, ReadBudget, WantContent, WantHash, scan_layer
 from reprolock.image.source import Image, LayerRef
 from reprolock.image.view import FilesystemView
 from reprolock.model import Digest
@@ -48,7 +48,7 @@ def _scan(
     layer: LayerRef,
     want_content: WantContent,
     want_hash: WantHash,
-    budget: CatalogBudget,
+    budget: ReadBudget,
 ) -> LayerScan:
     what = f"{image.description} layer {layer.index}"
     with image.open_layer(layer) as stream:
@@ -74,7 +74,7 @@ def _scan_all(
     After a failure no further layer is started, and the failure of the lowest layer is
     raised.  If fewer threads can be started than asked (a memory limit), fewer work.
     """
-    budget = CatalogBudget()  # one for the image: its layers' kept files together
+    budget = ReadBudget()  # one for the image: its layers together
     results: dict[int, LayerScan] = {}
     failures: dict[int, BaseException] = {}
     todo = iter(range(len(layers)))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from reprolock.bounded import STEP
 from reprolock.errors import SourceError
-from reprolock.image.scan import CatalogBudget, Entry, LayerScan, WantContent, WantHash
+from reprolock.image.scan import Entry, LayerScan, ReadBudget, WantContent, WantHash
 
 SKIP = ("proc", "sys", "dev", "run", "tmp")  # pseudo or volatile filesystems
 _FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -21,14 +21,14 @@ def scan_rootfs(
     *,
     want_content: WantContent,
     want_hash: WantHash,
-    budget: CatalogBudget | None = None,
+    budget: ReadBudget | None = None,
 ) -> LayerScan:
     """The folder as one layer: nothing outside it is read; links are not followed, and
     only regular files are opened (never a FIFO or a device), read within the catalogers'
     budget (an omitted file is recorded as such, as in a layer)."""
     if not root.is_dir():
         raise SourceError(f"dir:{root}: no such folder.")
-    budget = budget or CatalogBudget()
+    budget = budget or ReadBudget()
     scan = LayerScan(index=0)
     top = str(root)
     for folder, dirs, files in os.walk(top):
@@ -62,6 +62,7 @@ def scan_rootfs(
                     keep = entry.omitted is None
                 if (keep or digest) and not _read(full, entry, keep=keep, digest=digest):
                     continue
+            budget.count(1, f"dir:{root}")
             scan.entries.append(entry)
     return scan
 

@@ -1,7 +1,7 @@
 """One streaming pass over a layer: decompress, walk the tar, keep what catalogers need.
 
 A layer is read once, start to end; nothing is extracted to disk.  Files the
-catalogers parse are kept in memory within `CatalogBudget` (a file over the budget is
+catalogers parse are kept in memory within `ReadBudget` (a file over the budget is
 recorded with the cap that kept it out, and reading it from the view is an error:
 an inventory never silently misses a file), files under Python package folders are
 hashed (for RECORD checks), and every path is recorded with its type, size and link
@@ -73,18 +73,21 @@ class LayerScan:
     blob_digest: str = ""  # sha256 of the stored (possibly compressed) bytes
 
 
-class CatalogBudget:
-    """The memory catalogers' files may take for one image, shared by its layer scans.
+class ReadBudget:
+    """What one image read may keep in memory, shared by its layer scans.
 
-    One file is kept if it is at most ``limits.catalog_file_bytes`` and the image's
-    kept files stay within ``limits.catalog_total_bytes`` (counted as read: a file a
-    later layer replaces still counted).  Thread-safe: layers are scanned in parallel.
+    Catalogued files: one is kept if it is at most ``limits.catalog_file_bytes`` and the
+    image's kept files stay within ``limits.catalog_total_bytes`` (counted as read: a file
+    a later layer replaces still counted).  Entries: every path a layer writes or deletes
+    counts against ``limits.image_entries`` (each costs a few hundred bytes however small
+    the file).  Thread-safe: layers are scanned in parallel.
     """
 
     def __init__(self) -> None:
         caps = limits.current()
         self.per_file = caps.catalog_file_bytes
         self.left = caps.catalog_total_bytes
+        self.entries_left = caps.image_entries
         self._lock = threading.Lock()
 
     def take(self, size: int) -> str | None:
@@ -96,6 +99,19 @@ class CatalogBudget:
                 return "catalog_total_bytes"
             self.left -= size
         return None
+
+    def count(self, entries: int, what: str) -> None:
+        """Count ``entries`` more kept paths; `SourceError` (the ``image_entries`` cap)
+        once the image's layers together hold more."""
+        with self._lock:
+            self.entries_left -= entries
+            over = self.entries_left < 0
+        if over:
+            raise limits.exceeded(
+                f"{what}: the number of entries (files, folders, links, whiteouts) in the "
+                "image's layers",
+                "image_entries",
+            )
 
 
 class _Hashes:
@@ -286,9 +302,9 @@ def scan_layer(
     what: str,
     want_content: WantContent,
     want_hash: WantHash,
-    budget: CatalogBudget | None = None,
+    budget: ReadBudget | None = None,
 ) -> LayerScan:
-    """Read one layer (gzip, zstd, xz or plain tar) from ``raw`` in a single pass.
+    """Read one layer (gzip, zstd, xz, bzip2 or plain tar) from ``raw`` in a single pass.
 
     ``budget`` is shared by the layers of one image (a fresh one when None)."""
     stream = _LayerStream(raw, what)
@@ -301,7 +317,7 @@ def scan_layer(
             what=what,
             want_content=want_content,
             want_hash=want_hash,
-            budget=budget or CatalogBudget(),
+            budget=budget or ReadBudget(),
             files=files,
             links=links,
         )
@@ -323,7 +339,7 @@ def _walk(
     what: str,
     want_content: WantContent,
     want_hash: WantHash,
-    budget: CatalogBudget,
+    budget: ReadBudget,
     files: _Hashes,
     links: list[tuple[Entry, Entry]],
 ) -> LayerScan:
@@ -336,6 +352,7 @@ def _walk(
         path = safe_path(member.name, what)
         if not path:
             continue
+        budget.count(1, what)
         folder, leaf = posixpath.split(path)
         if leaf == ".wh..wh..opq":
             scan.opaque.append(folder)
@@ -390,7 +407,7 @@ def _read_file(
     what: str,
     want_content: WantContent,
     want_hash: WantHash,
-    budget: CatalogBudget,
+    budget: ReadBudget,
     hashes: _Hashes,
 ) -> None:
     """Keep (within the budget) and/or hash a regular file's bytes, as wanted."""

@@ -20,10 +20,6 @@ from typing import Any
 import zstandard
 
 ZEROS = bytes(1 << 20)
-ARENAS = {"MALLOC_ARENA_MAX": "2"}
-"""The environment of an inspect in the sandbox: glibc reserves 64 MiB of address space
-for each thread's malloc arena, and under the sandbox's RLIMIT_AS those reservations (not
-memory) would fail a scan of parallel layers; two arenas keep the limit one on memory."""
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
@@ -56,6 +52,24 @@ def big_member(name: str, size: int, piece: bytes = ZEROS) -> Iterator[bytes]:
     yield bytes(-size % 512) + bytes(1024)  # padding, then the end-of-archive blocks
 
 
+def empty_files(count: int, folder: str) -> Iterator[bytes]:
+    """A tar of ``count`` empty files ``FOLDER/NNNN/fNNN`` (512 bytes of header each), as a
+    stream: headers patched from one template (``TarInfo.tobuf`` would take a minute)."""
+    template = bytearray(tarfile.TarInfo(f"{folder}/0000/f000").tobuf(format=tarfile.USTAR_FORMAT))
+    width = len(folder) + 10
+    rest = sum(template) - sum(template[:width]) - sum(template[148:156]) + 8 * ord(" ")
+    batch: list[bytes] = []
+    for i in range(count):
+        name = b"%s/%04d/f%03d" % (folder.encode(), i // 1000, i % 1000)
+        template[:width] = name
+        template[148:156] = b"%06o\0 " % (rest + sum(name))
+        batch.append(bytes(template))
+        if len(batch) == 4096:
+            yield b"".join(batch)
+            batch = []
+    yield b"".join(batch) + bytes(1024)
+
+
 def zstd_stream(chunks: Iterable[bytes]) -> bytes:
     compressor = zstandard.ZstdCompressor(level=3).compressobj()
     out = [compressor.compress(c) for c in chunks]
@@ -63,8 +77,8 @@ def zstd_stream(chunks: Iterable[bytes]) -> bytes:
     return b"".join(out)
 
 
-def gzip_stream(chunks: Iterable[bytes]) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+def gzip_stream(chunks: Iterable[bytes], level: int = 9) -> bytes:
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     out = [compressor.compress(c) for c in chunks]
     out.append(compressor.flush())
     return b"".join(out)

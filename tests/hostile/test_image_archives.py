@@ -4,6 +4,7 @@ do not match their descriptors.  Each case runs the real CLI in the sandbox."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import json
@@ -18,7 +19,6 @@ import zstandard
 
 from tests.hostile.harness import Sandbox
 from tests.hostile.image_inputs import (
-    ARENAS,
     add,
     big_member,
     config,
@@ -71,25 +71,24 @@ def big_gzipped_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_gzipped_archive_is_streamed_not_held_in_memory(
     sandbox: Sandbox, big_gzipped_archive: Path
 ) -> None:
-    outcome = sandbox.run("inspect", f"docker-archive:{big_gzipped_archive}", env=ARENAS)
+    outcome = sandbox.run("inspect", f"docker-archive:{big_gzipped_archive}")
     sandbox.check(outcome, [0], says=["layers   1 (629.1 MB uncompressed)"])
 
 
-@pytest.mark.parametrize("kind", ["gz", "xz", "zst"])
+@pytest.mark.parametrize("kind", ["gz", "xz", "zst", "bz2"])
 def test_compressed_archives_read_like_plain_ones(sandbox: Sandbox, kind: str) -> None:
     write_docker_archive(sandbox.work / "image.tar", realistic_image())
-    plain = sandbox.run("--format", "json", "inspect", "docker-archive:image.tar", env=ARENAS)
+    plain = sandbox.run("--format", "json", "inspect", "docker-archive:image.tar")
     sandbox.check(plain, [0])
     data = (sandbox.work / "image.tar").read_bytes()
     packed = {
         "gz": lambda: gzip.compress(data),
         "xz": lambda: lzma.compress(data),
         "zst": lambda: zstandard.ZstdCompressor().compress(data),
+        "bz2": lambda: bz2.compress(data),
     }[kind]()
     (sandbox.work / f"image.tar.{kind}").write_bytes(packed)
-    outcome = sandbox.run(
-        "--format", "json", "inspect", f"docker-archive:image.tar.{kind}", env=ARENAS
-    )
+    outcome = sandbox.run("--format", "json", "inspect", f"docker-archive:image.tar.{kind}")
     sandbox.check(outcome, [0])
     expected = json.loads(plain.out)
     expected["image"]["source"] += f".{kind}"
@@ -99,14 +98,8 @@ def test_compressed_archives_read_like_plain_ones(sandbox: Sandbox, kind: str) -
 def test_a_gzip_bomb_archive_is_refused(sandbox: Sandbox) -> None:
     bomb = gzip.compress(_outer_member("l/layer.tar", 300 << 20) + bytes(300 << 20), 9)
     (sandbox.work / "bomb.tar.gz").write_bytes(bomb)
-    outcome = sandbox.run("inspect", "docker-archive:bomb.tar.gz", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:bomb.tar.gz")
     sandbox.check(outcome, [4], says=["decompression bomb"])
-
-
-def test_a_bzip2_archive_is_refused_with_the_fix(sandbox: Sandbox) -> None:
-    (sandbox.work / "a.tar.bz2").write_bytes(b"BZh91AY&SY" + bytes(100))
-    outcome = sandbox.run("inspect", "docker-archive:a.tar.bz2", env=ARENAS)
-    sandbox.check(outcome, [4], says=["bzip2", "bunzip2"])
 
 
 def _archive_with_links(path: Path, links: list[tuple[str, str]], *, layers: list[str]) -> None:
@@ -132,7 +125,7 @@ def test_a_link_loop_in_the_archive_ends(
     sandbox: Sandbox, links: list[tuple[str, str]], layers: list[str]
 ) -> None:
     _archive_with_links(sandbox.work / "loop.tar", links, layers=layers)
-    outcome = sandbox.run("inspect", "docker-archive:loop.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:loop.tar")
     sandbox.check(outcome, [4], says=["is a chain of links that exceeds", "LINK_HOPS"])
 
 
@@ -142,7 +135,7 @@ def test_a_link_out_of_the_archive_is_not_followed(sandbox: Sandbox) -> None:
         [("manifest.json", str(sandbox.outside / "sentinel"))],
         layers=[],
     )
-    outcome = sandbox.run("inspect", "docker-archive:out.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:out.tar")
     sandbox.check(outcome, [4], says=["has no manifest.json"])
 
 
@@ -162,14 +155,14 @@ def test_manifest_entries_of_the_wrong_type_are_source_errors(
     sandbox: Sandbox, manifest: object, says: str
 ) -> None:
     docker_archive(sandbox.work / "m.tar", [tar_of([("f", b"x")])], manifest=manifest)
-    outcome = sandbox.run("inspect", "docker-archive:m.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:m.tar")
     sandbox.check(outcome, [4], says=[says])
 
 
 def test_a_huge_manifest_json_is_refused_unread(sandbox: Sandbox) -> None:
     with tarfile.open(sandbox.work / "h.tar", "w") as tar:
         add(tar, "manifest.json", b"[" + b" " * (5 << 20) + b"]")
-    outcome = sandbox.run("inspect", "docker-archive:h.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:h.tar")
     sandbox.check(
         outcome, [4], says=["manifest.json exceeds reprolock's limit of 4 MiB", "MANIFEST_BYTES"]
     )
@@ -178,7 +171,7 @@ def test_a_huge_manifest_json_is_refused_unread(sandbox: Sandbox) -> None:
 def test_a_non_utf8_manifest_json_is_a_source_error(sandbox: Sandbox) -> None:
     with tarfile.open(sandbox.work / "u.tar", "w") as tar:
         add(tar, "manifest.json", b'[{"Config": "\xff"}]')
-    outcome = sandbox.run("inspect", "docker-archive:u.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:u.tar")
     sandbox.check(outcome, [4], says=["manifest.json is not UTF-8"])
 
 
@@ -207,7 +200,7 @@ def test_a_layout_blob_linked_to_dev_zero_is_refused(
     path = _blob(folder, names[role])
     path.unlink()
     path.symlink_to("/dev/zero")
-    outcome = sandbox.run("inspect", "oci:layout", env=ARENAS)
+    outcome = sandbox.run("inspect", "oci:layout")
     sandbox.check(outcome, [4], says=["is a symbolic link; refusing to follow it"])
 
 
@@ -219,7 +212,7 @@ def test_a_layout_blob_that_is_a_fifo_is_refused(
     path = _blob(folder, names[role])
     path.unlink()
     os.mkfifo(path)
-    outcome = sandbox.run("inspect", "oci:layout", seconds=20, env=ARENAS)
+    outcome = sandbox.run("inspect", "oci:layout", seconds=20)
     sandbox.check(outcome, [4], says=["is not a regular file (a FIFO)"])
 
 
@@ -230,7 +223,7 @@ def test_layout_files_outside_the_layout_are_refused(
     elsewhere = sandbox.root / "elsewhere"
     (folder / "blobs").rename(elsewhere)
     (folder / "blobs").symlink_to(elsewhere)
-    outcome = sandbox.run("inspect", "oci:layout", env=ARENAS)
+    outcome = sandbox.run("inspect", "oci:layout")
     sandbox.check(outcome, [4], says=["leads out of", "refusing to read it"])
 
 
@@ -240,7 +233,7 @@ def test_an_index_json_linked_outside_is_refused(
     folder, _ = layout
     (folder / "index.json").unlink()
     (folder / "index.json").symlink_to(sandbox.outside / "sentinel")
-    outcome = sandbox.run("inspect", "oci:layout", env=ARENAS)
+    outcome = sandbox.run("inspect", "oci:layout")
     sandbox.check(outcome, [4], says=["index.json is a symbolic link"])
 
 
@@ -250,7 +243,7 @@ def test_a_layer_longer_than_its_descriptor_is_refused_before_reading(
     folder, names = layout
     with _blob(folder, names["layer0"]).open("ab") as blob:
         blob.write(bytes(1 << 20))
-    outcome = sandbox.run("inspect", "oci:layout", env=ARENAS)
+    outcome = sandbox.run("inspect", "oci:layout")
     sandbox.check(outcome, [4], says=["layer 0 does not match its descriptor: the blob is"])
 
 
@@ -298,7 +291,7 @@ def test_manifest_fields_of_the_wrong_type_are_source_errors(
 ) -> None:
     folder, names = layout
     _changed_manifest(folder, names, change)
-    outcome = sandbox.run("inspect", "oci:layout", env=ARENAS)
+    outcome = sandbox.run("inspect", "oci:layout")
     sandbox.check(outcome, [4], says=[says])
 
 
@@ -307,7 +300,7 @@ def test_a_config_over_its_cap_is_refused_unread(
 ) -> None:
     folder, names = layout
     _changed_manifest(folder, names, {"config.size": 20 << 20})
-    outcome = sandbox.run("inspect", "oci:layout", env=ARENAS)
+    outcome = sandbox.run("inspect", "oci:layout")
     sandbox.check(
         outcome, [4], says=["exceeds reprolock's limit of 16 MiB (20971520 bytes declared)"]
     )
@@ -319,7 +312,7 @@ def test_a_huge_index_json_is_refused_unread(
     folder, _ = layout
     with (folder / "index.json").open("ab") as index:
         index.write(b" " * (5 << 20))
-    outcome = sandbox.run("inspect", "oci:layout", env=ARENAS)
+    outcome = sandbox.run("inspect", "oci:layout")
     sandbox.check(outcome, [4], says=["index.json exceeds reprolock's limit of 4 MiB"])
 
 
@@ -330,7 +323,7 @@ def test_an_index_json_annotation_of_the_wrong_type_is_a_source_error(
     index = json.loads((folder / "index.json").read_text())
     index["manifests"][0]["annotations"] = ["org.opencontainers.image.ref.name"]
     (folder / "index.json").write_text(json.dumps(index))
-    outcome = sandbox.run("inspect", "oci:layout:v1", env=ARENAS)
+    outcome = sandbox.run("inspect", "oci:layout:v1")
     sandbox.check(outcome, [4], says=["manifests[0].annotations is not an object"])
 
 
@@ -358,7 +351,7 @@ def test_an_oci_archive_layer_longer_than_its_descriptor_is_refused(
     name = f"blobs/sha256/{names['layer0']}"
     longer = _blob(folder, names["layer0"]).read_bytes() + bytes(4096)
     _oci_archive(sandbox.work / "a.tar", folder, replace={name: longer})
-    outcome = sandbox.run("inspect", "oci-archive:a.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "oci-archive:a.tar")
     sandbox.check(outcome, [4], says=["layer 0 does not match its descriptor"])
 
 
@@ -368,7 +361,7 @@ def test_an_oci_archive_link_loop_ends(
     folder, names = layout
     name = f"blobs/sha256/{names['config']}"
     _oci_archive(sandbox.work / "a.tar", folder, replace={name: names["config"]})
-    outcome = sandbox.run("inspect", "oci-archive:a.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "oci-archive:a.tar")
     sandbox.check(outcome, [4], says=["is a chain of links that exceeds"])
 
 
@@ -379,6 +372,6 @@ def test_an_oci_archive_of_too_many_members_is_refused(sandbox: Sandbox) -> None
             add(tar, f"f{i}", b"")
     (sandbox.work / "many.tar").write_bytes(raw.getvalue())
     outcome = sandbox.run(
-        "inspect", "oci-archive:many.tar", env={**ARENAS, "REPROLOCK_LIMIT_ARCHIVE_MEMBERS": "100"}
+        "inspect", "oci-archive:many.tar", env={"REPROLOCK_LIMIT_ARCHIVE_MEMBERS": "100"}
     )
     sandbox.check(outcome, [4], says=["its members exceeds reprolock's limit of 100"])

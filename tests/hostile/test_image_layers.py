@@ -12,10 +12,10 @@ import pytest
 
 from tests.hostile.harness import Sandbox
 from tests.hostile.image_inputs import (
-    ARENAS,
     big_member,
     digest_of,
     docker_archive,
+    empty_files,
     gzip_stream,
     oci_layout,
     sha,
@@ -45,14 +45,34 @@ def test_a_layer_bomb_is_refused_within_memory(
     bomb: bytes = request.getfixturevalue(f"{kind}_bomb")
     assert len(bomb) < 1 << 20
     docker_archive(sandbox.work / "bomb.tar", [bomb], diff_ids=["sha256:" + "0" * 64])
-    outcome = sandbox.run("inspect", "docker-archive:bomb.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:bomb.tar")
     sandbox.check(outcome, [4], says=["layer 0: expands to over", "decompression bomb"])
+
+
+def test_millions_of_empty_files_are_refused_within_memory(sandbox: Sandbox) -> None:
+    """Two layers of 600,000 empty files each (4 MB of gzip apiece): each is under the
+    image_entries cap, the image is not (the cap is shared by its layers), and the read
+    stops there, within the sandbox's 512 MiB, instead of keeping every entry."""
+    layers = [gzip_stream(empty_files(600_000, name), level=6) for name in ("a", "b")]
+    assert all(len(layer) < 5 << 20 for layer in layers)
+    diff_ids = [digest_of(empty_files(600_000, name)) for name in ("a", "b")]
+    docker_archive(sandbox.work / "many.tar", layers, diff_ids=diff_ids)
+    outcome = sandbox.run("inspect", "docker-archive:many.tar")
+    sandbox.check(
+        outcome,
+        [4],
+        says=[
+            "the number of entries (files, folders, links, whiteouts) in the image's layers "
+            "exceeds reprolock's limit of 1000000",
+            "REPROLOCK_LIMIT_IMAGE_ENTRIES",
+        ],
+    )
 
 
 def test_a_path_of_thousands_of_components_is_refused(sandbox: Sandbox) -> None:
     layer = tar_of([("a/" * 1500 + "f", b"x")])
     docker_archive(sandbox.work / "deep.tar", [layer])
-    outcome = sandbox.run("inspect", "docker-archive:deep.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:deep.tar")
     sandbox.check(
         outcome, [4], says=["1501 components", "exceeds reprolock's limit of 256", "PATH_DEPTH"]
     )
@@ -79,7 +99,7 @@ def test_twelve_huge_dpkg_status_files_are_not_kept(
     """Twelve layers each rewrite a 250 MiB status: none is kept in memory, and the
     inventory fails naming the file (never a silently empty package list)."""
     oci_layout(sandbox.work / "layout", [huge_status] * 12)
-    outcome = sandbox.run("inspect", "oci:layout", env=ARENAS)
+    outcome = sandbox.run("inspect", "oci:layout")
     sandbox.check(
         outcome,
         [4],
@@ -100,7 +120,7 @@ def test_catalogued_files_beyond_the_image_budget_are_refused(sandbox: Sandbox) 
     outcome = sandbox.run(
         "inspect",
         "docker-archive:a.tar",
-        env={**ARENAS, "REPROLOCK_LIMIT_CATALOG_TOTAL_BYTES": "5000000"},
+        env={"REPROLOCK_LIMIT_CATALOG_TOTAL_BYTES": "5000000"},
     )
     sandbox.check(
         outcome,
@@ -134,7 +154,7 @@ def _pax_bomb() -> bytes:
 
 def test_an_oversized_pax_header_is_refused(sandbox: Sandbox) -> None:
     docker_archive(sandbox.work / "pax.tar", [_pax_bomb()], diff_ids=["sha256:" + "0" * 64])
-    outcome = sandbox.run("inspect", "docker-archive:pax.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:pax.tar")
     sandbox.check(
         outcome,
         [4],
@@ -156,7 +176,7 @@ def _sparse_layer() -> bytes:
 
 def test_a_sparse_member_is_refused(sandbox: Sandbox) -> None:
     docker_archive(sandbox.work / "s.tar", [_sparse_layer()])
-    outcome = sandbox.run("inspect", "docker-archive:s.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:s.tar")
     sandbox.check(outcome, [4], says=["sparse file"])
 
 
@@ -181,7 +201,7 @@ def test_non_utf8_and_malformed_dist_info_files_are_data_not_crashes(sandbox: Sa
         }
     )
     docker_archive(sandbox.work / "odd.tar", [layer])
-    outcome = sandbox.run("--format", "json", "inspect", "docker-archive:odd.tar", env=ARENAS)
+    outcome = sandbox.run("--format", "json", "inspect", "docker-archive:odd.tar")
     sandbox.check(outcome, [0])
     [env] = json.loads(outcome.out)["python"]
     [dist] = env["packages"]
@@ -205,7 +225,7 @@ def test_non_utf8_text_files_are_catalogued(sandbox: Sandbox) -> None:
         ]
     )
     docker_archive(sandbox.work / "t.tar", [layer])
-    outcome = sandbox.run("--format", "json", "inspect", "docker-archive:t.tar", env=ARENAS)
+    outcome = sandbox.run("--format", "json", "inspect", "docker-archive:t.tar")
     sandbox.check(outcome, [0])
     data = json.loads(outcome.out)
     assert (data["os"]["id"], data["os"]["version-id"]) == ("deb\ufffdian", "1\ufffd2")
@@ -216,7 +236,7 @@ def test_a_deeply_nested_config_is_a_source_error(sandbox: Sandbox) -> None:
     layer = tar_of([("f", b"x")])
     nested = b'{"os": "linux", "architecture": "amd64", "x": ' + b"[" * 100_000 + b"]" * 100_000
     docker_archive(sandbox.work / "n.tar", [layer], config_blob=nested + b"}")
-    outcome = sandbox.run("inspect", "docker-archive:n.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:n.tar")
     sandbox.check(outcome, [4], says=["bad image config", "nests too deeply"])
 
 
@@ -247,7 +267,7 @@ def test_config_fields_of_the_wrong_type_are_source_errors(
     }
     value.update(change)
     docker_archive(sandbox.work / "c.tar", [layer], config_blob=json.dumps(value).encode())
-    outcome = sandbox.run("inspect", "docker-archive:c.tar", env=ARENAS)
+    outcome = sandbox.run("inspect", "docker-archive:c.tar")
     sandbox.check(outcome, [4], says=["bad image config", says])
 
 
@@ -259,7 +279,7 @@ def test_a_symlink_chain_in_a_layer_ends(sandbox: Sandbox) -> None:
             info.type, info.linkname = tarfile.SYMTYPE, target
             tar.addfile(info)
     docker_archive(sandbox.work / "l.tar", [raw.getvalue()])
-    outcome = sandbox.run("--format", "json", "inspect", "docker-archive:l.tar", env=ARENAS)
+    outcome = sandbox.run("--format", "json", "inspect", "docker-archive:l.tar")
     sandbox.check(outcome, [0])
     assert json.loads(outcome.out)["os"] is None
 
@@ -273,6 +293,6 @@ def test_a_layer_path_is_never_a_file_outside(sandbox: Sandbox) -> None:
         info.type, info.linkname = tarfile.SYMTYPE, str(target)
         tar.addfile(info)
     docker_archive(sandbox.work / "o.tar", [raw.getvalue()])
-    outcome = sandbox.run("--format", "json", "inspect", "docker-archive:o.tar", env=ARENAS)
+    outcome = sandbox.run("--format", "json", "inspect", "docker-archive:o.tar")
     sandbox.check(outcome, [0])
     assert json.loads(outcome.out)["deb-packages"] == []
