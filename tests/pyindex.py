@@ -38,8 +38,10 @@ def build_wheel(
     requires_python: str | None = None,
     tag: str = "py3-none-any",
     payload: int = 0,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Path:
-    """Write a valid wheel; ``payload`` bytes of incompressible data make it large."""
+    """Write a valid wheel; ``payload`` bytes of incompressible data make it large;
+    ``extra_files`` are added as they are (e.g. a shared object with CUDA kernels)."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
@@ -60,6 +62,7 @@ def build_wheel(
             f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
         ).encode(),
     }
+    files.update(extra_files or {})
     if payload:
         files[f"{dist}/blob.bin"] = hashlib.sha512(name.encode()).digest() * (payload // 64 + 1)
     record = "".join(f"{p},{_record_hash(d)},{len(d)}\n" for p, d in files.items())

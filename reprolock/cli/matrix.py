@@ -274,3 +274,12 @@ def torch_command(version: str) -> None:
 
 def _vkey(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split("."))
+
+
+def _register_measure() -> None:
+    from reprolock.cli.matrix_measure import measure_command  # noqa: PLC0415
+
+    matrix_command.add_command(measure_command)
+
+
+_register_measure()

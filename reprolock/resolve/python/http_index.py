@@ -279,19 +279,17 @@ class HttpIndex:
             )
         return data
 
-    def _metadata_from_zip(self, file: DistFile, tail: Future[tuple[int, bytes]] | None) -> bytes:
-        try:
-            size, body = tail.result() if tail is not None else self._tail(file)
-        except _NoRanges:
-            return self._metadata_from_download(file)
+    def _range_fetcher(self, file: DistFile) -> wheelzip.Fetch:
+        """``fetch(start, end)`` by range requests, within a budget of bytes beyond the tail
+        (a zip whose directory points everywhere cannot make us read the whole file)."""
         caps = limits.current()
-        budget = [caps.metadata_bytes * 4]  # bytes a member search may fetch beyond the tail
+        budget = [caps.metadata_bytes * 4]
 
         def fetch(start: int, end: int) -> bytes:
             budget[0] -= end - start
             if budget[0] < 0:
                 raise limits.exceeded(
-                    f"{file.filename}: reading its METADATA from the zip", "metadata_bytes"
+                    f"{file.filename}: reading its zip directory", "metadata_bytes"
                 )
             with http.stream(
                 self.session,
@@ -318,10 +316,31 @@ class HttpIndex:
             self._count("ranges", len(data))
             return data
 
+        return fetch
+
+    def _metadata_from_zip(self, file: DistFile, tail: Future[tuple[int, bytes]] | None) -> bytes:
         try:
-            return self._read(file, size, body, fetch)
+            size, body = tail.result() if tail is not None else self._tail(file)
+            return self._read(file, size, body, self._range_fetcher(file))
         except _NoRanges:
             return self._metadata_from_download(file)
+
+    def zip_members(self, file: DistFile) -> list[tuple[str, int, int, int, int]]:
+        """The members of a wheel's zip (see `wheelzip.members`), by range requests."""
+        try:
+            size, body = self._tail(file)
+            return wheelzip.members(size, body, self._range_fetcher(file))
+        except _NoRanges:
+            raise SourceError(
+                f"{redact(file.url)}: the server does not answer range requests, which "
+                "measuring a wheel needs.",
+                hint="Use an index that supports HTTP ranges (PyPI does).",
+            ) from None
+        except wheelzip.ZipProblem as exc:
+            raise SourceError(
+                f"{file.filename} is not a readable wheel ({exc}).",
+                hint=f"Check the file at {redact(file.url)}.",
+            ) from None
 
     def _metadata_from_download(self, file: DistFile) -> bytes:
         """No range support: the whole wheel, streamed to a private file that is unlinked

@@ -117,6 +117,30 @@ def read_member(
     return None
 
 
+def members(size: int, tail: bytes, fetch: Fetch) -> list[tuple[str, int, int, int, int]]:
+    """Every member of a remote zip from its central directory: (name, offset of its local
+    header, compressed size, size, compression method). `ZipProblem` when unreadable."""
+    try:
+        with zipfile.ZipFile(
+            io.BufferedReader(_RangeFile(size, fetch, tail), 64 * 1024)
+        ) as archive:
+            return [
+                (i.filename, i.header_offset, i.compress_size, i.file_size, i.compress_type)
+                for i in archive.infolist()
+            ]
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        struct.error,
+        EOFError,
+        ValueError,
+        OverflowError,
+        UnicodeDecodeError,
+        OSError,
+    ) as exc:
+        raise ZipProblem(str(exc)[:200] or type(exc).__name__) from None
+
+
 def is_metadata(member: str) -> bool:
     """True for a top-level ``*.dist-info/METADATA`` member."""
     folder, _, leaf = member.partition("/")

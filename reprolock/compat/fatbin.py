@@ -1,0 +1,342 @@
+"""The CUDA kernels a shared object carries: SASS architectures and PTX (with its ISA).
+
+nvcc embeds device code in a ``.nv_fatbin`` section as a sequence of *fatbin containers*:
+a 16-byte header (magic ``0xBA55ED50``, version 1, header size 16, size of what follows)
+and entries, each a header of at least 64 bytes followed by its payload::
+
+    u16 kind        1 = PTX, 2 = ELF (SASS); others (LTO IR) are ignored
+    u16 version     u32 header_size    u64 payload_size
+    u32 compressed  u32 (unused here)
+    u16 minor       u16 major          the PTX ISA version of a PTX entry (9.0 for CUDA 13.0)
+    u32 arch        the sm number: 75, 90, 100, 120
+    u32 name_offset u32 name_length
+    u64 flags       0x100000: arch-specific ("sm_90a"), 0x200000: family ("sm_100f")
+    ...
+
+(The layout was checked against objects built here with nvcc 13.0 for known targets.)
+
+`FatbinScanner` finds containers in a byte stream read front to back — a ``.so`` inflated
+from a wheel's zip, or a file streamed out of an image layer — without the ELF section
+table (which sits at the end of the file): containers are 8-byte aligned, and a candidate
+is taken only when its header and every entry header are well formed. Pure and bounded:
+it keeps at most one entry header in memory and the set of distinct kernels found.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from reprolock.compat.arches import ArchList
+from reprolock.model import ComputeCapability
+
+MAGIC = b"\x50\xed\x55\xba"  # 0xBA55ED50, little-endian
+KIND_PTX = 1
+KIND_SASS = 2
+FLAG_ARCH_SPECIFIC = 0x100000
+FLAG_FAMILY = 0x200000
+_CONTAINER = struct.Struct("<IHHQ")
+_ENTRY = struct.Struct("<HHIQIIHHIIIQ")
+_MAX_CONTAINER = 1 << 36  # no real container is near 64 GiB: larger is not a container
+_MAX_ENTRY_HEADER = 4096
+_MAX_CONTAINERS = 1 << 20  # containers remembered one by one (a big library has ~25,000)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Ptx:
+    """PTX for ``arch`` in ISA ``isa`` (``"9.0"``): JIT-compiled by a driver that knows
+    that ISA, for any GPU at or above ``arch``."""
+
+    arch: ComputeCapability
+    isa: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Kernels:
+    """What one file (or several, merged) carries."""
+
+    sass: tuple[ComputeCapability, ...] = ()
+    ptx: tuple[Ptx, ...] = ()
+    containers: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.sass and not self.ptx
+
+    def merge(self, other: Kernels) -> Kernels:
+        return Kernels(
+            sass=tuple(sorted(set(self.sass) | set(other.sass), key=_order)),
+            ptx=tuple(sorted(set(self.ptx) | set(other.ptx), key=_ptx_order)),
+            containers=self.containers + other.containers,
+        )
+
+    def arch_list(self, *, sources: tuple[str, ...] = ()) -> ArchList:
+        return ArchList(
+            sass=self.sass,
+            ptx=tuple(sorted({p.arch for p in self.ptx}, key=_order)),
+            sources=sources,
+        )
+
+    def describe(self) -> str:
+        """``sm_75 sm_80 sm_90, PTX compute_90 (ISA 8.8)``, or ``no CUDA kernels``."""
+        if self.empty:
+            return "no CUDA kernels"
+        text = " ".join(c.sm for c in self.sass) or "no native kernels"
+        if self.ptx:
+            text += ", PTX " + " ".join(
+                f"compute_{p.arch.major}{p.arch.minor}{p.arch.suffix} (ISA {p.isa})"
+                for p in self.ptx
+            )
+        return text
+
+
+def _order(cap: ComputeCapability) -> tuple[int, int, str]:
+    return (cap.major, cap.minor, cap.suffix)
+
+
+def _ptx_order(ptx: Ptx) -> tuple[tuple[int, int, str], str]:
+    return (_order(ptx.arch), ptx.isa)
+
+
+def capability(arch: int, flags: int) -> ComputeCapability | None:
+    """``75`` → 7.5, ``100`` with the arch-specific flag → 10.0a; None when implausible."""
+    if not 10 <= arch <= 999:
+        return None
+    suffix = "a" if flags & FLAG_ARCH_SPECIFIC else "f" if flags & FLAG_FAMILY else ""
+    return ComputeCapability(arch // 10, arch % 10, suffix)
+
+
+_ELF_HEADER = 64
+_TAIL = 1 << 20  # the end of a file kept to read its section names
+_MAX_SECTIONS = 4096
+_RELOCATABLE = "__nv_relfatbin"  # fatbins kept for device linking, never loaded
+
+
+@dataclass(slots=True)
+class _Elf:
+    """Just enough of an ELF64 file's section table, read while it streams past, to tell
+    which byte ranges are relocatable fatbins (``__nv_relfatbin``): device code nvlink
+    already linked into the loaded fatbin, whose PTX the driver never sees."""
+
+    head: bytearray = field(default_factory=bytearray)
+    table: bytearray = field(default_factory=bytearray)
+    tail: list[tuple[int, bytes]] = field(default_factory=list)
+    tail_size: int = 0
+
+    def observe(self, data: bytes, position: int) -> None:
+        if len(self.head) < _ELF_HEADER:
+            self.head += data[: _ELF_HEADER - len(self.head)]
+        layout = self._layout()
+        if layout is not None:
+            shoff, size = layout[0], layout[1] * layout[2]
+            lo, hi = max(shoff, position), min(shoff + size, position + len(data))
+            if lo < hi and len(self.table) == lo - shoff:
+                self.table += data[lo - position : hi - position]
+        self.tail.append((position, data))
+        self.tail_size += len(data)
+        while len(self.tail) > 1 and self.tail_size - len(self.tail[0][1]) >= _TAIL:
+            self.tail_size -= len(self.tail.pop(0)[1])
+
+    def _layout(self) -> tuple[int, int, int, int] | None:
+        """(e_shoff, e_shentsize, e_shnum, e_shstrndx) of a little-endian ELF64 file."""
+        head = self.head
+        if len(head) < _ELF_HEADER or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+            return None
+        (shoff,) = struct.unpack_from("<Q", head, 0x28)
+        entsize, count, names = struct.unpack_from("<HHH", head, 0x3A)
+        if entsize != 64 or not 0 < count <= _MAX_SECTIONS or names >= count:
+            return None
+        return shoff, entsize, count, names
+
+    def _read(self, offset: int, size: int) -> bytes | None:
+        """``size`` bytes at ``offset`` from the kept tail, if it still holds them."""
+        for start, data in self.tail:
+            if start <= offset and offset + size <= start + len(data):
+                return data[offset - start : offset - start + size]
+        joined_start = self.tail[0][0] if self.tail else 0
+        joined = b"".join(d for _, d in self.tail)
+        if joined_start <= offset and offset + size <= joined_start + len(joined):
+            return joined[offset - joined_start : offset - joined_start + size]
+        return None
+
+    def relocatable(self) -> list[tuple[int, int]]:
+        """The file ranges of ``__nv_relfatbin`` sections (empty when unknown)."""
+        layout = self._layout()
+        if layout is None or len(self.table) != layout[1] * layout[2]:
+            return []
+        rows = [struct.unpack_from("<IIQQQQ", self.table, 64 * i) for i in range(layout[2])]
+        names_at, names_size = rows[layout[3]][4], rows[layout[3]][5]
+        names = self._read(names_at, names_size) if names_size <= _TAIL else None
+        if names is None:
+            return []
+        out = []
+        for name_at, _type, _flags, _addr, offset, size in rows:
+            end = names.find(b"\0", name_at)
+            if 0 <= name_at < len(names) and names[name_at:end] == _RELOCATABLE.encode():
+                out.append((offset, offset + size))
+        return out
+
+
+@dataclass(slots=True)
+class FatbinScanner:
+    """Feed a file's bytes in order (`feed`), then read the kernels (`finish`)."""
+
+    _buffer: bytearray = field(default_factory=bytearray)
+    _offset: int = 0  # absolute position of _buffer[0] in the file
+    _position: int = 0  # bytes fed so far
+    _skip: int = 0  # payload bytes still to pass over
+    _left: int = 0  # bytes of the current container still to read (0: searching)
+    _start: int = 0  # where the current container starts
+    _pending: list[tuple[int, ComputeCapability, str]] = field(default_factory=list)
+    _starts: list[tuple[int, tuple[tuple[int, ComputeCapability, str], ...]]] = field(
+        default_factory=list
+    )
+    _elf: _Elf = field(default_factory=_Elf)
+
+    def feed(self, data: bytes | memoryview) -> None:
+        chunk = bytes(data)
+        self._elf.observe(chunk, self._position)
+        self._position += len(chunk)
+        view = memoryview(chunk)
+        if self._skip:
+            step = min(self._skip, len(view))
+            self._skip -= step
+            self._left -= step
+            self._offset += step
+            view = view[step:]
+            if self._left == 0:
+                self._end_container(complete=True)
+        if not view:
+            return
+        self._buffer += view
+        self._run()
+
+    def finish(self) -> Kernels:
+        """The kernels of the loadable fatbins found (a container cut short by the end of
+        the stream counts for the entries it held)."""
+        if self._left:
+            self._end_container(complete=True)
+        skip = self._elf.relocatable()
+        sass: set[ComputeCapability] = set()
+        ptx: set[Ptx] = set()
+        containers = 0
+        for start, entries in self._starts:
+            if any(lo <= start < hi for lo, hi in skip):
+                continue
+            containers += 1
+            for kind, cap, isa in entries:
+                if kind == KIND_SASS:
+                    sass.add(cap)
+                else:
+                    ptx.add(Ptx(cap, isa))
+        return Kernels(
+            sass=tuple(sorted(sass, key=_order)),
+            ptx=tuple(sorted(ptx, key=_ptx_order)),
+            containers=containers,
+        )
+
+    # -- the state machine ----------------------------------------------------------------
+    def _drop(self, count: int) -> None:
+        del self._buffer[:count]
+        self._offset += count
+
+    def _run(self) -> None:
+        while True:
+            if self._skip:
+                step = min(self._skip, len(self._buffer))
+                self._skip -= step
+                self._left -= step
+                self._drop(step)
+                if self._skip:
+                    return
+                if self._left == 0:
+                    self._end_container(complete=True)
+                continue
+            if self._left:
+                if not self._entry():
+                    return
+                continue
+            if not self._search():
+                return
+
+    def _search(self) -> bool:
+        """Find the next aligned container header; False when more bytes are needed."""
+        buffer = self._buffer
+        start = 0
+        while True:
+            found = buffer.find(MAGIC, start)
+            if found < 0:
+                keep = min(len(buffer), len(MAGIC) - 1)
+                self._drop(len(buffer) - keep)
+                return False
+            if (self._offset + found) % 8:
+                start = found + 1
+                continue
+            if len(buffer) - found < _CONTAINER.size:
+                self._drop(found)
+                return False
+            _magic, version, header, size = _CONTAINER.unpack_from(buffer, found)
+            if version == 1 and 16 <= header <= 64 and 0 < size <= _MAX_CONTAINER:
+                if len(buffer) - found < header:
+                    self._drop(found)
+                    return False
+                self._start = self._offset + found
+                self._drop(found + header)
+                self._left = size
+                self._pending = []
+                return True
+            start = found + 1
+
+    def _entry(self) -> bool:
+        """Read one entry header of the current container; False when more bytes are needed."""
+        buffer = self._buffer
+        if len(buffer) < _ENTRY.size:
+            if len(buffer) >= self._left:  # padding at the container's end
+                self._drop(self._left)
+                self._end_container(complete=True)
+                return True
+            return False
+        fields = _ENTRY.unpack_from(buffer, 0)
+        kind, header, payload = fields[0], fields[2], fields[3]
+        minor, major, arch, flags = fields[6], fields[7], fields[8], fields[11]
+        if not (
+            _ENTRY.size <= header <= _MAX_ENTRY_HEADER
+            and header + payload <= self._left
+            and kind in (KIND_PTX, KIND_SASS, 4, 8, 16)
+        ):
+            self._end_container(complete=False)
+            return True
+        if len(buffer) < header:
+            return False
+        cap = capability(arch, flags)
+        if cap is None and kind in (KIND_PTX, KIND_SASS):
+            self._end_container(complete=False)
+            return True
+        if cap is not None and kind in (KIND_PTX, KIND_SASS):
+            self._pending.append((kind, cap, f"{major}.{minor}"))
+        self._left -= header
+        self._drop(header)
+        self._skip = payload
+        if payload == 0 and self._left == 0:
+            self._end_container(complete=True)
+        return True
+
+    def _end_container(self, *, complete: bool) -> None:
+        """A container ends: its entries count when it was well formed to the end."""
+        if complete and self._pending:
+            entries = tuple(dict.fromkeys(self._pending))
+            if len(self._starts) < _MAX_CONTAINERS:
+                self._starts.append((self._start, entries))
+            else:  # beyond the bound, containers are merged unclassified
+                self._starts[-1] = (self._starts[-1][0], tuple(dict.fromkeys(
+                    self._starts[-1][1] + entries)))  # fmt: skip
+        self._pending = []
+        self._left = 0
+        self._skip = 0
+
+
+def scan(data: bytes | memoryview) -> Kernels:
+    """The kernels in a whole file's bytes."""
+    scanner = FatbinScanner()
+    scanner.feed(data)
+    return scanner.finish()

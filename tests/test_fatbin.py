@@ -1,0 +1,190 @@
+"""The CUDA fatbin scanner: real ELF objects built by nvcc (tests/data/fatbin/build.sh),
+gcc-built ones with a hand-made fatbin section, wheels streamed through it, hostile bytes."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import struct
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reprolock.compat.fatbin import FatbinScanner, Kernels, scan
+from reprolock.compat.wheel_kernels import Member, WheelKernels, primary
+from reprolock.errors import SourceError
+from tests.fatbin_reference import kernels as reference
+
+FIXTURES = Path(__file__).parent / "data" / "fatbin"
+# What build.sh asked nvcc 13.0 for (PTX ISA 9.0 is nvcc 13.0's).
+EXPECTED = {
+    "libsass75-80_ptx90.so": ({"7.5", "8.0"}, {("9.0", "9.0")}),
+    "libsass90a-100f-120_ptx120.so": ({"9.0a", "10.0f", "12.0"}, {("12.0", "9.0")}),
+    "librdc_sass80.so": ({"8.0"}, set()),  # its PTX is only in __nv_relfatbin
+}
+
+
+def _ours(kernels: Kernels) -> tuple[set[str], set[tuple[str, str]]]:
+    return {str(c) for c in kernels.sass}, {(str(p.arch), p.isa) for p in kernels.ptx}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_nvcc_built_libraries(name: str) -> None:
+    data = (FIXTURES / name).read_bytes()
+    found = _ours(scan(data))
+    assert found == EXPECTED[name]
+    assert found == reference(data)  # the independent, section-based reader agrees
+
+
+@pytest.mark.parametrize("size", [1, 3, 8, 61, 4096, 1 << 20])
+def test_any_chunking_gives_the_same_answer(size: int) -> None:
+    for name in EXPECTED:
+        data = (FIXTURES / name).read_bytes()
+        scanner = FatbinScanner()
+        for start in range(0, len(data), size):
+            scanner.feed(data[start : start + size])
+        assert scanner.finish() == scan(data), (name, size)
+
+
+def test_describe() -> None:
+    kernels = scan((FIXTURES / "libsass75-80_ptx90.so").read_bytes())
+    assert kernels.describe() == "sm_75 sm_80, PTX compute_90 (ISA 9.0)"
+    assert kernels.arch_list().describe() == "sm_75 sm_80, PTX compute_90"
+    assert scan(b"\x7fELF" + bytes(100)).describe() == "no CUDA kernels"
+
+
+# -- hand-made fatbins in a gcc-built object ---------------------------------------------------
+def container(*entries: tuple[int, int, int, int, int]) -> bytes:
+    """A fatbin container of (kind, arch, major, minor, flags) entries, 16-byte payloads."""
+    body = b""
+    for kind, arch, major, minor, flags in entries:
+        header = struct.pack("<HHIQIIHHIIIQ", kind, 0x101, 64, 16, 0, 0, minor, major, arch, 0, 0,
+                             flags)  # fmt: skip
+        body += header.ljust(64, b"\0") + b"P" * 16
+    return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
+
+
+@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc")
+def test_hand_made_section_in_a_gcc_object(tmp_path: Path) -> None:
+    """A fatbin section written by hand and linked by gcc, as nvcc's host code does."""
+    blob = container((2, 86, 1, 8, 0x11), (2, 90, 1, 8, 0x100011), (1, 90, 8, 5, 0x8011))
+    blob += container((2, 120, 1, 8, 0x1000011))
+    source = tmp_path / "x.c"
+    source.write_text(
+        '__attribute__((section(".nv_fatbin"), aligned(8), used))\n'
+        f"static const unsigned char fatbin[] = {{{', '.join(str(b) for b in blob)}}};\n"
+        "int f(void) { return fatbin[0]; }\n"
+    )
+    library = tmp_path / "libx.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", str(source), "-o", str(library)], check=True)
+    data = library.read_bytes()
+    found = _ours(scan(data))
+    assert found == ({"8.6", "9.0a", "12.0"}, {("9.0", "8.5")})
+    assert found == reference(data)
+
+
+def test_implausible_containers_are_not_kernels() -> None:
+    good = container((2, 80, 1, 8, 0x11))
+    bad_version = good[:4] + struct.pack("<H", 7) + good[6:]
+    bad_entry = good[:16] + struct.pack("<H", 2) + bytes(2) + struct.pack("<I", 8) + good[24:]
+    bad_arch = good[:44] + struct.pack("<I", 5) + good[48:]  # arch: entry (16) + 28
+    for blob in (bad_version, bad_entry, bad_arch, b"\x50\xed\x55\xba" * 100):
+        assert scan(bytes(8) + blob).empty
+    assert str(scan(bytes(8) + good).sass[0]) == "8.0"
+    assert scan(bytes(4) + good).empty  # containers sit at 8-aligned offsets
+
+
+@given(st.binary(max_size=2000), st.integers(0, 300))
+def test_any_bytes_scan_without_error(noise: bytes, at: int) -> None:
+    at -= at % 8
+    data = noise[:at].ljust(at, b"\0") + container((2, 75, 1, 8, 0)) + noise[at:]
+    assert "7.5" in {str(c) for c in scan(data).sass}
+    scan(noise)
+
+
+# -- wheels, streamed ------------------------------------------------------------------------
+def _wheel(
+    members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED
+) -> tuple[bytes, list[Member]]:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    raw = buffer.getvalue()
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        table = [
+            Member(name=i.filename, offset=i.header_offset, compressed_size=i.compress_size,
+                   size=i.file_size, method=i.compress_type)
+            for i in archive.infolist()
+        ]  # fmt: skip
+    return raw, table
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+@pytest.mark.parametrize("chunk", [7, 4096, 1 << 20])
+def test_a_wheel_streamed_once(method: int, chunk: int) -> None:
+    members = {
+        "demo/__init__.py": b"",
+        "demo/lib/libsass.so": (FIXTURES / "libsass75-80_ptx90.so").read_bytes(),
+        "demo/lib/libarch.so.12": (FIXTURES / "libsass90a-100f-120_ptx120.so").read_bytes(),
+        "demo/lib/libnone.so": b"\x7fELF" + bytes(500),
+        "demo-1.0.dist-info/RECORD": b"",
+    }
+    raw, table = _wheel(members, method)
+    scanner = WheelKernels(what="demo.whl", members=table)
+    for start in range(0, len(raw), chunk):
+        scanner.feed(raw[start : start + chunk])
+    found = scanner.finish()
+    assert sorted(found) == ["demo/lib/libarch.so.12", "demo/lib/libsass.so"]
+    assert _ours(found["demo/lib/libsass.so"]) == EXPECTED["libsass75-80_ptx90.so"]
+    assert primary(found) is not None
+
+
+def test_hostile_wheels() -> None:
+    members = {"a/liba.so": (FIXTURES / "libsass75-80_ptx90.so").read_bytes()}
+    raw, table = _wheel(members)
+    small = [Member(name=m.name, offset=m.offset, compressed_size=m.compressed_size, size=10,
+                    method=m.method) for m in table]  # fmt: skip
+    with pytest.raises(SourceError, match="longer than the size its central directory gives"):
+        scanner = WheelKernels(what="w", members=small)
+        scanner.feed(raw)
+    moved = [Member(name=m.name, offset=m.offset + 3, compressed_size=m.compressed_size,
+                    size=m.size, method=m.method) for m in table]  # fmt: skip
+    with pytest.raises(SourceError, match="no local header"):
+        WheelKernels(what="w", members=moved).feed(raw)
+    cut = WheelKernels(what="w", members=table)
+    cut.feed(raw[: len(raw) // 2])
+    with pytest.raises(SourceError, match="ended before"):
+        cut.finish()
+
+
+# -- real wheels from PyPI (opt-in): the scanner agrees with the section-based reader --------
+LIVE_WHEELS = [
+    "nvidia-curand-cu12==10.3.9.90",
+    "bitsandbytes==0.50.2",
+    "nvidia-cufft-cu12==11.4.1.4",
+]
+
+
+@pytest.mark.live
+@pytest.mark.parametrize("pin", LIVE_WHEELS)
+def test_live_wheels_agree_with_the_reference_reader(pin: str, tmp_path: Path) -> None:
+    import requests
+
+    from reprolock.api.measure import measure
+    from reprolock.api.network import NetOptions
+    from reprolock.model import Platform, PythonVersion
+    from reprolock.net.config import NetConfig
+
+    net = NetOptions(config=NetConfig.from_environment(dict(os.environ)), cache_dir=tmp_path)
+    result = measure(pin, platform=Platform.parse("linux/amd64"),
+                     python=PythonVersion.parse("3.11"), net=net)  # fmt: skip
+    data = requests.get(result.url, timeout=600, verify=net.config.ca_bundle).content
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for name, kernels in result.libraries.items():
+            assert _ours(kernels) == reference(archive.read(name)), name
