@@ -24,7 +24,12 @@ from reprolock.lock.model import (
     INTEGRITY_SINCE,
     LOCK_VERSION,
     AptPackage,
+    BaseChoice,
+    BaseFacts,
+    BasePython,
     CudaStack,
+    Interpreter,
+    InterpreterSource,
     LockedBase,
     LockedHealthcheck,
     LockedImage,
@@ -102,6 +107,8 @@ def _target_to_dict(target: LockedTarget) -> dict[str, Any]:
     }
     if target.apt_snapshot:
         out["apt-snapshot"] = target.apt_snapshot
+    if target.interpreter is not None:
+        out["interpreter"] = _interpreter_to_dict(target.interpreter)
     if target.cuda is not None:
         c = target.cuda
         out["cuda"] = _drop_none(
@@ -132,6 +139,9 @@ def _target_to_dict(target: LockedTarget) -> dict[str, Any]:
                 "user": b.user,
                 "env": dict(sorted(b.env)) or None,
                 "labels": dict(sorted(b.labels)) or None,
+                "size": b.size,
+                "facts": None if b.facts is None else facts_to_dict(b.facts),
+                "choice": None if b.choice is None else _choice_to_dict(b.choice),
             }
         )
     if target.apt:
@@ -170,6 +180,57 @@ def _target_to_dict(target: LockedTarget) -> dict[str, Any]:
             for p in sorted(target.packages, key=lambda p: p.name)
         ]
     return out
+
+
+def facts_to_dict(facts: BaseFacts) -> dict[str, Any]:
+    """A base image's facts as the lock writes them (also the form they are cached in)."""
+    return _drop_none(
+        {
+            "os": facts.os_id,
+            "os-version": facts.os_version,
+            "libc": facts.libc,
+            "libc-version": facts.libc_version,
+            "cuda": facts.cuda,
+            "users": dict(sorted(facts.users)) or None,
+            "groups": dict(sorted(facts.groups)) or None,
+            "pythons": [
+                {
+                    "path": p.path,
+                    "version": p.version,
+                    "venv": p.venv,
+                    "ensurepip": p.ensurepip,
+                    "found-by": p.found_by,
+                }
+                for p in sorted(facts.pythons, key=lambda p: p.path)
+            ],
+        }
+    )
+
+
+def _choice_to_dict(choice: BaseChoice) -> dict[str, Any]:
+    return _drop_none(
+        {
+            "image": choice.image,
+            "why": choice.why,
+            "instead-of": choice.instead_of,
+            "instead-of-bytes": choice.instead_of_bytes,
+            "cuda-wheel-bytes": choice.cuda_wheel_bytes,
+        }
+    )
+
+
+def _interpreter_to_dict(interpreter: Interpreter) -> dict[str, Any]:
+    return _drop_none(
+        {
+            "source": interpreter.source.value,
+            "path": interpreter.path,
+            "version": interpreter.version,
+            "packages": sorted(interpreter.packages),
+            "url": interpreter.url,
+            "sha256": interpreter.sha256,
+            "size": interpreter.size,
+        }
+    )
 
 
 def dumps(lock: Lockfile) -> str:
@@ -438,7 +499,17 @@ class _LockReader:
         )
 
     def target(self, value: object, path: KeyPath) -> LockedTarget | None:
-        keys = ("id", "platform", "python", "apt-snapshot", "cuda", "base", "apt", "packages")
+        keys = (
+            "id",
+            "platform",
+            "python",
+            "apt-snapshot",
+            "interpreter",
+            "cuda",
+            "base",
+            "apt",
+            "packages",
+        )
         table = self.table(value, path, keys)
         if table is None:
             return None
@@ -452,6 +523,11 @@ class _LockReader:
                 self.check.add((*path, "platform"), f"{exc}.")
         cuda = self.cuda(table["cuda"], (*path, "cuda")) if "cuda" in table else None
         base = self.base(table["base"], (*path, "base")) if "base" in table else None
+        interpreter = (
+            self.interpreter(table["interpreter"], (*path, "interpreter"))
+            if "interpreter" in table
+            else None
+        )
         apt = [a for p, v in self.rows(table, path, "apt") if (a := self.apt(v, p))]
         packages = [q for p, v in self.rows(table, path, "packages") if (q := self.package(v, p))]
         snapshot = self.optional(table, path, "apt-snapshot", grammar.deb_snapshot)
@@ -461,6 +537,7 @@ class _LockReader:
             id=target_id,
             platform=platform,
             python=python,
+            interpreter=interpreter,
             cuda=cuda,
             base=base,
             apt_snapshot=snapshot,
@@ -517,11 +594,16 @@ class _LockReader:
             "user",
             "env",
             "labels",
+            "size",
+            "facts",
+            "choice",
         )
         table = self.table(value, path, keys)
         if table is None:
             return None
         ref = self.required(table, path, "ref", _image_ref)
+        facts = self.facts(table["facts"], (*path, "facts")) if "facts" in table else None
+        choice = self.choice(table["choice"], (*path, "choice")) if "choice" in table else None
         manifest = self.required(table, path, "manifest-digest", grammar.sha256_digest)
         base = LockedBase(
             ref=ref or "",
@@ -532,8 +614,89 @@ class _LockReader:
             user=self.optional(table, path, "user", grammar.label_text),
             env=self.str_pairs(table, path, "env", _config_key, grammar.argument),
             labels=self.str_pairs(table, path, "labels", _config_key, grammar.argument),
+            size=self.integer(table, path, "size", required=False),
+            facts=facts,
+            choice=choice,
         )
         return None if ref is None or manifest is None else base
+
+    def facts(self, value: object, path: KeyPath) -> BaseFacts | None:
+        keys = ("os", "os-version", "libc", "libc-version", "cuda", "users", "groups", "pythons")
+        table = self.table(value, path, keys)
+        if table is None:
+            return None
+        pythons = [p for q, v in self.rows(table, path, "pythons") if (p := self.base_python(v, q))]
+        return BaseFacts(
+            os_id=self.optional(table, path, "os", grammar.os_release_id),
+            os_version=self.optional(table, path, "os-version", grammar.os_release_id),
+            libc=self.optional(table, path, "libc", _libc),
+            libc_version=self.optional(table, path, "libc-version", grammar.dotted_version),
+            cuda=self.optional(table, path, "cuda", grammar.dotted_version),
+            pythons=tuple(pythons),
+            users=self.str_pairs(table, path, "users", grammar.account_name, grammar.uid_gid),
+            groups=self.str_pairs(table, path, "groups", grammar.account_name, grammar.numeric_id),
+        )
+
+    def base_python(self, value: object, path: KeyPath) -> BasePython | None:
+        table = self.table(value, path, ("path", "version", "venv", "ensurepip", "found-by"))
+        if table is None:
+            return None
+        where = self.required(table, path, "path", grammar.absolute_path)
+        version = self.required(table, path, "version", grammar.python_version)
+        found_by = self.required(table, path, "found-by", grammar.label_text)
+        venv = self.check.boolean(table, path, "venv")
+        ensurepip = self.check.boolean(table, path, "ensurepip")
+        if where is None or version is None or found_by is None:
+            return None
+        return BasePython(
+            path=where,
+            version=version,
+            venv=bool(venv),
+            ensurepip=bool(ensurepip),
+            found_by=found_by,
+        )
+
+    def choice(self, value: object, path: KeyPath) -> BaseChoice | None:
+        keys = ("image", "why", "instead-of", "instead-of-bytes", "cuda-wheel-bytes")
+        table = self.table(value, path, keys)
+        if table is None:
+            return None
+        image = self.required(table, path, "image", grammar.label_text)
+        why = self.required(table, path, "why", _long_text)
+        if image is None or why is None:
+            return None
+        return BaseChoice(
+            image=image,
+            why=why,
+            instead_of=self.optional(table, path, "instead-of", _image_ref),
+            instead_of_bytes=self.integer(table, path, "instead-of-bytes", required=False),
+            cuda_wheel_bytes=self.integer(table, path, "cuda-wheel-bytes", required=False),
+        )
+
+    def interpreter(self, value: object, path: KeyPath) -> Interpreter | None:
+        keys = ("source", "path", "version", "packages", "url", "sha256", "size")
+        table = self.table(value, path, keys)
+        if table is None:
+            return None
+        source = self.required(table, path, "source", _interpreter_source)
+        where = self.required(table, path, "path", grammar.absolute_path)
+        version = self.required(table, path, "version", grammar.python_version)
+        url = self.optional(table, path, "url", grammar.http_url)
+        sha = self.optional(table, path, "sha256", grammar.sha256_hex)
+        if source == InterpreterSource.STANDALONE and (url is None or sha is None):
+            self.check.add(path, "a standalone interpreter needs its url and sha256.")
+            return None
+        if source is None or where is None or version is None:
+            return None
+        return Interpreter(
+            source=InterpreterSource(source),
+            path=where,
+            version=version,
+            packages=self.str_list(table, path, "packages", grammar.deb_name),
+            url=url,
+            sha256=sha,
+            size=self.integer(table, path, "size", required=False),
+        )
 
     def apt(self, value: object, path: KeyPath) -> AptPackage | None:
         keys = ("name", "version", "architecture", "sha256", "size", "url")
@@ -595,6 +758,26 @@ def _section_name(text: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,63}", text, re.ASCII):
         raise ValueError(f"{show(text)} is not a spec section name")
     return text
+
+
+def _libc(text: str) -> str:
+    if text not in ("glibc", "musl"):
+        raise ValueError(f'{show(text)} is not a C library ("glibc" or "musl")')
+    return text
+
+
+def _interpreter_source(text: str) -> str:
+    if text not in {s.value for s in InterpreterSource}:
+        raise ValueError(f'{show(text)} is not an interpreter source ("base", "apt", "standalone")')
+    return text
+
+
+def facts_from_dict(data: object, *, source: str) -> BaseFacts | None:
+    """Base facts in the lock's form (`facts_to_dict`), read back from a cache: validated
+    like the lock's; None when anything in them is malformed."""
+    reader = _LockReader(Checker(file=source), lenient=False)
+    facts = reader.facts(data, ())
+    return None if reader.check.problems else facts
 
 
 def _compat(text: str) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from reprolock.model import Platform
 
-LOCK_VERSION = "1.1"
+LOCK_VERSION = "1.2"
 INTEGRITY_SINCE = (1, 1)  # locks of this version and newer carry [integrity] digests
 
 
@@ -38,6 +39,52 @@ class AptPackage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BasePython:
+    """A CPython interpreter found in the base image's filesystem (never run)."""
+
+    path: str  # "/usr/bin/python3.11", as found on the PATH or in a standard folder
+    version: str  # "3.11.2"; "3.11" when nothing in the image tells the micro version
+    venv: bool  # the stdlib has ``venv``
+    ensurepip: bool  # ``ensurepip`` and a pip wheel for it: ``python -m venv`` seeds pip
+    found_by: str  # where the version came from: "dpkg python3.11-minimal 3.11.2-6", …
+
+    @property
+    def usable(self) -> bool:
+        """``python -m venv`` works and gives the venv pip (what the Dockerfile needs)."""
+        return self.venv and self.ensurepip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BaseFacts:
+    """What the lock relies on from the base image's contents, read at lock time."""
+
+    os_id: str | None = None  # "debian", "ubuntu", "alpine" (os-release ID)
+    os_version: str | None = None  # "12", "22.04" (VERSION_ID)
+    libc: str | None = None  # "glibc" or "musl"; None when neither was found
+    libc_version: str | None = None  # "2.36" (glibc), "1.2.5" (musl)
+    cuda: str | None = None  # the CUDA toolkit in the base (CUDA_VERSION, version.json, dpkg)
+    pythons: tuple[BasePython, ...] = ()
+    users: tuple[tuple[str, str], ...] = ()  # (name, "uid:gid") from /etc/passwd
+    groups: tuple[tuple[str, str], ...] = ()  # (name, "gid") from /etc/group
+
+    def python(self, feature: str) -> BasePython | None:
+        """The interpreter of feature release ``feature`` ("3.11"), usable ones first."""
+        found = [p for p in self.pythons if p.version.split(".")[:2] == feature.split(".")]
+        return next((p for p in found if p.usable), found[0] if found else None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BaseChoice:
+    """Why the base is this image, when reprolock chose it (``[base] image``)."""
+
+    image: str  # what the spec asked for: "auto", "python", "nvidia/cuda"
+    why: str  # one line: "every CUDA library comes from wheels (…)"
+    instead_of: str | None = None  # the image the other choice would have been
+    instead_of_bytes: int | None = None  # its compressed layer bytes beyond its OS layer
+    cuda_wheel_bytes: int | None = None  # the CUDA libraries the wheels bring (sizes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LockedBase:
     """The base image pinned by digest, with the config facts later stages need."""
 
@@ -49,6 +96,9 @@ class LockedBase:
     env: tuple[tuple[str, str], ...] = ()
     user: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
+    size: int | None = None  # compressed bytes of its layers (the manifest's sizes)
+    facts: BaseFacts | None = None  # read from its filesystem (lock-version 1.2)
+    choice: BaseChoice | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,11 +143,31 @@ class LockedImage:
     healthcheck: LockedHealthcheck | None = None
 
 
+class InterpreterSource(StrEnum):
+    BASE = "base"  # the base image's own interpreter
+    APT = "apt"  # the distribution's python3.X and python3.X-venv, in the apt closure
+    STANDALONE = "standalone"  # a python-build-standalone install_only tarball
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Interpreter:
+    """The CPython the venv is created with, and where it comes from."""
+
+    source: InterpreterSource
+    path: str  # the interpreter the build runs: "/usr/bin/python3.11"
+    version: str  # its exact version: "3.11.2"
+    packages: tuple[str, ...] = ()  # apt: the packages that bring it
+    url: str | None = None  # standalone: the tarball
+    sha256: str | None = None
+    size: int | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LockedTarget:
     id: str
     platform: Platform
     python: str
+    interpreter: Interpreter | None = None  # absent: no venv, or a lock before 1.2
     cuda: CudaStack | None = None
     base: LockedBase | None = None
     apt_snapshot: str | None = None

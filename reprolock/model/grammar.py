@@ -212,9 +212,41 @@ def target_id(text: str) -> str:
 
 
 def python_version(text: str) -> str:
-    """A CPython version, ``X.Y`` or ``X.Y.Z``."""
-    if not _full(r"[0-9]{1,3}\.[0-9]{1,3}(\.[0-9]{1,3})?").fullmatch(text):
+    """A CPython version, ``X.Y`` or ``X.Y.Z``, or a release candidate ``X.Y.ZrcN``
+    (also ``aN``/``bN``: a distribution's pre-release interpreter, when the spec asks)."""
+    if not _full(r"[0-9]{1,3}\.[0-9]{1,3}(\.[0-9]{1,3}((a|b|rc)[0-9]{1,3})?)?").fullmatch(text):
         raise ValueError(f'{show(text)} is not a Python version (like "3.11" or "3.11.2")')
+    return text
+
+
+def os_release_id(text: str) -> str:
+    """An os-release ``ID`` or ``VERSION_ID``: ``debian``, ``12``, ``22.04``, ``3.20.3``."""
+    if not _full(r"[A-Za-z0-9][A-Za-z0-9._~+-]{0,63}").fullmatch(text):
+        raise ValueError(
+            f'{show(text)} is not an os-release ID or VERSION_ID (like "debian" or "22.04")'
+        )
+    return text
+
+
+def account_name(text: str) -> str:
+    """A user or group name of an image's /etc/passwd or /etc/group, as reprolock records
+    it: letters, digits and ``. _ -``, not starting with ``-`` (at most 32)."""
+    if not _full(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}").fullmatch(text):
+        raise ValueError(f"{show(text)} is not a user or group name")
+    return text
+
+
+def uid_gid(text: str) -> str:
+    """``uid:gid``, two decimal ids (``1000:1000``)."""
+    if not _full(r"[0-9]{1,10}:[0-9]{1,10}").fullmatch(text):
+        raise ValueError(f'{show(text)} is not "uid:gid" (like "1000:1000")')
+    return text
+
+
+def numeric_id(text: str) -> str:
+    """A decimal uid or gid."""
+    if not _full(r"[0-9]{1,10}").fullmatch(text):
+        raise ValueError(f"{show(text)} is not a numeric id")
     return text
 
 

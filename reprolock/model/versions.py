@@ -68,11 +68,16 @@ class CudaVersion:
         return ".".join(str(p) for p in self.parts)
 
 
+_PRE = re.compile(r"^(\d+\.\d+\.\d+)((?:a|b|rc)\d+)$")
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class PythonVersion:
-    """The target CPython: ``3.11`` (feature release) or ``3.11.2`` (exact)."""
+    """The target CPython: ``3.11`` (feature release) or ``3.11.2`` (exact); an exact
+    interpreter may be a pre-release (``3.11.0rc1``: a distribution's, when asked for)."""
 
     parts: tuple[int, ...]
+    pre: str = ""  # "rc1", "b2": only for an interpreter found to be a pre-release
 
     @classmethod
     def parse(cls, text: str) -> PythonVersion:
@@ -84,6 +89,14 @@ class PythonVersion:
             )
         return cls(parts)
 
+    @classmethod
+    def parse_exact(cls, text: str) -> PythonVersion:
+        """An interpreter's version: as `parse`, or ``X.Y.Z`` with ``aN``/``bN``/``rcN``."""
+        found = _PRE.match(text.strip())
+        if found is None:
+            return cls.parse(text)
+        return cls(cls.parse(found.group(1)).parts, found.group(2))
+
     @property
     def feature(self) -> str:
         """``3.11`` for both ``3.11`` and ``3.11.2``."""
@@ -93,7 +106,7 @@ class PythonVersion:
     def full(self) -> str:
         """The full version; ``X.Y.0`` when only ``X.Y`` is known (as uv assumes)."""
         parts = (*self.parts, 0) if len(self.parts) == 2 else self.parts
-        return ".".join(str(p) for p in parts)
+        return ".".join(str(p) for p in parts) + self.pre
 
     def __str__(self) -> str:
-        return ".".join(str(p) for p in self.parts)
+        return ".".join(str(p) for p in self.parts) + self.pre
