@@ -10,6 +10,7 @@ from reprolock.compat.cuda import CudaTable
 from reprolock.compat.frameworks import JaxTable, TensorflowTable, TorchTable
 from reprolock.compat.gpus import GpuTable
 from reprolock.compat.images import CudnnTable, ImageCatalog
+from reprolock.compat.python_images import PythonCatalog
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,6 +25,7 @@ class Matrices:
     jax: JaxTable
     cudnn: CudnnTable
     images: ImageCatalog
+    python: PythonCatalog
 
 
 def load_matrices(read: Callable[[str], str]) -> Matrices:
@@ -42,4 +44,5 @@ def load_matrices(read: Callable[[str], str]) -> Matrices:
         jax=JaxTable.from_dict(table("jax.toml")),
         cudnn=CudnnTable.from_dict(table("cudnn.toml")),
         images=ImageCatalog.from_dict(table("images.toml")),
+        python=PythonCatalog.from_dict(table("python.toml")),
     )

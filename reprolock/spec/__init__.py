@@ -10,10 +10,12 @@ from reprolock.spec.model import (
     Healthcheck,
     ImageSpec,
     IndexSpec,
+    InterpreterPolicy,
     PrereleasePolicy,
     PythonSpec,
     RegistrySpec,
     Spec,
+    StandaloneSpec,
 )
 from reprolock.spec.normalize import content_hash, normalized_sections
 from reprolock.spec.parse import parse_spec
@@ -28,10 +30,12 @@ __all__ = [
     "Healthcheck",
     "ImageSpec",
     "IndexSpec",
+    "InterpreterPolicy",
     "PrereleasePolicy",
     "PythonSpec",
     "RegistrySpec",
     "Spec",
+    "StandaloneSpec",
     "content_hash",
     "normalized_sections",
     "parse_spec",

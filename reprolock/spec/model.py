@@ -29,6 +29,23 @@ class PrereleasePolicy(StrEnum):
     IF_NECESSARY_OR_EXPLICIT = "if-necessary-or-explicit"
 
 
+class InterpreterPolicy(StrEnum):
+    """Where the CPython of the venv comes from (``[python] interpreter``)."""
+
+    AUTO = "auto"  # the base's, else the distribution's package, else a standalone build
+    BASE = "base"  # the base image's own interpreter
+    APT = "apt"  # python3.X and python3.X-venv from the base distribution's archive
+    STANDALONE = "standalone"  # a python-build-standalone install_only tarball
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StandaloneSpec:
+    """Where python-build-standalone builds are fetched from."""
+
+    release: str  # a release tag, "20241016"
+    url: str | None = None  # the folder of releases (a mirror); default: the project's own
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Environment:
     name: str
@@ -82,6 +99,9 @@ class PythonSpec:
     prerelease: PrereleasePolicy
     allow_unhashed: tuple[str, ...] = ()
     pytorch_index: str | None = None  # where the PyTorch variant indexes live (cu124/, cpu/)
+    interpreter: InterpreterPolicy = InterpreterPolicy.AUTO
+    interpreter_prerelease: bool = False  # accept a distribution's release candidate
+    standalone: StandaloneSpec | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

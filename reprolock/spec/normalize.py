@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from reprolock.spec.model import Spec
+from reprolock.spec.model import InterpreterPolicy, PythonSpec, Spec
 
 
 def _requirement_key(text: str) -> str:
@@ -58,6 +58,8 @@ def normalized_sections(spec: Spec) -> dict[str, Any]:
             "prerelease": py.prerelease.value,
             "allow-unhashed": list(py.allow_unhashed),
             "pytorch-index": py.pytorch_index,
+            # the interpreter keys enter only when set: locks of specs without them stay fresh
+            **_interpreter(py),
         },
         "apt": None
         if apt is None
@@ -92,6 +94,17 @@ def normalized_sections(spec: Spec) -> dict[str, Any]:
             "insecure": list(spec.registry.insecure),
         },
     }
+
+
+def _interpreter(py: PythonSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if py.interpreter != InterpreterPolicy.AUTO:
+        out["interpreter"] = py.interpreter.value
+    if py.interpreter_prerelease:
+        out["interpreter-prerelease"] = True
+    if py.standalone is not None:
+        out["standalone"] = {"release": py.standalone.release, "url": py.standalone.url}
+    return out
 
 
 def content_hash(value: object) -> str:

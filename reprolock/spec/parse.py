@@ -40,10 +40,12 @@ from reprolock.spec.model import (
     Healthcheck,
     ImageSpec,
     IndexSpec,
+    InterpreterPolicy,
     PrereleasePolicy,
     PythonSpec,
     RegistrySpec,
     Spec,
+    StandaloneSpec,
 )
 
 ReadFile = Callable[[str], str]
@@ -60,6 +62,7 @@ _SECTIONS = ("environment", "gpu", "base", "python", "apt", "image", "registry")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}", re.ASCII)
 _FLAVORS = ("base", "runtime", "devel", "cudnn-runtime", "cudnn-devel", "slim")
 _OS = re.compile(r"[a-z]{1,32}[0-9.]{0,16}", re.ASCII)
+_RELEASE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}", re.ASCII)
 _VERSIONISH = re.compile(r"\d+(\.\d+)*(\.\*)?", re.ASCII)
 ECHOED_LINES = 3  # bad lines of a requirements file repeated in messages; then a count
 
@@ -377,6 +380,9 @@ class _SpecReader:
             "prerelease",
             "allow-unhashed",
             "pytorch-index",
+            "interpreter",
+            "interpreter-prerelease",
+            "standalone",
         )
         table = c.table(value, path, keys)
         if table is None:
@@ -433,6 +439,28 @@ class _SpecReader:
             'Write the folder that holds the variant indexes, like "https://download.pytorch.org/whl".',
         ):
             pytorch_index = None
+        interpreter = InterpreterPolicy.AUTO
+        if (policy := c.string(table, path, "interpreter")) is not None:
+            try:
+                interpreter = InterpreterPolicy(policy)
+            except ValueError:
+                c.add(
+                    (*path, "interpreter"),
+                    f"{show(policy)} is not an interpreter policy.",
+                    f"Use one of {', '.join(p.value for p in InterpreterPolicy)}.",
+                )
+        standalone = (
+            self.standalone(table["standalone"], (*path, "standalone"))
+            if "standalone" in table
+            else None
+        )
+        if interpreter == InterpreterPolicy.STANDALONE and "standalone" not in table:
+            c.add(
+                (*path, "interpreter"),
+                'is "standalone", but no [python.standalone] says where builds come from.',
+                'Add [python.standalone] release = "20241016" (a python-build-standalone '
+                "release; url = for a mirror).",
+            )
         return PythonSpec(
             requirements=tuple(requirements),
             requirements_files=tuple(name for _, name in files),
@@ -442,7 +470,43 @@ class _SpecReader:
             prerelease=prerelease,
             allow_unhashed=tuple(sorted({canonicalize_name(n) for _, n in unhashed})),
             pytorch_index=pytorch_index.rstrip("/") if pytorch_index else None,
+            interpreter=interpreter,
+            interpreter_prerelease=c.boolean(table, path, "interpreter-prerelease") or False,
+            standalone=standalone,
         )
+
+    def standalone(self, value: object, path: KeyPath) -> StandaloneSpec | None:
+        c = self.check
+        table = c.table(value, path, ("release", "url"))
+        if table is None:
+            return None
+        release = c.string(table, path, "release")
+        if release is None:
+            if "release" not in table:
+                c.add(
+                    (*path, "release"),
+                    "is missing.",
+                    'Name the python-build-standalone release, e.g. release = "20241016".',
+                )
+        elif not _RELEASE.fullmatch(release):
+            c.add(
+                (*path, "release"),
+                f"{show(release)} is not a release tag.",
+                'Write it as the project tags releases, e.g. "20241016".',
+            )
+            release = None
+        url = c.string(table, path, "url")
+        if url is not None and not self.url(
+            (*path, "url"),
+            url,
+            grammar.http_url,
+            "Give the folder that holds the releases (<url>/<release>/SHA256SUMS), e.g. "
+            '"https://github.com/astral-sh/python-build-standalone/releases/download".',
+        ):
+            url = None
+        if release is None:
+            return None
+        return StandaloneSpec(release=release, url=url.rstrip("/") if url else None)
 
     def url(self, path: KeyPath, url: str, grammar_of: Callable[[str], str], hint: str) -> bool:
         """Whether ``url`` is a URL of ``grammar_of`` that sends no credentials in clear."""
