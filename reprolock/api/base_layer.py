@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from reprolock.api.network import NetOptions
 from reprolock.errors import SourceError
 from reprolock.lock import LockedBase, LockedTarget
-from reprolock.model import Platform, PythonVersion
+from reprolock.model import ImageRef, Platform
 from reprolock.net.session import new_session
 from reprolock.registry import CredentialStore, PinnedImage, RegistryClient, RegistryOptions
 from reprolock.spec import Spec
-
-_PYTHON_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 
 
 def registry_client(net: NetOptions, options: RegistryOptions) -> RegistryClient:
@@ -42,6 +39,7 @@ def locked_base(pinned: PinnedImage) -> LockedBase:
         env=config.env,
         user=config.user,
         labels=config.labels,
+        size=min(sum(layer.size for layer in pinned.manifest.layers), (1 << 63) - 1),
     )
 
 
@@ -79,13 +77,16 @@ def pin_bases(
     return out
 
 
-def python_from_base(base: LockedBase | None, wanted: PythonVersion) -> PythonVersion | None:
-    """The exact interpreter version the base image declares (``PYTHON_VERSION`` in the
-    official python images), when it is the wanted feature release."""
-    if base is None:
+def measure_beyond_os(
+    spec: Spec, net: NetOptions, ref: ImageRef, *, platform: Platform
+) -> int | None:
+    """The compressed bytes of an image's layers above its first (the OS layer an
+    ``nvidia/cuda`` image starts FROM): what choosing another base avoids.  Best effort,
+    for ``explain``: None offline or when the registry cannot tell."""
+    if net.config.offline:
         return None
-    value = dict(base.env).get("PYTHON_VERSION", "")
-    if not _PYTHON_VERSION.match(value):
+    try:
+        pinned = registry_client(net, spec_registry_options(spec)).resolve(ref, platform)
+    except SourceError:
         return None
-    found = PythonVersion.parse(value)
-    return found if found.feature == wanted.feature else None
+    return min(sum(layer.size for layer in pinned.manifest.layers[1:]), (1 << 63) - 1)

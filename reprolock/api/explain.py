@@ -8,7 +8,6 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from reprolock.api.apt_layer import AptResult
-from reprolock.api.base_layer import python_from_base
 from reprolock.api.network import NetOptions
 from reprolock.api.project import (
     default_lock_path,
@@ -18,6 +17,7 @@ from reprolock.api.project import (
     shipped_matrices,
 )
 from reprolock.api.python_layer import (
+    locked_pythons,
     open_router,
     preferred_pins,
     target_id,
@@ -55,12 +55,10 @@ def explain_package(
     previous = {}
     if lock_file.exists():
         previous = {t.id: t for t in read_lock(lock_file)[0].targets}
-    pythons = {
-        t.platform: v
-        for t in previous.values()
-        if (v := python_from_base(t.base, spec.environment.python)) is not None
-    }
-    targets = [t for t in targets_of(spec, pythons) if target is None or target_id(t) == target]
+    pythons, facts = locked_pythons(spec, previous.values())
+    targets = [
+        t for t in targets_of(spec, pythons, facts) if target is None or target_id(t) == target
+    ]
     if not targets:
         ids = ", ".join(target_id(t) for t in targets_of(spec))
         raise InputError(f'the spec has no target "{target}".', hint=f"Targets: {ids}.")
@@ -71,7 +69,7 @@ def explain_package(
     for python_target in targets:
         tid = target_id(python_target)
         plan = plan_target(spec, tid, python_target, bases.get(python_target.platform), matrices)
-        with open_router(spec, net, plan.routes) as (router, _indexes):
+        with open_router(spec, net, plan.routes, [python_target]) as (router, _indexes):
             fetcher = Fetcher(router)
             try:
                 finder = Finder(
@@ -138,12 +136,10 @@ def explain_stack(
     previous: dict[str, LockedTarget] = {}
     if lock_file.exists():
         previous = {t.id: t for t in read_lock(lock_file)[0].targets}
-    pythons = {
-        t.platform: v
-        for t in previous.values()
-        if (v := python_from_base(t.base, spec.environment.python)) is not None
-    }
-    targets = [t for t in targets_of(spec, pythons) if target is None or target_id(t) == target]
+    pythons, facts = locked_pythons(spec, previous.values())
+    targets = [
+        t for t in targets_of(spec, pythons, facts) if target is None or target_id(t) == target
+    ]
     matrices = shipped_matrices()
     out = []
     for python_target in targets:
@@ -179,8 +175,6 @@ def explain_apt(
 
     spec_file = find_spec(spec_path, cwd)
     spec = load_spec(spec_file)
-    if spec.apt is None or not spec.apt.packages:
-        raise InputError(f"{spec_file}: has no [apt] packages, so no apt package to explain.")
     lock_file = default_lock_path(spec_file)
     if not lock_file.exists():
         raise InputError(
@@ -190,8 +184,14 @@ def explain_apt(
     locked = [t for t in read_lock(lock_file)[0].targets if target is None or t.id == target]
     if not locked:
         raise InputError(f'the lock has no target "{target}".')
+    # an interpreter from the distribution's archive is part of the closure
+    extra = {t.platform: t.interpreter.packages for t in locked if t.interpreter is not None}
+    if (spec.apt is None or not spec.apt.packages) and not any(extra.values()):
+        raise InputError(f"{spec_file}: has no [apt] packages, so no apt package to explain.")
     bases = {t.platform: t.base for t in locked if t.base is not None}
-    results = lock_apt(spec, spec_file.parent, bases, net, {t.platform: t.id for t in locked})
+    results = lock_apt(
+        spec, spec_file.parent, bases, net, {t.platform: t.id for t in locked}, extra
+    )
     out = []
     for t in locked:
         result = results.get(t.platform)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,8 +15,11 @@ from reprolock.api.network import NetOptions
 
 if TYPE_CHECKING:
     from reprolock.api.python_layer import Observer
+    from reprolock.model import ImageRef
     from reprolock.resolve.python.resolve import PythonResolution
     from reprolock.resolve.python.target import PythonTarget
+    from reprolock.spec import Spec
+    from reprolock.stack.base import BaseChoice as StackChoice
 from reprolock.api.project import (
     EditedLock,
     default_lock_path,
@@ -25,9 +29,21 @@ from reprolock.api.project import (
     write_lock,
 )
 from reprolock.errors import InputError
-from reprolock.lock import Decoded, LockedTarget, Lockfile, dumps, inputs_of, loads, new_lockfile
+from reprolock.lock import (
+    BaseChoice,
+    Decoded,
+    LockedTarget,
+    Lockfile,
+    PythonPackage,
+    dumps,
+    inputs_of,
+    loads,
+    new_lockfile,
+)
 from reprolock.lock.freshness import locked_image
 from reprolock.lock.io import read_text
+from reprolock.model import PythonVersion
+from reprolock.resolve.python.target import DEFAULT_GLIBC
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,8 +143,8 @@ def lock(
             up_to_date=True,
         )
     # Imported here: the fast path above needs neither the resolver nor the HTTP stack.
-    from reprolock.api.apt_layer import lock_apt  # noqa: PLC0415
-    from reprolock.api.base_layer import pin_bases, python_from_base  # noqa: PLC0415
+    from reprolock.api.base_layer import measure_beyond_os, pin_bases  # noqa: PLC0415
+    from reprolock.api.interpreter_layer import provide  # noqa: PLC0415
     from reprolock.api.python_layer import (  # noqa: PLC0415
         locked_packages,
         resolve_targets,
@@ -147,24 +163,34 @@ def lock(
     spec, base_choice = with_chosen_base(spec, str(spec_file), matrices)
     if base_choice is not None:
         warnings.append(f"[base]: chose {base_choice.ref.familiar}: {base_choice.why}")
-    bases = pin_bases(
-        spec, net, previous={t.platform: t for t in previous.values()}, refresh=refresh_base
-    )
+    by_platform = {t.platform: t for t in previous.values()}
+    bases = pin_bases(spec, net, previous=by_platform, refresh=refresh_base)
+    tids = {t.platform: target_id(t) for t in targets_of(spec)}
+    provided = provide(spec, spec_file.parent, bases, net, tids, matrices, by_platform)
     pythons = {
-        p: v
-        for p, b in bases.items()
-        if (v := python_from_base(b, spec.environment.python)) is not None
+        p: PythonVersion.parse_exact(v.interpreter.interpreter.version)
+        for p, v in provided.items()
+        if v.interpreter is not None
     }
-    python_targets = targets_of(spec, pythons)
-    apt_results = lock_apt(
-        spec,
-        spec_file.parent,
-        bases,
-        net,
-        {t.platform: target_id(t) for t in python_targets},
-    )
-    for platform, result in apt_results.items():
-        warnings.extend(f"{target_id_of(python_targets, platform)}: apt: {n}" for n in result.notes)
+    facts = {p: v.facts for p, v in provided.items() if v.facts is not None}
+    python_targets = targets_of(spec, pythons, facts)
+    for platform, found in provided.items():
+        tid = tids[platform]
+        if found.facts is not None and spec.python is not None and found.facts.libc_version is None:
+            warnings.append(
+                f"{tid}: the base's C library version is unknown ({found.facts.libc or 'no libc'}"
+                " found); wheel tags assume glibc "
+                f"{'.'.join(map(str, DEFAULT_GLIBC))}."
+            )
+        if found.interpreter is not None:
+            chosen = found.interpreter.interpreter
+            tried = "".join(f"; {r}" for r in found.interpreter.rejected)
+            warnings.append(
+                f"{tid}: Python {chosen.version} from {chosen.source.value} ({chosen.path}){tried}"
+            )
+        if found.apt is not None:
+            warnings.extend(f"{tid}: apt: {n}" for n in found.apt.notes)
+    apt_results = {p: v.apt for p, v in provided.items() if v.apt is not None}
     plans = plan_targets(spec, [(target_id(t), t) for t in python_targets], bases, matrices)
     for tid, stack_plan in plans.items():
         warnings.extend(f"{tid}: {note}" for note in stack_plan.notes)
@@ -203,11 +229,29 @@ def lock(
                     f"{tid}: [gpu] is set, but no CUDA runtime ended up in the "
                     "target (no CUDA base image, no nvidia-cuda-runtime wheel)"
                 )
+        here = provided.get(target.platform)
+        interpreter = here.interpreter if here is not None else None
+        if base is not None:
+            kept = by_platform.get(target.platform)
+            base = replace(
+                base,
+                facts=(here.facts if here is not None else None) or base.facts,
+                choice=None
+                if base_choice is None
+                else _choice_record(
+                    spec,
+                    base_choice,
+                    packages,
+                    kept.base.choice if kept is not None and kept.base is not None else None,
+                    partial(measure_beyond_os, spec, net, platform=target.platform),
+                ),
+            )
         targets.append(
             LockedTarget(
                 id=tid,
                 platform=target.platform,
                 python=str(target.python),
+                interpreter=None if interpreter is None else interpreter.interpreter,
                 cuda=cuda,
                 base=base,
                 apt_snapshot=spec.apt.snapshot
@@ -239,4 +283,37 @@ def lock(
         resolutions=tuple(resolutions),
         warnings=tuple(warnings),
         base_changes=base_changes,
+    )
+
+
+def _is_cuda_wheel(name: str) -> bool:
+    normalized = canonicalize_name(name)
+    return normalized.startswith(("nvidia-", "cuda-")) or normalized == "cuda-toolkit"
+
+
+def _choice_record(
+    spec: Spec,
+    choice: StackChoice,
+    packages: tuple[PythonPackage, ...],
+    old: BaseChoice | None,
+    measure: Callable[[ImageRef], int | None],
+) -> BaseChoice:
+    """How the base was chosen, with the sizes ``explain`` compares: the CUDA copy the
+    other choice would have added (its layers beyond its OS layer, kept from the previous
+    lock while it names the same image) and the CUDA the wheels bring."""
+    assert spec.base.image is not None
+    instead = choice.instead_of.familiar if choice.instead_of is not None else None
+    instead_bytes = None
+    if choice.instead_of is not None:
+        if old is not None and old.instead_of == instead and old.instead_of_bytes is not None:
+            instead_bytes = old.instead_of_bytes
+        else:
+            instead_bytes = measure(choice.instead_of)
+    cuda_bytes = sum(w.size or 0 for p in packages if _is_cuda_wheel(p.name) for w in p.wheels)
+    return BaseChoice(
+        image=spec.base.image,
+        why=choice.why,
+        instead_of=instead,
+        instead_of_bytes=instead_bytes,
+        cuda_wheel_bytes=cuda_bytes or None,
     )

@@ -245,6 +245,10 @@ def check(
             hint="Run `reprolock lock` to regenerate it with integrity digests, then commit it.",
         )
     lock = decoded.lock
+    # Refused before staleness: relocking cannot help a base without a usable interpreter.
+    from reprolock.api.interpreter_layer import check_locked  # noqa: PLC0415
+
+    check_locked(spec, lock.targets, shipped_matrices())
     warnings = [*decoded.warnings, *stack]
     reasons = stale_reasons(lock, inputs_of(spec, shipped_matrices().version))
     result = CheckResult(

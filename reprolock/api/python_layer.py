@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -11,7 +11,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from reprolock.api.network import NetOptions, credential_key, with_credentials
-from reprolock.lock import LockedTarget, PythonPackage, Wheel
+from reprolock.lock import BaseFacts, LockedTarget, PythonPackage, Wheel
 from reprolock.model import Platform, PythonVersion
 from reprolock.net.cache import Cache
 from reprolock.net.session import new_session
@@ -20,7 +20,7 @@ from reprolock.resolve.python.http_index import PAGE_TTL, HttpIndex, strip_crede
 from reprolock.resolve.python.provider import Patches
 from reprolock.resolve.python.resolve import PythonResolution, resolve_python
 from reprolock.resolve.python.routing import IndexRouter, RoutedIndex
-from reprolock.resolve.python.target import PythonTarget, wheel_filter
+from reprolock.resolve.python.target import PythonTarget, libc_of, wheel_filter
 from reprolock.spec import Spec
 from reprolock.stack.plan import Route, StackPlan
 
@@ -48,26 +48,53 @@ def target_id(target: PythonTarget) -> str:
 def targets_of(
     spec: Spec,
     pythons: Mapping[Platform, PythonVersion] | None = None,
+    facts: Mapping[Platform, BaseFacts] | None = None,
 ) -> list[PythonTarget]:
-    """One target per platform; ``pythons`` gives a more exact interpreter version per
-    platform when the base image tells it (``3.11`` → ``3.11.2``)."""
+    """One target per platform; ``pythons`` gives the exact interpreter version per
+    platform when it is known (``3.11`` → ``3.11.2``), ``facts`` the base image's C library
+    (its wheel tags: ``manylinux_2_36`` on bookworm, musllinux on musl)."""
     env = spec.environment
-    return [
-        PythonTarget(python=(pythons or {}).get(p, env.python), platform=p) for p in env.platforms
-    ]
+    out = []
+    for p in env.platforms:
+        found = (facts or {}).get(p)
+        libc = libc_of(found.libc, found.libc_version) if found is not None else {}
+        out.append(PythonTarget(python=(pythons or {}).get(p, env.python), platform=p, **libc))
+    return out
+
+
+def locked_pythons(
+    spec: Spec, targets: Iterable[LockedTarget]
+) -> tuple[dict[Platform, PythonVersion], dict[Platform, BaseFacts]]:
+    """The interpreter versions and base facts a lock already records, per platform (for
+    commands that resolve again offline-first: explain)."""
+    pythons: dict[Platform, PythonVersion] = {}
+    facts: dict[Platform, BaseFacts] = {}
+    for t in targets:
+        if t.base is not None and t.base.facts is not None:
+            facts[t.platform] = t.base.facts
+        version = t.interpreter.version if t.interpreter is not None else None
+        with contextlib.suppress(ValueError):
+            if version is not None:
+                found = PythonVersion.parse_exact(version)
+                if found.feature == spec.environment.python.feature:
+                    pythons[t.platform] = found
+    return pythons, facts
 
 
 @contextlib.contextmanager
 def open_router(
-    spec: Spec, net: NetOptions, routes: Sequence[Route] = ()
+    spec: Spec,
+    net: NetOptions,
+    routes: Sequence[Route] = (),
+    targets: Sequence[PythonTarget] = (),
 ) -> Iterator[tuple[IndexRouter, list[HttpIndex]]]:
     """The spec's indexes (PyPI unless another is the default), and the routes the stack
     solver adds (torch to its variant index), behind one router.
 
-    Pages are parsed for the spec's targets only: wheels none of them can install
-    are kept by name alone.
+    Pages are parsed for ``targets`` only (the spec's, by default): wheels none of them
+    can install are kept by name alone.
     """
-    accept = wheel_filter(targets_of(spec))
+    accept = wheel_filter(targets or targets_of(spec))
     session = new_session(net.config)
     cache = Cache(net.cache_dir)
     indexes: list[HttpIndex] = []
@@ -139,7 +166,7 @@ def resolve_targets(
         groups.setdefault(plan.routes if plan else (), []).append(target)
     for routes, members in groups.items():
         with (
-            open_router(spec, net, routes) as (router, indexes),
+            open_router(spec, net, routes, members) as (router, indexes),
             observer.watch(lambda indexes=indexes: _total(indexes)),  # type: ignore[misc]
         ):
             fetcher = Fetcher(router)

@@ -97,10 +97,19 @@ def plan_targets(
 
 def with_chosen_base(spec: Spec, spec_file: str, m: Matrices) -> tuple[Spec, BaseChoice | None]:
     """The spec with ``[base] ref`` filled in from the catalog when it names only a family
-    (``image = "nvidia/cuda"``), and the choice made; the spec unchanged otherwise."""
+    (``image = "nvidia/cuda"``, ``"python"`` or ``"auto"``), and the choice made; the spec
+    unchanged otherwise."""
     if spec.base.ref is not None or spec.base.image is None:
         return spec, None
     targets = [(target_id(t), t) for t in targets_of(spec)]
     plans = plan_targets(spec, targets, {}, m, base_choosable=True)
-    choice = choose_base(spec.base, list(plans.values()), spec.gpu, m, spec_file=spec_file)
+    choice = choose_base(
+        spec.base,
+        list(plans.values()),
+        spec.gpu,
+        m,
+        spec_file=spec_file,
+        python=spec.environment.python,
+        platforms=spec.environment.platforms,
+    )
     return replace(spec, base=replace(spec.base, ref=choice.ref)), choice

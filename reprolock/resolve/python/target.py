@@ -25,19 +25,25 @@ DEFAULT_GLIBC = (2, 28)
 
 @dataclass(frozen=True, kw_only=True)  # no slots: cached_property needs __dict__
 class PythonTarget:
-    """CPython X.Y[.Z] on a Linux platform with a given glibc."""
+    """CPython X.Y[.Z] on a Linux platform with a given C library: glibc (manylinux wheels)
+    or, when ``musl`` is set, musl (musllinux wheels, never manylinux ones)."""
 
     python: PythonVersion
     platform: Platform
     glibc: tuple[int, int] = DEFAULT_GLIBC
+    musl: tuple[int, int] | None = None
 
     @property
     def full_version(self) -> str:
         return self.python.full
 
     def platform_tags(self) -> list[str]:
-        """``manylinux_2_28_x86_64`` … ``manylinux1_x86_64``, most specific first."""
+        """``manylinux_2_28_x86_64`` … ``manylinux1_x86_64`` (``musllinux_1_2_x86_64`` …
+        ``musllinux_1_0_x86_64`` on musl), most specific first."""
         machine = self.platform.machine
+        if self.musl is not None:
+            major, newest = self.musl
+            return [f"musllinux_{major}_{minor}_{machine}" for minor in range(newest, -1, -1)]
         major, newest = self.glibc
         out: list[str] = []
         for minor in range(newest, 4, -1):
@@ -84,10 +90,24 @@ class PythonTarget:
         }
 
     def __str__(self) -> str:
+        libc = ("musl", self.musl) if self.musl is not None else ("glibc", self.glibc)
         return (
-            f"CPython {self.full_version} on {self.platform} "
-            f"(glibc {self.glibc[0]}.{self.glibc[1]})"
+            f"CPython {self.full_version} on {self.platform} ({libc[0]} {libc[1][0]}.{libc[1][1]})"
         )
+
+
+def libc_of(libc: str | None, version: str | None) -> dict[str, tuple[int, int]]:
+    """`PythonTarget` keyword arguments for a base's C library (``"glibc", "2.36"``); none
+    (the defaults) when it is unknown."""
+    parts = (version or "").split(".")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
+        return {}
+    pair = (int(parts[0]), int(parts[1]))
+    if libc == "glibc":
+        return {"glibc": pair}
+    if libc == "musl":
+        return {"musl": pair}
+    return {}
 
 
 def wheel_filter(targets: Iterable[PythonTarget]) -> Callable[[str], bool]:
