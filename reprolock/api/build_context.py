@@ -2,9 +2,11 @@
 
 ``dockerfile`` writes, beside the lock (or in ``--output``), per target ``Dockerfile`` (or
 ``Dockerfile.<target>`` when the lock has several), ``.dockerignore`` and
-``.reprolock/<target>/requirements.txt`` (+ ``debs/SHA256SUMS``). ``fetch`` downloads every
-locked wheel and ``.deb`` of a target into ``.reprolock/<target>/wheels`` and ``debs``,
-checking each file's sha256 against the lock (air-gapped builds need nothing else).
+``.reprolock/<target>/requirements.txt`` (+ ``debs/SHA256SUMS``, ``python/SHA256SUMS``).
+``fetch`` downloads every locked wheel and ``.deb`` of a target into
+``.reprolock/<target>/wheels`` and ``debs``, and a standalone interpreter's tarball into
+``python/``, checking each file's sha256 against the lock (air-gapped builds need nothing
+else).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from reprolock.emit.dockerfile import (
     dockerignore,
     render,
     requirements,
+    standalone_filename,
+    standalone_sha256sums,
 )
 from reprolock.emit.dockerfile import target_id as checked_id
 from reprolock.errors import InputError, SourceError
@@ -135,6 +139,8 @@ def write_dockerfiles(
         )
         if target.apt:
             files.append((_under(here, "debs", "SHA256SUMS"), debs_sha256sums(target)))
+        if standalone_filename(target) is not None:
+            files.append((_under(here, "python", "SHA256SUMS"), standalone_sha256sums(target)))
     files.append((_under(out_dir, ".dockerignore"), dockerignore(lock.image)))
     return [_write(p, text) for p, text in files]
 
@@ -209,6 +215,18 @@ def fetch(
             )
         if target.apt:
             sums.append((_under(here, "debs", "SHA256SUMS"), debs_sha256sums(target)))
+        tarball = standalone_filename(target)
+        if tarball is not None and target.interpreter is not None:
+            interpreter = target.interpreter
+            jobs.append(
+                _Job(
+                    url=_checked(interpreter.url or "", grammar.http_url, tarball),
+                    sha256=_checked(interpreter.sha256 or "", grammar.sha256_hex, tarball),
+                    size=interpreter.size,
+                    dest=_under(here, "python", tarball),
+                )
+            )
+            sums.append((_under(here, "python", "SHA256SUMS"), standalone_sha256sums(target)))
     context = _under(out_dir, CONTEXT)
     _make_folder(context)
     with _locked(context):

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from reprolock.compat.arches import ArchList
-from reprolock.emit.dockerfile import APP_UID, LABEL_DRIVER, LABEL_LOCK_DIGEST, LABEL_TARGET
+from reprolock.emit.dockerfile import LABEL_DRIVER, LABEL_LOCK_DIGEST, LABEL_TARGET, user_plan
 from reprolock.lock import LockedImage, LockedTarget
 from reprolock.model import ComputeCapability, DriverVersion
 
@@ -169,8 +169,9 @@ def compose(
     """A Compose file with one service running ``image_ref``."""
     settings = image or LockedImage(workdir="/app", user="app")
     spec: Expr = {"image": image_ref}
-    if settings.user != "root":
-        spec["user"] = f"{APP_UID}:{APP_UID}"
+    user = user_plan(settings, target)
+    if user.uid != 0:
+        spec["user"] = user.ids
     if settings.expose:
         spec["ports"] = [
             f"{n}:{n}/{p}" if p != "tcp" else f"{n}:{n}" for n, p in map(_port, settings.expose)
@@ -241,11 +242,12 @@ def deployment(
     affinity = node_affinity(target)
     if affinity is not None:
         pod["affinity"] = {"nodeAffinity": affinity}
-    if settings.user != "root":
+    user = user_plan(settings, target)
+    if user.uid != 0:
         pod["securityContext"] = {
             "runAsNonRoot": True,
-            "runAsUser": APP_UID,
-            "runAsGroup": APP_UID,
+            "runAsUser": user.uid,
+            "runAsGroup": user.gid,
         }
     pod["containers"] = [container]
     annotations = _labels(target, lock_digest)

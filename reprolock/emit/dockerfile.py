@@ -22,17 +22,22 @@ and secret mounts, and no Dockerfile frontend image (no ``# syntax`` line), so i
 
 from __future__ import annotations
 
+import posixpath
+import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from reprolock.emit.quoting import comment, exec_form, quoted, word
 from reprolock.emit.requirements import requirements_txt
+from reprolock.emit.user import UserPlan, plan_user
 from reprolock.errors import InputError
-from reprolock.lock import AptPackage, LockedImage, LockedTarget, Lockfile
+from reprolock.lock import AptPackage, InterpreterSource, LockedImage, LockedTarget, Lockfile
 from reprolock.model import ImageRef, grammar
 
 CONTEXT = ".reprolock"  # the folder in the build context that reprolock writes and fetches
 DEBS = "/tmp/reprolock-debs"  # noqa: S108 (a build-time mount point)  where the fetched .deb files are mounted in the build
-APP_UID = 10001
+PYTHON_MOUNT = "/tmp/reprolock-python"  # noqa: S108 (a build-time mount point)  the fetched standalone tarball
+_TARBALL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,250}\.tar\.gz", re.ASCII)
 LABEL_BASE_NAME = "org.opencontainers.image.base.name"
 LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
 LABEL_LOCK_DIGEST = "dev.reprolock.lock-digest"
@@ -148,30 +153,92 @@ def render(lock: Lockfile, target: LockedTarget, options: DockerfileOptions) -> 
                 "    && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb",
             ]
         )
-    user = word(image.user, grammar.user, "image.user")
-    if user != "root":
-        # ":" separates /etc/passwd fields; the path grammar has none.
+    user = user_plan(image, target)
+    if user.create_user:
+        # ":" separates /etc/passwd fields; the path and user grammars have none.
         home = word(image.workdir, grammar.absolute_path, "image.workdir")
-        out.extend(
-            [
-                "",
-                f"# The non-root user {user} ({APP_UID}), written without needing useradd.",
-                f'RUN echo "{user}:x:{APP_UID}:{APP_UID}::{home}:/usr/sbin/nologin" \\',
-                "    >> /etc/passwd \\",
-                f'    && echo "{user}:x:{APP_UID}:" >> /etc/group',
-            ]
-        )
+        name = word(user.name, grammar.user, "image.user")
+        lines = [
+            "",
+            f"# {_sentence(comment(user.why, 'image.user'))}.",
+            f'RUN echo "{name}:x:{user.uid}:{user.gid}::{home}:/usr/sbin/nologin" \\',
+            "    >> /etc/passwd" + (" \\" if user.create_group else ""),
+        ]
+        if user.create_group:
+            lines.append(f'    && echo "{name}:x:{user.gid}:" >> /etc/group')
+        out.extend(lines)
+    elif user.uid != 0:
+        out.extend(["", f"# {_sentence(comment(user.why, 'image.user'))}: nothing to create."])
     if target.packages:
         stage = system if options.single_stage else "build"
         if not options.single_stage:
             out.extend(["", f"FROM {system} AS build"])
         out.extend(_venv_steps(target, venv, here, options))
         if not options.single_stage:
-            out.extend(["", f"FROM {system} AS runtime", f"COPY --from={stage} {venv} {venv}"])
+            out.extend(["", f"FROM {system} AS runtime"])
+            prefix = standalone_prefix(target)
+            if prefix is not None:
+                out.append(f"COPY --from={stage} {prefix} {prefix}")
+            out.append(f"COPY --from={stage} {venv} {venv}")
     elif not options.single_stage:
         out.extend(["", f"FROM {system} AS runtime"])
-    out.extend(_runtime_steps(target, image, venv, options))
+    out.extend(_runtime_steps(target, image, venv, options, user))
     return "\n".join(out) + "\n"
+
+
+def user_plan(image: LockedImage, target: LockedTarget) -> UserPlan:
+    """How the image's user exists on this target's base (`reprolock.emit.user`)."""
+    name = word(image.user, grammar.user, "image.user")
+    facts = target.base.facts if target.base is not None else None
+    return plan_user(name, facts, where=target_id(target))
+
+
+def standalone_filename(target: LockedTarget) -> str | None:
+    """The file name of a standalone interpreter's tarball (its URL's last part), checked:
+    it names a file of the build context and a word of the Dockerfile."""
+    interpreter = target.interpreter
+    if interpreter is None or interpreter.source != InterpreterSource.STANDALONE:
+        return None
+    url = word(interpreter.url or "", grammar.http_url, f"{target.id}: interpreter.url")
+    return word(unquote(url.rsplit("/", 1)[-1]), _tarball_name, f"{target.id}: interpreter.url")
+
+
+def standalone_prefix(target: LockedTarget) -> str | None:
+    """Where a standalone interpreter lives in the image (``/opt/python``)."""
+    interpreter = target.interpreter
+    if interpreter is None or interpreter.source != InterpreterSource.STANDALONE:
+        return None
+    path = word(interpreter.path, grammar.absolute_path, f"{target.id}: interpreter.path")
+    prefix = posixpath.dirname(posixpath.dirname(path))
+    if posixpath.basename(posixpath.dirname(path)) != "bin" or posixpath.dirname(prefix) == "/":
+        raise InputError(
+            f"{target.id}: interpreter.path {grammar.show(path)} is not "
+            "<root>/<folder>/bin/python3.X.",
+            hint="Regenerate the lock with `reprolock lock`.",
+        )
+    return prefix
+
+
+def standalone_sha256sums(target: LockedTarget) -> str:
+    """``SHA256SUMS`` of the fetched standalone tarball, as mounted in the build."""
+    name = standalone_filename(target)
+    interpreter = target.interpreter
+    if name is None or interpreter is None:
+        return ""
+    sha = word(interpreter.sha256 or "", grammar.sha256_hex, f"{target.id}: interpreter.sha256")
+    return f"{sha}  {PYTHON_MOUNT}/{name}\n"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _tarball_name(text: str) -> str:
+    if not _TARBALL.fullmatch(text):
+        raise ValueError(
+            f"{grammar.show(text)} is not a .tar.gz file name (letters, digits and . _ + -)"
+        )
+    return text
 
 
 def _base_name(target: LockedTarget) -> str:
@@ -196,9 +263,6 @@ def dockerfile_name(lock: Lockfile, target: LockedTarget) -> str:
 def _venv_steps(
     target: LockedTarget, venv: str, here: str, options: DockerfileOptions
 ) -> list[str]:
-    python = word(target.python, grammar.python_version, f"{target.id}: python")
-    major, minor = python.split(".")[:2]
-    feature = f"{major}.{minor}"
     locked = {p.name for p in target.packages}
     seed = [n for n in _VENV_SEED if n not in locked]
     source = (
@@ -206,12 +270,8 @@ def _venv_steps(
         if options.wheelhouse
         else "-r /tmp/reprolock/requirements.txt"
     )
-    steps = [
-        "",
-        f"# The venv: the base image's Python {feature}, the locked wheels only, hash-checked.",
-        f"RUN python3 -c 'import sys; assert sys.version_info[:2] == ({major}, {minor}), "
-        f'"the base image has Python %d.%d, the lock is for {feature}" % sys.version_info[:2]\' \\',
-        f"    && python3 -m venv {venv}",
+    steps = ["", *_interpreter_steps(target, venv, here)]
+    steps += [
         f"RUN --mount=type=bind,source={here},target=/tmp/reprolock \\",
         "    --mount=type=secret,id=ca --mount=type=secret,id=netrc,target=/root/.netrc \\",
         "    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \\",
@@ -225,8 +285,59 @@ def _venv_steps(
     return steps
 
 
+def _interpreter_steps(target: LockedTarget, venv: str, here: str) -> list[str]:
+    """The venv, created with the locked interpreter after checking it is the locked one."""
+    interpreter = target.interpreter
+    if interpreter is None:  # a lock before 1.2: the base image's python3, by feature release
+        python = word(target.python, grammar.python_version, f"{target.id}: python")
+        major, minor = python.split(".")[:2]
+        feature = f"{major}.{minor}"
+        return [
+            f"# The venv: the base image's Python {feature}, the locked wheels only, hash-checked.",
+            f"RUN python3 -c 'import sys; assert sys.version_info[:2] == ({major}, {minor}), "
+            f'"the base image has Python %d.%d, the lock is for {feature}" % '
+            "sys.version_info[:2]' \\",
+            f"    && python3 -m venv {venv}",
+        ]
+    path = word(interpreter.path, grammar.absolute_path, f"{target.id}: interpreter.path")
+    version = word(interpreter.version, grammar.python_version, f"{target.id}: interpreter")
+    exact = version.count(".") == 2
+    found = "platform.python_version()" if exact else '"%d.%d" % sys.version_info[:2]'
+    # path and version hold no quote, $ or space (their grammars): safe in single quotes
+    check = (
+        f"{path} -c 'import platform, sys; v = {found}; "
+        f'sys.exit(None if v == "{version}" else '
+        f'"{path} is Python " + v + ", the lock is for {version}")\''
+    )
+    origin = {
+        InterpreterSource.BASE: "the base image's",
+        InterpreterSource.APT: "the distribution's (installed above)",
+        InterpreterSource.STANDALONE: "a standalone build's",
+    }[interpreter.source]
+    steps = [f"# The venv: {origin} Python {version}, the locked wheels only, hash-checked."]
+    name = standalone_filename(target)
+    prefix = standalone_prefix(target)
+    if name is not None and prefix is not None:
+        steps += [
+            f"RUN --mount=type=bind,source={here}/python,target={PYTHON_MOUNT} \\",
+            f"    sha256sum --check --strict --quiet {PYTHON_MOUNT}/SHA256SUMS \\",
+            f"    && mkdir -p {posixpath.dirname(prefix)} \\",
+            f"    && tar -xzf {PYTHON_MOUNT}/{name} -C {posixpath.dirname(prefix)} "
+            "--no-same-owner \\",
+            f"    && {check} \\",
+        ]
+    else:
+        steps.append(f"RUN {check} \\")
+    steps.append(f"    && {path} -m venv {venv}")
+    return steps
+
+
 def _runtime_steps(
-    target: LockedTarget, image: LockedImage, venv: str, options: DockerfileOptions
+    target: LockedTarget,
+    image: LockedImage,
+    venv: str,
+    options: DockerfileOptions,
+    user: UserPlan,
 ) -> list[str]:
     env: list[tuple[str, str]] = []
     base_path = dict(target.base.env).get("PATH", _DEFAULT_PATH) if target.base else _DEFAULT_PATH
@@ -269,13 +380,12 @@ def _runtime_steps(
     out = ["", "ENV " + " \\\n    ".join(env_lines)]
     out.append("LABEL " + " \\\n      ".join(label_lines))
     out.append(f"WORKDIR {word(image.workdir, grammar.absolute_path, 'image.workdir')}")
-    owner = f"{APP_UID}:{APP_UID}" if image.user != "root" else "0:0"
     for src, dest in image.copy:
         source = word(src, grammar.context_path, "image.copy source")
         destination = word(dest, grammar.absolute_path, "image.copy destination")
-        out.append(f"COPY --chown={owner} {source} {destination}")
+        out.append(f"COPY --chown={user.ids} {source} {destination}")
     # Numeric, so the host (and Kubernetes runAsNonRoot) can tell it is not root.
-    out.append("USER 0:0" if image.user == "root" else f"USER {APP_UID}:{APP_UID}")
+    out.append(f"USER {user.ids}")
     if image.expose:
         out.append(
             "EXPOSE " + " ".join(word(p, grammar.port, "image.expose") for p in image.expose)
