@@ -82,6 +82,35 @@ def layer_tar(files: LayerFiles) -> bytes:
     return raw.getvalue()
 
 
+def python_files(
+    version: str = "3.11.2",
+    *,
+    prefix: str = "usr/local",
+    venv: bool = True,
+    ensurepip: bool = True,
+    patchlevel: bool = True,
+) -> LayerFiles:
+    """A CPython installation's landmarks as reprolock reads them (never run): the
+    interpreter, its stdlib's venv and ensurepip with a pip wheel, ``patchlevel.h``."""
+    feature = ".".join(version.split(".")[:2])
+    lib = f"{prefix}/lib/python{feature}"
+    files: LayerFiles = {
+        f"{prefix}/bin/python{feature}": b"\x7fELF python",
+        f"{prefix}/bin/python3": Link(f"python{feature}"),
+        f"{lib}/os.py": b"# os\n",
+    }
+    if venv:
+        files[f"{lib}/venv/__init__.py"] = b"# venv\n"
+    if ensurepip:
+        files[f"{lib}/ensurepip/__init__.py"] = b"# ensurepip\n"
+        files[f"{lib}/ensurepip/_bundled/pip-24.0-py3-none-any.whl"] = b"PK"
+    if patchlevel:
+        files[f"{prefix}/include/python{feature}/patchlevel.h"] = (
+            f'#define PY_VERSION "{version}"\n'.encode()
+        )
+    return files
+
+
 def layer(files: LayerFiles) -> tuple[bytes, str]:
     """A gzip layer tarball and its diff_id (digest of the uncompressed tar)."""
     tar_bytes = layer_tar(files)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Run
-from tests.ociregistry import Image, Registry
+from tests.ociregistry import Image, Registry, python_files
 from tests.pyindex import IndexServer
 
 LockCli = Callable[..., Run]
@@ -133,7 +133,7 @@ def _cuda_image(cuda: str, cudnn: str | None = None) -> Image:
     return Image(
         architecture="amd64",
         env=env,
-        layers=[{"etc/os-release": b'ID=ubuntu\nVERSION_ID="22.04"\n'}],
+        layers=[{"etc/os-release": b'ID=ubuntu\nVERSION_ID="22.04"\n'}, python_files()],
     )
 
 

@@ -14,7 +14,7 @@ import jsonschema
 
 from tests.conftest import Run
 from tests.imagefiles import write_docker_archive
-from tests.ociregistry import Image, LayerFiles, Registry
+from tests.ociregistry import Image, LayerFiles, Registry, python_files
 from tests.pyindex import IndexServer
 
 Cli = Callable[..., Run]
@@ -23,6 +23,7 @@ BASE_LAYER: LayerFiles = {
     "etc/os-release": b"ID=debian\nVERSION_ID=12\n",
     "var/lib/dpkg/status": b"Package: libc6\nStatus: install ok installed\nArchitecture: amd64\n"
     b"Version: 2.36-9\n",
+    **python_files(),
 }
 
 
