@@ -56,7 +56,8 @@ class Measurement:
 
     @property
     def primary(self) -> tuple[str, Kernels] | None:
-        return primary(self.libraries)
+        name = parse_wheel_filename(self.filename)[0]
+        return primary(self.libraries, name)
 
     @property
     def citation(self) -> str:

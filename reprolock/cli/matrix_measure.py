@@ -45,7 +45,7 @@ def measure_command(pin: str, platform: Platform, python_text: str, index_url: s
     chosen = result.primary
     assert chosen is not None
     settings.say("")
-    settings.say(f"# the row, from {chosen[0]} (the library with the most fatbins):")
+    settings.say(f"# the row, from {chosen[0]} (the library the row describes):")
     settings.say("[[arches]]")
     settings.say(f'platform = "{platform}"')
     settings.say("sass = [" + ", ".join(f'"{c}"' for c in chosen[1].sass) + "]")

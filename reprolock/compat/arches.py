@@ -25,6 +25,8 @@ class ArchList:
     ptx: tuple[ComputeCapability, ...] = ()
     unconfirmed: str | None = None  # why the list is not a confirmed fact, when it is not
     sources: tuple[str, ...] = ()
+    ptx_isa: str | None = None  # the PTX ISA version of its PTX ("8.3"), when known
+    measured: str | None = None  # "<wheel> sha256:<hex>" when measured from a file
 
     @classmethod
     def parse(
@@ -34,11 +36,20 @@ class ArchList:
         *,
         unconfirmed: str | None = None,
         sources: Iterable[str] = (),
+        ptx_isa: str | None = None,
+        measured: str | None = None,
     ) -> ArchList:
         def caps(values: Iterable[str]) -> tuple[ComputeCapability, ...]:
             return tuple(sorted({ComputeCapability.parse(v) for v in values}, key=_order))
 
-        return cls(sass=caps(sass), ptx=caps(ptx), unconfirmed=unconfirmed, sources=tuple(sources))
+        return cls(
+            sass=caps(sass),
+            ptx=caps(ptx),
+            unconfirmed=unconfirmed,
+            sources=tuple(sources),
+            ptx_isa=ptx_isa,
+            measured=measured,
+        )
 
     def describe(self) -> str:
         """``sm_50 … sm_90, PTX compute_90``."""
@@ -77,8 +88,9 @@ def runs_native(built: ComputeCapability, device: ComputeCapability) -> bool:
 def coverage(arches: ArchList, device: ComputeCapability) -> Coverage:
     """Native kernels when there are any; otherwise the newest PTX the device can JIT."""
     native = [c for c in arches.sass if runs_native(c, device)]
-    if native:
-        return Coverage(device=device, how="sass", via=max(native, key=_order))
+    if native:  # the newest, and of equals the portable kernel over an arch-specific one
+        best = max(native, key=lambda c: (c.major, c.minor, c.suffix == ""))
+        return Coverage(device=device, how="sass", via=best)
     jit = [c for c in arches.ptx if (c.major, c.minor) <= (device.major, device.minor)]
     if jit:
         return Coverage(device=device, how="ptx", via=max(jit, key=_order))

@@ -135,6 +135,8 @@ class TorchTable:
     series: Mapping[str, tuple[str, ...]]  # "2.5" → ("cu118", ..., "cpu")
     variants: Mapping[tuple[str, str], TorchVariant]
     arches: Mapping[tuple[str, str, str], ArchList]  # (series, variant, platform)
+    # measured kernels of the PyPI wheel: (release, platform) → arch list
+    pypi_arches: Mapping[tuple[Version, str], ArchList] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TorchTable:
@@ -173,14 +175,30 @@ class TorchTable:
             if key in arches and "moi90" in a["sources"]:
                 continue
             arches[key] = ArchList.parse(
-                a["sass"], a["ptx"], unconfirmed=a.get("unconfirmed"), sources=a["sources"]
+                a["sass"],
+                a["ptx"],
+                unconfirmed=a.get("unconfirmed"),
+                sources=a.get("sources", ()),
+                ptx_isa=a.get("ptx-isa"),
+                measured=a.get("measured"),
             )
+        pypi_arches = {
+            (_version(a["torch"]), a["platform"]): ArchList.parse(
+                a["sass"],
+                a["ptx"],
+                sources=("measured",),
+                ptx_isa=a.get("ptx-isa"),
+                measured=a["measured"],
+            )
+            for a in data.get("pypi-arches", ())
+        }
         return cls(
             index_url=str(data.get("index", {}).get("url", "https://download.pytorch.org/whl")),
             releases=releases,
             series={s["torch"]: tuple(s["variants"]) for s in data.get("series", ())},
             variants=variants,
             arches=arches,
+            pypi_arches=pypi_arches,
         )
 
     def release(self, version: Version) -> TorchRelease | None:
@@ -200,7 +218,7 @@ class TorchTable:
                 variant="pypi",
                 cuda=pypi_cuda,
                 cudnn=release.cudnn if pypi_cuda is not None else None,
-                arches=self._arches(series, pypi_cuda, platform),
+                arches=self._pypi_arches(release, series, pypi_cuda, platform),
                 sources=("pypi",),
             )
         )
@@ -242,9 +260,16 @@ class TorchTable:
             )
         return out
 
-    def _arches(self, series: str, cuda: CudaVersion | None, platform: str) -> ArchList | None:
+    def _pypi_arches(
+        self, release: TorchRelease, series: str, cuda: CudaVersion | None, platform: str
+    ) -> ArchList | None:
+        """The PyPI wheel's kernels: measured from the wheel, else (older releases) those of
+        the index variant with the same CUDA."""
         if cuda is None:
             return None
+        measured = self.pypi_arches.get((release.version, platform))
+        if measured is not None:
+            return measured
         return self.arches.get((series, f"cu{cuda.major}{cuda.minor}", platform))
 
     def variant_of(self, version: Version) -> str:
@@ -307,7 +332,12 @@ class TensorflowTable:
             )
         arches = {
             a["tensorflow"]: ArchList.parse(
-                a["sass"], a["ptx"], unconfirmed=a.get("unconfirmed"), sources=a["sources"]
+                a["sass"],
+                a["ptx"],
+                unconfirmed=a.get("unconfirmed"),
+                sources=a.get("sources", ()),
+                ptx_isa=a.get("ptx-isa"),
+                measured=a.get("measured"),
             )
             for a in data.get("arches", ())
         }

@@ -168,10 +168,14 @@ class WheelKernels:
         return dict(sorted(self._found.items()))
 
 
-def primary(per_library: dict[str, Kernels]) -> tuple[str, Kernels] | None:
-    """The library carrying the most fatbin containers (``libtorch_cuda.so`` in a torch
-    wheel): the one a table row describes. Ties go to the first name."""
+def primary(per_library: dict[str, Kernels], package: str = "") -> tuple[str, Kernels] | None:
+    """The library a table row describes: among those named after the package (``torch``
+    → ``libtorch_cuda.so``; vendored libraries such as cuSPARSELt are not the framework),
+    else among all, the one carrying the most fatbin containers. Ties go to the first name."""
     if not per_library:
         return None
-    name = max(sorted(per_library), key=lambda n: per_library[n].containers)
+    stem = package.lower().replace("-", "_")
+    own = [n for n in per_library if stem and stem in n.rsplit("/", 1)[-1].lower()]
+    names = sorted(own or per_library)
+    name = max(names, key=lambda n: per_library[n].containers)
     return name, per_library[name]
