@@ -90,14 +90,13 @@ def load_archive(
     """The packages of the base image's (rewritten) sources, and its dpkg status."""
     apt = spec.apt or AptSpec(packages=())
     status = files.text(STATUS)
-    if not files.sources():
+    declared = parse_sources(files.sources())
+    if not declared:
         raise SourceError(
             no_sources(target) + ".",
             hint="Use a Debian or Ubuntu based image, or drop [apt].",
         )
-    sources, notes = rewrite(
-        parse_sources(files.sources()), snapshot=apt.snapshot, mirror=apt.mirror
-    )
+    sources, notes = rewrite(declared, snapshot=apt.snapshot, mirror=apt.mirror)
     arch = platform.debian_arch
     session = new_session(net.config)
     archives = AptArchives(

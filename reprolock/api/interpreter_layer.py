@@ -25,6 +25,7 @@ from reprolock.api.apt_layer import (
 )
 from reprolock.api.base_image import BaseContents, read_base
 from reprolock.api.network import NetOptions
+from reprolock.apt.sources import parse_sources
 from reprolock.compat import Matrices
 from reprolock.errors import InputError, SourceError
 from reprolock.inventory.base_facts import debian_python_version
@@ -76,7 +77,7 @@ class _Sources:
         self.previous = previous
 
     def apt(self, feature: str) -> AptPython:
-        if not self.contents.files.sources():
+        if not parse_sources(self.contents.files.sources()):
             return AptPython(
                 python=None,
                 venv=None,

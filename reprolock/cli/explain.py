@@ -3,6 +3,7 @@ the decision record for one Python package."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -18,6 +19,7 @@ from reprolock.api.explain import (
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import spec_option, target_option
+from reprolock.lock import LockedTarget
 from reprolock.stack.plan import group_verdicts
 
 
@@ -32,7 +34,9 @@ def explain_command(what: tuple[str, ...], spec_path: Path | None, target_id: st
     With no argument or a TARGET id (e.g. py3.11-amd64): the CUDA stack decision path —
     every framework build considered (PyPI wheel, PyTorch index variants, CPU builds,
     TensorFlow [and-cuda], JAX plugins), why each was rejected, which one was chosen, how
-    it covers each target GPU, and the bounds handed to the resolver. Offline.
+    it covers each target GPU, and the bounds handed to the resolver; then the locked base
+    (why [base] image = "auto" chose it and the CUDA copy that saves, what it holds) and
+    the interpreter. Offline.
 
     With a package NAME: where it was looked up, who requires it, which version was chosen,
     and why every other version was rejected.
@@ -91,6 +95,8 @@ def _stack_json(s: StackExplanation) -> dict[str, object]:
             for n, c in sorted(s.plan.constraints.items())
         }
         out["notes"] = list(s.plan.notes)
+    if s.locked is not None:
+        out |= _base_json(s.locked)
     if s.locked is not None and s.locked.cuda is not None:
         c = s.locked.cuda
         out["locked"] = {
@@ -102,6 +108,79 @@ def _stack_json(s: StackExplanation) -> dict[str, object]:
             "conflicts": list(c.conflicts),
         }
     return out
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _base_json(locked: LockedTarget) -> dict[str, object]:
+    out: dict[str, object] = {}
+    base = locked.base
+    if base is not None:
+        found: dict[str, object] = {"ref": base.ref, "compressed-bytes": base.size}
+        if base.choice is not None:
+            c = base.choice
+            found["chosen"] = {
+                "image": c.image,
+                "why": c.why,
+                "instead-of": c.instead_of,
+                "instead-of-bytes": c.instead_of_bytes,
+                "cuda-wheel-bytes": c.cuda_wheel_bytes,
+            }
+        if base.facts is not None:
+            f = base.facts
+            found["facts"] = {
+                "os": f.os_id,
+                "os-version": f.os_version,
+                "libc": f.libc,
+                "libc-version": f.libc_version,
+                "cuda": f.cuda,
+                "pythons": [
+                    {"path": p.path, "version": p.version, "usable": p.usable} for p in f.pythons
+                ],
+            }
+        out["base"] = found
+    if locked.interpreter is not None:
+        i = locked.interpreter
+        out["interpreter"] = {"source": i.source.value, "path": i.path, "version": i.version}
+    return out
+
+
+def _say_base(say: Callable[[str], None], locked: LockedTarget) -> None:
+    """The locked base: how it was chosen (and the CUDA copy that saved), what it holds,
+    and the interpreter."""
+    base = locked.base
+    if base is None:
+        return
+    size = f" ({_mb(base.size)} compressed)" if base.size is not None else ""
+    say(f"  base: {base.ref}{size}")
+    choice = base.choice
+    if choice is not None:
+        say(f'    chosen for [base] image = "{choice.image}": {choice.why}')
+        if choice.instead_of is not None:
+            if choice.instead_of_bytes is not None:
+                say(
+                    f"    instead of {choice.instead_of}: saves {_mb(choice.instead_of_bytes)}, "
+                    "the CUDA copy its layers above the OS would add"
+                )
+            else:
+                say(f"    instead of {choice.instead_of} (its size could not be read)")
+        if choice.cuda_wheel_bytes is not None:
+            say(f"    CUDA from wheels (nvidia-*): {_mb(choice.cuda_wheel_bytes)}, one copy")
+    facts = base.facts
+    if facts is not None:
+        os_name = " ".join(p for p in (facts.os_id, facts.os_version) if p) or "unknown OS"
+        libc = " ".join(p for p in (facts.libc, facts.libc_version) if p) or "no C library found"
+        cuda = f"CUDA {facts.cuda}" if facts.cuda else "no CUDA"
+        pythons = ", ".join(
+            f"{p.version} {p.path}{'' if p.usable else ' (no venv/ensurepip)'}"
+            for p in facts.pythons
+        )
+        say(f"    holds: {os_name}, {libc}, {cuda}; Python: {pythons or 'none'}")
+    if locked.interpreter is not None:
+        i = locked.interpreter
+        say(f"  interpreter: Python {i.version} from {i.source.value} ({i.path})")
 
 
 def _say_stack(settings: output.Settings, s: StackExplanation) -> None:
@@ -160,6 +239,8 @@ def _say_stack(settings: output.Settings, s: StackExplanation) -> None:
             say(f"    {n}{text}: {plan.reasons.get(n, '')}")
     for note in plan.notes:
         say(f"  note: {note}")
+    if s.locked is not None:
+        _say_base(say, s.locked)
     if s.locked is not None and s.locked.cuda is not None:
         c = s.locked.cuda
         say(
