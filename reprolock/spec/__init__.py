@@ -16,6 +16,7 @@ from reprolock.spec.model import (
     RegistrySpec,
     Spec,
     StandaloneSpec,
+    UnknownCoverage,
 )
 from reprolock.spec.normalize import content_hash, normalized_sections
 from reprolock.spec.parse import parse_spec
@@ -36,6 +37,7 @@ __all__ = [
     "RegistrySpec",
     "Spec",
     "StandaloneSpec",
+    "UnknownCoverage",
     "content_hash",
     "normalized_sections",
     "parse_spec",

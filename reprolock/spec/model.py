@@ -12,6 +12,14 @@ from packaging.specifiers import SpecifierSet
 from reprolock.model import ComputeCapability, DriverVersion, ImageRef, Platform, PythonVersion
 
 
+class UnknownCoverage(StrEnum):
+    """What to do with a framework build whose GPU kernels are neither in the tables nor
+    measured."""
+
+    REFUSE = "refuse"  # fail closed: such a build is not chosen for a GPU target
+    WARN = "warn"  # accept it knowingly, with a warning
+
+
 class CompatPolicy(StrEnum):
     """How the driver floor is computed for CUDA 11+."""
 
@@ -69,6 +77,7 @@ class GpuSpec:
     cuda: SpecifierSet | None
     cudnn: SpecifierSet | None
     compat: CompatPolicy
+    unknown_coverage: UnknownCoverage = UnknownCoverage.REFUSE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

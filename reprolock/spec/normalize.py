@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from reprolock.spec.model import InterpreterPolicy, PythonSpec, Spec
+from reprolock.spec.model import InterpreterPolicy, PythonSpec, Spec, UnknownCoverage
 
 
 def _requirement_key(text: str) -> str:
@@ -38,6 +38,12 @@ def normalized_sections(spec: Spec) -> dict[str, Any]:
             "cuda": None if gpu.cuda is None else str(gpu.cuda),
             "cudnn": None if gpu.cudnn is None else str(gpu.cudnn),
             "compat": gpu.compat.value,
+            # only when not the default, so locks of specs without the key stay fresh
+            **(
+                {"unknown-coverage": gpu.unknown_coverage.value}
+                if gpu.unknown_coverage is not UnknownCoverage.REFUSE
+                else {}
+            ),
         },
         "base": {
             "ref": None if spec.base.ref is None else str(spec.base.ref),

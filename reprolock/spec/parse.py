@@ -46,6 +46,7 @@ from reprolock.spec.model import (
     RegistrySpec,
     Spec,
     StandaloneSpec,
+    UnknownCoverage,
 )
 
 ReadFile = Callable[[str], str]
@@ -240,7 +241,9 @@ class _SpecReader:
     # -- [gpu] ---------------------------------------------------------------------
     def gpu(self, value: object) -> GpuSpec | None:
         c, path = self.check, ("gpu",)
-        table = c.table(value, path, ("devices", "driver", "cuda", "cudnn", "compat"))
+        table = c.table(
+            value, path, ("devices", "driver", "cuda", "cudnn", "compat", "unknown-coverage")
+        )
         if table is None:
             return None
         devices: list[GpuDevice] = []
@@ -283,7 +286,25 @@ class _SpecReader:
                     f"{show(text)} is not a compat policy.",
                     'Use "minor" (CUDA minor-version compatibility) or "strict".',
                 )
-        return GpuSpec(devices=tuple(devices), driver=driver, cuda=cuda, cudnn=cudnn, compat=compat)
+        unknown = UnknownCoverage.REFUSE
+        if (text := c.string(table, path, "unknown-coverage")) is not None:
+            try:
+                unknown = UnknownCoverage(text)
+            except ValueError:
+                c.add(
+                    (*path, "unknown-coverage"),
+                    f"{show(text)} is not a coverage policy.",
+                    'Use "refuse" (the default: builds whose kernels are unknown are not '
+                    'chosen) or "warn" (accept them knowingly).',
+                )
+        return GpuSpec(
+            devices=tuple(devices),
+            driver=driver,
+            cuda=cuda,
+            cudnn=cudnn,
+            compat=compat,
+            unknown_coverage=unknown,
+        )
 
     def device(self, path: KeyPath, text: str) -> GpuDevice | None:
         if ComputeCapability.looks_like(text):
