@@ -164,7 +164,17 @@ def test_locks_validate_against_the_lock_schema() -> None:
 
 
 def test_matrices_validate_against_their_schemas() -> None:
-    for name in ("gpus", "cuda", "matrices", "pytorch", "tensorflow", "jax", "cudnn", "images"):
+    for name in (
+        "gpus",
+        "cuda",
+        "matrices",
+        "pytorch",
+        "tensorflow",
+        "jax",
+        "cudnn",
+        "images",
+        "requires",
+    ):
         data = tomllib.loads((ROOT / "matrices" / f"{name}.toml").read_text())
         jsonschema.validate(data, _schema("matrices", f"{name}.schema.json"))
 

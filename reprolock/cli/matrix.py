@@ -278,8 +278,10 @@ def _vkey(text: str) -> tuple[int, ...]:
 
 def _register_measure() -> None:
     from reprolock.cli.matrix_measure import measure_command  # noqa: PLC0415
+    from reprolock.cli.matrix_update import update_command  # noqa: PLC0415
 
     matrix_command.add_command(measure_command)
+    matrix_command.add_command(update_command)
 
 
 _register_measure()

@@ -11,6 +11,7 @@ from reprolock.compat.frameworks import JaxTable, TensorflowTable, TorchTable
 from reprolock.compat.gpus import GpuTable
 from reprolock.compat.images import CudnnTable, ImageCatalog
 from reprolock.compat.python_images import PythonCatalog
+from reprolock.compat.requires import RequiresTable
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,6 +27,7 @@ class Matrices:
     cudnn: CudnnTable
     images: ImageCatalog
     python: PythonCatalog
+    requires: RequiresTable
 
 
 def load_matrices(read: Callable[[str], str]) -> Matrices:
@@ -45,4 +47,5 @@ def load_matrices(read: Callable[[str], str]) -> Matrices:
         cudnn=CudnnTable.from_dict(table("cudnn.toml")),
         images=ImageCatalog.from_dict(table("images.toml")),
         python=PythonCatalog.from_dict(table("python.toml")),
+        requires=RequiresTable.from_dict(table("requires.toml")),
     )
