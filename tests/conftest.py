@@ -152,9 +152,11 @@ def front(registry: object) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A real dockerd on a private unix socket, with a Debian base image imported."""
+def dockerd(tmp_path_factory: pytest.TempPathFactory, registry: object) -> Iterator[object]:
+    """A real dockerd on a private unix socket, with a Debian base image imported; the
+    session's registry is its docker.io mirror (FROM python:… builds from it, offline)."""
     from tests import dockerd as engine
+    from tests.ociregistry import Registry
 
     if not engine.available():
         if os.environ.get("CI"):
@@ -166,7 +168,8 @@ def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="rl-dockerd-"))
-    for daemon in engine.start(root):
+    assert isinstance(registry, Registry)
+    for daemon in engine.start(root, (registry.url,)):
         daemon.import_base()
         yield daemon
 

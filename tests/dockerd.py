@@ -19,7 +19,7 @@ MIRROR = "http://deb.debian.org/debian"
 
 
 class Dockerd:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, mirrors: tuple[str, ...] = ()) -> None:
         self.root = root
         self.socket = root / "docker.sock"
         self.env = {**os.environ, "DOCKER_HOST": f"unix://{self.socket}"}
@@ -38,6 +38,8 @@ class Dockerd:
                 str(root / "dockerd.pid"),
                 "-H",
                 f"unix://{self.socket}",
+                # docker.io images (FROM python:…) come from these, as a user's mirrors do
+                *(f"--registry-mirror={m}" for m in mirrors),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -133,6 +135,19 @@ class Dockerd:
         return BASE_TAG
 
 
+def import_tar(engine: Dockerd, tarball: Path, tag: str) -> str:
+    """``docker import`` a rootfs tarball as ``tag``."""
+    with tarball.open("rb") as data:
+        subprocess.run(
+            ["docker", "import", "-", tag],
+            env=engine.env,
+            stdin=data,
+            check=True,
+            capture_output=True,
+        )
+    return tag
+
+
 def available() -> bool:
     return (
         all(shutil.which(tool) for tool in ("dockerd", "docker", "debootstrap"))
@@ -140,8 +155,8 @@ def available() -> bool:
     )
 
 
-def start(root: Path) -> Iterator[Dockerd]:
-    engine = Dockerd(root)
+def start(root: Path, mirrors: tuple[str, ...] = ()) -> Iterator[Dockerd]:
+    engine = Dockerd(root, mirrors)
     try:
         yield engine
     finally:
