@@ -221,19 +221,26 @@ CASES = [
         chose=("tensorflow 2.18.1 (system CUDA)",),
     ),
     Case(
-        "tensorflow-and-pytorch-cudnn-major-conflict",
+        "tensorflow-and-pytorch-exact-pins-clash",
         ("torch==2.5.1", "tensorflow[and-cuda]==2.15.*"),
         'devices = ["A100"]',
         error=(
-            "uses cuDNN 9 and tensorflow 2.15.1 ([and-cuda], CUDA 12.2) uses cuDNN 8",
-            "tensorflow>=2.18",
+            "torch 2.5.1 (PyPI wheel, CUDA 12.4) and tensorflow 2.15.1 ([and-cuda], CUDA 12.2) "
+            "require NVIDIA wheels no version satisfies for both",
+            "nvidia-cublas-cu12 ==12.4.5.8 vs ==12.2.5.6",
         ),
     ),
     Case(
-        "tensorflow-and-pytorch-agree-on-cudnn-9",
+        # Same cuDNN major, but the wheels' exact pins cannot co-install (issue 16): the fix
+        # offered is a pair checked against both builds' METADATA.
+        "tensorflow-and-pytorch-same-cudnn-major-still-clash",
         ("torch==2.5.1", "tensorflow[and-cuda]>=2.16"),
         'devices = ["A100"]',
-        chose=("torch 2.5.1 (PyPI wheel, CUDA 12.4)", "tensorflow 2.21.0 ([and-cuda], CUDA 12.5)"),
+        error=(
+            "tensorflow 2.21.0 ([and-cuda], CUDA 12.5) require NVIDIA wheels no version "
+            "satisfies for both",
+            "torch==2.10.0 (the PyPI wheel (CUDA 12.8)) with tensorflow==2.20.0",
+        ),
     ),
     # -- JAX -------------------------------------------------------------------------------------
     Case(

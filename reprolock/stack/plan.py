@@ -23,6 +23,7 @@ from packaging.version import Version
 
 from reprolock.compat import Matrices
 from reprolock.compat.frameworks import Build, series_of
+from reprolock.compat.requires import Requires, conflicts
 from reprolock.errors import Problem, Unsatisfiable
 from reprolock.model import CudaVersion
 from reprolock.stack.judge import Fleet, Verdict, judge, span
@@ -133,8 +134,45 @@ def _kind(build: Build) -> tuple[str, str | None]:
     return (build.variant, build.index)
 
 
-def compatible(a: Build, b: Build) -> str | None:
-    """Why two frameworks' builds cannot share one environment, or None."""
+def requires_of(build: Build, platform: str, m: Matrices) -> Requires | None:
+    """The NVIDIA wheels ``build`` requires, from its METADATA (``requires.toml``); None
+    when unknown (a PyTorch index variant, a release PyPI does not describe)."""
+    if build.framework == "torch" and build.variant == "pypi":
+        return m.requires.get("torch", build.version, platform)
+    if build.framework == "tensorflow" and build.variant == "and-cuda":
+        return m.requires.get("tensorflow", build.version, platform, "and-cuda")
+    if build.framework == "jax" and build.variant in ("cuda12", "cuda13"):
+        return m.requires.get(f"jax-{build.variant}-plugin", build.version, platform, "with-cuda")
+    return None
+
+
+def _cuda_wheels(build: Build) -> bool:
+    """Whether a build brings CUDA libraries as wheels (not from the system)."""
+    return build.cuda is not None and not build.needs_system_cuda
+
+
+def compatible(
+    a: Build, b: Build, *, m: Matrices | None = None, platform: str = "linux/amd64"
+) -> str | None:
+    """Why two frameworks' builds cannot share one environment, or None.
+
+    With the tables, the NVIDIA wheels both builds require must admit a common version
+    (their METADATA's exact pins and ranges); the cuDNN major and CUDA major checks cover
+    builds whose requirements are unknown."""
+    if m is not None:
+        left, right = requires_of(a, platform, m), requires_of(b, platform, m)
+        if left is not None and right is not None and (clash := conflicts(left, right)):
+            return (
+                f"{a.label} and {b.label} require NVIDIA wheels no version satisfies for both "
+                f"({'; '.join(clash[:3])})"
+            )
+        unknown = [x for x, r in ((a, left), (b, right)) if r is None and _cuda_wheels(x)]
+        if unknown and _cuda_wheels(a) and _cuda_wheels(b):
+            return (
+                f"reprolock does not know which NVIDIA wheels {unknown[0].label} requires, so it "
+                f"cannot check that it shares one environment with "
+                f"{(b if unknown[0] is a else a).label}"
+            )
     if a.cudnn_major is not None and b.cudnn_major is not None and a.cudnn_major != b.cudnn_major:
         return (
             f"{a.label} uses cuDNN {a.cudnn_major} and {b.label} uses cuDNN {b.cudnn_major}: "
@@ -194,7 +232,9 @@ def plan(
                     v.build.version
                     for v in pool
                     if _kind(v.build) == _kind(verdict.build)
-                    and all(compatible(v.build, o) is None for o in others)
+                    and all(
+                        compatible(v.build, o, m=m, platform=fleet.platform) is None for o in others
+                    )
                 }
             )
         )
@@ -219,15 +259,19 @@ def _joint(
         return []
     if len(pools) == 1:
         return [pools[0][0]]
+
+    def agree(a: Build, b: Build) -> str | None:
+        return compatible(a, b, m=m, platform=fleet.platform)
+
     for combo in itertools.product(*pools):
-        if all(compatible(a.build, b.build) is None for a, b in itertools.combinations(combo, 2)):
+        if all(agree(a.build, b.build) is None for a, b in itertools.combinations(combo, 2)):
             return list(combo)
     # No combination agrees: report the best build of each and what separates them.
     best = [p[0] for p in pools]
     clashes = [
         why
         for a, b in itertools.combinations(best, 2)
-        if (why := compatible(a.build, b.build)) is not None
+        if (why := agree(a.build, b.build)) is not None
     ]
     fixes = _joint_fixes(pools, fleet, requests, m)
     raise Unsatisfiable(
@@ -243,7 +287,13 @@ def _joint_fixes(
     pools: list[list[Verdict]], fleet: Fleet, requests: list[FrameworkRequest], m: Matrices
 ) -> list[str]:
     """For each framework, the build nearest to the requested ones (any release) that
-    agrees with the other frameworks' best."""
+    agrees with the other frameworks' best; when changing one framework is not enough, the
+    newest builds of all of them that agree. Each fix is checked with the same rules (the
+    exact NVIDIA wheel requirements from the builds' METADATA) before it is offered."""
+
+    def agree(a: Build, b: Build) -> bool:
+        return compatible(a, b, m=m, platform=fleet.platform) is None
+
     out = []
     for i, pool in enumerate(pools):
         name = pool[0].build.framework
@@ -253,7 +303,7 @@ def _joint_fixes(
         fits = [
             v
             for v in candidates(anyver, fleet, m)
-            if v.ok and all(compatible(v.build, o) is None for o in others)
+            if v.ok and all(agree(v.build, o) for o in others)
         ]
         if not fits:
             continue
@@ -264,7 +314,21 @@ def _joint_fixes(
         op = ">=" if above else "=="
         ver = series_of(pick.build.version) if above else str(pick.build.version)
         with_ = ", ".join(o.label for o in others)
-        out.append(f"{name}{op}{ver} ({pick.build.label}) agrees with {with_}")
+        out.append(f"{name}{op}{ver} ({_variant_text(pick.build)}) agrees with {with_}")
+    if out:
+        return out
+    # Change them all: the newest builds (any release) that agree.
+    wide = [
+        [v for v in candidates(replace(r, specifier=SpecifierSet()), fleet, m) if v.ok][:40]
+        for r in requests
+        if any(p and p[0].build.framework == r.name for p in pools)
+    ]
+    for combo in itertools.product(*wide):
+        builds = [v.build for v in combo]
+        if all(agree(a, b) for a, b in itertools.combinations(builds, 2)):
+            pins = " with ".join(f"{b.framework}=={b.version} ({_variant_text(b)})" for b in builds)
+            out.append(f"{pins} share one environment")
+            break
     return out
 
 
