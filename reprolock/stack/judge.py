@@ -50,9 +50,19 @@ def _device(requested: str, cap: ComputeCapability) -> str:
 
 
 def judge(
-    build: Build, pythons: tuple[str, ...], fleet: Fleet, m: Matrices, *, arm64: bool = True
+    build: Build,
+    pythons: tuple[str, ...],
+    fleet: Fleet,
+    m: Matrices,
+    *,
+    arm64: bool = True,
+    cpu_requested: bool = False,
 ) -> Verdict:
-    """Judge ``build`` (whose wheels exist for ``pythons``) against ``fleet``."""
+    """Judge ``build`` (whose wheels exist for ``pythons``) against ``fleet``.
+
+    A CPU build the requirements ask for by name (``cpu_requested``: tensorflow-cpu,
+    jax[cpu], torch routed to the cpu index) fits a GPU target; it just leaves the GPUs
+    unused, which the verdict notes."""
     reasons: list[str] = []
     notes: list[str] = []
     cov: list[tuple[str, str]] = []
@@ -69,6 +79,16 @@ def judge(
             (reasons if build.framework == "torch" else notes).append(text)
         return Verdict(build=build, python=pythons, reasons=tuple(reasons), notes=tuple(notes))
     if build.cuda is None:
+        if cpu_requested:
+            notes.append("a CPU build, as requested: it runs on the CPU, the GPUs are not used")
+            cov.extend((d.requested, "CPU build: GPU not used") for d in gpu.devices)
+            return Verdict(
+                build=build,
+                python=pythons,
+                reasons=tuple(reasons),
+                notes=tuple(notes),
+                coverage=tuple(cov),
+            )
         if build.framework == "jax" and build.variant.startswith("cuda"):
             reasons.append(f"has no jax-{build.variant}-plugin release on PyPI")
         elif build.framework == "jax":

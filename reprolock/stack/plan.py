@@ -68,12 +68,16 @@ class StackPlan:
 
 def candidates(request: FrameworkRequest, fleet: Fleet, m: Matrices) -> list[Verdict]:
     """Every build of every known release ``request`` admits, best first, judged."""
-    return [judge_one(b, fleet, m) for b in _builds(request, fleet, m, request.specifier)]
+    builds = _builds(request, fleet, m, request.specifier)
+    return [judge_one(b, fleet, m, cpu=request.cpu) for b in builds]
 
 
-def judge_one(item: tuple[Build, tuple[str, ...], bool], fleet: Fleet, m: Matrices) -> Verdict:
+def judge_one(
+    item: tuple[Build, tuple[str, ...], bool], fleet: Fleet, m: Matrices, *, cpu: bool = False
+) -> Verdict:
+    """One candidate judged; ``cpu``: the requirements ask for a CPU build by name."""
     build, pythons, arm64 = item
-    return judge(build, pythons, fleet, m, arm64=arm64)
+    return judge(build, pythons, fleet, m, arm64=arm64, cpu_requested=cpu)
 
 
 def _admits(specifier: SpecifierSet, version: Version) -> bool:
@@ -102,7 +106,12 @@ def _builds(
         for tf in reversed(m.tensorflow.releases):
             if _admits(specifier, tf.version):
                 build = m.tensorflow.build(tf, and_cuda=request.and_cuda)
-                if fleet.gpu is None and not request.and_cuda:
+                if request.cpu:  # tensorflow-cpu: not a CUDA build at all
+                    build = replace(
+                        build, variant="cpu", cuda=None, cudnn=None, arches=None,
+                        needs_system_cuda=False,
+                    )  # fmt: skip
+                elif fleet.gpu is None and not request.and_cuda:
                     build = replace(build, cuda=None, cudnn=None, needs_system_cuda=False)
                 out.append((build, tf.python, tf.arm64_wheels))
     elif request.name == "jax":

@@ -35,6 +35,12 @@ class FrameworkRequest:
         return "and-cuda" in self.extras
 
     @property
+    def cpu(self) -> bool:
+        """Explicitly a CPU build: ``tensorflow-cpu``, ``jax[cpu]``, torch routed to the
+        ``cpu`` index. Legal on a GPU target (the GPUs are then not used)."""
+        return "cpu" in self.extras or self.routed_variant == "cpu"
+
+    @property
     def jax_plugin(self) -> tuple[int, bool] | None:
         """(CUDA major, local) of the CUDA plugin the extras ask for."""
         found = sorted(_JAX_CUDA[e] for e in self.extras if e in _JAX_CUDA)
@@ -58,12 +64,15 @@ def framework_requests(
     extras: dict[str, set[str]] = {}
     for requirement in requirements:
         name = str(canonicalize_name(requirement.name))
-        if name == "tensorflow-cpu":
+        cpu_package = name == "tensorflow-cpu"
+        if cpu_package:
             name = "tensorflow"
         if name not in FRAMEWORKS:
             continue
         specs[name] = specs.get(name, SpecifierSet()) & requirement.specifier
         extras.setdefault(name, set()).update(canonicalize_name(e) for e in requirement.extras)
+        if cpu_package:
+            extras[name].add("cpu")
     return [
         FrameworkRequest(
             name=name,

@@ -1,0 +1,81 @@
+"""Issue 16's reproduced cases, as scenarios over the shipped matrices: kernels measured from
+the wheels, coverage that fails closed, per-GPU driver floors, CPU builds on GPU targets."""
+
+from __future__ import annotations
+
+import pytest
+
+from reprolock.errors import Unsatisfiable
+from tests.test_stack_scenarios import Case, _plan
+
+CASES = [
+    # -- kernels measured from the PyPI wheels ------------------------------------------------
+    Case(
+        # torch 2.15.0's PyPI wheel carries SASS sm_75+ and no PTX (measured): a V100 fleet
+        # must not get it.
+        "v100-unpinned-torch-is-not-given-a-wheel-without-sm70",
+        ("torch",),
+        'devices = ["V100"]\ndriver = "580.95.05"',
+        coverage=(("V100", "native sm_70"),),
+    ),
+    Case(
+        "p100-unpinned-torch",
+        ("torch",),
+        'devices = ["P100"]\ndriver = "580.95.05"',
+        coverage=(("P100", "native sm_60"),),
+    ),
+    Case(
+        "pypi-wheel-without-sm70-is-refused-for-v100",
+        ("torch==2.15.*",),
+        'devices = ["V100"]\ndriver = "580.95.05"',
+        error=("torch 2.15.0 (PyPI wheel, CUDA 13.2) has no kernels for sm_70 (V100)",),
+    ),
+    # -- CPU builds asked for by name are legal on a GPU target --------------------------------
+    Case(
+        "tensorflow-cpu-on-a-gpu-target",
+        ("tensorflow-cpu==2.18.*",),
+        'devices = ["H100"]',
+        chose=("tensorflow 2.18.1 (CPU build)",),
+        coverage=(("H100", "CPU build: GPU not used"),),
+    ),
+    Case(
+        "jax-cpu-on-a-gpu-target",
+        ("jax[cpu]==0.10.*",),
+        'devices = ["H100"]',
+        chose=("jax 0.10.2 (CPU build)",),
+    ),
+    Case(
+        "torch-routed-to-the-cpu-index-on-a-gpu-target",
+        ("torch==2.5.1",),
+        'devices = ["H100"]',
+        routed={"torch": "https://download.pytorch.org/whl/cpu"},
+        chose=("torch 2.5.1 (CPU build)",),
+    ),
+    Case(
+        # Not asked for by name: a GPU target never falls back to a CPU build silently.
+        "unrouted-torch-never-falls-back-to-cpu",
+        ("torch==2.5.1",),
+        'devices = ["H100"]\ndriver = "418.39"',
+        error=("torch 2.5 has no build that fits",),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_coverage_scenario(case: Case) -> None:
+    if case.error:
+        with pytest.raises(Unsatisfiable) as raised:
+            _plan(case)
+        err = raised.value
+        text = " ".join([err.message, *(p.message for p in err.problems), err.hint or ""])
+        for part in case.error:
+            assert part in text, text
+        return
+    result = _plan(case)
+    if case.chose:
+        assert [c.verdict.build.label for c in result.choices] == list(case.chose)
+    routes = [r.url.rsplit("/", 1)[1] for r in result.routes]
+    if case.route:
+        assert routes == [case.route]
+    if case.coverage:
+        assert result.choices[0].verdict.coverage == case.coverage
