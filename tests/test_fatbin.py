@@ -63,8 +63,9 @@ def container(*entries: tuple[int, int, int, int, int]) -> bytes:
     """A fatbin container of (kind, arch, major, minor, flags) entries, 16-byte payloads."""
     body = b""
     for kind, arch, major, minor, flags in entries:
-        header = struct.pack("<HHIQIIHHIIIQ", kind, 0x101, 64, 16, 0, 0, minor, major, arch, 0, 0,
-                             flags)  # fmt: skip
+        header = struct.pack(
+            "<HHIQIIHHIIIQ", kind, 0x101, 64, 16, 0, 0, minor, major, arch, 0, 0, flags
+        )
         body += header.ljust(64, b"\0") + b"P" * 16
     return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
 
@@ -118,10 +119,15 @@ def _wheel(
     raw = buffer.getvalue()
     with zipfile.ZipFile(io.BytesIO(raw)) as archive:
         table = [
-            Member(name=i.filename, offset=i.header_offset, compressed_size=i.compress_size,
-                   size=i.file_size, method=i.compress_type)
+            Member(
+                name=i.filename,
+                offset=i.header_offset,
+                compressed_size=i.compress_size,
+                size=i.file_size,
+                method=i.compress_type,
+            )
             for i in archive.infolist()
-        ]  # fmt: skip
+        ]
     return raw, table
 
 
@@ -148,13 +154,29 @@ def test_a_wheel_streamed_once(method: int, chunk: int) -> None:
 def test_hostile_wheels() -> None:
     members = {"a/liba.so": (FIXTURES / "libsass75-80_ptx90.so").read_bytes()}
     raw, table = _wheel(members)
-    small = [Member(name=m.name, offset=m.offset, compressed_size=m.compressed_size, size=10,
-                    method=m.method) for m in table]  # fmt: skip
+    small = [
+        Member(
+            name=m.name,
+            offset=m.offset,
+            compressed_size=m.compressed_size,
+            size=10,
+            method=m.method,
+        )
+        for m in table
+    ]
     with pytest.raises(SourceError, match="longer than the size its central directory gives"):
         scanner = WheelKernels(what="w", members=small)
         scanner.feed(raw)
-    moved = [Member(name=m.name, offset=m.offset + 3, compressed_size=m.compressed_size,
-                    size=m.size, method=m.method) for m in table]  # fmt: skip
+    moved = [
+        Member(
+            name=m.name,
+            offset=m.offset + 3,
+            compressed_size=m.compressed_size,
+            size=m.size,
+            method=m.method,
+        )
+        for m in table
+    ]
     with pytest.raises(SourceError, match="no local header"):
         WheelKernels(what="w", members=moved).feed(raw)
     cut = WheelKernels(what="w", members=table)
@@ -182,8 +204,9 @@ def test_live_wheels_agree_with_the_reference_reader(pin: str, tmp_path: Path) -
     from reprolock.net.config import NetConfig
 
     net = NetOptions(config=NetConfig.from_environment(dict(os.environ)), cache_dir=tmp_path)
-    result = measure(pin, platform=Platform.parse("linux/amd64"),
-                     python=PythonVersion.parse("3.11"), net=net)  # fmt: skip
+    result = measure(
+        pin, platform=Platform.parse("linux/amd64"), python=PythonVersion.parse("3.11"), net=net
+    )
     data = requests.get(result.url, timeout=600, verify=net.config.ca_bundle).content
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for name, kernels in result.libraries.items():

@@ -43,8 +43,18 @@ def test_measure_prints_the_row_citing_the_file(
     assert 'sass = ["7.5", "8.0"]' in run.out or 'sass = ["9.0a", "10.0f", "12.0"]' in run.out
     assert f'measured = "{wheel.name} sha256:{digest}"' in run.out
     # Cached by the wheel's sha256: offline, nothing is downloaded again.
-    again = cli("--cache-dir", cache, "--offline", "--format", "json", "matrix", "measure",
-                "cudaext==1.0", "--index", url)  # fmt: skip
+    again = cli(
+        "--cache-dir",
+        cache,
+        "--offline",
+        "--format",
+        "json",
+        "matrix",
+        "measure",
+        "cudaext==1.0",
+        "--index",
+        url,
+    )
     assert again.code == 0, again.err
     data = json.loads(again.out)
     assert data["sha256"] == digest and data["cuda"] == "12.8.90"
@@ -58,7 +68,16 @@ def test_measure_bad_requests(cli: Cli, tmp_path: Path, index_server: Any) -> No
     assert loose.code == 2 and "does not name one version" in loose.err
     missing = cli("--cache-dir", cache, "matrix", "measure", "cudaext==2.0", "--index", url)
     assert missing.code == 2 and "cudaext 2.0 has no wheel" in missing.err
-    arm = cli("--cache-dir", cache, "matrix", "measure", "cudaext==1.0", "--index", url,
-              "--platform", "linux/arm64")  # fmt: skip
+    arm = cli(
+        "--cache-dir",
+        cache,
+        "matrix",
+        "measure",
+        "cudaext==1.0",
+        "--index",
+        url,
+        "--platform",
+        "linux/arm64",
+    )
     assert arm.code == 2
     assert "its wheels: cudaext-1.0-cp311-cp311-manylinux_2_28_x86_64.whl" in arm.err

@@ -26,7 +26,7 @@ requirements = ["torch>=2.4", "torchvision"]
 
 def test_explain_target_prints_the_decision_path(cli: Any, tmp_path: Path) -> None:
     (tmp_path / "reprolock.toml").write_text(SPEC)
-    run: Run = cli("explain", "py3.11-amd64", cwd=tmp_path)
+    run: Run = cli("-v", "explain", "py3.11-amd64", cwd=tmp_path)
     assert run.code == 0, run.err
     out = run.out
     assert "py3.11-amd64 (linux/amd64, Python 3.11, GPUs: A100 sm_80, H100 sm_90" in out

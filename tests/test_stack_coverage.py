@@ -79,3 +79,66 @@ def test_coverage_scenario(case: Case) -> None:
         assert routes == [case.route]
     if case.coverage:
         assert result.choices[0].verdict.coverage == case.coverage
+
+
+def test_unknown_coverage_fails_closed_with_the_ways_out() -> None:
+    # TensorFlow 2.13's kernels are in no table and were not measured.
+    case = Case("unknown", ("tensorflow==2.13.*",), 'devices = ["A100"]', base_cuda="11.8.0")
+    with pytest.raises(Unsatisfiable) as raised:
+        _plan(case)
+    err = raised.value
+    assert "kernels unknown for sm_80 (A100)" in err.message
+    assert "reprolock lock --measure-kernels" in (err.hint or "")
+    assert 'unknown-coverage = "warn"' in (err.hint or "")
+    warned = _plan(
+        Case(
+            "warn",
+            ("tensorflow==2.13.*",),
+            'devices = ["A100"]\nunknown-coverage = "warn"',
+            base_cuda="11.8.0",
+        )
+    )
+    assert warned.choices[0].verdict.coverage == (("A100", "unknown"),)
+    assert any("accepted: [gpu] unknown-coverage" in n for n in warned.notes)
+
+
+def test_measured_kernels_stand_in_for_a_missing_row() -> None:
+    """What `lock --measure-kernels` hands the solver: the wheel's measured kernels."""
+    from packaging.requirements import Requirement
+
+    from reprolock.compat.arches import ArchList
+    from reprolock.model import CudaVersion
+    from reprolock.spec.parse import parse_spec
+    from reprolock.stack.judge import Fleet
+    from reprolock.stack.plan import plan
+    from reprolock.stack.requests import framework_requests
+    from tests.test_stack_scenarios import MATRICES
+
+    spec = parse_spec(
+        '[environment]\npython = "3.11"\n[gpu]\ndevices = ["A100"]\n[python]\n'
+        'requirements = ["tensorflow==2.13.1"]\n',
+        file="reprolock.toml",
+        matrices=MATRICES,
+        read_file=lambda n: "",
+    )
+    fleet = Fleet(
+        target="t",
+        platform="linux/amd64",
+        python="3.11",
+        gpu=spec.gpu,
+        base_cuda=CudaVersion.parse("11.8.0"),
+    )
+    requests = framework_requests([Requirement("tensorflow==2.13.1")], {})
+    with pytest.raises(Unsatisfiable):
+        plan(requests, fleet, MATRICES)
+    measured = {("tensorflow", "2.13.1", "system-cuda"): ArchList.parse(["8.0"], measured="w")}
+    fleet = Fleet(
+        target="t",
+        platform="linux/amd64",
+        python="3.11",
+        gpu=spec.gpu,
+        base_cuda=CudaVersion.parse("11.8.0"),
+        measured=measured,
+    )
+    result = plan(requests, fleet, MATRICES)
+    assert result.choices[0].verdict.coverage == (("A100", "native sm_80"),)

@@ -93,10 +93,13 @@ def pick_wheels(files: Sequence[DistFile], package: str, platform: str) -> dict[
             if version in out and out[version][0][0] == 0:
                 continue
             rank = min(
-                (ranks[(t.interpreter, t.abi, t.platform)] for t in tags
-                 if (t.interpreter, t.abi, t.platform) in ranks),
+                (
+                    ranks[(t.interpreter, t.abi, t.platform)]
+                    for t in tags
+                    if (t.interpreter, t.abi, t.platform) in ranks
+                ),
                 default=None,
-            )  # fmt: skip
+            )
             if rank is None:
                 continue
             order = (0 if python == "3.11" else 1, rank)
@@ -106,9 +109,13 @@ def pick_wheels(files: Sequence[DistFile], package: str, platform: str) -> dict[
 
 
 def update(
-    m: Matrices, current: str, net: NetOptions, *, index: str = PYPI,
+    m: Matrices,
+    current: str,
+    net: NetOptions,
+    *,
+    index: str = PYPI,
     packages: Iterable[str] = (),
-) -> UpdateResult:  # fmt: skip
+) -> UpdateResult:
     """Read PyPI and build the new ``requires.toml`` (``current`` is the file's text now)."""
     wanted = set(packages)
     rows: list[tuple[str, str, str, str, tuple[str, ...]]] = []
@@ -148,10 +155,13 @@ def update(
     result.text = HEADER + rows_text(rows)
     result.diff = list(
         difflib.unified_diff(
-            current.splitlines(), result.text.splitlines(), "requires.toml", "requires.toml (new)",
+            current.splitlines(),
+            result.text.splitlines(),
+            "requires.toml",
+            "requires.toml (new)",
             lineterm="",
         )
-    )  # fmt: skip
+    )
     return result
 
 
@@ -190,14 +200,15 @@ def _torch_checks(m: Matrices, version: Version, requires: tuple[str, ...]) -> l
     if runtime and release.cuda is not None:
         minor = ".".join(runtime.split(".")[:2])
         if minor != str(release.cuda):
-            out.append(f"torch {version}: pytorch.toml says CUDA {release.cuda}, the wheel pins "
-                       f"{runtime}")  # fmt: skip
+            out.append(
+                f"torch {version}: pytorch.toml says CUDA {release.cuda}, the wheel pins {runtime}"
+            )
     cudnn = next((p for n, p in pins.items() if n.startswith("nvidia-cudnn")), None)
     if cudnn and release.cudnn and cudnn != release.cudnn:
-        out.append(f"torch {version}: pytorch.toml says cuDNN {release.cudnn}, the wheel pins "
-                   f"{cudnn}")  # fmt: skip
+        out.append(
+            f"torch {version}: pytorch.toml says cuDNN {release.cudnn}, the wheel pins {cudnn}"
+        )
     nccl = next((p for n, p in pins.items() if n.startswith("nvidia-nccl")), None)
     if nccl and release.nccl and nccl != release.nccl:
-        out.append(f"torch {version}: pytorch.toml says NCCL {release.nccl}, the wheel pins "
-                   f"{nccl}")  # fmt: skip
+        out.append(f"torch {version}: pytorch.toml says NCCL {release.nccl}, the wheel pins {nccl}")
     return out

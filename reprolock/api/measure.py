@@ -38,8 +38,13 @@ from reprolock.resolve.python.metadata import check_identity, parse_metadata
 from reprolock.resolve.python.target import PythonTarget
 
 PYPI = "https://pypi.org/simple"
-_RUNTIMES = {"nvidia-cuda-runtime", "nvidia-cuda-runtime-cu11", "nvidia-cuda-runtime-cu12",
-             "nvidia-cuda-runtime-cu13", "cuda-toolkit"}  # fmt: skip
+_RUNTIMES = {
+    "nvidia-cuda-runtime",
+    "nvidia-cuda-runtime-cu11",
+    "nvidia-cuda-runtime-cu12",
+    "nvidia-cuda-runtime-cu13",
+    "cuda-toolkit",
+}
 _CACHE_VERSION = "2"
 
 
@@ -98,10 +103,13 @@ def choose_wheel(
             continue
         seen.append(file.filename)
         rank = min(
-            (ranks[(t.interpreter, t.abi, t.platform)] for t in tags if
-             (t.interpreter, t.abi, t.platform) in ranks),
+            (
+                ranks[(t.interpreter, t.abi, t.platform)]
+                for t in tags
+                if (t.interpreter, t.abi, t.platform) in ranks
+            ),
             default=None,
-        )  # fmt: skip
+        )
         if rank is not None and (best is None or (rank, file.filename) < best[:2]):
             best = (rank, file.filename, file)
     if best is None:
@@ -160,8 +168,10 @@ def measure(
             )
         metadata = source.metadata(file)
         check_identity(parse_metadata(metadata), file.filename, file.index)
-        members = [Member(name=m[0], offset=m[1], compressed_size=m[2], size=m[3], method=m[4])
-                   for m in source.zip_members(file)]  # fmt: skip
+        members = [
+            Member(name=m[0], offset=m[1], compressed_size=m[2], size=m[3], method=m[4])
+            for m in source.zip_members(file)
+        ]
         libraries, size = _stream(session, file, members)
         measurement = Measurement(
             filename=file.filename,

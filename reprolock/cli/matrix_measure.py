@@ -15,10 +15,20 @@ from reprolock.model import Platform, PythonVersion
 @click.command("measure")
 @click.argument("pin", metavar="PACKAGE==VERSION")
 @platform_option
-@click.option("--python", "python_text", default="3.11", show_default=True,
-              help="The Python whose wheel to measure (its cpXY tag).")  # fmt: skip
-@click.option("--index", "index_url", default=PYPI, show_default=True,
-              help="The simple index to read the wheel from.")  # fmt: skip
+@click.option(
+    "--python",
+    "python_text",
+    default="3.11",
+    show_default=True,
+    help="The Python whose wheel to measure (its cpXY tag).",
+)
+@click.option(
+    "--index",
+    "index_url",
+    default=PYPI,
+    show_default=True,
+    help="The simple index to read the wheel from.",
+)
 def measure_command(pin: str, platform: Platform, python_text: str, index_url: str) -> None:
     """Measure the CUDA kernels a wheel really carries: stream it once (sha256 checked),
     scan every shared object's fatbin for SASS architectures and PTX, and print the

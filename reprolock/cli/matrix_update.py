@@ -15,8 +15,13 @@ from reprolock.lock.io import read_text, write_atomic
 
 
 @click.command("update")
-@click.option("--index", "index_url", default=PYPI, show_default=True,
-              help="The simple index to read the framework packages from.")  # fmt: skip
+@click.option(
+    "--index",
+    "index_url",
+    default=PYPI,
+    show_default=True,
+    help="The simple index to read the framework packages from.",
+)
 @click.option(
     "--package",
     "packages",

@@ -328,8 +328,10 @@ class FatbinScanner:
             if len(self._starts) < _MAX_CONTAINERS:
                 self._starts.append((self._start, entries))
             else:  # beyond the bound, containers are merged unclassified
-                self._starts[-1] = (self._starts[-1][0], tuple(dict.fromkeys(
-                    self._starts[-1][1] + entries)))  # fmt: skip
+                self._starts[-1] = (
+                    self._starts[-1][0],
+                    tuple(dict.fromkeys(self._starts[-1][1] + entries)),
+                )
         self._pending = []
         self._left = 0
         self._skip = 0

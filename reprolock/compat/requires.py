@@ -123,8 +123,9 @@ def overlap(a: SpecifierSet, b: SpecifierSet) -> bool:
     and bounds — enough for the pins and ranges NVIDIA wheel requirements use)."""
     if not str(a) or not str(b):
         return True
-    return any(a.contains(v, prereleases=True) and b.contains(v, prereleases=True)
-               for v in _probes(a, b))  # fmt: skip
+    return any(
+        a.contains(v, prereleases=True) and b.contains(v, prereleases=True) for v in _probes(a, b)
+    )
 
 
 def conflicts(a: Requires, b: Requires) -> list[str]:
@@ -144,8 +145,13 @@ def rows_text(rows: Iterable[tuple[str, str, str, str, tuple[str, ...]]]) -> str
     for package, version, platform, extra, requires in sorted(
         rows, key=lambda r: (r[0], Version(r[1]), r[2], r[3])
     ):
-        out += ["", "[[requires]]", f'package = "{package}"', f'version = "{version}"',
-                f'platform = "{platform}"']  # fmt: skip
+        out += [
+            "",
+            "[[requires]]",
+            f'package = "{package}"',
+            f'version = "{version}"',
+            f'platform = "{platform}"',
+        ]
         if extra:
             out.append(f'extra = "{extra}"')
         out.append("requires = [" + ", ".join(f'"{r}"' for r in requires) + "]")

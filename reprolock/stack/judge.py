@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reprolock.compat import Matrices
-from reprolock.compat.arches import coverage
+from reprolock.compat.arches import ArchList, coverage
 from reprolock.compat.cuda import DriverNeed
 from reprolock.compat.frameworks import Build
 from reprolock.model import ComputeCapability, CudaVersion
-from reprolock.spec import GpuSpec
+from reprolock.spec import GpuSpec, UnknownCoverage
+
+UNKNOWN = "kernels unknown"
+WAYS_OUT = (
+    "measure the wheels' kernels with `reprolock lock --measure-kernels`, or accept unknown "
+    'coverage knowingly with [gpu] unknown-coverage = "warn"'
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,6 +31,9 @@ class Fleet:
     base_cuda: CudaVersion | None = None
     base_cudnn: str | None = None
     base_choosable: bool = False  # [base] names the nvidia/cuda family: reprolock picks the tag
+    # kernels measured from the wheels (lock --measure-kernels), for builds the tables lack:
+    # (framework, version, variant) → arch list
+    measured: Mapping[tuple[str, str, str], ArchList] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,10 +140,16 @@ def judge(
                 f"needs CUDA {cuda.major}.x >= {cuda} in the base image, which has {base}"
             )
     arches = build.arches
+    if arches is None:
+        arches = fleet.measured.get((build.framework, str(build.version), build.variant))
     if arches is not None and arches.unconfirmed and gpu.devices:
         notes.append(f"its arch list is not confirmed: {arches.unconfirmed}")
+    warn = gpu.unknown_coverage is UnknownCoverage.WARN
     if arches is None and gpu.devices and build.min_capability is None:
-        notes.append("which GPUs it has kernels for is not in the matrices")
+        notes.append(
+            "which GPUs it has kernels for is neither in reprolock's tables nor measured"
+            + (' (accepted: [gpu] unknown-coverage = "warn")' if warn else "")
+        )
     for device in gpu.devices:
         cap = device.capability
         name = _device(device.requested, cap)
@@ -148,6 +164,8 @@ def judge(
             continue
         if arches is None:
             cov.append((device.requested, "unknown"))
+            if not warn:  # fail closed: a build is chosen only when it runs on every GPU
+                reasons.append(f"{UNKNOWN} for {name}")
             continue
         found = coverage(arches, cap)
         cov.append((device.requested, found.describe()))

@@ -26,7 +26,7 @@ from reprolock.compat.frameworks import Build, series_of
 from reprolock.compat.requires import Requires, conflicts
 from reprolock.errors import Problem, Unsatisfiable
 from reprolock.model import CudaVersion
-from reprolock.stack.judge import Fleet, Verdict, judge, span
+from reprolock.stack.judge import UNKNOWN, WAYS_OUT, Fleet, Verdict, judge, span
 from reprolock.stack.requests import TORCH_FAMILY, FrameworkRequest
 
 MAX_PER_FRAMEWORK = 120
@@ -108,9 +108,13 @@ def _builds(
                 build = m.tensorflow.build(tf, and_cuda=request.and_cuda)
                 if request.cpu:  # tensorflow-cpu: not a CUDA build at all
                     build = replace(
-                        build, variant="cpu", cuda=None, cudnn=None, arches=None,
+                        build,
+                        variant="cpu",
+                        cuda=None,
+                        cudnn=None,
+                        arches=None,
                         needs_system_cuda=False,
-                    )  # fmt: skip
+                    )
                 elif fleet.gpu is None and not request.and_cuda:
                     build = replace(build, cuda=None, cudnn=None, needs_system_cuda=False)
                 out.append((build, tf.python, tf.arm64_wheels))
@@ -457,12 +461,17 @@ def _no_build(
     text = f"{fleet.target}: {shown} has no build that fits ({wanted}): {headline}"
     if fixes:
         text += f"; {fixes[0]}"
+    hint = (
+        ("Nearest fixes: " + "; or ".join(fixes) + ".")
+        if fixes
+        else "Loosen the framework requirement or the [gpu] constraints."
+    )
+    if any(UNKNOWN in r for v in verdicts for r in v.reasons):
+        hint += f" For a build whose kernels reprolock does not know: {WAYS_OUT}."
     return Unsatisfiable(
         text + ".",
         problems=[Problem(message=line) for line in group_verdicts(verdicts)[:12]],
-        hint=("Nearest fixes: " + "; or ".join(fixes) + ".")
-        if fixes
-        else "Loosen the framework requirement or the [gpu] constraints.",
+        hint=hint,
     )
 
 
