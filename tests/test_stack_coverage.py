@@ -142,3 +142,65 @@ def test_measured_kernels_stand_in_for_a_missing_row() -> None:
     )
     result = plan(requests, fleet, MATRICES)
     assert result.choices[0].verdict.coverage == (("A100", "native sm_80"),)
+
+
+def test_lock_measure_kernels_measures_the_unknown_candidates() -> None:
+    """`lock --measure-kernels`: the best candidates of unknown coverage are measured (here a
+    stand-in measurement) and the plan then judges them on their kernels."""
+    from pathlib import Path
+
+    from packaging.version import Version
+
+    from reprolock.api.kernels import measure_unknown, wheel_of
+    from reprolock.api.measure import Measurement
+    from reprolock.api.network import NetOptions
+    from reprolock.api.stack_layer import plan_target
+    from reprolock.compat.fatbin import Kernels
+    from reprolock.model import ComputeCapability, Platform, PythonVersion
+    from reprolock.net.config import NetConfig
+    from reprolock.resolve.python.target import PythonTarget
+    from reprolock.spec.parse import parse_spec
+    from tests.test_stack_scenarios import MATRICES
+
+    spec = parse_spec(
+        '[environment]\npython = "3.11"\n[gpu]\ndevices = ["A100"]\n[python]\n'
+        'requirements = ["tensorflow==2.13.1"]\n'
+        '[[python.index]]\nname = "mirror"\nurl = "https://mirror.example/simple"\n'
+        "default = true\n",
+        file="reprolock.toml",
+        matrices=MATRICES,
+        read_file=lambda n: "",
+    )
+    asked: list[tuple[str, str]] = []
+
+    def fake(pin: str, **kwargs: object) -> Measurement:
+        asked.append((pin, str(kwargs["index"])))
+        return Measurement(
+            filename="tensorflow-2.13.1-cp311-cp311-manylinux_2_17_x86_64.whl",
+            url="https://mirror.example/files/tf.whl",
+            sha256="ab" * 32,
+            size=1,
+            libraries={
+                "tensorflow/libtensorflow_framework.so.2": Kernels(
+                    sass=(ComputeCapability.parse("8.0"),), containers=3
+                )
+            },
+            cuda=None,
+        )
+
+    target = PythonTarget(
+        python=PythonVersion.parse("3.11.9"), platform=Platform.parse("linux/amd64")
+    )
+    net = NetOptions(config=NetConfig(), cache_dir=Path("/nonexistent"))
+    measured = measure_unknown(spec, "t", target, None, MATRICES, net, measure_wheel=fake)
+    assert asked == [("tensorflow==2.13.1", "https://mirror.example/simple")]
+    arches = measured[("tensorflow", "2.13.1", "system-cuda")]
+    assert arches.measured and arches.measured.endswith("sha256:" + "ab" * 32)
+    plan = plan_target(spec, "t", target, None, MATRICES, base_choosable=True, measured=measured)
+    assert plan.choices[0].verdict.coverage == (("A100", "native sm_80"),)
+    build = plan.choices[0].verdict.build
+    assert build.version == Version("2.13.1")
+    assert wheel_of(build, spec, MATRICES) == (
+        "tensorflow==2.13.1",
+        "https://mirror.example/simple",
+    )

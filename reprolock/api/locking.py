@@ -15,6 +15,7 @@ from reprolock.api.network import NetOptions
 
 if TYPE_CHECKING:
     from reprolock.api.python_layer import Observer
+    from reprolock.compat.arches import ArchList
     from reprolock.model import ImageRef
     from reprolock.resolve.python.resolve import PythonResolution
     from reprolock.resolve.python.target import PythonTarget
@@ -102,8 +103,12 @@ def lock(
     upgrade_packages: Iterable[str] = (),
     refresh_base: bool = False,
     observer: Observer | None = None,
+    measure_kernels: bool = False,
 ) -> LockResult:
-    """Resolve ``spec`` and write the lock; existing pins are kept where they still fit."""
+    """Resolve ``spec`` and write the lock; existing pins are kept where they still fit.
+
+    ``measure_kernels`` measures, from their wheels, the candidate framework builds whose
+    GPU kernels the tables do not know, instead of refusing them."""
     spec_file = find_spec(spec_path, cwd)
     spec = load_spec(spec_file)
     lock_file = lock_path or default_lock_path(spec_file)
@@ -191,7 +196,24 @@ def lock(
         if found.apt is not None:
             warnings.extend(f"{tid}: apt: {n}" for n in found.apt.notes)
     apt_results = {p: v.apt for p, v in provided.items() if v.apt is not None}
-    plans = plan_targets(spec, [(target_id(t), t) for t in python_targets], bases, matrices)
+    measured: dict[str, dict[tuple[str, str, str], ArchList]] = {}
+    if measure_kernels:
+        from reprolock.api.kernels import measure_unknown  # noqa: PLC0415
+
+        measured = {
+            target_id(t): measure_unknown(
+                spec, target_id(t), t, bases.get(t.platform), matrices, net
+            )
+            for t in python_targets
+        }
+        for tid, kernels in measured.items():
+            warnings.extend(
+                f"{tid}: measured {arches.measured}: {arches.describe()}"
+                for arches in dict.fromkeys(kernels.values())
+            )
+    plans = plan_targets(
+        spec, [(target_id(t), t) for t in python_targets], bases, matrices, measured=measured
+    )
     for tid, stack_plan in plans.items():
         warnings.extend(f"{tid}: {note}" for note in stack_plan.notes)
     resolved = resolve_targets(

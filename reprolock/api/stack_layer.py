@@ -10,6 +10,7 @@ from packaging.utils import canonicalize_name
 
 from reprolock.api.python_layer import target_id, targets_of
 from reprolock.compat import Matrices
+from reprolock.compat.arches import ArchList
 from reprolock.lock import LockedBase
 from reprolock.model import CudaVersion, Platform
 from reprolock.resolve.python.target import PythonTarget
@@ -17,7 +18,7 @@ from reprolock.spec import Spec
 from reprolock.stack.base import BaseChoice, choose_base
 from reprolock.stack.judge import Fleet
 from reprolock.stack.plan import StackPlan, plan
-from reprolock.stack.requests import framework_requests
+from reprolock.stack.requests import FrameworkRequest, framework_requests
 
 
 def platform_key(platform: Platform) -> str:
@@ -49,19 +50,10 @@ def fleet_of(
     )
 
 
-def plan_target(
-    spec: Spec,
-    tid: str,
-    target: PythonTarget,
-    base: LockedBase | None,
-    m: Matrices,
-    *,
-    base_choosable: bool = False,
-) -> StackPlan:
-    """The stack plan of one target (pure: the tables, the spec and the pinned base)."""
-    fleet = fleet_of(spec, tid, target, base, base_choosable=base_choosable)
+def requests_of(spec: Spec, target: PythonTarget) -> list[FrameworkRequest]:
+    """The frameworks the target's (marker-evaluated) requirements name, with their routes."""
     if spec.python is None:
-        return StackPlan(fleet=fleet)
+        return []
     env = {**target.marker_environment(), "extra": ""}
     requirements = [
         r for r in spec.python.requirements if r.marker is None or r.marker.evaluate(env)
@@ -71,12 +63,27 @@ def plan_target(
         for index in spec.python.indexes
         for p in index.packages
     }
-    return plan(
-        framework_requests(requirements, routed),
-        fleet,
-        m,
-        pytorch_index=spec.python.pytorch_index,
-    )
+    return framework_requests(requirements, routed)
+
+
+def plan_target(
+    spec: Spec,
+    tid: str,
+    target: PythonTarget,
+    base: LockedBase | None,
+    m: Matrices,
+    *,
+    base_choosable: bool = False,
+    measured: Mapping[tuple[str, str, str], ArchList] | None = None,
+) -> StackPlan:
+    """The stack plan of one target (pure: the tables, the spec, the pinned base, and the
+    kernels measured from wheels with ``lock --measure-kernels``)."""
+    fleet = fleet_of(spec, tid, target, base, base_choosable=base_choosable)
+    if measured:
+        fleet = replace(fleet, measured=dict(measured))
+    if spec.python is None:
+        return StackPlan(fleet=fleet)
+    return plan(requests_of(spec, target), fleet, m, pytorch_index=spec.python.pytorch_index)
 
 
 def plan_targets(
@@ -86,10 +93,17 @@ def plan_targets(
     m: Matrices,
     *,
     base_choosable: bool = False,
+    measured: Mapping[str, Mapping[tuple[str, str, str], ArchList]] | None = None,
 ) -> dict[str, StackPlan]:
     return {
         tid: plan_target(
-            spec, tid, target, bases.get(target.platform), m, base_choosable=base_choosable
+            spec,
+            tid,
+            target,
+            bases.get(target.platform),
+            m,
+            base_choosable=base_choosable,
+            measured=(measured or {}).get(tid),
         )
         for tid, target in targets
     }

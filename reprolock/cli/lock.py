@@ -82,6 +82,12 @@ def index_credentials(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     is_flag=True,
     help="Revalidate cached index pages (implied by --upgrade and --upgrade-package).",
 )
+@click.option(
+    "--measure-kernels",
+    is_flag=True,
+    help="Measure the GPU kernels of framework builds the tables lack, from their wheels "
+    "(cached by sha256), instead of refusing them.",
+)
 def lock_command(
     spec_path: Path | None,
     lock_path: Path | None,
@@ -89,6 +95,7 @@ def lock_command(
     upgrade_packages: tuple[str, ...],
     refresh_base: bool,
     refresh: bool,
+    measure_kernels: bool,
 ) -> None:
     """Resolve the spec for each target and write the lock.
 
@@ -107,6 +114,7 @@ def lock_command(
         upgrade_packages=upgrade_packages,
         refresh_base=refresh_base,
         observer=ProgressLine.for_terminal("locking", settings.verbosity < 0),
+        measure_kernels=measure_kernels,
     )
     for warning in result.warnings:
         settings.warn(warning)
