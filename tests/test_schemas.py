@@ -174,6 +174,7 @@ def test_matrices_validate_against_their_schemas() -> None:
         "cudnn",
         "images",
         "requires",
+        "ptx",
     ):
         data = tomllib.loads((ROOT / "matrices" / f"{name}.toml").read_text())
         jsonschema.validate(data, _schema("matrices", f"{name}.schema.json"))
@@ -189,6 +190,7 @@ def test_matrices_validate_against_their_schemas() -> None:
         ("jax", ("plugin", "release")),
         ("cudnn", ("support", "wheels")),
         ("images", ("family", "cuda", "ngc")),
+        ("ptx", ("isa",)),
     ],
 )
 def test_every_matrix_row_cites_a_known_source(name: str, tables: tuple[str, ...]) -> None:

@@ -10,6 +10,7 @@ from reprolock.compat.cuda import CudaTable
 from reprolock.compat.frameworks import JaxTable, TensorflowTable, TorchTable
 from reprolock.compat.gpus import GpuTable
 from reprolock.compat.images import CudnnTable, ImageCatalog
+from reprolock.compat.ptx import PtxTable
 from reprolock.compat.python_images import PythonCatalog
 from reprolock.compat.requires import RequiresTable
 
@@ -28,6 +29,7 @@ class Matrices:
     images: ImageCatalog
     python: PythonCatalog
     requires: RequiresTable
+    ptx: PtxTable
 
 
 def load_matrices(read: Callable[[str], str]) -> Matrices:
@@ -48,4 +50,5 @@ def load_matrices(read: Callable[[str], str]) -> Matrices:
         images=ImageCatalog.from_dict(table("images.toml")),
         python=PythonCatalog.from_dict(table("python.toml")),
         requires=RequiresTable.from_dict(table("requires.toml")),
+        ptx=PtxTable.from_dict(table("ptx.toml")),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -9,7 +10,7 @@ from reprolock.compat import Matrices
 from reprolock.compat.arches import ArchList, coverage
 from reprolock.compat.cuda import DriverNeed
 from reprolock.compat.frameworks import Build
-from reprolock.model import ComputeCapability, CudaVersion
+from reprolock.model import ComputeCapability, CudaVersion, DriverVersion
 from reprolock.spec import GpuSpec, UnknownCoverage
 
 UNKNOWN = "kernels unknown"
@@ -57,6 +58,21 @@ def span(pythons: tuple[str, ...]) -> str:
 
 def _device(requested: str, cap: ComputeCapability) -> str:
     return cap.sm if requested.lower() in (cap.sm, str(cap)) else f"{cap.sm} ({requested})"
+
+
+def _jit_floor(
+    arches: ArchList, strict: DriverNeed | None, m: Matrices
+) -> tuple[DriverVersion, str] | None:
+    """The driver PTX JIT needs: that of the first CUDA loading the PTX's ISA when the ISA
+    is known (measured), else the build toolkit's own (strict) driver."""
+    cuda = m.ptx.cuda_for(arches.ptx_isa)
+    if cuda is not None:
+        with contextlib.suppress(ValueError):
+            need = m.cuda.need(cuda, "strict")
+            return need.driver, f"PTX ISA {arches.ptx_isa} first loads with CUDA {cuda}"
+    if strict is None:
+        return None
+    return strict.driver, "the build's CUDA"
 
 
 def judge(
@@ -171,19 +187,23 @@ def judge(
         cov.append((device.requested, found.describe()))
         if found.how is None:
             reasons.append(f"has no kernels for {name}")
-        elif found.how == "ptx" and strict is not None:
+        elif found.how == "ptx":
             jit = (
                 f"runs {name} only by JIT-compiling PTX compute_{found.via.major}{found.via.minor}"
                 if found.via
                 else ""
             )
-            if gpu.driver is not None and gpu.driver < strict.driver:
+            floor = _jit_floor(arches, strict, m)
+            if floor is None:
+                continue
+            driver, why = floor
+            if gpu.driver is not None and gpu.driver < driver:
                 reasons.append(
-                    f"{jit}, which needs driver >= {strict.driver} (minor-version compatibility "
-                    "does not cover PTX JIT)"
+                    f"{jit}, which needs driver >= {driver} ({why}; minor-version "
+                    "compatibility does not cover PTX JIT)"
                 )
             else:
-                notes.append(f"{jit} (slow first start; needs driver >= {strict.driver})")
+                notes.append(f"{jit} (slow first start; needs driver >= {driver}, {why})")
     return Verdict(
         build=build,
         python=pythons,
