@@ -19,10 +19,13 @@ def matrix_command() -> None:
 
 @matrix_command.command("gpus")
 def gpus_command() -> None:
-    """List the GPUs reprolock knows, with their compute capability."""
+    """List the GPUs reprolock knows, with their compute capability and the least driver that
+    can run their architecture."""
     settings = output.current()
-    table = api.shipped_matrices().gpus
+    matrices = api.shipped_matrices()
+    table = matrices.gpus
     rows = sorted(table.models, key=lambda m: (m.capability, m.name))
+    floors = {m.name: table.driver_floor(m.capability, matrices.cuda) for m in rows}
     if settings.format == "json":
         settings.emit_json(
             [
@@ -32,6 +35,7 @@ def gpus_command() -> None:
                     "compute-capability": str(m.capability),
                     "sm": m.capability.sm,
                     "architecture": m.architecture,
+                    "driver-floor": None if (f := floors[m.name]) is None else str(f.driver),
                     "sources": list(m.sources),
                 }
                 for m in rows
@@ -41,8 +45,10 @@ def gpus_command() -> None:
     width = max(len(m.name) for m in rows)
     settings.say(f"{'GPU':<{width}}  CC    arch")
     for m in rows:
+        floor = floors[m.name]
+        driver = f"  driver >= {floor.driver}" if floor is not None else ""
         settings.say(
-            f"{m.name:<{width}}  {m.capability!s:<5} {m.capability.sm}  ({m.architecture})"
+            f"{m.name:<{width}}  {m.capability!s:<5} {m.capability.sm}  ({m.architecture})" + driver
         )
 
 
@@ -62,6 +68,7 @@ def driver_command(version: str) -> None:
     table = matrices.cuda
     rows = table.runnable(driver)
     builds = framework_builds(matrices, driver)
+    unsupported = matrices.gpus.unsupported_by(driver, table)
     if settings.format == "json":
         settings.emit_json(
             {
@@ -75,11 +82,15 @@ def driver_command(version: str) -> None:
                     {
                         "cuda": str(t.version),
                         "label": t.label,
-                        "toolkit-driver": str(t.driver),
+                        "toolkit-driver": None if t.driver is None else str(t.driver),
                         "strict": strict,
                         "minor-compat": minor,
                     }
                     for t, strict, minor in rows
+                ],
+                "unsupported-architectures": [
+                    {"architecture": a.name, "sm": [c.sm for c in a.sm], "reason": why}
+                    for a, why in unsupported
                 ],
             }
         )
@@ -100,8 +111,14 @@ def driver_command(version: str) -> None:
         settings.say(f"  caveats: {table.caveats}")
     for toolkit, strict, minor in rows:
         mark = "strict" if strict else "minor" if minor else "no"
-        settings.say(f"    {toolkit.version!s:<8} needs {toolkit.driver!s:<10} {mark}", level=1)
+        needs = "unknown" if toolkit.driver is None else str(toolkit.driver)
+        settings.say(f"    {toolkit.version!s:<8} needs {needs:<10} {mark}", level=1)
     _say_builds(settings, builds)
+    if unsupported:
+        settings.say("  GPU architectures it cannot run:")
+        for arch, why in unsupported:
+            sms = ", ".join(c.sm for c in arch.sm)
+            settings.say(f"    {arch.name} ({sms}): {why}")
 
 
 def framework_builds(
@@ -124,10 +141,12 @@ def framework_builds(
         if build.cuda is None:
             continue
         try:
-            strict = driver >= matrices.cuda.need(build.cuda, "strict").driver
+            need = matrices.cuda.need(build.cuda, "strict")
             minor = driver >= matrices.cuda.need(build.cuda, "minor").driver
         except ValueError:
             continue
+        # A lower bound is not a confirmed figure: never strict (as CudaTable.runnable).
+        strict = need.exact and driver >= need.driver
         out.append((build.label, build.cuda, strict, minor))
     return out
 
@@ -156,30 +175,58 @@ def _say_builds(
 @matrix_command.command("cuda")
 @click.argument("version")
 def cuda_command(version: str) -> None:
-    """The least Linux driver a CUDA VERSION needs, strict and under minor-version compat."""
+    """The least Linux driver a CUDA VERSION needs, strict and under minor-version compat.
+
+    VERSION is a CUDA release ("12.8.1"), a CUDA minor ("12.8") or the CUDA Runtime version a
+    wheel pins ("12.8.90", as in nvidia-cuda-runtime-cu12==12.8.90)."""
     settings = output.current()
     table = api.shipped_matrices().cuda
     try:
         cuda = CudaVersion.parse(version)
-        strict, minor = table.need(cuda, "strict"), table.need(cuda, "minor")
     except ValueError as exc:
         raise InputError(f"{exc}.", hint='Write the version like "12.4" or "12.4.1".') from None
+    runtime = None
+    if not table.releases(cuda):
+        runtime = table.release_for_runtime(version)
+        cuda = runtime.version if runtime is not None else cuda
+    try:
+        strict, minor = table.need(cuda, "strict"), table.need(cuda, "minor")
+    except ValueError as exc:
+        raise InputError(
+            f"{exc}.",
+            hint='Write a release ("12.4.1"), a minor ("12.4") or a CUDA runtime version '
+            '("12.4.127").',
+        ) from None
+    release = table.release(cuda)
     if settings.format == "json":
         settings.emit_json(
             {
                 "cuda": str(cuda),
+                "label": None if release is None else release.label,
+                "cudart": None if release is None else release.cudart_text,
                 "strict": str(strict.driver),
+                "strict-exact": strict.exact,
+                "strict-reason": strict.reason,
                 "minor-compat": str(minor.driver),
                 "caveats": table.caveats,
+                "sources": [] if release is None else list(release.sources),
             }
         )
         return
-    settings.say(f"CUDA {cuda}: driver >= {strict.driver} (strict: {strict.reason})")
+    if runtime is not None:
+        settings.say(f"cudart {version} is the CUDA Runtime of {runtime.label} ({cuda})")
+    bound = "" if strict.exact else ", a lower bound"
+    settings.say(f"CUDA {cuda}: driver >= {strict.driver} (strict{bound}: {strict.reason})")
     if minor.policy == "minor":
         settings.say(
             f"  or >= {minor.driver} under minor-version compatibility "
             f"({minor.reason}); {table.caveats}"
         )
+    if release is not None:
+        runtime_text = f"cudart {release.cudart_text}; " if release.cudart is not None else ""
+        settings.say(f"  {runtime_text}sources {', '.join(release.sources)}", level=1)
+        if release.note:
+            settings.say(f"  note: {release.note}", level=1)
 
 
 @matrix_command.command("torch")
