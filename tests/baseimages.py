@@ -29,6 +29,11 @@ import sys
 import tarfile
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.dockerd import Dockerd
+    from tests.ociregistry import Registry
 
 MIRROR = "http://deb.debian.org/debian"
 MINBASE_TAG = "reprolock-test/minbase:bookworm"
@@ -259,3 +264,84 @@ def libcudart() -> tuple[Path, str]:
     version_file.write_text(version + "\n")
     shutil.rmtree(work, ignore_errors=True)
     return out, version
+
+
+# -- bases built by dockerd --------------------------------------------------------------------
+def push_python_slim(dockerd: Dockerd, registry: Registry, work: Path) -> tuple[str, str]:
+    """A ``python:3.11-slim-bookworm`` look-alike — the standalone CPython in ``/usr/local``
+    on the minbase, with the official images' ENV — pushed to the loopback registry as
+    ``library/python:3.11-slim-bookworm``; (the pushed name, its CPython version)."""
+    found = standalone_python()
+    assert found is not None, "the standalone CPython could not be made (see standalone_python)"
+    tarball, version = found
+    context = work / "python-slim"
+    context.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tarball) as tar:
+        tar.extractall(context, filter="tar")
+    (context / "Dockerfile").write_text(
+        f"FROM {MINBASE_TAG}\n"
+        "COPY python/ /usr/local/\n"
+        "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \\\n"
+        f"    LANG=C.UTF-8 PYTHON_VERSION={version}\n"
+        'CMD ["python3"]\n'
+    )
+    tag = f"{registry.host}/library/python:3.11-slim-bookworm"
+    dockerd.buildkit(context, "Dockerfile", tag)
+    dockerd.docker("push", tag)
+    return tag, version
+
+
+# NVIDIA's CUDA 12.4.1 runtime libraries as Debian trixie (non-free) ships them: what an
+# nvidia/cuda "runtime" image adds to its OS (without NPP and NCCL, which Debian lacks).
+CUDA_RUNTIME = (
+    "libcudart12",
+    "libcublas12",
+    "libcublaslt12",
+    "libcufft11",
+    "libcurand10",
+    "libcusolver11",
+    "libcusparse12",
+    "libnvjitlink12",
+    "libnvrtc12",
+    "libnvrtc-builtins12.4",
+)
+
+
+def cuda_runtime_debs() -> Path:
+    """The CUDA 12.4 runtime .debs from Debian trixie non-free (cached)."""
+    folder = cache_dir() / "trixie-cuda-12.4-runtime-debs"
+    if (folder / ".complete").exists():
+        return folder
+    folder.mkdir(exist_ok=True)
+    index = f"{MIRROR}/dists/trixie/non-free/binary-amd64/Packages.xz"
+    with urllib.request.urlopen(index, timeout=60) as response:
+        stanzas = lzma.decompress(response.read()).decode().split("\n\n")
+    for name in CUDA_RUNTIME:
+        stanza = next(s for s in stanzas if s.startswith(f"Package: {name}\n"))
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line)
+        url = f"{MIRROR}/{fields['Filename']}"
+        with urllib.request.urlopen(url, timeout=600) as response:
+            data = response.read()
+        assert hashlib.sha256(data).hexdigest() == fields["SHA256"], f"{name} damaged"
+        (folder / fields["Filename"].rsplit("/", 1)[-1]).write_bytes(data)
+    (folder / ".complete").write_text("")
+    return folder
+
+
+def push_cuda_like(dockerd: Dockerd, registry: Registry, work: Path, base: str) -> str:
+    """``base`` with a system CUDA 12.4.1 runtime (Debian's packages of NVIDIA's libraries,
+    ``CUDA_VERSION`` set as nvidia/cuda does): an nvidia/cuda-runtime-like base."""
+    context = work / "cuda-like"
+    (context / "debs").mkdir(parents=True, exist_ok=True)
+    for deb in cuda_runtime_debs().glob("*.deb"):
+        shutil.copy2(deb, context / "debs" / deb.name)
+    (context / "Dockerfile").write_text(
+        f"FROM {base}\n"
+        "RUN --mount=type=bind,source=debs,target=/tmp/debs dpkg -i /tmp/debs/*.deb\n"
+        "ENV CUDA_VERSION=12.4.1 NVIDIA_VISIBLE_DEVICES=all "
+        "NVIDIA_DRIVER_CAPABILITIES=compute,utility\n"
+    )
+    tag = f"{registry.host}/reprolock/cuda-like:12.4.1-runtime-bookworm"
+    dockerd.buildkit(context, "Dockerfile", tag)
+    dockerd.docker("push", tag)
+    return tag

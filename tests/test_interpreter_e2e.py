@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 import time
 import tomllib
 from collections.abc import Iterator
@@ -82,7 +81,7 @@ def world(
     minbase = f"{registry.host}/reprolock/minbase:bookworm"
     dockerd.docker("tag", baseimages.MINBASE_TAG, minbase)
     dockerd.docker("push", minbase)
-    _push_python_slim(dockerd, registry, root, tarball, version)
+    baseimages.push_python_slim(dockerd, registry, root)
     # Debian's real python3.11 and its closure, in a signed loopback repository
     key = GpgKey(root / "gnupg")
     repo = AptRepo(root / "repo")
@@ -132,27 +131,6 @@ def world(
             yield world
             for what, seconds in world.times.items():
                 SUMMARY.append(f"interpreter e2e: {what}: {seconds:.1f} s")
-
-
-def _push_python_slim(
-    dockerd: Dockerd, registry: Registry, root: Path, tarball: Path, version: str
-) -> None:
-    """A python:3.11-slim-bookworm look-alike (CPython in /usr/local on debian minbase, the
-    official images' ENV) in the loopback registry as library/python."""
-    context = root / "python-slim"
-    context.mkdir()
-    with tarfile.open(tarball) as tar:
-        tar.extractall(context, filter="tar")
-    (context / "Dockerfile").write_text(
-        f"FROM {baseimages.MINBASE_TAG}\n"
-        "COPY python/ /usr/local/\n"
-        "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \\\n"
-        f"    LANG=C.UTF-8 PYTHON_VERSION={version}\n"
-        'CMD ["python3"]\n'
-    )
-    tag = f"{registry.host}/library/python:3.11-slim-bookworm"
-    dockerd.buildkit(context, "Dockerfile", tag)
-    dockerd.docker("push", tag)
 
 
 def _project(world: World, name: str, spec: str) -> Path:

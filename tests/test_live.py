@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,80 @@ def test_live_apt_closure_on_debian_bookworm_agrees_with_apt_get(tmp_path: Path)
     print(f"\n{len(locked)} packages, e.g. {locked[:5]}")
     assert locked == simulated
     assert all(p.url.startswith("http://deb.debian.org/debian/pool/") for p in result.packages)
+
+
+def test_torch_gpu_image_sizes(
+    dockerd: Any, registry: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """torch==2.5.1 from live PyPI built by dockerd twice: on the python:3.11-slim-bookworm
+    look-alike that `[base] image = "auto"` chooses (CUDA only from the wheels), and on the
+    same base with a system CUDA 12.4.1 runtime (NVIDIA's libraries as Debian packages them:
+    what an nvidia/cuda runtime base adds). Inside the first, torch.version.cuda is the
+    lock's CUDA; both sizes go to the test summary (docs/benchmarks.md records them)."""
+    import time
+
+    from tests import baseimages
+    from tests.conftest import SUMMARY, run_cli
+    from tests.dockerd import import_tar
+
+    root = tmp_path_factory.mktemp("torch")
+    minbase_tar, _debs = baseimages.minbase(root)
+    import_tar(dockerd, minbase_tar, baseimages.MINBASE_TAG)
+    slim, _version = baseimages.push_python_slim(dockerd, registry, root)
+    cuda_like = baseimages.push_cuda_like(dockerd, registry, root, slim)
+    gpu = '[gpu]\ndevices = ["A100", "H100"]\ndriver = "550.54.15"\n\n'
+    tail = (
+        '[python]\nrequirements = ["torch==2.5.1"]\n\n'
+        f'[registry]\nmirrors = {{ "docker.io" = "{registry.host}" }}\n'
+    )
+    sizes: dict[str, int] = {}
+    wheels: Path | None = None
+    for name, base in (
+        ("slim", '[base]\nimage = "auto"\nos = "bookworm"\n\n'),
+        ("cuda-like", f'[base]\nref = "{cuda_like}"\n\n'),
+    ):
+        context = root / name
+        context.mkdir()
+        (context / "reprolock.toml").write_text(
+            f'[environment]\npython = "3.11"\n\n{gpu}{base}{tail}'
+        )
+        start = time.monotonic()
+        run = run_cli("--cache-dir", str(root / "cache"), "lock", cwd=context)
+        assert run.code == 0, run.err
+        lock = tomllib.loads((context / "reprolock.lock").read_text())
+        [target] = lock["targets"]
+        here = context / ".reprolock" / target["id"] / "wheels"
+        if wheels is not None:  # the same wheels: fetched once
+            here.mkdir(parents=True)
+            for wheel in wheels.iterdir():
+                (here / wheel.name).hardlink_to(wheel)
+        for args in (["fetch"], ["dockerfile", "--wheelhouse"]):
+            run = run_cli("--cache-dir", str(root / "cache"), *args, cwd=context)
+            assert run.code == 0, (args, run.err)
+        wheels = here
+        tag = f"reprolock-live/torch-{name}:1"
+        dockerd.buildkit(context, "Dockerfile", tag)
+        SUMMARY.append(f"torch {name}: lock+fetch+build {time.monotonic() - start:.0f} s")
+        sizes[name] = int(dockerd.docker("image", "inspect", "-f", "{{.Size}}", tag).stdout)
+        out = (
+            dockerd.docker(
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                tag,
+                "python",
+                "-c",
+                "import torch; print(torch.__version__, torch.version.cuda)",
+            )
+            .stdout.decode()
+            .split()
+        )
+        toolkit = target["cuda"]["toolkit"]
+        assert out[1] == ".".join(toolkit.split(".")[:2]), (out, toolkit)
+        if name == "slim":
+            assert target["base"]["ref"] == "python:3.11-slim-bookworm"
+            assert target["base"]["choice"]["image"] == "auto"
+    for name, size in sizes.items():
+        SUMMARY.append(f"torch 2.5.1 image on {name}: {size / 1e6:.0f} MB")
+    SUMMARY.append(f"system CUDA copy: {(sizes['cuda-like'] - sizes['slim']) / 1e6:.0f} MB")
