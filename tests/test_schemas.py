@@ -175,6 +175,7 @@ def test_matrices_validate_against_their_schemas() -> None:
         "images",
         "requires",
         "ptx",
+        "python",
     ):
         data = tomllib.loads((ROOT / "matrices" / f"{name}.toml").read_text())
         jsonschema.validate(data, _schema("matrices", f"{name}.schema.json"))
@@ -191,6 +192,7 @@ def test_matrices_validate_against_their_schemas() -> None:
         ("cudnn", ("support", "wheels")),
         ("images", ("family", "cuda", "ngc")),
         ("ptx", ("isa",)),
+        ("python", ("images", "standalone")),
     ],
 )
 def test_every_matrix_row_cites_a_known_source(name: str, tables: tuple[str, ...]) -> None:
