@@ -21,6 +21,7 @@ class CudaImage:
     cudnn_tag: str | None = None  # "cudnn8", "cudnn9" or "cudnn"
     cudnn_os: tuple[str, ...] | None = None  # where the cudnn variant exists, if not every OS
     branches: tuple[int, ...] = ()
+    end_of_life: bool = False  # no longer built; its tags leave Docker Hub six months later
 
     def tag(self, flavor: str, os: str, *, cudnn: bool) -> str:
         word = f"{self.cudnn_tag}-" if cudnn and self.cudnn_tag else ""
@@ -47,6 +48,7 @@ class ImageCatalog:
                         cudnn_tag=r.get("cudnn-tag"),
                         cudnn_os=tuple(r["cudnn-os"]) if "cudnn-os" in r else None,
                         branches=tuple(r.get("require-branches", ())),
+                        end_of_life=bool(r.get("end-of-life", False)),
                     )
                     for r in data.get("cuda", ())
                 ),
