@@ -105,7 +105,7 @@ def test_torch_gpu_image_sizes(
     wheels: Path | None = None
     for name, base in (
         ("slim", '[base]\nimage = "auto"\nos = "bookworm"\n\n'),
-        ("cuda-like", f'[base]\nref = "{cuda_like}"\n\n'),
+        ("system-cuda", f'[base]\nref = "{cuda_like}"\n\n'),
     ):
         context = root / name
         context.mkdir()
@@ -151,4 +151,4 @@ def test_torch_gpu_image_sizes(
             assert target["base"]["choice"]["image"] == "auto"
     for name, size in sizes.items():
         SUMMARY.append(f"torch 2.5.1 image on {name}: {size / 1e6:.0f} MB")
-    SUMMARY.append(f"system CUDA copy: {(sizes['cuda-like'] - sizes['slim']) / 1e6:.0f} MB")
+    SUMMARY.append(f"system CUDA copy: {(sizes['system-cuda'] - sizes['slim']) / 1e6:.0f} MB")
