@@ -43,10 +43,11 @@ def test_driver_floor_from_the_resolved_runtime_wheel(
     run = lock_cli("lock")
     assert run.code == 0, run.err
     cuda = tomllib.loads((tmp_path / "reprolock.lock").read_text())["targets"][0]["cuda"]
+    # cudart 12.4.127 is CUDA 12.4 Update 1 (12.4.1): its driver, not 12.4 GA's (issue 16).
     assert cuda == {
-        "toolkit": "12.4",
+        "toolkit": "12.4.1",
         "cudnn": "9.1.0.70",
-        "driver-min": "550.54.14",
+        "driver-min": "550.54.15",
         "driver-min-compat": "525.60.13",
         "compat": "minor",
         "devices": {"8.0": "sm_80", "H100": "sm_90"},
@@ -67,5 +68,8 @@ def test_fleet_driver_too_old(lock_cli: LockCli, tmp_path: Path, cuda_index: Ind
     _spec(tmp_path, cuda_index, 'driver = "470.82.01"\ncompat = "minor"')
     run = lock_cli("lock")
     assert run.code == 3
-    assert "Only nvidia-cuda-runtime-cu12<12 is allowed" in run.err
+    # An R470 driver cannot run an H100 at all (Hopper first runs with CUDA 11.8, R520):
+    # said before anything is resolved, and the fix names a driver that runs the GPUs.
+    assert "sm_90 (H100) needs driver >= 520.61.05: Hopper first runs with CUDA 11.8" in run.err
+    assert "Upgrade the fleet to driver >= 520.61.05" in run.err
     assert not (tmp_path / "reprolock.lock").exists()

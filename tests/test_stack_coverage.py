@@ -9,6 +9,37 @@ from reprolock.errors import Unsatisfiable
 from tests.test_stack_scenarios import Case, _plan
 
 CASES = [
+    # -- each GPU needs the driver of the first CUDA that knows its architecture ---------------
+    Case(
+        "blackwell-on-an-r535-fleet",
+        ("torch",),
+        'devices = ["RTX 5090"]\ndriver = "535.104.05"',
+        error=(
+            "the fleet's oldest driver 535.104.05 cannot run every GPU",
+            "sm_120 (RTX 5090) needs driver >= 570.26",
+            "Upgrade the fleet to driver >= 570.26",
+        ),
+    ),
+    Case(
+        "b200-on-an-r535-fleet",
+        ("torch",),
+        'devices = ["B200"]\ndriver = "535.104.05"',
+        error=("sm_100 (B200) needs driver >= 570.26",),
+    ),
+    Case(
+        # the fix never names a driver that cannot run the card (R470 < Ada's R520)
+        "ada-on-r470-fix-runs-the-card",
+        ("torch==2.5.1",),
+        'devices = ["RTX 4090"]\ndriver = "470.82.01"',
+        error=("Upgrade the fleet to driver >= 520.61.05",),
+    ),
+    Case(
+        # CUDA 13 toolkits cannot compile for Volta: known without an arch row
+        "cuda13-variant-cannot-carry-volta",
+        ("torch==2.11.*",),
+        'devices = ["V100"]\ndriver = "580.95.05"',
+        error=("CUDA 13.0 toolkits cannot compile for Volta (dropped in CUDA 13.0)",),
+    ),
     # -- kernels measured from the PyPI wheels ------------------------------------------------
     Case(
         # torch 2.15.0's PyPI wheel carries SASS sm_75+ and no PTX (measured): a V100 fleet
@@ -55,7 +86,7 @@ CASES = [
         # Not asked for by name: a GPU target never falls back to a CPU build silently.
         "unrouted-torch-never-falls-back-to-cpu",
         ("torch==2.5.1",),
-        'devices = ["H100"]\ndriver = "418.39"',
+        'devices = ["H100"]\ncuda = "12.9"',  # no 2.5.1 build has CUDA 12.9
         error=("torch 2.5 has no build that fits",),
     ),
 ]

@@ -77,7 +77,7 @@ def test_pypi_wheel_when_it_fits_and_companions_pinned(
     assert _pins(target)["torch"] == "2.5.1"
     cuda = target["cuda"]
     assert cuda["frameworks"] == ["torch 2.5.1 (PyPI wheel, CUDA 12.4)"]
-    assert cuda["toolkit"] == "12.4"
+    assert cuda["toolkit"] == "12.4.1"  # cudart 12.4.127 is CUDA 12.4 Update 1
     assert cuda["coverage"] == {"A100": "native sm_80"}
     assert "sm_80" in cuda["arches"] and "sm_90" in cuda["arches"]
 

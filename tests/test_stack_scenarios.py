@@ -157,7 +157,7 @@ CASES = [
     Case(
         "driver-too-old-for-every-variant",
         ("torch==2.5.*",),
-        'devices = ["A100"]\ndriver = "418.39"',
+        'devices = ["T4"]\ndriver = "418.39"',  # R418 runs a T4 (Turing: R410), not CUDA 11
         error=(
             "which needs driver >= 450.80.02 (minor policy); the fleet's oldest is 418.39",
             "upgrade the fleet to driver >= 450.80.02 for torch 2.5.1 (cu118, CUDA 11.8)",
@@ -352,4 +352,4 @@ def test_base_tag_errors_name_the_key_and_the_fix() -> None:
     assert raised.value.problems[0].key == "base.image"
     with pytest.raises(Unsatisfiable) as unsat:
         _choose(case, 'image = "nvidia/cuda"\nos = "ubuntu18.04"')
-    assert "nvidia/cuda 13.2.1: has no image for ubuntu18.04" in unsat.value.problems[0].message
+    assert "nvidia/cuda 13.3.1: has no image for ubuntu18.04" in unsat.value.problems[0].message

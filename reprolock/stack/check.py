@@ -17,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 
 from reprolock.compat import Matrices
 from reprolock.compat.arches import ArchList, coverage
+from reprolock.compat.cuda import DriverNeed, Policy
 from reprolock.compat.frameworks import Build
 from reprolock.errors import Problem, Unsatisfiable
 from reprolock.lock import CudaStack, PythonPackage
@@ -33,12 +34,25 @@ _NCCL = re.compile(r"^nvidia-nccl-cu\d+$")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Component:
-    cuda: CudaVersion
+    cuda: CudaVersion  # the toolkit release when known exactly (12.8.1), else major.minor
     source: str  # e.g. "base image CUDA_VERSION=12.4.1", "nvidia-cuda-runtime-cu12 12.4.127"
+    runtime: str | None = None  # the CUDA runtime (cudart) version a wheel pins, if one
 
 
-def components(packages: Sequence[PythonPackage], base_env: Mapping[str, str]) -> list[Component]:
-    """Every CUDA runtime in the target: the base image's and the wheels'."""
+def need(component: Component, policy: str, m: Matrices) -> DriverNeed:
+    """The least driver for a component: a runtime wheel's cudart maps to its exact toolkit
+    release (12.8.90 is CUDA 12.8 Update 1: 570.124.06, not 12.8's 570.26)."""
+    which: Policy = "minor" if policy == "minor" else "strict"
+    if component.runtime is not None:
+        return m.cuda.need_for_runtime(component.runtime, which)
+    return m.cuda.need(component.cuda, which)
+
+
+def components(
+    packages: Sequence[PythonPackage], base_env: Mapping[str, str], m: Matrices | None = None
+) -> list[Component]:
+    """Every CUDA runtime in the target: the base image's and the wheels' (with ``m``, a
+    runtime wheel names its exact toolkit release where the tables know its cudart)."""
     found = []
     cuda_env = base_env.get("CUDA_VERSION")
     if cuda_env:
@@ -55,15 +69,35 @@ def components(packages: Sequence[PythonPackage], base_env: Mapping[str, str]) -
         if not runtimes and package.name == "torch" and (cuda := cuda_of_variant(local)):
             found.append(Component(cuda=cuda, source=f"torch {package.version}"))
         if _RUNTIME.match(package.name):
-            parts = package.version.split("+")[0].split(".")
+            version = package.version.split("+")[0]
+            parts = version.split(".")
             if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+                toolkit = package.name == "cuda-toolkit"  # pins the toolkit release itself
+                cuda = CudaVersion.parse(f"{parts[0]}.{parts[1]}")
+                exact = None
+                if toolkit:
+                    with contextlib.suppress(ValueError):
+                        cuda = CudaVersion.parse(".".join(parts[:3]))
+                elif m is not None and (release := m.cuda.release_for_runtime(version)):
+                    exact = release.version
                 found.append(
                     Component(
-                        cuda=CudaVersion.parse(f"{parts[0]}.{parts[1]}"),
+                        cuda=exact or cuda,
                         source=f"{package.name} {package.version}",
+                        runtime=None if toolkit or len(parts) < 3 else version,
                     )
                 )
     return found
+
+
+def gpu_floors(gpu: GpuSpec, m: Matrices) -> list[tuple[str, DriverNeed]]:
+    """(device as requested, the least driver that runs it at all) for each known GPU."""
+    out = []
+    for device in gpu.devices:
+        floor = m.gpus.driver_floor(device.capability, m.cuda)
+        if floor is not None:
+            out.append((device.requested, floor))
+    return out
 
 
 def _version_of(packages: Sequence[PythonPackage], pattern: re.Pattern[str]) -> str | None:
@@ -85,15 +119,14 @@ def decide_stack(
     Raises `Unsatisfiable` when the fleet's oldest driver cannot run a component, or when
     the resolved framework build has no kernels for a target GPU.
     """
-    table = matrices.cuda
-    found = components(packages, base_env)
+    found = components(packages, base_env, matrices)
     if not found:
         return None
     needs = []
     for component in found:
         try:
-            strict = table.need(component.cuda, "strict")
-            minor = table.need(component.cuda, "minor")
+            strict = need(component, "strict", matrices)
+            minor = need(component, "minor", matrices)
         except ValueError as exc:
             raise Unsatisfiable(
                 f"{target_id}: {exc} ({component.source}).",
@@ -101,8 +134,12 @@ def decide_stack(
             ) from None
         needs.append((component, strict, minor))
     toolkit = max(c.cuda for c, _, _ in needs)
-    driver_min = max(s.driver for _, s, _ in needs)
-    driver_compat = max(m.driver for _, _, m in needs)
+    # Each GPU needs the driver of the first CUDA that supports its architecture, whatever
+    # the policy (a Blackwell card is unknown to an R535 driver).
+    floors = gpu_floors(gpu, matrices)
+    gpu_min = max((f.driver for _, f in floors), default=None)
+    driver_min = max([s.driver for _, s, _ in needs] + ([gpu_min] if gpu_min else []))
+    driver_compat = max([m.driver for _, _, m in needs] + ([gpu_min] if gpu_min else []))
     policy = gpu.compat.value
     required = driver_compat if policy == "minor" else driver_min
     if gpu.driver is not None and gpu.driver < required:

@@ -60,6 +60,21 @@ def _device(requested: str, cap: ComputeCapability) -> str:
     return cap.sm if requested.lower() in (cap.sm, str(cap)) else f"{cap.sm} ({requested})"
 
 
+def _dropped(build: Build, cap: ComputeCapability, m: Matrices) -> str | None:
+    """Why a build cannot carry kernels for ``cap`` whatever its arch list: its CUDA
+    toolkit no longer compiles for that architecture (CUDA 13 dropped sm_50-sm_72)."""
+    arch = m.gpus.architecture(cap)
+    cuda = build.cuda
+    if arch is None or arch.dropped_in is None or cuda is None:
+        return None
+    if cuda.parts[:2] < arch.dropped_in.parts[:2]:
+        return None
+    return (
+        f"has no kernels for {cap.sm}: CUDA {cuda} toolkits cannot compile for {arch.name} "
+        f"(dropped in CUDA {arch.dropped_in})"
+    )
+
+
 def _jit_floor(
     arches: ArchList, strict: DriverNeed | None, m: Matrices
 ) -> tuple[DriverVersion, str] | None:
@@ -179,6 +194,11 @@ def judge(
                 cov.append((device.requested, f"supported (>= {least})"))
             continue
         if arches is None:
+            dropped = _dropped(build, cap, m)
+            if dropped is not None:  # a fact of the toolkit, even without a row
+                cov.append((device.requested, "no kernels"))
+                reasons.append(dropped)
+                continue
             cov.append((device.requested, "unknown"))
             if not warn:  # fail closed: a build is chosen only when it runs on every GPU
                 reasons.append(f"{UNKNOWN} for {name}")

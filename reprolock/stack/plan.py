@@ -25,7 +25,7 @@ from reprolock.compat import Matrices
 from reprolock.compat.frameworks import Build, series_of
 from reprolock.compat.requires import Requires, conflicts
 from reprolock.errors import Problem, Unsatisfiable
-from reprolock.model import CudaVersion
+from reprolock.model import CudaVersion, DriverVersion
 from reprolock.stack.judge import UNKNOWN, WAYS_OUT, Fleet, Verdict, judge, span
 from reprolock.stack.requests import TORCH_FAMILY, FrameworkRequest
 
@@ -143,6 +143,56 @@ def _builds(
 # -- choosing --------------------------------------------------------------------------------
 
 
+def gpu_floor(fleet: Fleet, m: Matrices) -> DriverVersion | None:
+    """The least driver that runs every GPU of the fleet (each needs the driver of the
+    first CUDA that supports its architecture)."""
+    if fleet.gpu is None:
+        return None
+    floors = [m.gpus.driver_floor(d.capability, m.cuda) for d in fleet.gpu.devices]
+    return max((f.driver for f in floors if f is not None), default=None)
+
+
+def check_fleet_driver(fleet: Fleet, m: Matrices) -> None:
+    """`Unsatisfiable` when the fleet's oldest driver cannot run one of its GPUs at all,
+    whatever the build: too old for the architecture, or past its last driver branch."""
+    gpu = fleet.gpu
+    if gpu is None or gpu.driver is None:
+        return
+    problems = []
+    for device in gpu.devices:
+        cap = device.capability
+        name = f"{cap.sm} ({device.requested})" if device.requested != cap.sm else cap.sm
+        floor = m.gpus.driver_floor(cap, m.cuda)
+        arch = m.gpus.architecture(cap)
+        if floor is not None and gpu.driver < floor.driver and arch is not None:
+            problems.append(
+                f"{name} needs driver >= {floor.driver}: {arch.name} first runs with CUDA "
+                f"{arch.first_cuda} ({floor.reason.rpartition(': ')[2]})"
+            )
+        elif (
+            arch is not None
+            and arch.last_driver_branch is not None
+            and (gpu.driver.major > arch.last_driver_branch)
+        ):
+            problems.append(
+                f"{name}: R{arch.last_driver_branch} is the last driver branch that runs "
+                f"{arch.name}, and the fleet's oldest driver is {gpu.driver}"
+            )
+    if problems:
+        least = gpu_floor(fleet, m)
+        raise Unsatisfiable(
+            f"{fleet.target}: the fleet's oldest driver {gpu.driver} cannot run every GPU "
+            "in gpu.devices, whatever the build:",
+            problems=[Problem(message=p) for p in problems],
+            hint=(
+                f"Upgrade the fleet to driver >= {least} and set gpu.driver, or "
+                if least is not None and gpu.driver < least
+                else ""
+            )
+            + "drop those GPUs from gpu.devices (or give each fleet its own spec).",
+        )
+
+
 def _kind(build: Build) -> tuple[str, str | None]:
     return (build.variant, build.index)
 
@@ -217,6 +267,7 @@ def plan(
 ) -> StackPlan:
     """Choose the builds for ``requests`` on ``fleet``; `Unsatisfiable` when none fit."""
     requests = list(requests)
+    check_fleet_driver(fleet, m)
     considered: list[Verdict] = []
     pools: list[list[Verdict]] = []
     notes: list[str] = []
@@ -550,9 +601,13 @@ def nearest_fixes(
                         driver = m.cuda.need(v.build.cuda, gpu.compat.value).driver
                         needs.append((driver, v))
             if needs:
-                # The smallest upgrade; among builds it enables, the first (newest, preferred).
+                # The smallest upgrade; among builds it enables, the first (newest, preferred)
+                # — never below what the fleet's GPUs themselves need.
                 least = min(d for d, _ in needs)
                 pick = next(v for d, v in needs if d == least)
+                floor = gpu_floor(fleet, m)
+                if floor is not None and floor > least:
+                    least = floor
                 out.append(f"upgrade the fleet to driver >= {least} for {pick.build.label}")
         # 3. a looser CUDA / cuDNN constraint.
         if gpu.cuda is not None or gpu.cudnn is not None:
