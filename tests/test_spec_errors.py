@@ -114,7 +114,7 @@ def test_unknown_gpu_name(cli: Cli, project: Project) -> None:
         spec,
         f"{spec}: the spec has 1 problem:",
         f'  {spec}:4: gpu.devices[1]: unknown GPU "A1000". Did you mean "A10" or "A100" or '
-        '"V100"? Name a GPU from `reprolock matrix gpus`, or give its compute capability, '
+        '"T1000"? Name a GPU from `reprolock matrix gpus`, or give its compute capability, '
         'e.g. "8.0" or "sm_90".',
     )
 
