@@ -39,9 +39,11 @@ def build_wheel(
     tag: str = "py3-none-any",
     payload: int = 0,
     extra_files: dict[str, bytes] | None = None,
+    metadata: bytes | None = None,
 ) -> Path:
     """Write a valid wheel; ``payload`` bytes of incompressible data make it large;
-    ``extra_files`` are added as they are (e.g. a shared object with CUDA kernels)."""
+    ``extra_files`` are added as they are (e.g. a shared object with CUDA kernels);
+    ``metadata`` replaces the METADATA written from the other arguments (a real one)."""
     dist = name.replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
@@ -57,7 +59,7 @@ def build_wheel(
             )
     files: dict[str, bytes] = {
         f"{dist}/__init__.py": f'__version__ = "{version}"\n'.encode(),
-        f"{info}/METADATA": ("\n".join(lines) + "\n\n").encode(),
+        f"{info}/METADATA": metadata or ("\n".join(lines) + "\n\n").encode(),
         f"{info}/WHEEL": (
             f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
         ).encode(),
