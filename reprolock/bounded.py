@@ -13,7 +13,7 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable
-from typing import IO, Literal
+from typing import IO, Literal, Protocol
 
 import zstandard
 
@@ -110,16 +110,13 @@ class Decompressor(io.RawIOBase):
         self.uncompressed = 0
         self._eof = False
         self._zlib: zlib._Decompress | None = None
-        self._lzma: lzma.LZMADecompressor | None = None
-        self._bz2: bz2.BZ2Decompressor | None = None
+        self._stream: _StreamDecoder | None = None  # xz or bzip2: the same stdlib API
         self._pending = b""  # compressed input not yet given to the decompressor
         self._zstd: zstandard.ZstdDecompressionReader | None = None
         if kind == "gzip":
             self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif kind == "xz":
-            self._lzma = lzma.LZMADecompressor(memlimit=caps.decoder_memory_bytes)
-        elif kind == "bzip2":
-            self._bz2 = bz2.BZ2Decompressor()
+        elif kind in ("xz", "bzip2"):
+            self._stream = _new_stream_decoder(kind)
         elif kind == "zstd":
             self._zstd = zstandard.ZstdDecompressor(
                 max_window_size=caps.decoder_memory_bytes
@@ -184,10 +181,8 @@ class Decompressor(io.RawIOBase):
             return self._zstd.read(want)
         if self._zlib is not None:
             return self._inflate(want)
-        if self._lzma is not None:
-            return self._unxz(want)
-        if self._bz2 is not None:
-            return self._bunzip(want)
+        if self._stream is not None:
+            return self._unstream(want)
         return self.input.read(want)
 
     def _inflate(self, want: int) -> bytes:
@@ -209,52 +204,49 @@ class Decompressor(io.RawIOBase):
             if out:
                 return out
 
-    def _unxz(self, want: int) -> bytes:
-        x = self._lzma
-        assert x is not None
+    def _unstream(self, want: int) -> bytes:
+        """xz or bzip2, ``want`` bytes at most; concatenated streams (pbzip2, multi-stream
+        xz) are read one after the other."""
+        decoder = self._stream
+        assert decoder is not None
         while True:
-            if x.eof:
-                if not x.unused_data:
-                    rest = self.input.read(INPUT_CHUNK)
-                    if not rest:
-                        return b""
-                    self._pending = rest
-                else:
-                    self._pending = x.unused_data
-                x = self._lzma = lzma.LZMADecompressor(
-                    memlimit=limits.current().decoder_memory_bytes
-                )
-            if x.needs_input:
+            if decoder.eof:
+                rest = decoder.unused_data or self.input.read(INPUT_CHUNK)
+                if not rest:
+                    return b""
+                self._pending = rest
+                decoder = self._stream = _new_stream_decoder(self.kind)
+            if decoder.needs_input:
                 data = self._pending or self.input.read(INPUT_CHUNK)
                 self._pending = b""
                 if not data:
                     raise EOFError("the compressed stream is truncated")
             else:
                 data = b""
-            out = x.decompress(data, want)
+            out = decoder.decompress(data, want)
             if out:
                 return out
 
-    def _bunzip(self, want: int) -> bytes:
-        b = self._bz2
-        assert b is not None
-        while True:
-            if b.eof:
-                rest = b.unused_data or self.input.read(INPUT_CHUNK)
-                if not rest:
-                    return b""
-                self._pending = rest  # concatenated bzip2 streams (pbzip2)
-                b = self._bz2 = bz2.BZ2Decompressor()
-            if b.needs_input:
-                data = self._pending or self.input.read(INPUT_CHUNK)
-                self._pending = b""
-                if not data:
-                    raise EOFError("the compressed stream is truncated")
-            else:
-                data = b""
-            out = b.decompress(data, want)
-            if out:
-                return out
+
+class _StreamDecoder(Protocol):
+    """What `lzma.LZMADecompressor` and `bz2.BZ2Decompressor` share."""
+
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def needs_input(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+def _new_stream_decoder(kind: Compression) -> _StreamDecoder:
+    if kind == "xz":
+        return lzma.LZMADecompressor(memlimit=limits.current().decoder_memory_bytes)
+    return bz2.BZ2Decompressor()
 
 
 def decompress_capped(
