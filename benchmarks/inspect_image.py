@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """`reprolock inspect` vs syft on the same realistic ML image, plus the decompression floor.
 
-    python benchmarks/inspect.py --build              # build the image with a private dockerd
-    python benchmarks/inspect.py --archive app.tar    # or use a `docker save` tarball
+    python benchmarks/inspect_image.py --build              # build the image with a private dockerd
+    python benchmarks/inspect_image.py --archive app.tar    # or use a `docker save` tarball
 
 The image (Debian bookworm + python venv + torch + transformers, several GB) is read
 as a docker-archive and as a gzip OCI layout (converted with skopeo), each way:
