@@ -45,7 +45,7 @@ _RUNTIMES = {
     "nvidia-cuda-runtime-cu13",
     "cuda-toolkit",
 }
-_CACHE_VERSION = "2"
+_CACHE_VERSION = "3"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -107,21 +107,25 @@ def capability(arch: int, flags: int) -> ComputeCapability | None:
 
 
 _ELF_HEADER = 64
-_TAIL = 1 << 20  # the end of a file kept to read its section names
 _MAX_SECTIONS = 4096
-_RELOCATABLE = "__nv_relfatbin"  # fatbins kept for device linking, never loaded
+_NAME = b"__nv_relfatbin\x00"  # the section of fatbins kept for device linking, never loaded
+_MAX_SIGHTINGS = 4096
 
 
 @dataclass(slots=True)
 class _Elf:
-    """Just enough of an ELF64 file's section table, read while it streams past, to tell
-    which byte ranges are relocatable fatbins (``__nv_relfatbin``): device code nvlink
-    already linked into the loaded fatbin, whose PTX the driver never sees."""
+    """Just enough of an ELF64 file, read while it streams past, to tell which byte ranges
+    are relocatable fatbins (``__nv_relfatbin``): device code nvlink already linked into the
+    loaded fatbin, whose PTX the driver never sees.
+
+    The section table sits at the end of the file and the section names somewhere before it
+    (in a large library, hundreds of MB before): rather than keep the file, the scanner notes
+    where the name ``__nv_relfatbin`` appears, and matches those places with the table."""
 
     head: bytearray = field(default_factory=bytearray)
     table: bytearray = field(default_factory=bytearray)
-    tail: list[tuple[int, bytes]] = field(default_factory=list)
-    tail_size: int = 0
+    sightings: set[int] = field(default_factory=set)  # where "__nv_relfatbin\0" starts
+    carry: bytes = b""  # the previous piece's last bytes (a name split between pieces)
 
     def observe(self, data: bytes, position: int) -> None:
         if len(self.head) < _ELF_HEADER:
@@ -132,10 +136,13 @@ class _Elf:
             lo, hi = max(shoff, position), min(shoff + size, position + len(data))
             if lo < hi and len(self.table) == lo - shoff:
                 self.table += data[lo - position : hi - position]
-        self.tail.append((position, data))
-        self.tail_size += len(data)
-        while len(self.tail) > 1 and self.tail_size - len(self.tail[0][1]) >= _TAIL:
-            self.tail_size -= len(self.tail.pop(0)[1])
+        window = self.carry + data
+        base = position - len(self.carry)
+        at = window.find(_NAME)
+        while at >= 0 and len(self.sightings) < _MAX_SIGHTINGS:
+            self.sightings.add(base + at)
+            at = window.find(_NAME, at + 1)
+        self.carry = window[-(len(_NAME) - 1) :]
 
     def _layout(self) -> tuple[int, int, int, int] | None:
         """(e_shoff, e_shentsize, e_shnum, e_shstrndx) of a little-endian ELF64 file."""
@@ -148,33 +155,18 @@ class _Elf:
             return None
         return shoff, entsize, count, names
 
-    def _read(self, offset: int, size: int) -> bytes | None:
-        """``size`` bytes at ``offset`` from the kept tail, if it still holds them."""
-        for start, data in self.tail:
-            if start <= offset and offset + size <= start + len(data):
-                return data[offset - start : offset - start + size]
-        joined_start = self.tail[0][0] if self.tail else 0
-        joined = b"".join(d for _, d in self.tail)
-        if joined_start <= offset and offset + size <= joined_start + len(joined):
-            return joined[offset - joined_start : offset - joined_start + size]
-        return None
-
     def relocatable(self) -> list[tuple[int, int]]:
         """The file ranges of ``__nv_relfatbin`` sections (empty when unknown)."""
         layout = self._layout()
-        if layout is None or len(self.table) != layout[1] * layout[2]:
+        if layout is None or len(self.table) != layout[1] * layout[2] or not self.sightings:
             return []
         rows = [struct.unpack_from("<IIQQQQ", self.table, 64 * i) for i in range(layout[2])]
-        names_at, names_size = rows[layout[3]][4], rows[layout[3]][5]
-        names = self._read(names_at, names_size) if names_size <= _TAIL else None
-        if names is None:
-            return []
-        out = []
-        for name_at, _type, _flags, _addr, offset, size in rows:
-            end = names.find(b"\0", name_at)
-            if 0 <= name_at < len(names) and names[name_at:end] == _RELOCATABLE.encode():
-                out.append((offset, offset + size))
-        return out
+        names_at = rows[layout[3]][4]
+        return [
+            (offset, offset + size)
+            for name_at, _type, _flags, _addr, offset, size in rows
+            if names_at + name_at in self.sightings
+        ]
 
 
 @dataclass(slots=True)
