@@ -190,7 +190,7 @@ def test_cuda_toolkit_metapackage_counts() -> None:
     from reprolock.stack.check import components
 
     found = components([PythonPackage(name="cuda-toolkit", version="13.0.2", index="i")], {})
-    assert [(str(c.cuda), c.source) for c in found] == [("13.0", "cuda-toolkit 13.0.2")]
+    assert [(str(c.cuda), c.source) for c in found] == [("13.0.2", "cuda-toolkit 13.0.2")]
 
 
 def test_matrix_cuda_takes_a_runtime_version_and_states_bounds(cli: Cli) -> None:

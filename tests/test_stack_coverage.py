@@ -38,7 +38,40 @@ CASES = [
         "cuda13-variant-cannot-carry-volta",
         ("torch==2.11.*",),
         'devices = ["V100"]\ndriver = "580.95.05"',
-        error=("CUDA 13.0 toolkits cannot compile for Volta (dropped in CUDA 13.0)",),
+        routed={"torch": "https://download.pytorch.org/whl/cu130"},
+        error=("has no kernels for sm_70",),
+    ),
+    Case(
+        # torch 2.11's cu128 build dropped Volta (pytorch/pytorch#182250): V100 gets cu126
+        "v100-torch-2.11-gets-cu126-not-cu128",
+        ("torch==2.11.*",),
+        'devices = ["V100"]\ndriver = "580.95.05"',
+        chose=("torch 2.11.0 (cu126, CUDA 12.6)",),
+        route="cu126",
+        coverage=(("V100", "native sm_70"),),
+    ),
+    Case(
+        # TF 2.18's PTX is ISA 8.3 (measured): JIT needs CUDA 12.3's driver, which R550 is
+        "tensorflow-2.18-ptx-isa-8.3-on-r550",
+        ("tensorflow[and-cuda]==2.18.*",),
+        'devices = ["H100"]\ndriver = "550.54.15"',
+        chose=("tensorflow 2.18.1 ([and-cuda], CUDA 12.5)",),
+        coverage=(("H100", "PTX compute_90, JIT-compiled"),),
+    ),
+    Case(
+        "jax-0.5.2-with-its-cuda12-plugin",
+        ("jax[cuda12]==0.5.2",),
+        'devices = ["H100"]',
+        chose=("jax 0.5.2 (cuda12, CUDA 12.1)",),
+    ),
+    Case(
+        # GH200 (linux/arm64): torch 2.6 shipped cu126 aarch64 builds
+        "gh200-torch-2.6",
+        ("torch==2.6.*",),
+        'devices = ["GH200"]\ndriver = "560.35.03"',
+        platform="linux/arm64",
+        chose=("torch 2.6.0 (cu126, CUDA 12.6)",),
+        route="cu126",
     ),
     # -- kernels measured from the PyPI wheels ------------------------------------------------
     Case(

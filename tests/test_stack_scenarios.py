@@ -109,12 +109,13 @@ CASES = [
         coverage=(("RTX 5090", "native sm_120"),),
     ),
     Case(
+        # A GPU newer than every kernel runs by JIT-compiling PTX; torch's release builds
+        # carry none (measured), TensorFlow's carry compute_90.
         "future-gpu-runs-only-by-ptx-jit",
-        ("torch==2.10.*",),
+        ("tensorflow[and-cuda]==2.21.*",),
         'devices = ["13.0"]\ndriver = "580.65.06"',
-        chose=("torch 2.10.0 (cu130, CUDA 13.0)",),
-        route="cu130",
-        coverage=(("13.0", "PTX compute_120, JIT-compiled"),),
+        chose=("tensorflow 2.21.0 ([and-cuda], CUDA 12.5)",),
+        coverage=(("13.0", "PTX compute_90, JIT-compiled"),),
     ),
     Case(
         "user-routed-index-is-kept",
