@@ -436,3 +436,17 @@ def test_standalone_context_files_and_the_reused_user() -> None:
     assert "# The base's user ubuntu (1000:1000), reused: nothing to create." in text
     assert "/etc/passwd" not in text and "USER 1000:1000" in text
     assert "COPY --from=build /opt/python /opt/python\nCOPY --from=build /opt/venv" in text
+
+
+def test_cached_facts_are_checked_as_the_lock_is() -> None:
+    from reprolock.lock.codec import facts_from_dict, facts_to_dict
+
+    data = facts_to_dict(FACTS)
+    assert facts_from_dict(data, source="cache") == FACTS
+    for key, value in (
+        ("libc", "glibc\nRUN evil"),
+        ("users", {"root": "0:0; rm -rf /"}),
+        ("pythons", [{"path": "relative/python3", "version": "3.11.2"}]),
+        ("pythons", "not a list"),
+    ):
+        assert facts_from_dict({**data, key: value}, source="cache") is None, key
