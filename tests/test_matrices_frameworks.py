@@ -165,6 +165,30 @@ def test_the_solver_still_reads_the_exact_pins() -> None:
     assert table.companion_of("torchvision", Version("0.29.1")) is None
 
 
+def test_unpinned_companions_are_held_to_the_minors_they_were_built_and_released_for() -> None:
+    table = api.shipped_matrices().torch
+    ranges = {
+        (name, version): str(table.companion_range(name, Version(version)))
+        for name, version in (
+            ("torchvision", "0.28.0"),  # an exact pin
+            ("torchvision", "0.29.1"),  # >=2.14.0 published, uploaded with 2.14.1
+            ("torchvision", "0.29.2"),  # >=2.14.0 published, uploaded with 2.15.0
+            ("torchaudio", "2.11.0"),  # declares nothing
+            ("torchaudio", "2.11.1"),  # >=2.11 published, uploaded with 2.15.0
+        )
+    }
+    assert ranges == {
+        ("torchvision", "0.28.0"): "==2.13.0",
+        ("torchvision", "0.29.1"): "<2.15,>=2.14",
+        ("torchvision", "0.29.2"): "<2.16,>=2.14",
+        ("torchaudio", "2.11.0"): "<2.12,>=2.11",
+        ("torchaudio", "2.11.1"): "<2.16,>=2.11",
+    }
+    assert table.companion_range("torchvision", Version("0.99.0")) is None
+    # torch 2.15.0 has a torchvision of its own now, so an unknown one is kept away from it
+    assert Version("2.15.0") in table.with_companion("torchvision")
+
+
 # -- TensorFlow ------------------------------------------------------------------------------
 
 

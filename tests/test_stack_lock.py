@@ -112,6 +112,22 @@ def test_cpu_target_gets_the_cpu_build(
     assert "cuda" not in target
 
 
+def test_an_unpinned_companion_is_held_to_the_torch_minors_it_was_built_and_released_for(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer
+) -> None:
+    # As on PyPI: torchaudio 2.11.0 declares no requirement on torch at all; it was built for
+    # and uploaded with torch 2.11.0, and a plain resolver pairs it with the newest torch.
+    cpu = index_server.add_index("cpu", tmp_path / "cpu")
+    index_server.add_index("pypi", tmp_path / "pypi")
+    for version in ("2.11.0", "2.14.0"):
+        cpu.wheel("torch", f"{version}+cpu", tag=X86)
+    cpu.wheel("torchaudio", "2.11.0+cpu", tag=X86)
+    _spec(tmp_path, index_server, ["torch", "torchaudio==2.11.0"])
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    assert _pins(_target(tmp_path)) == {"torch": "2.11.0+cpu", "torchaudio": "2.11.0+cpu"}
+
+
 def test_unsatisfiable_stack_is_one_paragraph_with_fixes(
     lock_cli: LockCli, tmp_path: Path, indexes: IndexServer
 ) -> None:

@@ -301,6 +301,10 @@ def torch_command(version: str) -> None:
                 ("torchaudio", release.torchaudio),
             )
             if versions
+        ] + [
+            f"{c.name} {c.version} (for torch {c.torch})"
+            for c in table.companions
+            if release.version in c.torch
         ]
         if companions:
             settings.say(f"  companions: {'; '.join(companions)}")

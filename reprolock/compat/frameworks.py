@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from reprolock.compat.arches import ArchList
@@ -129,6 +130,27 @@ COMPANIONS = ("torchvision", "torchaudio")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Companion:
+    """A torchvision/torchaudio release whose torch requirement is not an exact pin."""
+
+    name: str
+    version: Version
+    published: SpecifierSet | None  # its Requires-Dist on torch; None: it declares none
+    built_for: Version  # the torch minor its line belongs to
+    released_with: Version  # the torch release uploaded with it
+
+    @property
+    def torch(self) -> SpecifierSet:
+        """The torch releases it is known to work with: from the minor it is built for up to
+        the minor of the torch it was released with. A later torch is not known to keep the
+        ABI it was compiled against, whatever the published range admits."""
+        last = self.released_with.release
+        upper = f"{last[0]}.{last[1] + 1 if len(last) > 1 else 1}"
+        bound = SpecifierSet(f">={self.built_for},<{upper}")
+        return bound & self.published if self.published is not None else bound
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TorchTable:
     index_url: str
     releases: tuple[TorchRelease, ...]  # oldest first
@@ -137,6 +159,7 @@ class TorchTable:
     arches: Mapping[tuple[str, str, str], ArchList]  # (series, variant, platform)
     # measured kernels of the PyPI wheel: (release, platform) → arch list
     pypi_arches: Mapping[tuple[Version, str], ArchList] = field(default_factory=dict)
+    companions: tuple[Companion, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TorchTable:
@@ -199,6 +222,16 @@ class TorchTable:
             variants=variants,
             arches=arches,
             pypi_arches=pypi_arches,
+            companions=tuple(
+                Companion(
+                    name=c["name"],
+                    version=_version(c["version"]),
+                    published=SpecifierSet(c["torch"]) if c.get("torch") else None,
+                    built_for=_version(c["built-for"]),
+                    released_with=_version(c["released-with"]),
+                )
+                for c in data.get("companion", ())
+            ),
         )
 
     def release(self, version: Version) -> TorchRelease | None:
@@ -285,9 +318,25 @@ class TorchTable:
                 return release.version
         return None
 
+    def companion_range(self, name: str, version: Version) -> SpecifierSet | None:
+        """The torch releases a torchvision/torchaudio release is known to work with: its
+        exact pin, or (from torch 2.11 on, where the pins became ranges or vanished) the
+        minors from the one its line is built for to that of the torch released with it."""
+        pinned = self.companion_of(name, version)
+        if pinned is not None:
+            return SpecifierSet(f"=={pinned}")
+        public = Version(version.public)
+        row = next((c for c in self.companions if c.name == name and c.version == public), None)
+        return row.torch if row is not None else None
+
     def with_companion(self, name: str) -> tuple[Version, ...]:
-        """Torch releases that have a known ``name`` release pinned to them."""
-        return tuple(r.version for r in self.releases if getattr(r, name))
+        """Torch releases that have a known ``name`` release to go with them."""
+        ranges = [c.torch for c in self.companions if c.name == name]
+        return tuple(
+            r.version
+            for r in self.releases
+            if getattr(r, name) or any(r.version in spec for spec in ranges)
+        )
 
 
 # -- TensorFlow -----------------------------------------------------------------------------

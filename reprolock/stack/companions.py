@@ -2,9 +2,10 @@
 
 Most torchvision/torchaudio releases pin their torch exactly; some declare nothing (torchaudio
 2.11.0) or only a lower bound (torchvision 0.29.x), so a plain resolver pairs torch 2.5.1
-with the newest torchaudio. The matrices know which torch each companion release pins; a
-companion release they do not know is kept away from every torch release that has a known
-companion of its own.
+with the newest torchaudio. The matrices know which torch each companion release pins, or,
+for the unpinned ones, the minor its line is built for and the torch uploaded with it: it is
+held to those minors. A companion release they do not know is kept away from every torch
+release that has a known companion of its own.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ def companion_patches(table: TorchTable) -> Patches:
     def patch(name: NormalizedName, version: Version) -> Sequence[Requirement]:
         if name not in known:
             return ()
-        torch = table.companion_of(name, version)
+        torch = table.companion_range(name, version)
         if torch is not None:
-            return (Requirement(f"torch=={torch}"),)
+            return (Requirement(f"torch{torch}"),)
         if not known[name]:
             return ()
         return (Requirement("torch" + ",".join(f"!={v}" for v in known[name])),)
