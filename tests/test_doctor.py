@@ -175,6 +175,45 @@ def test_minor_compat_and_ptx_need_the_newer_driver() -> None:
     assert evaluate(_target(None), HostFacts())[0].ok
 
 
+def test_a_host_gpu_its_driver_cannot_run_fails_whatever_the_lock_says() -> None:
+    from reprolock import api
+
+    m = api.shipped_matrices()
+    cuda = CudaStack(
+        toolkit="12.4.1",
+        driver_min="550.54.15",
+        driver_min_compat="525.60.13",
+        compat="minor",
+        arches=("sm_70", "sm_80", "sm_90"),
+        ptx=("compute_90",),
+    )
+
+    def gpu(index: int, name: str, cap: tuple[int, int], driver: str) -> HostGpu:
+        return HostGpu(
+            index=index,
+            name=name,
+            capability=ComputeCapability(*cap),
+            driver=DriverVersion.parse(driver),
+        )
+
+    def checks(*gpus: HostGpu) -> dict[str, tuple[bool | None, str]]:
+        found = evaluate(
+            _target(cuda),
+            HostFacts(gpus=list(gpus), toolkit="nvidia-ctk"),
+            lambda cap, driver: m.gpus.cannot_run(cap, driver, m.cuda),
+        )
+        return {c.name: (c.ok, c.message) for c in found if c.name.startswith("gpu")}
+
+    # sm_120 has PTX from compute_90 in the lock, but R550 predates Blackwell altogether
+    blackwell = checks(gpu(0, "NVIDIA GeForce RTX 5090", (12, 0), "550.54.15"))
+    assert blackwell["gpu 0"][0] is False
+    assert "needs driver >= 570.26 to run at all" in blackwell["gpu 0"][1]
+    # R580 is Volta's last branch: a 590 driver does not run a V100 even with sm_70 kernels
+    volta = checks(gpu(0, "Tesla V100-SXM2-32GB", (7, 0), "590.44.01"))
+    assert volta["gpu 0"][0] is False and "R580 is the last driver branch" in volta["gpu 0"][1]
+    assert checks(gpu(0, "NVIDIA H100 80GB HBM3", (9, 0), "550.54.15"))["gpu 0"][0] is True
+
+
 def test_smi_csv_parsing() -> None:
     gpus = parse_smi_csv((DATA / "gb10-580.csv").read_text())
     assert [(g.name, str(g.capability), str(g.driver)) for g in gpus] == [

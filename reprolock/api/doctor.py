@@ -123,5 +123,9 @@ def doctor(
     if facts is None or facts.error:
         facts = probe_smi(nvidia_smi or shutil.which("nvidia-smi", path=env.get("PATH")), env)
     facts.toolkit = find_toolkit(env)
-    facts = with_capabilities(facts, shipped_matrices().gpus)
-    return DoctorReport(target=target, facts=facts, checks=evaluate(target, facts))
+    matrices = shipped_matrices()
+    facts = with_capabilities(facts, matrices.gpus)
+    checks = evaluate(
+        target, facts, lambda cap, driver: matrices.gpus.cannot_run(cap, driver, matrices.cuda)
+    )
+    return DoctorReport(target=target, facts=facts, checks=checks)

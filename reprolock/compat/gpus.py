@@ -201,6 +201,24 @@ class GpuTable:
                 )
         return out
 
+    def cannot_run(
+        self, capability: ComputeCapability, driver: DriverVersion, cuda: CudaTable
+    ) -> str | None:
+        """Why ``driver`` cannot run a GPU of ``capability`` at all, or None when it can (or
+        it is not known that it cannot)."""
+        arch = self.architecture(capability)
+        if arch is None or self._tegra(arch, capability):
+            return None
+        floor = self.driver_floor(capability, cuda)
+        if floor is not None and driver < floor.driver:
+            return f"needs driver >= {floor.driver} to run at all ({floor.reason})"
+        if arch.last_driver_branch is not None and driver.major > arch.last_driver_branch:
+            return (
+                f"driver {driver} no longer runs {arch.name}: R{arch.last_driver_branch} is "
+                "the last driver branch that does"
+            )
+        return None
+
     @staticmethod
     def _tegra(arch: Architecture, capability: ComputeCapability) -> bool:
         return any((c.major, c.minor) == (capability.major, capability.minor) for c in arch.tegra)

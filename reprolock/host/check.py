@@ -4,13 +4,21 @@ toolkit — each a check with its reason."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from reprolock.compat.arches import ArchList, coverage
 from reprolock.compat.gpus import GpuTable, UnknownGpu
 from reprolock.host.facts import HostFacts, HostGpu
 from reprolock.lock import LockedTarget
-from reprolock.model import DriverVersion
+from reprolock.model import ComputeCapability, DriverVersion
+
+# Why a driver cannot run a GPU of a compute capability at all (None: it can, or unknown).
+CannotRun = Callable[[ComputeCapability, DriverVersion], str | None]
+
+
+def _runs_anything(capability: ComputeCapability, driver: DriverVersion) -> str | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,7 +47,9 @@ def with_capabilities(facts: HostFacts, table: GpuTable) -> HostFacts:
     return HostFacts(gpus=gpus, source=facts.source, error=facts.error, toolkit=facts.toolkit)
 
 
-def evaluate(target: LockedTarget, facts: HostFacts) -> list[HostCheck]:
+def evaluate(
+    target: LockedTarget, facts: HostFacts, cannot_run: CannotRun = _runs_anything
+) -> list[HostCheck]:
     cuda = target.cuda
     if cuda is None:
         return [
@@ -59,7 +69,7 @@ def evaluate(target: LockedTarget, facts: HostFacts) -> list[HostCheck]:
     arches = _arches(target)
     strict = DriverVersion.parse(cuda.driver_min)
     for gpu in facts.gpus:
-        checks.append(_gpu_check(gpu, arches, driver, strict))
+        checks.append(_gpu_check(gpu, arches, driver, strict, cannot_run))
     if facts.toolkit is None:
         checks.append(
             HostCheck(
@@ -105,7 +115,11 @@ def _driver_check(driver: DriverVersion, target: LockedTarget) -> HostCheck:
 
 
 def _gpu_check(
-    gpu: HostGpu, arches: ArchList | None, driver: DriverVersion | None, strict: DriverVersion
+    gpu: HostGpu,
+    arches: ArchList | None,
+    driver: DriverVersion | None,
+    strict: DriverVersion,
+    cannot_run: CannotRun,
 ) -> HostCheck:
     name = f"gpu {gpu.index}"
     cap = gpu.capability
@@ -115,6 +129,9 @@ def _gpu_check(
             ok=None,
             message=f"{gpu.name}: compute capability unknown (old driver, GPU not in the table)",
         )
+    why = cannot_run(cap, driver) if driver is not None else None
+    if why is not None:
+        return HostCheck(name=name, ok=False, message=f"{gpu.name} ({cap.sm}): {why}")
     if arches is None:
         return HostCheck(
             name=name,
