@@ -73,6 +73,21 @@ CASES = [
         chose=("torch 2.6.0 (cu126, CUDA 12.6)",),
         route="cu126",
     ),
+    Case(
+        # TensorFlow's linux/arm64 wheels carry no CUDA kernels (measured): a CPU build there
+        "gh200-tensorflow-is-a-cpu-build",
+        ("tensorflow[and-cuda]==2.18.*",),
+        'devices = ["GH200"]\ndriver = "560.35.03"',
+        platform="linux/arm64",
+        error=("CPU build on linux/arm64",),
+    ),
+    Case(
+        "gh200-tensorflow-cpu-asked-by-name",
+        ("tensorflow-cpu==2.18.*",),
+        'devices = ["GH200"]\ndriver = "560.35.03"',
+        platform="linux/arm64",
+        chose=("tensorflow 2.18.1 (CPU build)",),
+    ),
     # -- kernels measured from the PyPI wheels ------------------------------------------------
     Case(
         # torch 2.15.0's PyPI wheel carries SASS sm_75+ and no PTX (measured): a V100 fleet

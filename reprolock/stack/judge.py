@@ -136,6 +136,8 @@ def judge(
             reasons.append(
                 "has no CUDA plugin (runs on CPU only); ask for jax[cuda12] or jax[cuda13]"
             )
+        elif build.framework == "tensorflow" and fleet.platform == "linux/arm64":
+            reasons.append("is a CPU build on linux/arm64 (its arm64 wheels carry no CUDA kernels)")
         else:
             reasons.append("is a CPU build")
         return Verdict(build=build, python=pythons, reasons=tuple(reasons))

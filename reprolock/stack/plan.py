@@ -22,7 +22,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from reprolock.compat import Matrices
-from reprolock.compat.frameworks import Build, series_of
+from reprolock.compat.frameworks import ARM64, Build, series_of
 from reprolock.compat.requires import Requires, conflicts
 from reprolock.errors import Problem, Unsatisfiable
 from reprolock.model import CudaVersion, DriverVersion
@@ -115,8 +115,11 @@ def _builds(
                         arches=None,
                         needs_system_cuda=False,
                     )
-                elif fleet.gpu is None and not request.and_cuda:
-                    build = replace(build, cuda=None, cudnn=None, needs_system_cuda=False)
+                elif (fleet.gpu is None and not request.and_cuda) or fleet.platform == ARM64:
+                    # linux/arm64 wheels carry no CUDA kernels (measured): a CPU build there
+                    build = replace(
+                        build, cuda=None, cudnn=None, arches=None, needs_system_cuda=False
+                    )
                 out.append((build, tf.python, tf.arm64_wheels))
     elif request.name == "jax":
         plugin = request.jax_plugin
