@@ -9,7 +9,15 @@ from pathlib import Path
 
 from reprolock.errors import SourceError
 from reprolock.image.rootfs import scan_rootfs
-from reprolock.image.scan import LayerScan, ReadBudget, WantContent, WantHash, scan_layer
+from reprolock.image.scan import (
+    LayerScan,
+    ReadBudget,
+    WantContent,
+    WantHash,
+    Wants,
+    WantSource,
+    scan_layer,
+)
 from reprolock.image.source import Image, LayerRef
 from reprolock.image.view import FilesystemView
 from reprolock.model import Digest
@@ -43,21 +51,18 @@ class ImageRead:
         return FilesystemView.merge(self.scans[:count])
 
 
-def _scan(
-    image: Image,
-    layer: LayerRef,
-    want_content: WantContent,
-    want_hash: WantHash,
-    budget: ReadBudget,
-) -> LayerScan:
+def _scan(image: Image, layer: LayerRef, wants: Wants, budget: ReadBudget) -> LayerScan:
     what = f"{image.description} layer {layer.index}"
     with image.open_layer(layer) as stream:
         return scan_layer(
             stream,
             layer.index,
             what=what,
-            want_content=want_content,
-            want_hash=want_hash,
+            want_content=wants.content,
+            want_hash=wants.hash,
+            want_md5=wants.md5,
+            want_head=wants.head,
+            want_source=wants.source,
             budget=budget,
         )
 
@@ -65,8 +70,7 @@ def _scan(
 def _scan_all(
     image: Image,
     layers: Sequence[LayerRef],
-    want_content: WantContent,
-    want_hash: WantHash,
+    wants: Wants,
     workers: int,
 ) -> list[LayerScan]:
     """Every layer scanned, ``workers`` at a time (the calling thread is one of them).
@@ -87,7 +91,7 @@ def _scan_all(
             if i is None:
                 return
             try:
-                results[i] = _scan(image, layers[i], want_content, want_hash, budget)
+                results[i] = _scan(image, layers[i], wants, budget)
             except BaseException as exc:  # raised again, in the calling thread
                 with lock:
                     failures[i] = exc
@@ -147,12 +151,21 @@ def validate(
 
 
 def read_image(
-    image: Image, *, want_content: WantContent, want_hash: WantHash, workers: int = 4
+    image: Image,
+    *,
+    want_content: WantContent,
+    want_hash: WantHash,
+    want_md5: WantHash | None = None,
+    want_head: WantHash | None = None,
+    want_source: WantSource | None = None,
+    workers: int = 4,
 ) -> ImageRead:
-    """Scan, validate and merge ``image``; `SourceError` on anything wrong."""
+    """Scan, validate and merge ``image``; `SourceError` on anything wrong.  What the scans
+    keep of each file is asked by the ``want_*`` predicates (`reprolock.image.scan.Wants`)."""
     config = image.config()
     layers = list(image.layers())
-    scans = _scan_all(image, layers, want_content, want_hash, workers)
+    wants = _wants(want_content, want_hash, want_md5, want_head, want_source)
+    scans = _scan_all(image, layers, wants, workers)
     validate(image, config, layers, scans)
     digest = image.manifest_digest()
     return ImageRead(
@@ -176,12 +189,45 @@ def read_image(
     )
 
 
-def read_rootfs(path: Path, *, want_content: WantContent, want_hash: WantHash) -> ImageRead:
-    scan = scan_rootfs(path, want_content=want_content, want_hash=want_hash)
+def read_rootfs(
+    path: Path,
+    *,
+    want_content: WantContent,
+    want_hash: WantHash,
+    want_md5: WantHash | None = None,
+    want_head: WantHash | None = None,
+    want_source: WantSource | None = None,
+) -> ImageRead:
+    wants = _wants(want_content, want_hash, want_md5, want_head, want_source)
+    scan = scan_rootfs(
+        path,
+        want_content=wants.content,
+        want_hash=wants.hash,
+        want_md5=wants.md5,
+        want_head=wants.head,
+        want_source=wants.source,
+    )
     return ImageRead(
         description=f"dir:{path}",
         config=None,
         config_digest=None,
         manifest_digest=None,
         view=FilesystemView.merge([scan]),
+    )
+
+
+def _wants(
+    content: WantContent,
+    sha256: WantHash,
+    md5: WantHash | None,
+    head: WantHash | None,
+    source: WantSource | None,
+) -> Wants:
+    wants = Wants(content, sha256)
+    return Wants(
+        content,
+        sha256,
+        md5 or wants.md5,
+        head or wants.head,
+        source or wants.source,
     )

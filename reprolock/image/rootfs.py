@@ -7,10 +7,21 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from reprolock.bounded import STEP
 from reprolock.errors import SourceError
-from reprolock.image.scan import Entry, LayerScan, ReadBudget, WantContent, WantHash
+from reprolock.image.scan import (
+    HEAD_BYTES,
+    Entry,
+    LayerScan,
+    ReadBudget,
+    WantContent,
+    WantHash,
+    Wants,
+    WantSource,
+    source_hashes,
+)
 
 SKIP = ("proc", "sys", "dev", "run", "tmp")  # pseudo or volatile filesystems
 _FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -21,6 +32,9 @@ def scan_rootfs(
     *,
     want_content: WantContent,
     want_hash: WantHash,
+    want_md5: WantHash | None = None,
+    want_head: WantHash | None = None,
+    want_source: WantSource | None = None,
     budget: ReadBudget | None = None,
 ) -> LayerScan:
     """The folder as one layer: nothing outside it is read; links are not followed, and
@@ -29,6 +43,14 @@ def scan_rootfs(
     if not root.is_dir():
         raise SourceError(f"dir:{root}: no such folder.")
     budget = budget or ReadBudget()
+    defaults = Wants(want_content, want_hash)
+    wants = Wants(
+        want_content,
+        want_hash,
+        want_md5 or defaults.md5,
+        want_head or defaults.head,
+        want_source or defaults.source,
+    )
     scan = LayerScan(index=0)
     top = str(root)
     for folder, dirs, files in os.walk(top):
@@ -56,42 +78,74 @@ def scan_rootfs(
                     continue
             elif stat.S_ISREG(info.st_mode):
                 entry.kind = "file"
-                keep, digest = want_content(rel), want_hash(rel)
-                if keep:
-                    entry.omitted = budget.take(info.st_size)
-                    keep = entry.omitted is None
-                if (keep or digest) and not _read(full, entry, keep=keep, digest=digest):
+                if not _file(full, entry, wants, budget, int(info.st_mtime)):
                     continue
             budget.count(1, f"dir:{root}")
             scan.entries.append(entry)
     return scan
 
 
-def _read(path: str, entry: Entry, *, keep: bool, digest: bool) -> bool:
-    """Keep and/or hash the regular file at ``path`` (no more than the size it had when
-    listed); False if it is gone or is no longer a regular file."""
+def _file(path: str, entry: Entry, wants: Wants, budget: ReadBudget, mtime: int) -> bool:
+    """What the scan keeps of the regular file at ``path`` (as a layer scan would); False
+    if it is gone or is no longer a regular file."""
+    rel = entry.path
+    keep, head = wants.content(rel), wants.head(rel)
+    keys = wants.source(rel)
+    if keep:
+        entry.omitted = budget.take(entry.size)
+        keep = entry.omitted is None
+    head = head and budget.take(min(entry.size, HEAD_BYTES)) is None
+    if keys is not None:
+        entry.mtime = mtime
+        if entry.size > budget.per_file:
+            keys = ()
+    sha256, md5 = wants.hash(rel), wants.md5(rel)
+    if not (keep or head or keys or sha256 or md5):
+        return True
+    data = _read(path, entry, sha256=sha256, md5=md5, whole=keep or bool(keys), head=head)
+    if data is None:
+        return False
+    if keep:
+        entry.content = data
+    if head:
+        entry.head = data[:HEAD_BYTES]
+    if keys:
+        entry.source_hashes = source_hashes(data, keys)
+    return True
+
+
+def _read(
+    path: str, entry: Entry, *, sha256: bool, md5: bool, whole: bool, head: bool
+) -> bytes | None:
+    """Hash the regular file at ``path`` as asked (no more than the size it had when
+    listed) and return its bytes (only the first chunk unless ``whole``; nothing unless
+    ``whole`` or ``head``); None if it is gone or is no longer a regular file."""
     try:
         fd = os.open(path, _FLAGS)
     except OSError:
-        return False
+        return None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        hasher = hashlib.sha256()
+            return None
+        hashers = [h for h, wanted in ((hashlib.sha256(), sha256), (_md5(), md5)) if wanted]
         parts: list[bytes] = []
         left = entry.size
         while left > 0 and (chunk := os.read(fd, min(STEP, left))):
             left -= len(chunk)
-            if digest:
+            for hasher in hashers:
                 hasher.update(chunk)
-            if keep:
+            if whole or (head and not parts):
                 parts.append(chunk)
     except OSError:
-        return False
+        return None
     finally:
         os.close(fd)
-    if keep:
-        entry.content = b"".join(parts)
-    if digest:
-        entry.sha256 = base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode()
-    return True
+    if sha256:
+        entry.sha256 = base64.urlsafe_b64encode(hashers[0].digest()).rstrip(b"=").decode()
+    if md5:
+        entry.md5 = hashers[-1].hexdigest()
+    return b"".join(parts)
+
+
+def _md5() -> Any:
+    return hashlib.md5(usedforsecurity=False)

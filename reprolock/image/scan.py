@@ -13,6 +13,7 @@ sparse tar headers, truncated or corrupt archives.
 
 from __future__ import annotations
 
+import _imp
 import base64
 import functools
 import hashlib
@@ -42,7 +43,32 @@ _HOSTILE = "This layer is hostile or broken; do not use the image."
 WantContent = Callable[[str], bool]
 """Which paths' bytes to keep (catalogers' inputs)."""
 WantHash = Callable[[str], bool]
-"""Which paths to hash with sha256 (for RECORD integrity)."""
+"""Which paths to hash with sha256 (for RECORD integrity), or with md5 (for dpkg's)."""
+WantSource = Callable[[str], tuple[int, ...] | None]
+"""Python sources whose bytecode is checked: None for other paths; else the SipHash keys
+to hash the source with (what hash-based pycs record; maybe none).  Their mtime is
+recorded either way (what timestamp pycs record)."""
+HEAD_BYTES = 16
+"""What `Wants.head` keeps of a file: a pyc's header."""
+
+
+def _nothing(_path: str) -> bool:
+    return False
+
+
+def _no_source(_path: str) -> tuple[int, ...] | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Wants:
+    """What a scan keeps of each path, as the catalogers ask (all pure predicates)."""
+
+    content: WantContent
+    hash: WantHash
+    md5: WantHash = _nothing
+    head: WantHash = _nothing  # the first HEAD_BYTES bytes kept
+    source: WantSource = _no_source
 
 
 @dataclass(slots=True)
@@ -57,6 +83,10 @@ class Entry:
     content: bytes | None = None
     sha256: str | None = None  # urlsafe-base64 digest, as RECORD writes it
     omitted: str | None = None  # the cap that kept a wanted file's bytes out of memory
+    md5: str | None = None  # hex digest, as dpkg's md5sums write it
+    head: bytes | None = None  # the first HEAD_BYTES bytes (a pyc's header)
+    mtime: int = 0  # a Python source's modification time (the scan sets no other's)
+    source_hashes: tuple[bytes, ...] = ()  # a Python source's SipHash under each wanted key
 
 
 @dataclass(slots=True)
@@ -156,9 +186,10 @@ class _Hashes:
             self.update(hasher, *self._batch)
             self._batch, self._batched = [], 0
 
-    def finish(self, entry: Entry, hasher: Hasher) -> None:
-        """Set ``entry.sha256`` from ``hasher`` once what was given before is hashed."""
-        self._do(functools.partial(_record_hash, entry, hasher))
+    def finish(self, entry: Entry, hasher: Hasher, *, md5: bool = False) -> None:
+        """Set ``entry.sha256`` (``entry.md5`` with ``md5``) from ``hasher`` once what was
+        given before is hashed."""
+        self._do(functools.partial(_md5_hash if md5 else _record_hash, entry, hasher))
 
     def close(self) -> None:
         """Wait until everything given is hashed."""
@@ -180,6 +211,27 @@ def _update(hasher: Hasher, data: tuple[bytes, ...]) -> None:
 
 def _record_hash(entry: Entry, hasher: Hasher) -> None:
     entry.sha256 = base64.urlsafe_b64encode(hasher.digest()).rstrip(b"=").decode()
+
+
+def _md5_hash(entry: Entry, hasher: Hasher) -> None:
+    entry.md5 = hasher.hexdigest()
+
+
+def source_hashes(data: bytes, keys: tuple[int, ...]) -> tuple[bytes, ...]:
+    """``data``'s SipHash-1-3 under each key, as CPython writes it in a hash-based pyc
+    (`importlib.util.source_hash` with that interpreter's magic number as the key)."""
+    return tuple(_imp.source_hash(key, data) for key in keys)
+
+
+def copy_facts(entry: Entry, original: Entry, wants: Wants) -> None:
+    """What a hard link shares with the file it links to (once that is hashed)."""
+    entry.sha256, entry.md5 = original.sha256, original.md5
+    if wants.content(entry.path):
+        entry.content, entry.omitted = original.content, original.omitted
+    if wants.head(entry.path):
+        entry.head = original.head
+    if wants.source(entry.path) == wants.source(original.path):
+        entry.source_hashes = original.source_hashes
 
 
 class _Replay:
@@ -302,11 +354,15 @@ def scan_layer(
     what: str,
     want_content: WantContent,
     want_hash: WantHash,
+    want_md5: WantHash = _nothing,
+    want_head: WantHash = _nothing,
+    want_source: WantSource = _no_source,
     budget: ReadBudget | None = None,
 ) -> LayerScan:
     """Read one layer (gzip, zstd, xz, bzip2 or plain tar) from ``raw`` in a single pass.
 
     ``budget`` is shared by the layers of one image (a fresh one when None)."""
+    wants = Wants(want_content, want_hash, want_md5, want_head, want_source)
     stream = _LayerStream(raw, what)
     files = _Hashes()  # beside the stream's: a plain layer is hashed twice over
     links: list[tuple[Entry, Entry]] = []
@@ -315,8 +371,7 @@ def scan_layer(
             stream,
             index,
             what=what,
-            want_content=want_content,
-            want_hash=want_hash,
+            wants=wants,
             budget=budget or ReadBudget(),
             files=files,
             links=links,
@@ -328,7 +383,7 @@ def scan_layer(
     blob = stream.blob_hash
     scan.blob_digest = scan.diff_id if blob is None else "sha256:" + blob.hexdigest()
     for entry, original in links:
-        entry.sha256 = original.sha256
+        copy_facts(entry, original, wants)
     return scan
 
 
@@ -337,8 +392,7 @@ def _walk(
     index: int,
     *,
     what: str,
-    want_content: WantContent,
-    want_hash: WantHash,
+    wants: Wants,
     budget: ReadBudget,
     files: _Hashes,
     links: list[tuple[Entry, Entry]],
@@ -369,7 +423,7 @@ def _walk(
         entry = Entry(path=path, kind="other", size=member.size, mode=member.mode)
         if member.isreg():
             entry.kind = "file"
-            _read_file(tar, member, entry, what, want_content, want_hash, budget, files)
+            _read_file(tar, member, entry, what, wants, budget, files)
         elif member.isdir():
             entry.kind = "dir"
         elif member.issym():
@@ -387,9 +441,9 @@ def _walk(
             if original is not None and original.kind == "file":
                 entry.kind = "file"
                 entry.size = original.size
-                if want_content(path):
-                    entry.content, entry.omitted = original.content, original.omitted
-                links.append((entry, original))  # its hash may still be in the works
+                if wants.source(path) is not None:
+                    entry.mtime = int(member.mtime)
+                links.append((entry, original))  # its hashes may still be in the works
         seen[path] = entry
         scan.entries.append(entry)
     # Drain whatever follows the end-of-archive marker, so the digest covers the whole tar.
@@ -405,31 +459,55 @@ def _read_file(
     member: tarfile.TarInfo,
     entry: Entry,
     what: str,
-    want_content: WantContent,
-    want_hash: WantHash,
+    wants: Wants,
     budget: ReadBudget,
     hashes: _Hashes,
 ) -> None:
-    """Keep (within the budget) and/or hash a regular file's bytes, as wanted."""
-    keep, digest = want_content(entry.path), want_hash(entry.path)
+    """Keep (within the budget), hash, or keep the head of a regular file, as wanted."""
+    path = entry.path
+    keep, sha256, md5 = wants.content(path), wants.hash(path), wants.md5(path)
+    keys = wants.source(path)
+    head = wants.head(path) and budget.take(min(member.size, HEAD_BYTES)) is None
     if keep:
         entry.omitted = budget.take(member.size)
         keep = entry.omitted is None
-    if not (keep or digest):
+    if keys is not None:
+        entry.mtime = int(member.mtime)
+        if member.size > budget.per_file:  # too big to hold whole for its SipHash
+            keys = ()
+    whole = keep or bool(keys)
+    if not (whole or sha256 or md5 or head):
         return
     handle = tar.extractfile(member)
     assert handle is not None
     parts: list[bytes] = []
-    hasher = hashlib.sha256()
+    hashers: list[tuple[Hasher, bool]] = []  # (hasher, is md5)
+    if sha256:
+        hashers.append((hashlib.sha256(), False))
+    if md5:
+        hashers.append((hashlib.md5(usedforsecurity=False), True))
     try:
         while chunk := handle.read(CHUNK):
-            if digest:
+            for hasher, _ in hashers:
                 hashes.update(hasher, chunk)
-            if keep:
+            if whole or (head and not parts):
                 parts.append(chunk)
-        if digest:
-            hashes.finish(entry, hasher)
+        for hasher, is_md5 in hashers:
+            hashes.finish(entry, hasher, md5=is_md5)
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise SourceError(f"{what}: {entry.path} is truncated ({exc}).", hint=_HINT) from None
+        raise SourceError(f"{what}: {path} is truncated ({exc}).", hint=_HINT) from None
+    _keep(entry, parts, keep=keep, head=head, keys=keys)
+
+
+def _keep(
+    entry: Entry, parts: list[bytes], *, keep: bool, head: bool, keys: tuple[int, ...] | None
+) -> None:
+    """What a file's bytes leave on its entry once read: its content, its head, the SipHash
+    of a Python source."""
+    data = b"".join(parts) if keep or keys else b""
     if keep:
-        entry.content = b"".join(parts)
+        entry.content = data
+    if head:
+        entry.head = (data or (parts[0] if parts else b""))[:HEAD_BYTES]
+    if keys:
+        entry.source_hashes = source_hashes(data, keys)

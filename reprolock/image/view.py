@@ -28,15 +28,18 @@ class FilesystemView:
     def __init__(self) -> None:
         self._nodes: dict[str, Node] = {}
         self._children: dict[str, set[str]] = {"": set()}
+        self._removed: dict[str, int] = {}  # path whited out (or folder made opaque) → layer
 
     @classmethod
     def merge(cls, scans: Iterable[LayerScan]) -> FilesystemView:
         view = cls()
         for scan in sorted(scans, key=lambda s: s.index):
             for folder in scan.opaque:
+                view._removed[folder] = scan.index
                 for child in list(view._children.get(folder, ())):
                     view._remove(posixpath.join(folder, child) if folder else child)
             for path in scan.whiteouts:
+                view._removed[path] = scan.index
                 view._remove(path)
             for entry in scan.entries:
                 view._add(Node(entry, scan.index))
@@ -115,6 +118,27 @@ class FilesystemView:
     def node(self, path: str, *, follow: bool = True) -> Node | None:
         real = self.resolve(path) if follow else path.strip("/")
         return None if real is None else self._nodes.get(real)
+
+    def lnode(self, path: str) -> Node | None:
+        """The node at ``path`` with the links in its folders followed, not a link at its
+        end (``lstat``): where a package's own symbolic links are."""
+        folder, leaf = posixpath.split(path.strip("/"))
+        real = self.resolve(folder) if folder else ""
+        if real is None or leaf in ("", ".", ".."):
+            return None
+        return self._nodes.get(posixpath.join(real, leaf) if real else leaf)
+
+    def deleted_by(self, path: str) -> int | None:
+        """The last layer that deleted ``path`` or a folder above it (a whiteout, or an
+        opaque folder), if any did; a path never written has none."""
+        current, found = path.strip("/"), None
+        while True:
+            layer = self._removed.get(current)
+            if layer is not None and (found is None or layer > found):
+                found = layer
+            if not current:
+                return found
+            current = posixpath.dirname(current)
 
     def read(self, path: str) -> bytes | None:
         """The bytes of a file kept during scanning (catalogers' inputs), else None.

@@ -103,6 +103,9 @@ class ImageConfig:
     working_dir: str | None
     diff_ids: tuple[Digest, ...]
     history: tuple[str, ...] = ()  # created_by of each history entry, in order
+    # created_by of the entries that made a layer, one per diff_id; () when the history
+    # does not account for every layer
+    layer_steps: tuple[str, ...] = ()
 
 
 # -- checked JSON ---------------------------------------------------------------------------
@@ -300,10 +303,16 @@ def parse_config(data: bytes) -> ImageConfig:
         for i, d in enumerate(_array(rootfs, "diff_ids", "rootfs.") or ())
     )
     history: list[str] = []
+    steps: list[str] = []
     for i, entry in enumerate(_array(doc, "history", "") or ()):
         if not isinstance(entry, dict):
             raise ValueError(f"history[{i}] is not an object: {_show(entry)}")
         history.append(_string(entry, "created_by", f"history[{i}].") or "")
+        empty = entry.get("empty_layer", False)
+        if not isinstance(empty, bool):
+            raise ValueError(f"history[{i}].empty_layer is not a boolean: {_show(empty)}")
+        if not empty:
+            steps.append(history[-1])
     return ImageConfig(
         os=_string(doc, "os", "") or "",
         architecture=_string(doc, "architecture", "") or "",
@@ -316,4 +325,5 @@ def parse_config(data: bytes) -> ImageConfig:
         working_dir=_string(config, "WorkingDir", "config.") or None,
         diff_ids=diff_ids,
         history=tuple(history),
+        layer_steps=tuple(steps) if len(steps) == len(diff_ids) else (),
     )
