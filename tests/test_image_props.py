@@ -259,3 +259,64 @@ def test_scan_layer_gives_a_scan_or_source_error(data: bytes) -> None:
         return
     assert scan.compressed_size == len(data)
     FilesystemView.merge([scan])
+
+
+PYC = "opt/venv/lib/python3.11/site-packages/p/__pycache__/m.cpython-311.pyc"
+
+
+@given(
+    head=st.binary(max_size=20) | st.binary(min_size=4, max_size=4).map(lambda b: b + bytes(12)),
+    source=st.none() | st.binary(max_size=40),
+    mtime=st.integers(-(2**40), 2**40),
+    hashes=st.lists(st.binary(max_size=8), max_size=2),
+)
+def test_a_pyc_header_gives_a_verdict(
+    head: bytes, source: bytes | None, mtime: int, hashes: list[bytes]
+) -> None:
+    from reprolock.inventory.pyc import check
+
+    scan = LayerScan(index=0)
+    pyc = Entry(path=PYC, kind="file", size=len(head), head=head)
+    scan.entries.append(pyc)
+    if source is not None:
+        py = PYC.replace("__pycache__/m.cpython-311.pyc", "m.py")
+        entry = Entry(path=py, kind="file", size=len(source), mtime=mtime)
+        entry.source_hashes = tuple(hashes)
+        scan.entries.append(entry)
+    view = FilesystemView.merge([scan])
+    node = view.node(PYC)
+    assert node is not None
+    assert check(view, PYC, node).verdict in ("matches", "stale", "orphan", "unknown")
+
+
+dpkg_text = st.binary(max_size=200) | st.lists(
+    st.sampled_from(
+        ["0" * 32, "usr/bin/x", "/usr/bin/x", "../../etc", "path-exclude=/usr/*", ":", " "]
+    ),
+    max_size=12,
+).map(lambda parts: " \n".join(parts).encode())
+
+
+@given(
+    md5sums=dpkg_text,
+    diversions=dpkg_text,
+    config=dpkg_text,
+    status=st.text(max_size=300) | stanza_lines.map("\n".join),
+)
+def test_dpkg_records_never_crash_the_integrity_check(
+    md5sums: bytes, diversions: bytes, config: bytes, status: str
+) -> None:
+    from reprolock.inventory.dpkg_files import check_dpkg
+    from reprolock.inventory.model import DpkgIntegrity
+
+    view = _view(
+        {
+            "var/lib/dpkg/info/x:amd64.md5sums": md5sums,
+            "var/lib/dpkg/diversions": diversions,
+            "etc/dpkg/dpkg.cfg.d/x": config,
+            "usr/bin/x": b"x",
+        }
+    )
+    found = check_dpkg(view, status)
+    assert isinstance(found, DpkgIntegrity)
+    assert found.checked <= found.files

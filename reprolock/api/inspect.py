@@ -17,7 +17,17 @@ from reprolock.image.oci_layout import open_oci_archive, open_oci_dir
 from reprolock.image.read import ImageRead, read_image, read_rootfs
 from reprolock.image.registry_source import RegistryImage
 from reprolock.image.source import Image
-from reprolock.inventory import Inventory, build_inventory, want_content, want_hash
+from reprolock.inventory import (
+    DataFile,
+    Inventory,
+    build_inventory,
+    want_content,
+    want_hash,
+    want_head,
+    want_md5,
+    want_source,
+)
+from reprolock.inventory.size import SizeReport, size_report
 from reprolock.model import ImageRef, Platform
 from reprolock.registry import RegistryOptions
 
@@ -79,7 +89,9 @@ def _example(transport: str) -> str:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InspectOptions:
     platform: Platform
-    check_record: bool = True
+    check_record: bool = True  # Python files against their RECORD (sha256), pycs' headers
+    check_dpkg: bool = True  # Debian packages' files against dpkg's md5sums
+    size: bool = False  # where the bytes go (`reprolock.inventory.size`)
     docker_host: str | None = None  # DOCKER_HOST, read by the CLI
     workers: int = 4
 
@@ -158,25 +170,50 @@ def _registry_image(
 class InspectResult:
     image: ImageRead
     inventory: Inventory
+    size: SizeReport | None = None
 
 
 def inspect(
     text: str, options: InspectOptions, net: NetOptions, registry: RegistryOptions | None = None
 ) -> InspectResult:
-    spec = parse_image_arg(text)
-    if spec.transport == "dir":
-        read = read_rootfs(Path(spec.target), want_content=want_content, want_hash=want_hash)
-    else:
-        with open_image(spec, options, net, registry) as image:
-            read = read_image(
-                image,
-                want_content=want_content,
-                want_hash=want_hash if options.check_record else _never,
-                workers=options.workers,
-            )
-    return InspectResult(
-        image=read, inventory=build_inventory(read, check_record=options.check_record)
+    read = _read(parse_image_arg(text), options, net, registry)
+    inventory = build_inventory(
+        read, check_record=options.check_record, check_dpkg=options.check_dpkg
     )
+    size = size_report(read, inventory) if options.size else None
+    return InspectResult(image=read, inventory=inventory, size=size)
+
+
+def _read(
+    spec: ImageSpecifier,
+    options: InspectOptions,
+    net: NetOptions,
+    registry: RegistryOptions | None,
+) -> ImageRead:
+    """Every layer scanned for what the catalogers and the checks asked for."""
+    sha256 = want_hash if options.check_record else _never
+    head = want_head if options.check_record else _never
+    source = want_source if options.check_record else None
+    md5 = want_md5 if options.check_dpkg else _never
+    if spec.transport == "dir":
+        return read_rootfs(
+            Path(spec.target),
+            want_content=want_content,
+            want_hash=sha256,
+            want_md5=md5,
+            want_head=head,
+            want_source=source,
+        )
+    with open_image(spec, options, net, registry) as image:
+        return read_image(
+            image,
+            want_content=want_content,
+            want_hash=sha256,
+            want_md5=md5,
+            want_head=head,
+            want_source=source,
+            workers=options.workers,
+        )
 
 
 def _never(_path: str) -> bool:
@@ -245,12 +282,17 @@ def inventory_dict(result: InspectResult) -> dict[str, Any]:
                         "wheel-tags": list(d.wheel_tags),
                         "record-files": d.files,
                         "record-checked": d.checked,
+                        "bytecode-rewritten": d.bytecode_rewritten,
+                        "deb-package": d.deb_package,
                         "record-issues": [
                             {
                                 "path": i.path,
                                 "problem": i.problem,
                                 "expected": i.expected,
                                 "actual": i.actual,
+                                "layer": i.layer,
+                                "listed": i.listed,
+                                "used": i.used,
                             }
                             for i in d.record_issues
                         ],
@@ -271,4 +313,85 @@ def inventory_dict(result: InspectResult) -> dict[str, Any]:
             for c in inv.cuda
         ],
         "apt-sources": list(inv.apt_sources),
+        "dpkg-integrity": _dpkg_dict(inv),
+        "data-files": [_data_file(f) for f in inv.data_files],
+        **({} if result.size is None else {"size": size_dict(result.size)}),
+    }
+
+
+def _data_file(file: DataFile) -> dict[str, Any]:
+    return {"path": file.path, "size": file.size, "layer": file.layer, "why": file.why}
+
+
+def size_dict(report: SizeReport) -> dict[str, Any]:
+    """The size report as stable JSON-able data (every row; the text shows the largest)."""
+    return {
+        "total": report.total,
+        "stored": report.stored,
+        "wasted": report.wasted,
+        "unowned": report.unowned,
+        "layers": [
+            {
+                "index": x.index,
+                "step": x.step,
+                "bytes": x.bytes,
+                "files": x.files,
+                "wasted": x.wasted,
+                "size": x.compressed,
+                "uncompressed-size": x.uncompressed,
+            }
+            for x in report.layers
+        ],
+        "packages": [
+            {
+                "kind": p.kind,
+                "name": p.name,
+                "version": p.version,
+                "environment": p.env or None,
+                "bytes": p.bytes,
+                "files": p.files,
+                "layers": list(p.layers),
+            }
+            for p in report.packages
+        ],
+        "waste": [
+            {"path": w.path, "size": w.size, "layer": w.layer, "by": w.by, "how": w.how}
+            for w in report.waste
+        ],
+        "duplicate-libraries": [
+            {
+                "name": d.name,
+                "wasted": d.wasted,
+                "copies": [
+                    {"path": c.path, "size": c.size, "layer": c.layer, "owner": c.owner or None}
+                    for c in d.copies
+                ],
+            }
+            for d in report.duplicates
+        ],
+        "caches": [{"name": c.name, "bytes": c.bytes, "files": c.files} for c in report.caches],
+        "data-files": [_data_file(f) for f in report.data_files],
+    }
+
+
+def _dpkg_dict(inv: Inventory) -> dict[str, Any] | None:
+    found = inv.dpkg_integrity
+    if found is None:
+        return None
+    return {
+        "files": found.files,
+        "checked": found.checked,
+        "diverted": found.diverted,
+        "issues": [
+            {
+                "package": i.package,
+                "path": i.path,
+                "problem": i.problem,
+                "conffile": i.conffile,
+                "expected": i.expected,
+                "actual": i.actual,
+                "layer": i.layer,
+            }
+            for i in found.issues
+        ],
     }

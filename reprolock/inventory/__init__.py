@@ -1,9 +1,19 @@
 """What an image contains, read by catalogers: each a pure parser over the files it names."""
 
-from reprolock.inventory.build import build_inventory, want_content, want_hash
+from reprolock.inventory.build import (
+    build_inventory,
+    want_content,
+    want_hash,
+    want_head,
+    want_md5,
+    want_source,
+)
 from reprolock.inventory.model import (
     CudaComponent,
+    DataFile,
     DebPackage,
+    DpkgIntegrity,
+    DpkgIssue,
     Inventory,
     OsInfo,
     PythonDist,
@@ -13,7 +23,10 @@ from reprolock.inventory.model import (
 
 __all__ = [
     "CudaComponent",
+    "DataFile",
     "DebPackage",
+    "DpkgIntegrity",
+    "DpkgIssue",
     "Inventory",
     "OsInfo",
     "PythonDist",
@@ -22,4 +35,7 @@ __all__ = [
     "build_inventory",
     "want_content",
     "want_hash",
+    "want_head",
+    "want_md5",
+    "want_source",
 ]

@@ -5,10 +5,13 @@ from __future__ import annotations
 import posixpath
 
 from reprolock.image.read import ImageRead
+from reprolock.inventory import dpkg_files, pyc
 from reprolock.inventory.cuda import catalog_cuda
+from reprolock.inventory.data_files import catalog_data_files
 from reprolock.inventory.dpkg import parse_status
 from reprolock.inventory.model import DebPackage, Inventory, OsInfo
 from reprolock.inventory.os_release import parse_os_release
+from reprolock.inventory.owners import dpkg_owned, owners
 from reprolock.inventory.python_dists import PACKAGE_DIRS, catalog_python
 from reprolock.inventory.text import decode, printable
 
@@ -28,6 +31,8 @@ _HEADERS = frozenset({"cudnn_version.h", "nccl.h"})
 def want_content(path: str) -> bool:
     """The files catalogers parse (all small): kept in memory while scanning."""
     if path in _EXACT or path.startswith("var/lib/dpkg/status.d/"):
+        return True
+    if dpkg_files.want_content(path):
         return True
     folder, leaf = posixpath.split(path)
     if folder.startswith("etc/apt/sources.list.d"):
@@ -49,7 +54,14 @@ def want_hash(path: str) -> bool:
     return "/site-packages/" in path or "/dist-packages/" in path
 
 
-def build_inventory(image: ImageRead, *, check_record: bool = True) -> Inventory:
+want_md5 = dpkg_files.want_md5  # files whose md5 dpkg integrity checks need
+want_head = pyc.is_pyc  # pycs, whose headers say what source they were compiled from
+want_source = pyc.source_keys  # Python sources: their mtime, and hashes for hash-based pycs
+
+
+def build_inventory(
+    image: ImageRead, *, check_record: bool = True, check_dpkg: bool = True
+) -> Inventory:
     view = image.view
     os_info: OsInfo | None = None
     for path in ("etc/os-release", "usr/lib/os-release"):
@@ -63,8 +75,9 @@ def build_inventory(image: ImageRead, *, check_record: bool = True) -> Inventory
     debs: list[DebPackage] = []
     status = view.read("var/lib/dpkg/status")
     node = view.node("var/lib/dpkg/status")
-    if status is not None and node is not None:
-        debs.extend(parse_status(decode(status), path="/var/lib/dpkg/status", layer=node.layer))
+    status_text = None if status is None else decode(status)
+    if status_text is not None and node is not None:
+        debs.extend(parse_status(status_text, path="/var/lib/dpkg/status", layer=node.layer))
     for name in view.listdir("var/lib/dpkg/status.d"):
         path = f"var/lib/dpkg/status.d/{name}"
         data, entry = view.read(path), view.node(path)
@@ -77,7 +90,8 @@ def build_inventory(image: ImageRead, *, check_record: bool = True) -> Inventory
                     distroless=True,
                 )
             )
-    envs = catalog_python(view, check_record=check_record)
+    packaged = dpkg_owned(view)
+    envs = catalog_python(view, check_record=check_record, packaged=packaged)
     config = image.config
     env = dict(config.env) if config else {}
     cuda = catalog_cuda(view, env=env, debs=debs, python_envs=envs)
@@ -104,6 +118,8 @@ def build_inventory(image: ImageRead, *, check_record: bool = True) -> Inventory
         apt_sources=apt_sources,
         history=config.history if config else (),
         users=_users(view.read("etc/passwd")),
+        dpkg_integrity=dpkg_files.check_dpkg(view, status_text) if check_dpkg else None,
+        data_files=tuple(catalog_data_files(view, owners(view, tuple(envs), packaged))),
     )
 
 

@@ -28,10 +28,13 @@ class DebPackage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RecordIssue:
-    path: str  # as RECORD lists it
-    problem: str  # "missing" or "modified"
+    path: str  # as RECORD lists it (relative to the package folder)
+    problem: str  # "missing", "modified", "malformed", "pyc-stale" or "pyc-orphan"
     expected: str
     actual: str | None = None
+    layer: int | None = None  # the layer that wrote the file (or deleted it); None: unknown
+    listed: bool = True  # False: a pyc RECORD does not list, written after install
+    used: bool = False  # a pyc Python imports although it matches no source
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,6 +49,8 @@ class PythonDist:
     build: str | None = None
     files: int = 0  # files listed in RECORD
     checked: int = 0  # of those, hashed and compared
+    bytecode_rewritten: int = 0  # pycs unlike RECORD's that match their source (recompiled)
+    deb_package: str | None = None  # the Debian package that installed it (RECORD unchecked)
     record_issues: tuple[RecordIssue, ...] = ()
 
 
@@ -55,8 +60,39 @@ class PythonEnv:
 
     path: str
     python: str | None  # "3.11" from lib/python3.11/...
-    kind: str  # "venv", "system", "user", "debian"
+    kind: str  # "venv", "system", "user", "debian" (see `python_dists.env_kind`)
     dists: tuple[PythonDist, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DpkgIssue:
+    """A file of an installed Debian package unlike dpkg's record of it."""
+
+    package: str
+    path: str  # "/usr/bin/x", where the file is (a diverted one: where dpkg moved it)
+    problem: str  # "modified" or "missing"
+    expected: str  # md5, as dpkg recorded it
+    actual: str | None = None
+    conffile: bool = False
+    layer: int | None = None  # the layer that wrote (or deleted) it; None: unknown
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DpkgIntegrity:
+    files: int  # listed in md5sums files and in conffiles
+    checked: int  # of those, hashed and compared
+    diverted: int = 0  # checked where a diversion moved them
+    issues: tuple[DpkgIssue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataFile:
+    """A data or model file baked into the image: owned by no package."""
+
+    path: str
+    size: int
+    layer: int
+    why: str  # the pattern it matches ("*.safetensors"), or "large"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +118,8 @@ class Inventory:
     apt_sources: tuple[str, ...] = field(default=())  # files that configure apt
     history: tuple[str, ...] = ()  # the build steps, as the config records them
     users: tuple[tuple[str, str], ...] = ()  # (uid, name) from /etc/passwd
+    dpkg_integrity: DpkgIntegrity | None = None  # None: no dpkg database, or not checked
+    data_files: tuple[DataFile, ...] = ()
 
     def user_name(self) -> str:
         """The config's user as a name: ``10001:10001`` → the passwd name of uid 10001."""

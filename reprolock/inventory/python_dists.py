@@ -6,10 +6,14 @@ import csv
 import io
 import posixpath
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.parser import HeaderParser
 
 from reprolock.image.view import FilesystemView
+from reprolock.inventory import pyc
 from reprolock.inventory.model import PythonDist, PythonEnv, RecordIssue
+from reprolock.inventory.owners import Owner
 from reprolock.inventory.text import decode, printable
 from reprolock.model.oci import load_json
 
@@ -33,7 +37,9 @@ def _headers(data: bytes) -> dict[str, str]:
 
 
 def env_kind(view: FilesystemView, env_path: str) -> str:
-    """venv (a pyvenv.cfg above it), user (~/.local), debian (dist-packages) or system."""
+    """venv (a pyvenv.cfg above it), user (~/.local), debian (Debian's packages in
+    /usr/lib/python3*/dist-packages) or system (the interpreter's own site: pip's
+    /usr/local/lib/python3.X/dist-packages on Debian, site-packages elsewhere)."""
     parts = env_path.split("/")
     if "lib" in parts:
         root = "/".join(parts[: parts.index("lib")])
@@ -41,7 +47,7 @@ def env_kind(view: FilesystemView, env_path: str) -> str:
             return "venv"
     if "/.local/" in f"/{env_path}/":
         return "user"
-    if env_path.endswith("dist-packages"):
+    if env_path.startswith("usr/lib/python") and env_path.endswith("dist-packages"):
         return "debian"
     return "system"
 
@@ -54,14 +60,23 @@ def find_envs(view: FilesystemView) -> list[str]:
     )
 
 
-def _record_issues(
-    view: FilesystemView, env: str, record: bytes, record_path: str
-) -> tuple[int, int, list[RecordIssue]]:
+@dataclass(slots=True)
+class _Checked:
+    """What a RECORD check found: files listed, files compared, pycs an installer rewrote
+    (they differ from RECORD but match their source), and the issues."""
+
+    files: int = 0
+    checked: int = 0
+    rewritten: int = 0
+    issues: list[RecordIssue] = field(default_factory=list)
+    listed: set[str] = field(default_factory=set)  # the paths RECORD lists, in the image
+
+
+def _record_issues(view: FilesystemView, env: str, record: bytes, record_path: str) -> _Checked:
     """Files listed, files hashed and compared, and what is wrong: files missing or
-    modified, and RECORD rows that cannot be checked (a malformed hash, an unreadable
-    line) — a damaged RECORD is a finding, never a crash."""
-    files = checked = 0
-    issues: list[RecordIssue] = []
+    modified, pycs that match no source, and RECORD rows that cannot be checked (a
+    malformed hash, an unreadable line) — a damaged RECORD is a finding, never a crash."""
+    found = _Checked()
     reader = csv.reader(io.StringIO(decode(record)))
     while True:
         try:
@@ -69,7 +84,7 @@ def _record_issues(
         except StopIteration:
             break
         except csv.Error as exc:
-            issues.append(
+            found.issues.append(
                 RecordIssue(
                     path=record_path,
                     problem="malformed",
@@ -77,37 +92,109 @@ def _record_issues(
                 )
             )
             break
-        if not row or not row[0]:
-            continue
-        files += 1
-        shown = printable(row[0])
-        if len(row) < 2 or not row[1]:
-            continue  # no hash: RECORD itself, and files written after install
-        algorithm, _, expected = row[1].partition("=")
-        if algorithm != "sha256":
-            continue  # another algorithm: not checked
-        expected = expected.rstrip("=")  # some tools pad; the hash is the same
-        if not _SHA256.fullmatch(expected):
-            issues.append(
-                RecordIssue(path=shown, problem="malformed", expected=printable(row[1][:100]))
+        if row and row[0]:
+            _check_row(view, env, row, found)
+    _unlisted_pycs(view, env, found)
+    return found
+
+
+def _check_row(view: FilesystemView, env: str, row: list[str], found: _Checked) -> None:
+    found.files += 1
+    shown = printable(row[0])
+    path = posixpath.normpath(posixpath.join(env, row[0]))
+    if not path.startswith(".."):
+        found.listed.add(path)
+    if len(row) < 2 or not row[1]:
+        return  # no hash: RECORD itself, and files written after install
+    algorithm, _, expected = row[1].partition("=")
+    if algorithm != "sha256":
+        return  # another algorithm: not checked
+    expected = expected.rstrip("=")  # some tools pad; the hash is the same
+    if not _SHA256.fullmatch(expected):
+        found.issues.append(
+            RecordIssue(path=shown, problem="malformed", expected=printable(row[1][:100]))
+        )
+        return
+    if path.startswith(".."):
+        return  # climbs out of the image: not ours to judge
+    node = view.node(path)
+    if node is None:
+        if not path.endswith(".pyc"):  # a deleted pyc is a cache gone, not drift
+            found.issues.append(
+                RecordIssue(
+                    path=shown, problem="missing", expected=expected, layer=view.deleted_by(path)
+                )
             )
-            continue
-        path = posixpath.normpath(posixpath.join(env, row[0]))
-        if path.startswith(".."):
-            continue  # climbs out of the image: not ours to judge
-        node = view.node(path)
-        if node is None:
-            issues.append(RecordIssue(path=shown, problem="missing", expected=expected))
-            continue
-        actual = node.entry.sha256
-        if actual is None:
-            continue  # outside the hashed folders (e.g. bin/ scripts)
-        checked += 1
-        if actual != expected:
-            issues.append(
-                RecordIssue(path=shown, problem="modified", expected=expected, actual=actual)
+        return
+    actual = node.entry.sha256
+    if actual is None:
+        return  # outside the hashed folders (e.g. bin/ scripts)
+    found.checked += 1
+    if actual == expected:
+        return
+    if path.endswith(".pyc"):
+        verdict = pyc.check(view, path, node)
+        if verdict.verdict == "matches":
+            found.rewritten += 1
+            return
+        if verdict.verdict != "unknown":
+            found.issues.append(
+                RecordIssue(
+                    path=shown,
+                    problem=f"pyc-{verdict.verdict}",
+                    expected=expected,
+                    actual=actual,
+                    layer=node.layer,
+                    used=verdict.used,
+                )
             )
-    return files, checked, issues
+            return
+    found.issues.append(
+        RecordIssue(
+            path=shown, problem="modified", expected=expected, actual=actual, layer=node.layer
+        )
+    )
+
+
+def _unlisted_pycs(view: FilesystemView, env: str, found: _Checked) -> None:
+    """Pycs RECORD does not list in the folders of the sources it lists (written after
+    install, by the interpreter or by anyone): compiled from a listed source, orphans in
+    ``__pycache__``, and sourceless ``m.pyc`` files; those matching no source are issues.
+    The package folder itself is left out for orphans (other packages share it)."""
+    candidates: set[str] = set()
+    folders = {posixpath.dirname(p) for p in found.listed if p.endswith(".py")}
+    for folder in sorted(folders):
+        cache = posixpath.join(folder, "__pycache__")
+        for name in view.listdir(cache):
+            path = posixpath.join(cache, name)
+            source = pyc.source_of(path)
+            if source is None or not name.endswith(".pyc"):
+                continue
+            if source in found.listed or (folder != env and view.node(source) is None):
+                candidates.add(path)
+        if folder != env:
+            candidates.update(
+                posixpath.join(folder, name)
+                for name in view.listdir(folder)
+                if name.endswith(".pyc")
+            )
+    for path in sorted(candidates - found.listed):
+        node = view.node(path, follow=False)
+        if node is None or node.entry.kind != "file":
+            continue
+        verdict = pyc.check(view, path, node)
+        if verdict.verdict in ("stale", "orphan"):
+            found.issues.append(
+                RecordIssue(
+                    path=printable(posixpath.relpath(path, env)),
+                    problem=f"pyc-{verdict.verdict}",
+                    expected="its source" if verdict.verdict == "orphan" else "a pyc of its source",
+                    actual=node.entry.sha256,
+                    layer=node.layer,
+                    listed=False,
+                    used=verdict.used,
+                )
+            )
 
 
 def read_dist(
@@ -116,7 +203,12 @@ def read_dist(
     name: str,
     *,
     check_record: bool,
+    packaged: Mapping[str, Owner] | None = None,
 ) -> PythonDist | None:
+    """One distribution; its RECORD is checked unless ``packaged`` (real path → Debian
+    package, `reprolock.inventory.owners.dpkg_owned`) says a Debian package installed it:
+    dpkg's md5sums are its record then (Debian strips extension modules after writing
+    RECORD: python3-scipy's differ from theirs)."""
     path = posixpath.join(env, name)
     node = view.node(path)
     if node is None:
@@ -156,14 +248,14 @@ def read_dist(
             ),
             None,
         )
-    files = checked = 0
-    issues: list[RecordIssue] = []
+    found = _Checked()
     record_path = posixpath.join(path, "RECORD")
     record = view.read(record_path)
-    if record is not None and check_record:
-        files, checked, issues = _record_issues(view, env, record, printable(f"{name}/RECORD"))
+    deb = (packaged or {}).get(metadata_node.entry.path)
+    if record is not None and check_record and deb is None:
+        found = _record_issues(view, env, record, printable(f"{name}/RECORD"))
     elif record is not None:
-        files = sum(1 for line in record.splitlines() if line.strip())
+        found.files = sum(1 for line in record.splitlines() if line.strip())
     return PythonDist(
         name=canonical(headers["Name"]),
         version=headers["Version"],
@@ -173,9 +265,11 @@ def read_dist(
         direct_url=_direct_url(direct),
         wheel_tags=tags,
         build=build,
-        files=files,
-        checked=checked,
-        record_issues=tuple(issues),
+        files=found.files,
+        checked=found.checked,
+        bytecode_rewritten=found.rewritten,
+        deb_package=None if deb is None else deb.name,
+        record_issues=tuple(found.issues),
     )
 
 
@@ -197,13 +291,18 @@ def _direct_url(data: bytes | None) -> str | None:
     return printable(url) if isinstance(url, str) else None
 
 
-def catalog_python(view: FilesystemView, *, check_record: bool = True) -> list[PythonEnv]:
+def catalog_python(
+    view: FilesystemView,
+    *,
+    check_record: bool = True,
+    packaged: Mapping[str, Owner] | None = None,
+) -> list[PythonEnv]:
     envs = []
     for env in find_envs(view):
         dists = []
         for name in view.listdir(env):
             if name.endswith((".dist-info", ".egg-info")):
-                dist = read_dist(view, env, name, check_record=check_record)
+                dist = read_dist(view, env, name, check_record=check_record, packaged=packaged)
                 if dist is not None:
                     dists.append(dist)
         if not dists:
