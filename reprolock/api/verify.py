@@ -34,6 +34,7 @@ def verify_image(
     options = InspectOptions(
         platform=target.platform,
         check_record=options.check_record,
+        check_dpkg=options.check_dpkg,
         docker_host=options.docker_host,
         workers=options.workers,
     )

@@ -54,7 +54,10 @@ def image_command(
 ) -> int:
     """Compare IMAGE (any source `inspect` reads) with its locked target: base layers and
     label, apt packages, Python packages in the locked venv (versions, builds, RECORD
-    integrity, shadowing), the CUDA stack, the user and labels.
+    integrity, bytecode that matches no source, shadowing), Debian packages' files against
+    dpkg's md5sums (a changed conffile warns), data files the lock does not allow
+    ([image] allow-data), the CUDA stack, the user and labels. Only what layers after the
+    locked base wrote is checked; each finding names the layer that changed the file.
 
     Exit 0 when it matches, 1 on drift, 2 on bad input, 4 when the image cannot be read.
     """

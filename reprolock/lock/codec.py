@@ -95,6 +95,7 @@ def _image_to_dict(image: LockedImage) -> dict[str, Any]:
                     "retries": health.retries,
                 }
             ),
+            "allow-data": list(image.allow_data) or None,
         }
     )
 
@@ -450,6 +451,7 @@ class _LockReader:
             "env",
             "labels",
             "healthcheck",
+            "allow-data",
         )
         table = self.table(value, path, keys)
         if table is None:
@@ -496,6 +498,7 @@ class _LockReader:
             env=self.str_pairs(table, path, "env", grammar.env_name, grammar.env_value),
             labels=self.str_pairs(table, path, "labels", grammar.label_key, grammar.env_value),
             healthcheck=health,
+            allow_data=self.str_list(table, path, "allow-data", grammar.path_glob),
         )
 
     def target(self, value: object, path: KeyPath) -> LockedTarget | None:

@@ -79,6 +79,7 @@ def locked_image(spec: Spec) -> LockedImage:
             start_period=health.start_period,
             retries=health.retries,
         ),
+        allow_data=image.allow_data,
     )
 
 

@@ -141,6 +141,7 @@ class LockedImage:
     entrypoint: tuple[str, ...] | None = None
     expose: tuple[str, ...] = ()
     healthcheck: LockedHealthcheck | None = None
+    allow_data: tuple[str, ...] = ()  # data files `verify` accepts (path globs, `*` spans /)
 
 
 class InterpreterSource(StrEnum):

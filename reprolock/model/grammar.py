@@ -461,3 +461,19 @@ def duration(text: str) -> str:
     if not _full(r"(?:[0-9]{1,9}(?:\.[0-9]{1,9})?(?:ms|s|m|h)){1,4}").fullmatch(text):
         raise ValueError(f'{show(text)} is not a duration (like "30s" or "1m30s")')
     return text
+
+
+_PATH_GLOB = _full(rf"/(?:[*?{_PATH_CHARS}]+/)*[*?{_PATH_CHARS}]*")
+
+
+def path_glob(text: str) -> str:
+    """A pattern of absolute paths in an image (``[image] allow-data``): ``/`` and
+    components of letters, digits, ``. _ @ % + = , ~ -`` and the globs ``* ?`` (``*``
+    spans folders); no ``.``/``..`` components."""
+    parts = text.split("/")
+    if len(text) > 4096 or not _PATH_GLOB.fullmatch(text) or any(p in (".", "..") for p in parts):
+        raise ValueError(
+            f"{show(text)} is not a pattern of absolute paths made of {PATH_CHARSET} "
+            'and the globs * ? (like "/models/*.safetensors")'
+        )
+    return text

@@ -142,6 +142,7 @@ class ImageSpec:
     entrypoint: tuple[str, ...] | None = None
     expose: tuple[str, ...] = ()
     healthcheck: Healthcheck | None = None
+    allow_data: tuple[str, ...] = ()  # data files `verify` accepts (path globs, `*` spans /)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -806,6 +806,7 @@ class _SpecReader:
             "entrypoint",
             "expose",
             "healthcheck",
+            "allow-data",
         )
         table = c.table(value, path, keys)
         if table is None:
@@ -847,6 +848,21 @@ class _SpecReader:
             healthcheck=self.healthcheck(table.get("healthcheck"), (*path, "healthcheck"))
             if "healthcheck" in table
             else None,
+            allow_data=self.allow_data(table, path),
+        )
+
+    def allow_data(self, table: Mapping[str, Any], path: KeyPath) -> tuple[str, ...]:
+        """Data files baked into the image on purpose (`verify` warns about the others)."""
+        hint = 'Write absolute path patterns: allow-data = ["/models/*.safetensors"].'
+        items = self.check.strings(table, path, "allow-data", hint) or []
+        return tuple(
+            sorted(
+                {
+                    text
+                    for i, text in items
+                    if self.valid((*path, "allow-data", i), text, grammar.path_glob, hint)
+                }
+            )
         )
 
     def copies(self, table: Mapping[str, Any], path: KeyPath) -> tuple[tuple[str, str], ...]:
