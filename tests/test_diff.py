@@ -34,25 +34,26 @@ def _changes(run: Run) -> list[tuple[str, str, str, str | None, str | None]]:
 
 
 def test_classification() -> None:
+    venv = "/opt/venv (venv)"
     a = Snapshot(
         label="a",
         python={
-            "torch": ("2.5.1+cu121", "x"),
-            "numpy": ("1.26.4", "h1"),
-            "old": ("1.0", None),
-            "same": ("1.0", "h"),
-            "wheel": ("3.0", "h1"),
+            (venv, "torch"): ("2.5.1+cu121", "x"),
+            (venv, "numpy"): ("1.26.4", "h1"),
+            (venv, "old"): ("1.0", None),
+            (venv, "same"): ("1.0", "h"),
+            (venv, "wheel"): ("3.0", "h1"),
         },
         cuda={"driver-floor": "525.60.13"},
     )
     b = Snapshot(
         label="b",
         python={
-            "torch": ("2.5.1+cu124", "y"),
-            "numpy": ("2.1.0", "h2"),
-            "new": ("0.1", None),
-            "same": ("1.0", "h"),
-            "wheel": ("3.0", "h2"),
+            (venv, "torch"): ("2.5.1+cu124", "y"),
+            (venv, "numpy"): ("2.1.0", "h2"),
+            (venv, "new"): ("0.1", None),
+            (venv, "same"): ("1.0", "h"),
+            (venv, "wheel"): ("3.0", "h2"),
         },
         cuda={"driver-floor": "570.26"},
     )
@@ -62,6 +63,7 @@ def test_classification() -> None:
     assert (changes["numpy"].kind, changes["numpy"].level) == ("upgraded", "major")
     assert changes["old"].kind == "removed" and changes["new"].kind == "added"
     assert changes["wheel"].kind == "rebuilt"
+    assert changes["wheel"].where == venv
     assert "same" not in changes
     assert changes["driver-floor"].note == (
         "driver floor moves from 525.60.13 to 570.26: hosts older than 570.26 can no longer run it"
@@ -98,10 +100,11 @@ def test_lock_against_lock(cli: Cli, tmp_path: Path, index_server: IndexServer) 
     run = cli("diff", str(first), str(second))
     assert "  ↑ alpha  upgraded 1.0 → 1.1 (minor)" in run.out
     run = cli("diff", str(first), str(second), "--report", "markdown")
-    assert "| python | `alpha` | upgraded (minor) | 1.0 | 1.1 |  |" in run.out
+    assert "| python | `alpha` | upgraded (minor) | 1.0 | 1.1 |  | /opt/venv (venv) |" in run.out
     run = cli("diff", str(first), str(second), "--report", "github")
     assert run.out.splitlines()[0] == (
-        "::notice title=reprolock diff python::python alpha: upgraded 1.0 → 1.1 (minor)"
+        "::notice title=reprolock diff python::python alpha: upgraded 1.0 → 1.1 (minor) "
+        "[/opt/venv (venv)]"
     )
     run = cli("diff", str(first), str(second), "--report", "junit")
     import xml.etree.ElementTree as ET

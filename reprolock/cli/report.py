@@ -100,7 +100,8 @@ def render_diff(a: str, b: str, changes: Sequence[Change], fmt: str) -> str:
         move = f"{c.before} → {c.after}" if c.before and c.after else (c.after or c.before or "")
         extra = f" ({c.level})" if c.level else ""
         note = f" — {c.note}" if c.note else ""
-        return f"{c.section} {c.subject}: {c.kind} {move}{extra}{note}"
+        where = f" [{c.where}]" if c.where else ""
+        return f"{c.section} {c.subject}: {c.kind} {move}{extra}{note}{where}"
 
     if fmt == "junit":
         cases = [
@@ -122,12 +123,12 @@ def render_diff(a: str, b: str, changes: Sequence[Change], fmt: str) -> str:
         if not changes:
             return "\n".join([*lines, "No differences."]) + "\n"
         lines += [
-            "| section | package | change | before | after | note |",
-            "|---|---|---|---|---|---|",
+            "| section | subject | change | before | after | note | where |",
+            "|---|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {c.section} | `{c.subject}` | {c.kind}{f' ({c.level})' if c.level else ''} "
-            f"| {c.before or ''} | {c.after or ''} | {c.note or ''} |"
+            f"| {c.before or ''} | {c.after or ''} | {c.note or ''} | {c.where or ''} |"
             for c in changes
         ]
         return "\n".join(lines) + "\n"

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
 from packaging.version import InvalidVersion, Version
 
-from reprolock.verify.snapshot import Snapshot
+from reprolock.verify.snapshot import FileState, Key, Snapshot
 
-Section = Literal["base", "python", "apt", "cuda"]
-SECTIONS: tuple[Section, ...] = ("base", "cuda", "apt", "python")
+Section = Literal["base", "python", "apt", "cuda", "files"]
+SECTIONS: tuple[Section, ...] = ("base", "cuda", "apt", "python", "files")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,6 +23,7 @@ class Change:
     after: str | None
     level: str | None = None  # major, minor, patch (Python version moves)
     note: str | None = None
+    where: str | None = None  # a Python package's environment; a file's package
 
 
 def _level(a: Version, b: Version) -> str:
@@ -35,6 +37,7 @@ def _level(a: Version, b: Version) -> str:
 def _python_change(
     name: str, before: tuple[str, str | None], after: tuple[str, str | None]
 ) -> Change | None:
+    """How one package moved within one environment (`Change.where` is set by the caller)."""
     (va, ba), (vb, bb) = before, after
     if va == vb:
         if ba and bb and ba != bb:
@@ -127,22 +130,67 @@ def diff(a: Snapshot, b: Snapshot, *, only: frozenset[str] = frozenset()) -> lis
     if "apt" in wanted:
         changes.extend(_plain("apt", a.apt, b.apt))
     if "python" in wanted:
-        for name in sorted(set(a.python) | set(b.python)):
-            before, after = a.python.get(name), b.python.get(name)
-            if before is None and after is not None:
-                changes.append(
-                    Change(
-                        section="python", subject=name, kind="added", before=None, after=after[0]
-                    )
-                )
-            elif after is None and before is not None:
-                changes.append(
-                    Change(
-                        section="python", subject=name, kind="removed", before=before[0], after=None
-                    )
-                )
-            elif before is not None and after is not None:
-                change = _python_change(name, before, after)
-                if change is not None:
-                    changes.append(change)
+        changes.extend(_python(a.python, b.python))
+    if "files" in wanted:
+        changes.extend(_files(a.files, b.files))
     return changes
+
+
+def _python(
+    a: dict[Key, tuple[str, str | None]], b: dict[Key, tuple[str, str | None]]
+) -> list[Change]:
+    """Package moves per environment, environments in name order."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        (env, name), before, after = key, a.get(key), b.get(key)
+        change = None
+        if before is None and after is not None:
+            change = Change(
+                section="python", subject=name, kind="added", before=None, after=after[0]
+            )
+        elif after is None and before is not None:
+            change = Change(
+                section="python", subject=name, kind="removed", before=before[0], after=None
+            )
+        elif before is not None and after is not None:
+            change = _python_change(name, before, after)
+        if change is not None:
+            out.append(dataclasses.replace(change, where=env))
+    return out
+
+
+def _files(a: dict[str, FileState], b: dict[str, FileState]) -> list[Change]:
+    """Files that came to differ from their package's record, were restored, or differ
+    otherwise (another layer, another problem)."""
+    out = []
+    for subject in sorted(set(a) | set(b)):
+        before, after = a.get(subject), b.get(subject)
+        if before == after:
+            continue
+        if after is None:
+            kind, package = "restored", before.package if before else ""
+        elif before is None:
+            kind, package = ("missing" if after.problem == "missing" else "modified"), after.package
+        else:
+            kind, package = "changed", after.package
+        out.append(
+            Change(
+                section="files",
+                subject=subject.split(":", 1)[1],
+                kind=kind,
+                before=None if before is None else str(before),
+                after=None if after is None else str(after),
+                note=_FILE_NOTES.get(after.problem) if after else "as its package installed it",
+                where=package,
+            )
+        )
+    return out
+
+
+_FILE_NOTES = {
+    "modified": "changed at the same package version",
+    "missing": "deleted, the package still installed",
+    "pyc-stale": "bytecode that matches no source",
+    "pyc-orphan": "bytecode whose source is gone",
+    "conffile": "a configuration file changed",
+}
