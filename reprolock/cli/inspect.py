@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import click
 
-from reprolock.api.inspect import InspectOptions, inspect, inventory_dict
-from reprolock.cli import output
+from reprolock.api.inspect import InspectOptions, InspectResult, inspect, inventory_dict
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import platform_option
+from reprolock.cli.output import current as output_settings
+from reprolock.cli.size_html import render_html
+from reprolock.cli.size_text import render_size
+from reprolock.inventory import Inventory
+from reprolock.lock.io import write_atomic
 from reprolock.model import Platform
 
 
@@ -19,7 +25,19 @@ from reprolock.model import Platform
 @click.option(
     "--no-record-check",
     is_flag=True,
-    help="Skip hashing installed Python files against their RECORD (faster).",
+    help="Skip hashing installed Python files against their RECORD, and bytecode against "
+    "its source (faster).",
+)
+@click.option(
+    "--no-dpkg-check",
+    is_flag=True,
+    help="Skip hashing Debian packages' files against dpkg's md5sums (faster).",
+)
+@click.option(
+    "--size",
+    is_flag=True,
+    help="Also report where the bytes go: per layer and package, wasted by later layers, "
+    "duplicate libraries, caches, data files (a size section with --format json).",
 )
 @click.option(
     "--format",
@@ -28,9 +46,35 @@ from reprolock.model import Platform
     default=None,
     help="text, json, or a CycloneDX 1.6 JSON SBOM [default: the global --format].",
 )
-def inspect_command(image: str, platform: Platform, no_record_check: bool, fmt: str | None) -> None:
-    """Read IMAGE without running it and list what is inside: OS, dpkg packages, Python
-    distributions (with RECORD integrity), the CUDA stack, and the image config.
+@click.option(
+    "--report",
+    "report",
+    type=click.Choice(["html"]),
+    default=None,
+    help="html: the size report as one self-contained page with a treemap of the image's "
+    "bytes by layer and package (implies --size).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report to this file instead of standard output.",
+)
+def inspect_command(
+    image: str,
+    platform: Platform,
+    no_record_check: bool,
+    no_dpkg_check: bool,
+    size: bool,
+    fmt: str | None,
+    report: str | None,
+    output: Path | None,
+) -> None:
+    """Read IMAGE without running it and list what is inside: OS, dpkg packages (with
+    their files checked against dpkg's md5sums), Python distributions (with RECORD
+    integrity and bytecode checked against its source), the CUDA stack, data files, and
+    the image config. --size adds where the bytes go.
 
     \b
     IMAGE is one of:
@@ -42,51 +86,82 @@ def inspect_command(image: str, platform: Platform, no_record_check: bool, fmt: 
       dir:PATH                    a root filesystem folder (e.g. dir:/ in a container)
     A bare name means the daemon, then the registry.
     """
-    settings = output.current()
+    settings = output_settings()
     options = InspectOptions(
         platform=platform,
         check_record=not no_record_check,
+        check_dpkg=not no_dpkg_check,
         docker_host=os.environ.get("DOCKER_HOST"),
+        size=size or report == "html",
     )
     result = inspect(image, options, net_options(settings))
-    if fmt == "cyclonedx":
+    if report == "html":
+        assert result.size is not None
+        _write(render_html(result.size, result.image.description), output)
+    elif fmt == "cyclonedx":
         from reprolock.inventory.cyclonedx import image_sbom  # noqa: PLC0415
 
-        click.echo(
+        _write(
             image_sbom(result.inventory, result.image.description, result.image.manifest_digest),
-            nl=False,
+            output,
         )
-        return
-    if (fmt or settings.format) == "json":
-        settings.emit_json(inventory_dict(result))
-        return
+    elif (fmt or settings.format) == "json":
+        _write(json.dumps(inventory_dict(result), indent=2, sort_keys=True) + "\n", output)
+    elif settings.verbosity >= 0 or output is not None:  # -q: nothing on the terminal
+        _write("".join(line + "\n" for line in _text(result)), output)
+
+
+def _write(text: str, path: Path | None) -> None:
+    if path is None:
+        click.echo(text, nl=False)
+    else:
+        write_atomic(path, text.encode("utf-8"))
+
+
+def _text(result: InspectResult) -> list[str]:
+    settings = output_settings()
     inv, read = result.inventory, result.image
-    settings.say(read.description)
+    lines = [read.description]
     if read.manifest_digest:
-        settings.say(f"  manifest {read.manifest_digest}")
+        lines.append(f"  manifest {read.manifest_digest}")
     if read.config_digest:
-        settings.say(f"  config   {read.config_digest}")
+        lines.append(f"  config   {read.config_digest}")
     total = sum(layer.uncompressed_size for layer in read.layers)
-    settings.say(f"  layers   {len(read.layers)} ({total / 1e6:.1f} MB uncompressed)")
+    lines.append(f"  layers   {len(read.layers)} ({total / 1e6:.1f} MB uncompressed)")
     if inv.os:
-        settings.say(f"  os       {inv.os.pretty_name or inv.os.id} ({inv.os.path})")
-    settings.say(f"  user     {inv.user or '(root)'}")
-    settings.say(f"dpkg: {len(inv.deb_packages)} packages")
-    for deb in inv.deb_packages:
-        settings.say(f"  {deb.name} {deb.version} {deb.architecture}", level=1)
+        lines.append(f"  os       {inv.os.pretty_name or inv.os.id} ({inv.os.path})")
+    lines.append(f"  user     {inv.user or '(root)'}")
+    lines.append(f"dpkg: {len(inv.deb_packages)} packages" + _dpkg_summary(inv))
+    if settings.verbosity >= 1:
+        lines += [f"  {d.name} {d.version} {d.architecture}" for d in inv.deb_packages]
+    for changed in inv.dpkg_integrity.issues if inv.dpkg_integrity else ():
+        what = "conffile changed" if changed.conffile else changed.problem
+        lines.append(f"  ! {changed.package}: {changed.path} {what} (layer {changed.layer})")
     for env in inv.python_envs:
         issues = sum(len(d.record_issues) for d in env.dists)
-        settings.say(
+        lines.append(
             f"python {env.python or '?'} {env.kind} {env.path}: {len(env.dists)} "
             f"packages" + (f", {issues} RECORD problems" if issues else "")
         )
         for dist in env.dists:
-            settings.say(f"  {dist.name} {dist.version}", level=1)
+            if settings.verbosity >= 1:
+                lines.append(f"  {dist.name} {dist.version}")
             for issue in dist.record_issues:
-                settings.say(f"  ! {dist.name}: {issue.path} {issue.problem}")
+                layer = "" if issue.layer is None else f" (layer {issue.layer})"
+                lines.append(f"  ! {dist.name}: {issue.path} {issue.problem}{layer}")
     if inv.cuda:
-        settings.say("cuda:")
-        for component in inv.cuda:
-            settings.say(
-                f"  {component.name} {component.version} ({component.source}: {component.path})"
-            )
+        lines.append("cuda:")
+        lines += [f"  {c.name} {c.version} ({c.source}: {c.path})" for c in inv.cuda]
+    if result.size is not None:
+        lines += render_size(result.size)
+    elif inv.data_files:
+        lines.append(f"data files: {len(inv.data_files)} (--size lists them)")
+    return lines
+
+
+def _dpkg_summary(inv: Inventory) -> str:
+    found = inv.dpkg_integrity
+    if found is None or not found.files:
+        return ""
+    problems = f", {len(found.issues)} problems" if found.issues else ""
+    return f", {found.checked} of {found.files} files checked against md5sums{problems}"
