@@ -13,6 +13,7 @@ from reprolock import api
 from reprolock.lock import (
     AptPackage,
     CudaStack,
+    ExtensionKernels,
     LockedBase,
     LockedTarget,
     Lockfile,
@@ -106,6 +107,19 @@ def example_targets(shuffle: int | None = None) -> tuple[LockedTarget, ...]:
                     driver_min_compat="525.60.13",
                     arches=tuple(mix(["sm_90", "sm_50", "sm_80", "sm_86", "sm_120"])),  # type: ignore[arg-type]
                     devices=(("H100", "sm_90"), ("A100", "sm_80")),
+                    extensions=(
+                        ExtensionKernels(
+                            name="flash-attn",
+                            version="2.7.4.post1",
+                            library="flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so",
+                            arches=("sm_90", "sm_80"),
+                            ptx=("compute_90",),
+                            ptx_isa="8.4",
+                            measured="flash_attn-2.7.4.post1-cp311-cp311-linux_x86_64.whl "
+                            "sha256:" + _h("flash"),
+                            coverage=(("H100", "native sm_90"), ("A100", "native sm_80")),
+                        ),
+                    ),
                 ),
                 base=LockedBase(
                     ref="nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04",

@@ -1,24 +1,37 @@
-"""``lock --measure-kernels``: measure the framework builds the tables know no kernels for.
+"""``lock --measure-kernels``: measure the framework builds the tables know no kernels for,
+and the CUDA extensions the lock installs.
 
 Before a target's stack is planned, its candidate builds whose only fault is unknown
 coverage (no arch row: an index variant, a TensorFlow release before the tables' lists) are
 measured from their wheels — the best few of each framework, in the solver's order — and
 handed to the solver, which then judges them on what they really carry. Measurements are
 cached by the wheel's sha256 (`reprolock.api.measure`), so a second lock costs nothing.
+
+After resolving, every locked binary wheel that builds on a framework or on NVIDIA's
+libraries (flash-attn, bitsandbytes, xformers, torchvision ...) is measured the same way; its
+kernels and what runs each GPU of the fleet go to the lock's ``cuda.extensions``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
-from reprolock.api.measure import PYPI, Measurement, measure
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from reprolock.api.measure import PYPI, Measurement, Measurer, measure
 from reprolock.api.network import NetOptions
 from reprolock.compat import Matrices
 from reprolock.compat.arches import ArchList
 from reprolock.compat.frameworks import Build
-from reprolock.lock import LockedBase
+from reprolock.lock import ExtensionKernels, LockedBase, PythonPackage, Wheel
+from reprolock.model import CudaVersion
+from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import PythonTarget
 from reprolock.spec import Spec
+from reprolock.spec.model import GpuSpec
+from reprolock.stack.extensions import judge_extension, library_for
 from reprolock.stack.judge import UNKNOWN
 from reprolock.stack.plan import candidates
 
@@ -106,3 +119,140 @@ def _variants(build: Build) -> tuple[str, ...]:
     if build.framework == "tensorflow":
         return ("and-cuda", "system-cuda")
     return (build.variant,)
+
+
+# -- CUDA extensions -----------------------------------------------------------------------
+
+# Packages whose kernels the lock's framework arch list already describes, or NVIDIA's own
+# libraries (built for every architecture of their CUDA).
+_FRAMEWORKS = frozenset({"torch", "tensorflow", "tensorflow-cpu", "jax", "jaxlib"})
+_NVIDIA = ("nvidia-", "cuda-", "jax-cuda")
+_BUILDS_ON = frozenset({"torch", "tensorflow", "jax", "jaxlib"})
+
+
+def _binary_wheel(package: PythonPackage) -> Wheel | None:
+    """The package's first locked wheel that can carry shared objects (not ``*-any``)."""
+    for wheel in package.wheels:
+        tags = parse_wheel_filename(wheel.filename)[3]
+        if any(t.platform != "any" for t in tags):
+            return wheel
+    return None
+
+
+def extension_candidates(
+    packages: tuple[PythonPackage, ...],
+) -> Iterator[tuple[PythonPackage, Wheel]]:
+    """Locked packages that may carry CUDA kernels of their own: binary wheels that depend
+    on a framework or on NVIDIA's CUDA wheels, or whose version names a CUDA (``+cu124``)."""
+    for package in sorted(packages, key=lambda p: canonicalize_name(p.name)):
+        name = canonicalize_name(package.name)
+        if name in _FRAMEWORKS or name.startswith(_NVIDIA):
+            continue
+        wheel = _binary_wheel(package)
+        if wheel is None or wheel.sha256 is None:
+            continue
+        deps = {canonicalize_name(d) for d in package.dependencies}
+        local = package.version.partition("+")[2]
+        if deps & _BUILDS_ON or any(d.startswith(_NVIDIA) for d in deps) or local.startswith("cu"):
+            yield package, wheel
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeasuredExtensions:
+    extensions: tuple[ExtensionKernels, ...]
+    problems: tuple[str, ...]  # "flash-attn 2.8.3 has no kernels for sm_70 (V100) ..."
+
+
+def measure_extensions(
+    packages: tuple[PythonPackage, ...],
+    target: PythonTarget,
+    cuda: CudaVersion | None,
+    gpu: GpuSpec,
+    m: Matrices,
+    net: NetOptions,
+) -> MeasuredExtensions:
+    """Measure the target's CUDA extensions and judge each against the fleet's GPUs."""
+    found: list[ExtensionKernels] = []
+    problems: list[str] = []
+    measurers: dict[str, Measurer] = {}
+    with contextlib.ExitStack() as stack:
+        for package, wheel in extension_candidates(packages):
+            measurer = measurers.get(package.index)
+            if measurer is None:
+                measurer = stack.enter_context(Measurer(package.index, net))
+                measurers[package.index] = measurer
+            file = DistFile(
+                filename=wheel.filename,
+                url=wheel.url,
+                index=package.index,
+                sha256=wheel.sha256,
+                size=wheel.size,
+            )
+            result = measurer.measure(file, target)
+            chosen = library_for(result.libraries, package.name, cuda)
+            if chosen is None:
+                if any(not k.empty for k in result.libraries.values()):
+                    problems.append(
+                        f"{package.name} {package.version} carries no library for CUDA {cuda} "
+                        f"(it has {', '.join(sorted(result.libraries))})"
+                    )
+                continue  # no kernels at all: not a CUDA extension
+            library, kernels = chosen
+            isas = sorted({p.isa for p in kernels.ptx}, key=_isa_key)
+            arches = kernels.arch_list(sources=("measured",))
+            arches = ArchList(
+                sass=arches.sass,
+                ptx=arches.ptx,
+                sources=arches.sources,
+                ptx_isa=isas[-1] if isas else None,
+                measured=result.citation,
+            )
+            verdict = judge_extension(arches, gpu, m)
+            problems.extend(f"{package.name} {package.version} {p}" for p in verdict.problems)
+            found.append(
+                ExtensionKernels(
+                    name=package.name,
+                    version=package.version,
+                    library=library,
+                    arches=tuple(c.sm for c in arches.sass),
+                    ptx=tuple(f"compute_{c.major}{c.minor}{c.suffix}" for c in arches.ptx),
+                    ptx_isa=arches.ptx_isa,
+                    measured=result.citation,
+                    coverage=verdict.coverage,
+                )
+            )
+    return MeasuredExtensions(extensions=tuple(found), problems=tuple(problems))
+
+
+def _isa_key(isa: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in isa.split(".") if p.isdigit())
+
+
+def carried_extensions(
+    old: tuple[ExtensionKernels, ...],
+    packages: tuple[PythonPackage, ...],
+    gpu: GpuSpec,
+    m: Matrices,
+) -> MeasuredExtensions:
+    """The previous lock's measurements of files the new lock still installs (the same
+    name, version and sha256), judged again against the fleet as it is now."""
+    hashes = {
+        (canonicalize_name(p.name), p.version): {w.sha256 for w in p.wheels if w.sha256}
+        for p in packages
+    }
+    kept: list[ExtensionKernels] = []
+    problems: list[str] = []
+    for ext in old:
+        sha = ext.measured.rpartition(" sha256:")[2]
+        if sha not in hashes.get((canonicalize_name(ext.name), ext.version), set()):
+            continue
+        arches = ArchList.parse(
+            ext.arches,
+            [p.replace("compute_", "sm_") for p in ext.ptx],
+            ptx_isa=ext.ptx_isa,
+            measured=ext.measured,
+        )
+        verdict = judge_extension(arches, gpu, m)
+        problems.extend(f"{ext.name} {ext.version} {p}" for p in verdict.problems)
+        kept.append(replace(ext, coverage=verdict.coverage))
+    return MeasuredExtensions(extensions=tuple(kept), problems=tuple(problems))

@@ -15,6 +15,7 @@ from reprolock.api.network import NetOptions
 
 if TYPE_CHECKING:
     from reprolock.api.python_layer import Observer
+    from reprolock.compat import Matrices
     from reprolock.compat.arches import ArchList
     from reprolock.model import ImageRef
     from reprolock.resolve.python.resolve import PythonResolution
@@ -29,9 +30,10 @@ from reprolock.api.project import (
     shipped_matrices,
     write_lock,
 )
-from reprolock.errors import InputError
+from reprolock.errors import InputError, Unsatisfiable
 from reprolock.lock import (
     BaseChoice,
+    CudaStack,
     Decoded,
     LockedTarget,
     Lockfile,
@@ -43,8 +45,9 @@ from reprolock.lock import (
 )
 from reprolock.lock.freshness import locked_image
 from reprolock.lock.io import read_text
-from reprolock.model import PythonVersion
+from reprolock.model import CudaVersion, PythonVersion
 from reprolock.resolve.python.target import DEFAULT_GLIBC
+from reprolock.spec.model import UnknownCoverage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +138,7 @@ def lock(
         and not (upgrade or upgrades or net.refresh or refresh_base)
         and old.inputs_hash == inputs.inputs_hash
         and old.created_by == f"reprolock {__version__}"
+        and not measure_kernels
     ):
         # The lock was made from these very inputs by this reprolock, and its integrity
         # digests show no hand edit: resolving again would keep every pin.  --refresh
@@ -251,6 +255,19 @@ def lock(
                     f"{tid}: [gpu] is set, but no CUDA runtime ended up in the "
                     "target (no CUDA base image, no nvidia-cuda-runtime wheel)"
                 )
+            else:
+                cuda = _with_extensions(
+                    cuda,
+                    tid,
+                    spec,
+                    packages,
+                    target,
+                    previous.get(tid),
+                    matrices,
+                    net,
+                    warnings,
+                    measure=measure_kernels,
+                )
         here = provided.get(target.platform)
         interpreter = here.interpreter if here is not None else None
         if base is not None:
@@ -306,6 +323,63 @@ def lock(
         warnings=tuple(warnings),
         base_changes=base_changes,
     )
+
+
+def _with_extensions(
+    cuda: CudaStack,
+    tid: str,
+    spec: Spec,
+    packages: tuple[PythonPackage, ...],
+    target: PythonTarget,
+    old: LockedTarget | None,
+    matrices: Matrices,
+    net: NetOptions,
+    warnings: list[str],
+    *,
+    measure: bool,
+) -> CudaStack:
+    """The target's CUDA extensions: measured from their wheels with ``--measure-kernels``;
+    otherwise those the previous lock measured from the very same files, judged again
+    against the fleet. One that cannot run a GPU of the fleet is refused (exit 3) unless
+    ``[gpu] unknown-coverage = "warn"``."""
+    from reprolock.api.kernels import (  # noqa: PLC0415
+        MeasuredExtensions,
+        carried_extensions,
+        measure_extensions,
+    )
+
+    gpu = spec.gpu
+    if gpu is None or not gpu.devices:
+        return cuda
+    if measure:
+        try:
+            toolkit = CudaVersion.parse(cuda.toolkit)
+        except ValueError:
+            toolkit = None
+        found = measure_extensions(packages, target, toolkit, gpu, matrices, net)
+        warnings.extend(
+            f"{tid}: measured {e.measured}: {' '.join(e.arches) or 'no native kernels'}"
+            + (f", PTX {' '.join(e.ptx)}" if e.ptx else "")
+            for e in found.extensions
+        )
+    elif old is not None and old.cuda is not None:
+        found = carried_extensions(old.cuda.extensions, packages, gpu, matrices)
+    else:
+        found = MeasuredExtensions(extensions=(), problems=())
+    if found.problems:
+        if gpu.unknown_coverage is UnknownCoverage.WARN:
+            warnings.extend(
+                f'{tid}: {p} (accepted: [gpu] unknown-coverage = "warn")' for p in found.problems
+            )
+        else:
+            raise Unsatisfiable(
+                f"{tid}: a locked CUDA extension cannot run on every GPU of the fleet: "
+                + "; ".join(found.problems)
+                + ".",
+                hint="Pin a release of it built for these GPUs, drop those GPUs from [gpu] "
+                'devices, or set [gpu] unknown-coverage = "warn" to lock it knowingly.',
+            )
+    return replace(cuda, extensions=found.extensions)
 
 
 def _is_cuda_wheel(name: str) -> bool:

@@ -147,32 +147,53 @@ def measure(
     """Measure the wheel of ``pin`` (``name==version``) for the platform and Python."""
     name, version = parse_pin(pin)
     target = PythonTarget(python=python, platform=platform, glibc=(2, 99))
-    cache = Cache(net.cache_dir)
-    session = new_session(net.config)
-    source = HttpIndex(index, session, cache, offline=net.config.offline)
-    try:
-        file = choose_wheel(list(source.project_files(name)), name, version, target)
+    with Measurer(index, net) as measurer:
+        files = list(measurer.source.project_files(name))
+        return measurer.measure(choose_wheel(files, name, version, target), target)
+
+
+class Measurer:
+    """Measures wheels listed on one index, through one session and the shared cache."""
+
+    def __init__(self, index: str, net: NetOptions) -> None:
+        self.index = index
+        self.offline = net.config.offline
+        self.cache = Cache(net.cache_dir)
+        self.session = new_session(net.config)
+        self.source = HttpIndex(index, self.session, self.cache, offline=self.offline)
+
+    def __enter__(self) -> Measurer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.source.close()
+        self.session.close()
+
+    def measure(self, file: DistFile, target: PythonTarget) -> Measurement:
+        """The kernels of ``file`` (cached by its sha256), and the CUDA its metadata pins
+        for ``target``."""
         if not file.sha256:
             raise SourceError(
-                f"{redact(index)} lists no sha256 for {file.filename}: a measurement must "
+                f"{redact(self.index)} lists no sha256 for {file.filename}: a measurement must "
                 "name the exact file it measured.",
                 hint="Measure from an index that publishes hashes (PyPI does).",
             )
-        cached = cache.get_ref("kernels", f"{_CACHE_VERSION}\n{file.sha256}", cap=1 << 20)
+        key = f"{_CACHE_VERSION}\n{file.sha256}"
+        cached = self.cache.get_ref("kernels", key, cap=1 << 20)
         if cached is not None and (found := _decode(cached, file)) is not None:
             return found
-        if net.config.offline:
+        if self.offline:
             raise SourceError(
                 f"{file.filename} has not been measured yet, and --offline forbids downloading it.",
                 hint="Run once without --offline.",
             )
-        metadata = source.metadata(file)
+        metadata = self.source.metadata(file)
         check_identity(parse_metadata(metadata), file.filename, file.index)
         members = [
             Member(name=m[0], offset=m[1], compressed_size=m[2], size=m[3], method=m[4])
-            for m in source.zip_members(file)
+            for m in self.source.zip_members(file)
         ]
-        libraries, size = _stream(session, file, members)
+        libraries, size = _stream(self.session, file, members)
         measurement = Measurement(
             filename=file.filename,
             url=file.url,
@@ -181,11 +202,8 @@ def measure(
             libraries=libraries,
             cuda=runtime_pin(metadata, target),
         )
-        cache.put_ref("kernels", f"{_CACHE_VERSION}\n{file.sha256}", _encode(measurement))
+        self.cache.put_ref("kernels", key, _encode(measurement))
         return measurement
-    finally:
-        source.close()
-        session.close()
 
 
 def _stream(session: Any, file: DistFile, members: list[Member]) -> tuple[dict[str, Kernels], int]:

@@ -86,7 +86,8 @@ def index_credentials(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     "--measure-kernels",
     is_flag=True,
     help="Measure the GPU kernels of framework builds the tables lack, from their wheels "
-    "(cached by sha256), instead of refusing them.",
+    "(cached by sha256), instead of refusing them; and those of every locked CUDA extension "
+    "(recorded in the lock's cuda.extensions).",
 )
 def lock_command(
     spec_path: Path | None,

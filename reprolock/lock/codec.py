@@ -28,6 +28,7 @@ from reprolock.lock.model import (
     BaseFacts,
     BasePython,
     CudaStack,
+    ExtensionKernels,
     Interpreter,
     InterpreterSource,
     LockedBase,
@@ -40,6 +41,21 @@ from reprolock.lock.model import (
 )
 from reprolock.model import ComputeCapability, ImageRef, Platform, grammar
 from reprolock.model.grammar import show
+
+
+def _extension_to_dict(e: ExtensionKernels) -> dict[str, Any]:
+    return _drop_none(
+        {
+            "name": e.name,
+            "version": e.version,
+            "library": e.library,
+            "arches": sorted(set(e.arches), key=_arch_key),
+            "ptx": sorted(set(e.ptx), key=_arch_key),
+            "ptx-isa": e.ptx_isa,
+            "measured": e.measured,
+            "coverage": dict(sorted(e.coverage)) or None,
+        }
+    )
 
 
 def _arch_key(arch: str) -> tuple[int, int, str]:
@@ -126,6 +142,10 @@ def _target_to_dict(target: LockedTarget) -> dict[str, Any]:
                 "devices": dict(sorted(c.devices)) or None,
                 "coverage": dict(sorted(c.coverage)) or None,
                 "conflicts": sorted(c.conflicts) or None,
+                "extensions": [
+                    _extension_to_dict(e) for e in sorted(c.extensions, key=lambda e: e.name)
+                ]
+                or None,
             }
         )
     if target.base is not None:
@@ -562,6 +582,7 @@ class _LockReader:
             "devices",
             "coverage",
             "conflicts",
+            "extensions",
         )
         table = self.table(value, path, keys)
         if table is None:
@@ -584,8 +605,33 @@ class _LockReader:
             coverage=self.str_pairs(table, path, "coverage", text, text),
             frameworks=self.str_list(table, path, "frameworks", text),
             conflicts=self.str_list(table, path, "conflicts", _long_text),
+            extensions=tuple(
+                e for p, v in self.rows(table, path, "extensions") if (e := self.extension(v, p))
+            ),
         )
         return None if toolkit is None or driver_min is None else stack
+
+    def extension(self, value: object, path: KeyPath) -> ExtensionKernels | None:
+        keys = ("name", "version", "library", "arches", "ptx", "ptx-isa", "measured", "coverage")
+        table = self.table(value, path, keys)
+        if table is None:
+            return None
+        text = grammar.label_text
+        name = self.required(table, path, "name", grammar.project_name)
+        version = self.required(table, path, "version", grammar.package_version)
+        library = self.required(table, path, "library", text)
+        measured = self.required(table, path, "measured", _long_text)
+        found = ExtensionKernels(
+            name=name or "",
+            version=version or "",
+            library=library or "",
+            arches=self.str_list(table, path, "arches", _arch),
+            ptx=self.str_list(table, path, "ptx", _arch),
+            ptx_isa=self.optional(table, path, "ptx-isa", grammar.dotted_version),
+            measured=measured or "",
+            coverage=self.str_pairs(table, path, "coverage", text, text),
+        )
+        return None if None in (name, version, library, measured) else found
 
     def base(self, value: object, path: KeyPath) -> LockedBase | None:
         keys = (

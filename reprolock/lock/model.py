@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from reprolock.model import Platform
 
-LOCK_VERSION = "1.2"
+LOCK_VERSION = "1.3"
 INTEGRITY_SINCE = (1, 1)  # locks of this version and newer carry [integrity] digests
 
 
@@ -102,6 +102,21 @@ class LockedBase:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExtensionKernels:
+    """The CUDA kernels a locked wheel other than the framework carries (flash-attn,
+    bitsandbytes, torchvision ...), measured from the wheel by ``lock --measure-kernels``."""
+
+    name: str
+    version: str
+    library: str  # the shared object measured, as named in the wheel
+    arches: tuple[str, ...] = ()  # native kernels: sm_80, sm_90a, ...
+    ptx: tuple[str, ...] = ()  # PTX for JIT: compute_90, ...
+    ptx_isa: str | None = None  # the highest PTX ISA in it ("8.5")
+    measured: str = ""  # "<wheel filename> sha256:<hex>"
+    coverage: tuple[tuple[str, str], ...] = ()  # (device, "native sm_80" / "no kernels" ...)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CudaStack:
     toolkit: str
     driver_min: str
@@ -115,6 +130,7 @@ class CudaStack:
     coverage: tuple[tuple[str, str], ...] = ()  # (device, "native sm_80" / "PTX ..." / ...)
     frameworks: tuple[str, ...] = ()  # "torch 2.5.1 (cu124, CUDA 12.4)"
     conflicts: tuple[str, ...] = ()  # disagreeing copies of CUDA libraries
+    extensions: tuple[ExtensionKernels, ...] = ()  # measured CUDA extensions, by name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

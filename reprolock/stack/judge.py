@@ -56,7 +56,7 @@ def span(pythons: tuple[str, ...]) -> str:
     return pythons[0] if len(pythons) == 1 else f"{pythons[0]}-{pythons[-1]}"
 
 
-def _device(requested: str, cap: ComputeCapability) -> str:
+def device_name(requested: str, cap: ComputeCapability) -> str:
     return cap.sm if requested.lower() in (cap.sm, str(cap)) else f"{cap.sm} ({requested})"
 
 
@@ -75,7 +75,7 @@ def _dropped(build: Build, cap: ComputeCapability, m: Matrices) -> str | None:
     )
 
 
-def _jit_floor(
+def jit_floor(
     arches: ArchList, strict: DriverNeed | None, m: Matrices
 ) -> tuple[DriverVersion, str] | None:
     """The driver PTX JIT needs: that of the first CUDA loading the PTX's ISA when the ISA
@@ -185,7 +185,7 @@ def judge(
         )
     for device in gpu.devices:
         cap = device.capability
-        name = _device(device.requested, cap)
+        name = device_name(device.requested, cap)
         if build.min_capability is not None:
             least = ComputeCapability.parse(build.min_capability)
             if (cap.major, cap.minor) < (least.major, least.minor):
@@ -215,7 +215,7 @@ def judge(
                 if found.via
                 else ""
             )
-            floor = _jit_floor(arches, strict, m)
+            floor = jit_floor(arches, strict, m)
             if floor is None:
                 continue
             driver, why = floor
