@@ -450,3 +450,36 @@ def test_cached_facts_are_checked_as_the_lock_is() -> None:
         ("pythons", "not a list"),
     ):
         assert facts_from_dict({**data, key: value}, source="cache") is None, key
+
+
+def test_verify_takes_the_runtime_wheel_as_the_cuda_of_a_python_slim_image() -> None:
+    """No toolkit in the image (a python-slim base): the nvidia-cuda-runtime wheel is its
+    CUDA; a runtime of another major is still a finding."""
+    from reprolock.inventory import CudaComponent, Inventory
+    from reprolock.lock import CudaStack, LockedTarget
+    from reprolock.verify import checks
+    from reprolock.verify.context import Context
+
+    target = LockedTarget(
+        id="py3.11-amd64",
+        platform=AMD64,
+        python="3.11.9",
+        cuda=CudaStack(toolkit="12.4", driver_min="550.54.14"),
+    )
+
+    def findings(version: str) -> list[str]:
+        wheel = CudaComponent(name="cuda-runtime", version=version, source="wheel", path="/x")
+        inventory = Inventory(os=None, deb_packages=(), python_envs=(), cuda=(wheel,))
+        context = Context(
+            target=target,
+            image=None,
+            inventory=inventory,
+            diff_ids=(),
+            base_debs=(),
+            lock_digest=None,
+            unexpected="warning",
+        )
+        return [f.kind for f in checks.cuda(context)]
+
+    assert findings("12.4.127") == []
+    assert findings("11.8.89") == ["cuda-version"]

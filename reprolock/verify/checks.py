@@ -208,6 +208,9 @@ def cuda(ctx: Context) -> Iterator[Finding]:
         if wanted is None:
             continue
         have = seen.get(name)
+        if have is None and name == "cuda":
+            # no toolkit in the image (a python-slim base): its CUDA is the runtime wheel's
+            have = seen.get("cuda-runtime")
         if have is None or not have.version.startswith(wanted.rsplit(".", 1)[0]):
             yield finding(
                 "cuda-version",
