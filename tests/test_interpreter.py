@@ -483,3 +483,21 @@ def test_verify_takes_the_runtime_wheel_as_the_cuda_of_a_python_slim_image() -> 
 
     assert findings("12.4.127") == []
     assert findings("11.8.89") == ["cuda-version"]
+
+
+def test_the_schemas_describe_the_new_keys() -> None:
+    import json
+    import tomllib
+
+    import jsonschema
+
+    schemas = Path(__file__).parent.parent / "schemas"
+    lock = tomllib.loads(dumps(_with(STANDALONE)))
+    jsonschema.validate(lock, json.loads((schemas / "reprolock.lock.schema.json").read_text()))
+    spec = tomllib.loads(
+        '[environment]\npython = "3.11"\n[base]\nimage = "auto"\nos = "bookworm"\n'
+        '[python]\nrequirements = ["x"]\ninterpreter = "standalone"\n'
+        'interpreter-prerelease = false\n[python.standalone]\nrelease = "20241016"\n'
+        'url = "https://mirror.example/pbs"\n'
+    )
+    jsonschema.validate(spec, json.loads((schemas / "reprolock.schema.json").read_text()))
