@@ -18,6 +18,7 @@ in the test summary.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import tomllib
@@ -70,10 +71,13 @@ def world(
     minbase_tar, debs = baseimages.minbase(root)
     standalone = baseimages.standalone_python()
     if standalone is None:
-        pytest.fail(
-            "the Python running the tests has no ensurepip wheels or patchelf is missing; "
-            ".ci/run installs patchelf"
+        why = (
+            "a standalone CPython is made from the Python running the tests: it needs "
+            "ensurepip's bundled wheels (a from-source build) and patchelf (.ci/run installs it)"
         )
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
     tarball, version = standalone
     cudart, cuda_version = baseimages.libcudart()
     provisioned = time.monotonic() - start
