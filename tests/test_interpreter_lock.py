@@ -367,3 +367,23 @@ def test_auto_chooses_the_python_image_and_explain_shows_the_cuda_copy_saved(
     dockerfile = (tmp_path / "Dockerfile").read_text()
     assert 'NVIDIA_VISIBLE_DEVICES="all"' in dockerfile
     assert 'PATH="/opt/venv/bin:/usr/local/bin:/usr/bin:/bin"' in dockerfile
+
+
+def test_check_judges_only_the_base_the_spec_still_names(
+    lock_cli: LockCli, tmp_path: Path, world: World
+) -> None:
+    """A lock on python:3.11-slim-bookworm (image = "auto") and a spec now for Python 3.12:
+    the chosen base changes, so the lock is stale (exit 1), not unsatisfiable."""
+    slim = _base(
+        _debian(LIBC_236, world.key.public),
+        python_files("3.11.9", patchlevel=False),
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHON_VERSION": "3.11.9"},
+    )
+    world.registry.push_image("library/python", "3.11-slim-bookworm", slim)
+    _spec(tmp_path, world, '[base]\nimage = "auto"\nos = "bookworm"')
+    assert lock_cli("lock").code == 0
+    spec = (tmp_path / "reprolock.toml").read_text()
+    (tmp_path / "reprolock.toml").write_text(spec.replace('python = "3.11"', 'python = "3.12"'))
+    run = lock_cli("check")
+    assert run.code == 1, run.err
+    assert "is stale" in run.err

@@ -25,9 +25,10 @@ from reprolock.api.apt_layer import (
 )
 from reprolock.api.base_image import BaseContents, read_base
 from reprolock.api.network import NetOptions
+from reprolock.api.stack_layer import with_chosen_base
 from reprolock.apt.sources import parse_sources
 from reprolock.compat import Matrices
-from reprolock.errors import InputError, SourceError
+from reprolock.errors import InputError, ReprolockError, SourceError
 from reprolock.inventory.base_facts import debian_python_version
 from reprolock.lock import BaseFacts, LockedBase, LockedTarget
 from reprolock.lock.model import InterpreterSource
@@ -285,11 +286,17 @@ def check_locked(spec: Spec, lock_targets: Sequence[LockedTarget], matrices: Mat
     only Python is another release.  Targets without recorded facts are not judged."""
     if spec.python is None:
         return
+    ref = spec.base.ref
+    if ref is None and spec.base.image is not None:
+        try:
+            ref = with_chosen_base(spec, "reprolock.toml", matrices)[0].base.ref
+        except ReprolockError:
+            return  # no base fits the spec: `lock` says why, with the fixes
     for target in lock_targets:
         base = target.base
         if base is None or base.facts is None:
             continue
-        if spec.base.ref is not None and base.ref != spec.base.ref.familiar:
+        if ref is not None and base.ref != ref.familiar:
             continue  # the spec names another base now: the lock is stale, not judged here
         choose_interpreter(
             target=target.id,
