@@ -42,7 +42,8 @@ def check_command(spec_path: Path | None, lock_path: Path | None, locked: bool) 
     Exits 0 when the spec is valid and the lock fresh (or absent, without
     --locked), 1 when the lock is stale, was edited by hand (its integrity
     digests name the section) or has no digests to check, 2 when the spec or
-    lock is invalid.
+    lock is invalid, 3 when the locked base has no usable interpreter under
+    [python] interpreter (from the facts the lock recorded).
     """
     settings = output.current()
     result = api.check(spec_path, lock_path, cwd=Path(), locked=locked)

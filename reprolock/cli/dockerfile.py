@@ -89,8 +89,9 @@ def dockerfile_command(
 def fetch_command(
     spec_path: Path | None, lock_path: Path | None, target_id: str | None, out_dir: Path | None
 ) -> None:
-    """Download every locked wheel and .deb of the target(s) into the build context
-    (.reprolock/<target>/wheels and debs), each checked against the lock's sha256 and size;
+    """Download every locked wheel and .deb of the target(s), and a standalone
+    interpreter's tarball, into the build context (.reprolock/<target>/wheels, debs and
+    python), each checked against the lock's sha256 and size;
     files already there and matching are kept. Exit 4 when a file is gone, its hash or size
     differs, or it cannot be written; exit 1 when the lock was edited by hand."""
     settings = output.current()

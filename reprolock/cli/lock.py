@@ -103,6 +103,11 @@ def lock_command(
     Pins in an existing lock are kept while they still satisfy the spec
     (minimal updates); --upgrade and --upgrade-package move them. Index pages
     fetched in the last 10 minutes are reused unless --refresh is given.
+
+    The base image is read (never run) for its C library, interpreters, CUDA and
+    users; the venv's Python is chosen under [python] interpreter (the base's, the
+    distribution's python3.X, or a standalone build). Exit 3 when no interpreter or
+    resolution fits, with the nearest fixes.
     """
     settings = output.current()
     net = net_options(settings, refresh=refresh or upgrade or bool(upgrade_packages))
