@@ -96,7 +96,7 @@ class Limits:
     image_entries: int = 1_000_000
     """Entries (files, folders, links, whiteouts) one image read keeps, its layers together.
     Each costs a few hundred bytes of memory however small the file (a million: about
-    280 MB) and a layer of millions of empty files is a few MB of gzip; real images hold
+    310 MB) and a layer of millions of empty files is a few MB of gzip; real images hold
     tens of thousands (a 6 GB PyTorch image: about 30,000)."""
 
 
