@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reprolock.compat.fatbin import FatbinScanner, Kernels, scan
+from reprolock.compat.fatbin import FatbinScanner, Kernels, Ptx, scan
 from reprolock.compat.wheel_kernels import Member, WheelKernels, primary
 from reprolock.errors import SourceError
 from tests.fatbin_reference import kernels as reference
@@ -55,6 +55,10 @@ def test_describe() -> None:
     kernels = scan((FIXTURES / "libsass75-80_ptx90.so").read_bytes())
     assert kernels.describe() == "sm_75 sm_80, PTX compute_90 (ISA 9.0)"
     assert kernels.arch_list().describe() == "sm_75 sm_80, PTX compute_90"
+    assert kernels.arch_list().ptx_isa == kernels.ptx_isa == "9.0"
+    # the highest ISA by number, not by text
+    mixed = Kernels(ptx=(Ptx(kernels.sass[0], "8.10"), Ptx(kernels.sass[0], "8.9")))
+    assert mixed.ptx_isa == "8.10"
     assert scan(b"\x7fELF" + bytes(100)).describe() == "no CUDA kernels"
 
 

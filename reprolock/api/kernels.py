@@ -24,6 +24,7 @@ from reprolock.api.measure import PYPI, Measurement, Measurer, measure
 from reprolock.api.network import NetOptions
 from reprolock.compat import Matrices
 from reprolock.compat.arches import ArchList
+from reprolock.compat.fatbin import Kernels
 from reprolock.compat.frameworks import Build
 from reprolock.lock import ExtensionKernels, LockedBase, PythonPackage, Wheel
 from reprolock.model import CudaVersion
@@ -96,19 +97,8 @@ def measure_unknown(
             )
             package = build.framework
             chosen = result.primary
-            arches = (
-                chosen[1].arch_list(sources=("measured",))
-                if chosen is not None
-                else ArchList(sass=(), sources=("measured",))
-            )
-            isas = sorted({p.isa for p in chosen[1].ptx}) if chosen else []
-            arches = ArchList(
-                sass=arches.sass,
-                ptx=arches.ptx,
-                sources=arches.sources,
-                ptx_isa=isas[-1] if isas else None,
-                measured=result.citation,
-            )
+            kernels = chosen[1] if chosen is not None else Kernels()
+            arches = kernels.arch_list(sources=("measured",), measured=result.citation)
             for variant in _variants(build):
                 out[(package, str(build.version), variant)] = arches
     return out
@@ -198,15 +188,7 @@ def measure_extensions(
                     )
                 continue  # no kernels at all: not a CUDA extension
             library, kernels = chosen
-            isas = sorted({p.isa for p in kernels.ptx}, key=_isa_key)
-            arches = kernels.arch_list(sources=("measured",))
-            arches = ArchList(
-                sass=arches.sass,
-                ptx=arches.ptx,
-                sources=arches.sources,
-                ptx_isa=isas[-1] if isas else None,
-                measured=result.citation,
-            )
+            arches = kernels.arch_list(sources=("measured",), measured=result.citation)
             verdict = judge_extension(arches, gpu, m)
             problems.extend(f"{package.name} {package.version} {p}" for p in verdict.problems)
             found.append(
@@ -222,10 +204,6 @@ def measure_extensions(
                 )
             )
     return MeasuredExtensions(extensions=tuple(found), problems=tuple(problems))
-
-
-def _isa_key(isa: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in isa.split(".") if p.isdigit())
 
 
 def carried_extensions(

@@ -60,9 +60,8 @@ def measure_command(pin: str, platform: Platform, python_text: str, index_url: s
     settings.say(f'platform = "{platform}"')
     settings.say("sass = [" + ", ".join(f'"{c}"' for c in chosen[1].sass) + "]")
     settings.say("ptx = [" + ", ".join(f'"{p.arch}"' for p in chosen[1].ptx) + "]")
-    isas = sorted({p.isa for p in chosen[1].ptx})
-    if isas:
-        settings.say("ptx-isa = [" + ", ".join(f'"{i}"' for i in isas) + "]")
+    if chosen[1].ptx_isa is not None:  # the highest: what a driver must know to JIT it
+        settings.say(f'ptx-isa = "{chosen[1].ptx_isa}"')
     settings.say(f'measured = "{result.citation}"')
 
 

@@ -70,11 +70,18 @@ class Kernels:
             containers=self.containers + other.containers,
         )
 
-    def arch_list(self, *, sources: tuple[str, ...] = ()) -> ArchList:
+    @property
+    def ptx_isa(self) -> str | None:
+        """The highest PTX ISA it carries (what a driver must know to JIT all of it)."""
+        return max((p.isa for p in self.ptx), key=_isa_order, default=None)
+
+    def arch_list(self, *, sources: tuple[str, ...] = (), measured: str | None = None) -> ArchList:
         return ArchList(
             sass=self.sass,
             ptx=tuple(sorted({p.arch for p in self.ptx}, key=_order)),
             sources=sources,
+            ptx_isa=self.ptx_isa,
+            measured=measured,
         )
 
     def describe(self) -> str:
@@ -92,6 +99,10 @@ class Kernels:
 
 def _order(cap: ComputeCapability) -> tuple[int, int, str]:
     return (cap.major, cap.minor, cap.suffix)
+
+
+def _isa_order(isa: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else -1 for p in isa.split("."))
 
 
 def _ptx_order(ptx: Ptx) -> tuple[tuple[int, int, str], str]:
