@@ -53,6 +53,18 @@ class CachedResponse:
     fetched_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    """What the cache knows of a page without reading its body: the body's sha256 (the key
+    of its blob, and of anything derived from it), its type, validators and age."""
+
+    sha256: str
+    content_type: str
+    etag: str | None
+    last_modified: str | None
+    fetched_at: float
+
+
 class Cache:
     """Files under ``root`` (None: no cache at all)."""
 
@@ -194,12 +206,11 @@ class Cache:
         assert self.root is not None
         return self.root / "http" / self._key(public_url(url))
 
-    def get_response(self, url: str, *, cap: int | None = None) -> CachedResponse | None:
+    def get_record(self, url: str) -> PageRecord | None:
+        """The record of the cached page at ``url`` (its body unread); None on a miss."""
         if self.root is None:
             return None
-        cap = limits.current().page_bytes if cap is None else cap
-        base = self._page_base(url)
-        raw = self._read(base.with_suffix(".json"), 64 * 1024)
+        raw = self._read(self._page_base(url).with_suffix(".json"), 64 * 1024)
         if raw is None:
             return None
         try:
@@ -215,6 +226,7 @@ class Cache:
         fetched_at = meta.get("fetched-at", 0)
         if not (
             isinstance(digest, str)
+            and _HEX.match(digest)
             and isinstance(content_type, str)
             and isinstance(etag, str | None)
             and isinstance(last_modified, str | None)
@@ -222,31 +234,51 @@ class Cache:
             and not isinstance(fetched_at, bool)
         ):
             return None
-        body = self.get_blob(digest, cap=cap)
+        return PageRecord(digest, content_type, etag, last_modified, float(fetched_at))
+
+    def get_response(self, url: str, *, cap: int | None = None) -> CachedResponse | None:
+        record = self.get_record(url)
+        if record is None:
+            return None
+        body = self.get_blob(record.sha256, cap=limits.current().page_bytes if cap is None else cap)
         if body is None:
             return None
-        return CachedResponse(body, content_type, etag, last_modified, float(fetched_at))
+        return CachedResponse(
+            body, record.content_type, record.etag, record.last_modified, record.fetched_at
+        )
 
     def put_response(
         self, url: str, body: bytes, content_type: str, etag: str | None, last_modified: str | None
-    ) -> None:
+    ) -> str:
+        """Store the page; returns the sha256 of its body (hex), as its record will name it."""
         if self.root is None:
-            return
+            return sha256_hex(body)
         digest = self.put_blob(body)
+        self._put_record(url, PageRecord(digest, content_type, etag, last_modified, time.time()))
+        return digest
+
+    def _put_record(self, url: str, record: PageRecord) -> None:
         meta = {
             "url": public_url(url),
-            "sha256": digest,
-            "content-type": content_type,
-            "etag": etag,
-            "last-modified": last_modified,
-            "fetched-at": time.time(),
+            "sha256": record.sha256,
+            "content-type": record.content_type,
+            "etag": record.etag,
+            "last-modified": record.last_modified,
+            "fetched-at": record.fetched_at,
         }
         self._write(self._page_base(url).with_suffix(".json"), json.dumps(meta).encode())
 
     def touch_response(self, url: str) -> None:
-        """Mark a cached response as just revalidated."""
-        cached = self.get_response(url)
-        if cached is not None:
-            self.put_response(
-                url, cached.body, cached.content_type, cached.etag, cached.last_modified
+        """Mark a cached response as just revalidated (its body is neither read nor written)."""
+        record = self.get_record(url)
+        if record is not None:
+            self._put_record(
+                url,
+                PageRecord(
+                    record.sha256,
+                    record.content_type,
+                    record.etag,
+                    record.last_modified,
+                    time.time(),
+                ),
             )
