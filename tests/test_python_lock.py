@@ -416,6 +416,32 @@ def test_offline_uses_the_cache(
     assert 'no cached index page for "never-seen"' in run.err
 
 
+def test_warm_locks_read_page_summaries(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
+) -> None:
+    _spec(tmp_path, ["alpha"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    locked = (tmp_path / "reprolock.lock").read_text()
+    # Without the page bodies, the summaries (one per page body and tag set) are enough.
+    for record in (tmp_path / "cache" / "http").glob("*.json"):
+        digest = json.loads(record.read_text())["sha256"]
+        (tmp_path / "cache" / "blobs" / "sha256" / digest[:2] / digest).unlink(missing_ok=True)
+    (tmp_path / "reprolock.lock").unlink()
+    run = lock_cli("--offline", "lock")
+    assert run.code == 0, run.err
+    assert (tmp_path / "reprolock.lock").read_text() == locked
+    # Other targets keep other files: they have no summary yet, and need the bodies.
+    _spec(
+        tmp_path,
+        ["alpha"],
+        platforms=("linux/amd64", "linux/arm64"),
+        extra=_default_index(index_server),
+    )
+    run = lock_cli("--offline", "lock")
+    assert run.code == 4
+    assert 'no cached index page for "alpha"' in run.err
+
+
 def test_credentials_never_reach_the_lock_or_messages(
     lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
 ) -> None:

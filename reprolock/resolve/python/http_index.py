@@ -17,7 +17,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
@@ -26,11 +26,11 @@ from packaging.utils import NormalizedName
 from reprolock import limits
 from reprolock.errors import SourceError
 from reprolock.net import http
-from reprolock.net.cache import Cache, public_url
+from reprolock.net.cache import Cache, PageRecord, public_url
 from reprolock.net.session import redact
-from reprolock.resolve.python import pages, wheelzip
+from reprolock.resolve.python import page_summary, pages, wheelzip
 from reprolock.resolve.python.index import DistFile
-from reprolock.resolve.python.select import keep_filename
+from reprolock.resolve.python.target import WheelFilter
 
 TAIL = 64 * 1024
 PAGE_TTL = 600.0  # seconds a page without validators is reused before it is fetched again
@@ -61,7 +61,7 @@ class HttpIndex:
         *,
         offline: bool = False,
         page_ttl: float = PAGE_TTL,
-        wheel_filter: Callable[[str], bool] | None = None,
+        wheel_filter: WheelFilter | None = None,
     ) -> None:
         """``wheel_filter`` keeps only the wheels some target can install (by filename);
         the others are remembered by name only, for explanations."""
@@ -76,6 +76,7 @@ class HttpIndex:
         self._pages: dict[NormalizedName, list[DistFile]] = {}
         self._side = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reprolock-tail")
         self._lock = threading.Lock()
+        self._parse_lock = threading.Lock()
         self.stats = {"pages": 0, "metadata": 0, "ranges": 0, "downloads": 0, "bytes": 0}
 
     def close(self) -> None:
@@ -91,32 +92,7 @@ class HttpIndex:
         with self._lock:
             if name in self._pages:
                 return self._pages[name]
-        page_url = f"{self.url}{name}/"
-        body, content_type = self._get_page(page_url, name)
-        others: list[str] = []
-        wheel_filter = self.wheel_filter
-
-        def keep(filename: str) -> bool:
-            if not keep_filename(filename):
-                return False
-            if filename.endswith(".whl") and (wheel_filter is None or wheel_filter(filename)):
-                return True
-            others.append(filename)  # sdists and unusable wheels: their names suffice
-            return False
-
-        try:
-            files = (
-                []
-                if body is None
-                else pages.parse_page(
-                    body, content_type, page_url=page_url, index=self.public_url, keep=keep
-                )
-            )
-        except pages.PageError as exc:
-            raise SourceError(
-                f'{redact(self.public_url)}: the index page of "{name}" is malformed: {exc}.',
-                hint="The index is broken or hostile; fix it, or stop using it for this package.",
-            ) from None
+        files, others = self._project_page(f"{self.url}{name}/", name)
         with self._lock:
             self._pages[name] = files
             self._others[name] = others
@@ -126,17 +102,21 @@ class HttpIndex:
         with self._lock:
             return self._others.get(name, ())
 
-    def _get_page(self, url: str, name: str) -> tuple[bytes | None, str]:
-        cached = self.cache.get_response(url)
-        if cached is not None and (
+    def _project_page(self, url: str, name: str) -> tuple[list[DistFile], list[str]]:
+        """The files of the page at ``url`` that some target can use, and the names of the
+        others: from the cached summary of the page when there is one, else parsed."""
+        record = self.cache.get_record(url)
+        if record is not None and (
             self.offline
             or (
-                not cached.etag
-                and not cached.last_modified
-                and time.time() - cached.fetched_at < self.page_ttl
+                not record.etag
+                and not record.last_modified
+                and time.time() - record.fetched_at < self.page_ttl
             )
         ):
-            return (cached.body or None), cached.content_type
+            found = self._cached_page(url, name, record)
+            if found is not None:
+                return found
         if self.offline:
             raise SourceError(
                 f'no cached index page for "{name}" at {redact(self.public_url)}, and --offline '
@@ -144,10 +124,10 @@ class HttpIndex:
                 hint="Run once without --offline to fill the cache.",
             )
         headers = {"Accept": pages.ACCEPT}
-        if cached is not None and cached.etag and _clean_header(cached.etag):
-            headers["If-None-Match"] = cached.etag
-        if cached is not None and cached.last_modified and _clean_header(cached.last_modified):
-            headers["If-Modified-Since"] = cached.last_modified
+        if record is not None and record.etag and _clean_header(record.etag):
+            headers["If-None-Match"] = record.etag
+        if record is not None and record.last_modified and _clean_header(record.last_modified):
+            headers["If-Modified-Since"] = record.last_modified
         what = f'the index page of "{name}"'
         reply = http.get(
             self.session,
@@ -158,23 +138,93 @@ class HttpIndex:
             headers=headers,
             unreachable_hint=_UNREACHABLE,
         )
-        if reply.status == 304 and cached is not None:
-            self.cache.touch_response(url)
-            return (cached.body or None), cached.content_type
+        if reply.status == 304 and record is not None:
+            found = self._cached_page(url, name, record)
+            if found is not None:
+                self.cache.touch_response(url)
+                return found
+            reply = http.get(  # the cached body is gone: ask again, unconditionally
+                self.session,
+                url,
+                what=f"{redact(self.public_url)}: {what}",
+                cap=limits.current().page_bytes,
+                limit_name="page_bytes",
+                headers={"Accept": pages.ACCEPT},
+                unreachable_hint=_UNREACHABLE,
+            )
         if reply.status == 404:
             self.cache.put_response(url, b"", "", None, None)
-            return None, ""
+            return [], []
         self._raise_for(reply, what)
         self._count("pages", len(reply.body))
         content_type = reply.header("Content-Type", "text/html")[:200]
-        self.cache.put_response(
+        digest = self.cache.put_response(
             url,
             reply.body,
             content_type,
             _clean_header(reply.header("ETag")) or None,
             _clean_header(reply.header("Last-Modified")) or None,
         )
-        return reply.body, content_type
+        return self._parse(url, name, reply.body, content_type, digest)
+
+    def _cached_page(
+        self, url: str, name: str, record: PageRecord
+    ) -> tuple[list[DistFile], list[str]] | None:
+        """The cached page's summary, or the page parsed again (and summarized); None when
+        the cache has lost the body."""
+        cap = limits.current().page_bytes
+        summary = self.cache.get_ref(
+            "page-summary", self._summary_key(url, record.sha256, record.content_type), cap=cap
+        )
+        if summary is not None:
+            try:
+                return page_summary.load_summary(summary, page_url=url, index=self.public_url)
+            except pages.PageError:
+                pass  # damaged or of another format: parse the page again
+        body = self.cache.get_blob(record.sha256, cap=cap)
+        if body is None:
+            return None
+        return self._parse(url, name, body, record.content_type, record.sha256)
+
+    def _summary_key(self, url: str, digest: str, content_type: str) -> str:
+        kept = "all" if self.wheel_filter is None else self.wheel_filter.key
+        return page_summary.summary_key(strip_credentials(url), digest, content_type, kept)
+
+    def _parse(
+        self, url: str, name: str, body: bytes, content_type: str, digest: str
+    ) -> tuple[list[DistFile], list[str]]:
+        """Parse a page body, one at a time: parsing holds the interpreter's lock anyway,
+        and one large page's objects at a time keep memory low.  The summary is cached."""
+        if not body:  # a 404 remembered: the index has no such project
+            return [], []
+        others: list[str] = []
+        wheel_filter = self.wheel_filter
+
+        def keep(filename: str) -> bool:
+            if filename.endswith(".whl"):
+                if wheel_filter is None or wheel_filter(filename):
+                    return True
+                others.append(filename)  # wheels no target can use: their names suffice
+            elif filename.endswith((".tar.gz", ".zip")):
+                others.append(filename)  # sdists, by name
+            return False
+
+        with self._parse_lock:
+            try:
+                files = pages.parse_page(
+                    body, content_type, page_url=url, index=self.public_url, keep=keep
+                )
+            except pages.PageError as exc:
+                raise SourceError(
+                    f'{redact(self.public_url)}: the index page of "{name}" is malformed: {exc}.',
+                    hint="The index is broken or hostile; fix it, or stop using it for this "
+                    "package.",
+                ) from None
+            summary = page_summary.dump_summary(files, others, page_url=url)
+            if summary is not None:
+                key = self._summary_key(url, digest, content_type)
+                self.cache.put_ref("page-summary", key, summary)
+        return files, others
 
     # -- metadata -----------------------------------------------------------------------
     def metadata(self, file: DistFile) -> bytes:

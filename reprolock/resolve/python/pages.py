@@ -80,7 +80,8 @@ def _metadata(value: object, where: str) -> bool | str:
     return bool(value)
 
 
-def _loads_json(body: bytes) -> Any:
+def decode_json(body: bytes) -> Any:
+    """``body`` decoded as JSON; `PageError` when it is not JSON."""
     try:
         return _loads(body)
     except (ValueError, RecursionError) as exc:  # orjson's JSONDecodeError is a ValueError
@@ -90,52 +91,73 @@ def _loads_json(body: bytes) -> Any:
 def parse_json_page(body: bytes, *, page_url: str, index: str, keep: FileFilter) -> list[DistFile]:
     """Files of a PEP 691 JSON project page; only those whose name passes ``keep``.
 
-    Large projects list thousands of files, so this loop avoids work per file:
-    absolute URLs are kept as they are and upload times are parsed only on use.
-    Raises `PageError` for a page that is not PEP 691 (or a file entry whose hash or
-    URL is malformed); entries whose filename cannot be a distribution are skipped.
+    Raises `PageError` for a page that is not PEP 691 (or a kept entry whose hash or URL
+    is malformed); entries whose filename cannot be a distribution are skipped.
     """
-    data = _loads_json(body)
-    files = data.get("files", ()) if isinstance(data, dict) else None
+    return json_page_files(decode_json(body), page_url=page_url, index=index, keep=keep)
+
+
+def json_page_files(
+    document: Any, *, page_url: str, index: str, keep: FileFilter
+) -> list[DistFile]:
+    """`parse_json_page` of an already decoded page.
+
+    Large projects list thousands of files and a lock needs few of them, so the loop over
+    entries does as little as it can before ``keep`` has spoken: an entry is checked in full
+    (hash, URL) only when it is kept, absolute URLs are kept as they are, and upload times
+    are parsed only on use.
+    """
+    files = document.get("files", ()) if isinstance(document, dict) else None
     if not isinstance(files, list | tuple):
         raise PageError("the page has no files list")
     out: list[DistFile] = []
     append = out.append
+    unsafe = _UNSAFE.search
     for position, item in enumerate(files):
-        if not isinstance(item, dict):
+        if type(item) is not dict:  # a JSON decoder makes plain dicts only
             raise PageError(f"files[{position}] is not an object")
-        filename = safe_filename(item.get("filename"))
-        if filename is None or not keep(filename):
-            continue
-        where = f"files[{position}] ({filename})"
-        url = item.get("url")
-        if not (isinstance(url, str) and url.startswith(("https://", "http://"))) or (
-            _CONTROL.search(url)
+        filename = item.get("filename")
+        if (
+            type(filename) is not str
+            or not 0 < len(filename) <= 255
+            or unsafe(filename)
+            or filename in (".", "..")
+            or not keep(filename)
         ):
-            url = _url(url, page_url, where)
-        hashes = item.get("hashes") or {}
-        if not isinstance(hashes, dict):
-            raise PageError(f"{where}: hashes is not an object")
-        meta = item.get("core-metadata", item.get("data-dist-info-metadata", False))
-        size = item.get("size")
-        requires = item.get("requires-python")
-        uploaded = item.get("upload-time")
-        append(
-            DistFile(
-                filename=filename,
-                url=url,
-                index=index,
-                sha256=_sha256(hashes.get("sha256"), where),
-                requires_python=requires if isinstance(requires, str) and requires else None,
-                yanked=_yanked(item.get("yanked")),
-                upload_time_text=uploaded if isinstance(uploaded, str) else None,
-                size=size
-                if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 1 << 48
-                else None,
-                metadata=_metadata(meta, where) if meta else False,
-            )
-        )
+            continue
+        append(_json_file(item, filename, position, page_url, index))
     return out
+
+
+def _json_file(
+    item: dict[str, Any], filename: str, position: int, page_url: str, index: str
+) -> DistFile:
+    where = f"files[{position}] ({filename})"
+    url = item.get("url")
+    if not (isinstance(url, str) and url.startswith(("https://", "http://"))) or (
+        _CONTROL.search(url)
+    ):
+        url = _url(url, page_url, where)
+    hashes = item.get("hashes") or {}
+    if not isinstance(hashes, dict):
+        raise PageError(f"{where}: hashes is not an object")
+    meta = item.get("core-metadata", item.get("data-dist-info-metadata", False))
+    size = item.get("size")
+    requires = item.get("requires-python")
+    uploaded = item.get("upload-time")
+    return DistFile(
+        filename=filename,
+        url=url,
+        index=index,
+        sha256=_sha256(hashes.get("sha256"), where),
+        requires_python=requires if isinstance(requires, str) and requires else None,
+        yanked=_yanked(item.get("yanked")),
+        upload_time_text=uploaded if isinstance(uploaded, str) else None,
+        size=size
+        if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 1 << 48
+        else None,
+        metadata=_metadata(meta, where) if meta else False,
+    )
 
 
 class _Anchors(HTMLParser):

@@ -5,7 +5,8 @@ Computed from the target, never from the host that runs reprolock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -73,6 +74,13 @@ class PythonTarget:
         """`tag_priority` keyed by plain strings, for matching wheel filenames quickly."""
         return {(t.interpreter, t.abi, t.platform): rank for t, rank in self.tag_priority.items()}
 
+    @cached_property
+    def selection_key(self) -> str:
+        """Names what choosing wheels depends on: the tags in rank order and the interpreter
+        version.  Targets with the same key get the same releases (`select.select_core`)."""
+        text = "\n".join([self.full_version, *("-".join(t) for t in self.tag_ranks)])
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def marker_environment(self) -> dict[str, str]:
         """PEP 508 marker values for the target interpreter."""
         return {
@@ -110,25 +118,43 @@ def libc_of(libc: str | None, version: str | None) -> dict[str, tuple[int, int]]
     return {}
 
 
-def wheel_filter(targets: Iterable[PythonTarget]) -> Callable[[str], bool]:
+class WheelFilter:
     """A filename test: could any of ``targets`` install this wheel?
 
     Used to skip, while parsing index pages, the many wheels built for other
-    interpreters and platforms (torch's page lists thousands).
+    interpreters and platforms (torch's page lists thousands).  Decisions are remembered
+    by the filename's tag triple, which most files of a project share with others.
+    ``key`` names the tag set, for caches of what the filter kept.
     """
-    tags: set[tuple[str, str, str]] = set()
-    for target in targets:
-        tags.update(target.tag_ranks)
 
-    def accept(filename: str) -> bool:
-        parts = filename[:-4].split("-")
-        if len(parts) not in (5, 6):
+    def __init__(self, targets: Iterable[PythonTarget]) -> None:
+        tags: set[tuple[str, str, str]] = set()
+        for target in targets:
+            tags.update(target.tag_ranks)
+        self.tags = frozenset(tags)
+        digest = hashlib.sha256("\n".join(sorted("-".join(t) for t in tags)).encode())
+        self.key = digest.hexdigest()
+        self._decisions: dict[str, bool] = {}
+
+    def __call__(self, filename: str) -> bool:
+        stem = filename[:-4]
+        if stem.count("-") not in (4, 5):
             return True  # not a well-formed wheel name: let selection judge it
-        return any(
-            (py, abi, plat) in tags
-            for py in parts[-3].split(".")
-            for abi in parts[-2].split(".")
-            for plat in parts[-1].split(".")
-        )
+        head = stem.rsplit("-", 3)[0]
+        triple = stem[len(head) + 1 :]
+        found = self._decisions.get(triple)
+        if found is None:
+            py, abi, plat = triple.split("-")
+            found = any(
+                (p, a, q) in self.tags
+                for p in py.split(".")
+                for a in abi.split(".")
+                for q in plat.split(".")
+            )
+            self._decisions[triple] = found
+        return found
 
-    return accept
+
+def wheel_filter(targets: Iterable[PythonTarget]) -> WheelFilter:
+    """The `WheelFilter` of ``targets``."""
+    return WheelFilter(targets)
