@@ -5,14 +5,28 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable
+from typing import Any
 
+import pytest
 from packaging.tags import Tag
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from reprolock.model import Platform, PythonVersion
-from reprolock.resolve.python import wheelzip
+from reprolock.resolve.python import page_summary, wheelzip
+from reprolock.resolve.python.finder import Fetcher, Finder
+from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.metadata import parse_metadata
-from reprolock.resolve.python.pages import parse_html_page, parse_json_page, parse_page
-from reprolock.resolve.python.target import PythonTarget
+from reprolock.resolve.python.pages import (
+    JSON_TYPE,
+    PageError,
+    parse_html_page,
+    parse_json_page,
+    parse_page,
+)
+from reprolock.resolve.python.select import CoreSelection, select_releases
+from reprolock.resolve.python.target import PythonTarget, wheel_filter
 
 
 def _keep(_: str) -> bool:
@@ -166,3 +180,201 @@ def test_metadata_parse() -> None:
     assert meta.invalid == ("this is not valid!!",)
     assert meta.provides_extra == frozenset({"cli"})
     assert meta.requires_python == ">=3.9"
+
+
+# -- page summaries, the wheel filter and shared selections -------------------------------------
+SUMMARY_PAGE = {
+    "meta": {"api-version": "1.1"},
+    "files": [
+        {
+            "filename": "x-1.0-py3-none-any.whl",
+            "url": "../../f/x-1.0-py3-none-any.whl",
+            "hashes": {"sha256": "ab" * 32},
+            "requires-python": ">=3.8",
+            "yanked": "broken",
+            "upload-time": "2024-05-01T10:00:00Z",
+            "size": 10,
+            "core-metadata": {"sha256": "cd" * 32},
+        },
+        {
+            "filename": "x-1.1-py3-none-any.whl",
+            "url": "https://files.example/x-1.1-py3-none-any.whl?x=1#frag",
+            "hashes": {},
+            "yanked": True,
+            "data-dist-info-metadata": True,
+        },
+        {"filename": "x-1.2-py3-none-any.whl", "url": "/f/x-1.2-py3-none-any.whl", "hashes": {}},
+        {"filename": "x-1.2.tar.gz", "url": "x-1.2.tar.gz", "hashes": {}},
+        {"filename": "x-1.2-cp27-cp27m-win32.whl", "url": "x.whl", "hashes": {}},
+    ],
+}
+
+
+def _kept(files: list[str]) -> Callable[[str], bool]:
+    def keep(name: str) -> bool:
+        if name.endswith(".whl") and "win32" not in name:
+            return True
+        files.append(name)
+        return False
+
+    return keep
+
+
+@pytest.mark.parametrize(
+    "page_url",
+    ["https://idx/simple/x/", "https://someone:hunter2@idx/simple/x/"],
+)
+def test_page_summary_gives_back_what_the_page_gave(page_url: str) -> None:
+    others: list[str] = []
+    files = parse_json_page(
+        json.dumps(SUMMARY_PAGE).encode(), page_url=page_url, index="i", keep=_kept(others)
+    )
+    assert len(files) == 3 and others == ["x-1.2.tar.gz", "x-1.2-cp27-cp27m-win32.whl"]
+    summary = page_summary.dump_summary(files, others, page_url=page_url)
+    assert summary is not None
+    assert b"hunter2" not in summary  # the page URL's credentials are joined back on reading
+    assert page_summary.load_summary(summary, page_url=page_url, index="i") == (files, others)
+    assert "hunter2" in files[0].url or "hunter2" not in page_url
+
+
+def test_page_summary_is_checked_as_a_page_is() -> None:
+    good = page_summary.dump_summary([], ["x-1.0.tar.gz"], page_url="https://i/simple/x/")
+    assert good is not None
+    document = json.loads(good)
+    broken: list[dict[str, Any]] = [
+        {**document, "meta": {"reprolock-page-summary": page_summary.FORMAT + 1}},
+        {**document, "others": ["../../etc/passwd"]},
+        {**document, "others": [""]},
+        {**document, "others": [5]},
+        {**document, "files": [{"filename": "x-1.0-py3-none-any.whl", "url": "file:///x"}]},
+        {**document, "files": [{"filename": "x-1.0-py3-none-any.whl", "hashes": {"sha256": 5}}]},
+    ]
+    for case in broken:
+        with pytest.raises(PageError):
+            page_summary.load_summary(
+                json.dumps(case).encode(), page_url="https://i/simple/x/", index="i"
+            )
+    with pytest.raises(PageError):
+        page_summary.load_summary(b"[1", page_url="https://i/simple/x/", index="i")
+
+
+def test_page_summary_is_not_written_when_a_url_would_carry_credentials() -> None:
+    page_url = "https://someone:hunter2@idx/simple/x/"
+    files = parse_json_page(
+        json.dumps(
+            {"files": [{"filename": "x-1.0-py3-none-any.whl", "url": "/.//evil/x.whl"}]}
+        ).encode(),
+        page_url=page_url,
+        index="i",
+        keep=_keep,
+    )
+    assert "hunter2" in files[0].url
+    assert page_summary.dump_summary(files, [], page_url=page_url) is None
+
+
+def test_summary_keys_name_the_page_body_and_the_filter() -> None:
+    keys = {
+        page_summary.summary_key(url, body, kind, kept)
+        for url in ("https://i/simple/x/", "https://j/simple/x/")
+        for body in ("ab" * 32, "cd" * 32)
+        for kind in ("text/html", JSON_TYPE)
+        for kept in ("all", "some")
+    }
+    assert len(keys) == 16
+
+
+def test_wheel_filter_decides_by_the_tag_triple() -> None:
+    amd = PythonTarget(python=PythonVersion.parse("3.11"), platform=Platform.parse("linux/amd64"))
+    arm = PythonTarget(python=PythonVersion.parse("3.11"), platform=Platform.parse("linux/arm64"))
+    accept = wheel_filter([amd])
+    assert accept("x-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl")
+    assert accept("x-1.0-1build-py2.py3-none-any.whl")  # a build tag, compressed tags
+    assert not accept("x-1.0-cp311-cp311-manylinux_2_17_aarch64.whl")
+    assert not accept("x-2.0-cp311-cp311-manylinux_2_17_aarch64.whl")  # remembered, same answer
+    assert not accept("x-1.0-cp312-cp312-manylinux_2_17_x86_64.whl")
+    assert accept("not-a-wheel-name.whl")  # selection judges malformed names
+    assert accept("x-1.0-a-b-c-d-e.whl")
+    both = wheel_filter([amd, arm])
+    assert both("x-1.0-cp311-cp311-manylinux_2_17_aarch64.whl")
+    assert len({accept.key, both.key, wheel_filter([arm]).key, wheel_filter([amd]).key}) == 3
+
+
+class _Pages:
+    """A `PythonIndex` of fixed files that counts page lookups."""
+
+    def __init__(self, files: list[DistFile]) -> None:
+        self.files = files
+        self.lookups = 0
+
+    def project_files(self, name: str) -> list[DistFile]:
+        self.lookups += 1
+        return self.files
+
+    def metadata(self, file: DistFile) -> bytes:
+        raise AssertionError("not asked")
+
+    def other_files(self, name: str) -> list[str]:
+        return ["x-0.9-cp27-cp27m-win32.whl", "x-0.8.tar.gz"]
+
+
+def _dist(filename: str, **fields: Any) -> DistFile:
+    return DistFile(
+        filename=filename, url=f"https://f/{filename}", index="i", sha256="ab" * 32, **fields
+    )
+
+
+def test_targets_with_the_same_tags_share_one_selection_and_explain_on_demand() -> None:
+    index = _Pages(
+        [
+            _dist("x-1.0-py3-none-any.whl"),
+            _dist("x-1.1-py3-none-any.whl", requires_python=">=3.12"),
+            _dist("x-1.2-cp311-cp311-manylinux_2_17_aarch64.whl"),
+        ]
+    )
+    fetcher = Fetcher(index)
+    try:
+        target = PythonTarget(
+            python=PythonVersion.parse("3.11"), platform=Platform.parse("linux/amd64")
+        )
+        twin = PythonTarget(
+            python=PythonVersion.parse("3.11"), platform=Platform.parse("linux/amd64")
+        )
+        computed: list[object] = []
+        original = fetcher.core_selection
+
+        def counting(
+            key: tuple[object, ...], compute: Callable[[], CoreSelection]
+        ) -> CoreSelection:
+            def once() -> CoreSelection:
+                computed.append(key)
+                return compute()
+
+            return original(key, once)
+
+        fetcher.core_selection = counting  # type: ignore[method-assign]
+        first = Finder(fetcher, target, exclude_newer=None).selection(canonicalize_name("x"))
+        second = Finder(fetcher, twin, exclude_newer=None).selection(canonicalize_name("x"))
+        assert len(computed) == 1 and index.lookups == 1
+        assert first is not second and first.releases == second.releases
+        assert [str(r.version) for r in first.releases] == ["1.0"]
+        assert first._pending is not None  # nothing explained until asked
+        eager = select_releases(
+            canonicalize_name("x"), index.files, target, other_files=index.other_files("x")
+        )
+        assert (
+            first.rejected
+            == eager.rejected
+            == {
+                Version("1.1"): ["requires Python >=3.12, the target is 3.11.0"],
+                Version("1.2"): [
+                    f"no wheel for {target}; has x-1.2-cp311-cp311-manylinux_2_17_aarch64.whl"
+                ],
+                Version("0.9"): [f"no wheel for {target}; has x-0.9-cp27-cp27m-win32.whl"],
+                Version("0.8"): [
+                    "only an sdist is published; reprolock installs wheels only (--only-binary), "
+                    "so it cannot lock a build from source"
+                ],
+            }
+        )
+    finally:
+        fetcher.close()

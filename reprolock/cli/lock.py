@@ -139,7 +139,8 @@ def lock_command(
         settings.say(f"{target.id}: {len(target.packages)} Python packages")
         for package in target.packages:
             settings.say(f"  {package.name}=={package.version}", level=1)
-    for resolution in result.resolutions:
+    # Why versions were rejected is worked out on demand (select.py): only when shown.
+    for resolution in result.resolutions if settings.verbosity >= 2 else ():
         for name, selection in resolution.selections.items():
             for version, reasons in sorted(selection.rejected.items(), reverse=True):
                 settings.say(f"  rejected {name} {version}: {'; '.join(reasons)}", level=2)

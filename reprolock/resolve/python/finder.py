@@ -25,7 +25,13 @@ from packaging.utils import (
 
 from reprolock.resolve.python.index import DistFile, PythonIndex
 from reprolock.resolve.python.metadata import CoreMetadata, check_identity, parse_metadata
-from reprolock.resolve.python.select import Release, Selection, select_releases
+from reprolock.resolve.python.select import (
+    CoreSelection,
+    Release,
+    Selection,
+    select_core,
+    selection_for,
+)
 from reprolock.resolve.python.target import PythonTarget
 
 T = TypeVar("T")
@@ -39,7 +45,9 @@ class Fetcher:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reprolock-fetch")
         self._pages: dict[NormalizedName, Future[list[DistFile]]] = {}
         self._metadata: dict[str, Future[CoreMetadata]] = {}
+        self._cores: dict[tuple[object, ...], Future[CoreSelection]] = {}
         self._lock = threading.Lock()
+        self._parsing = threading.Lock()
         self.closed = False
 
     def page(self, name: NormalizedName) -> Future[list[DistFile]]:
@@ -54,13 +62,35 @@ class Fetcher:
         with self._lock:
             future = self._metadata.get(file.url)
             if future is None:
-                future = self._submit(
-                    lambda: check_identity(
-                        parse_metadata(self.index.metadata(file)), file.filename, file.index
-                    )
-                )
+                future = self._submit(lambda: self._read_metadata(file))
                 self._metadata[file.url] = future
             return future
+
+    def _read_metadata(self, file: DistFile) -> CoreMetadata:
+        data = self.index.metadata(file)
+        # One at a time: parsing holds the interpreter's lock anyway, and packaging's
+        # marker parser uses `ast`, whose constructor CPython 3.11 does not make safe
+        # across threads ("AST constructor recursion depth mismatch", gh-106905).
+        with self._parsing:
+            return check_identity(parse_metadata(data), file.filename, file.index)
+
+    def core_selection(
+        self, key: tuple[object, ...], compute: Callable[[], CoreSelection]
+    ) -> CoreSelection:
+        """The core selection named ``key``, computed once (by whoever asks first): targets
+        that share a tag set share it."""
+        with self._lock:
+            future = self._cores.get(key)
+            owner = future is None
+            if future is None:
+                future = self._cores[key] = Future()
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+        return future.result()
 
     def _submit(self, work: Callable[[], T]) -> Future[T]:
         try:
@@ -101,17 +131,18 @@ class Finder:
             if name in self._selections:
                 return self._selections[name]
         files = self.fetcher.page(name).result()
-        if name not in self.allow_unhashed:
+        unhashed_ok = name in self.allow_unhashed
+        if not unhashed_ok:
             hashed = [f for f in files if f.sha256 or not f.is_wheel]
             unhashed = [f for f in files if not f.sha256 and f.is_wheel]
         else:
             hashed, unhashed = files, []
-        selection = select_releases(
-            name,
-            hashed,
-            self.target,
-            exclude_newer=self.exclude_newer,
-            other_files=self.fetcher.index.other_files(name),
+        core = self.fetcher.core_selection(
+            (name, self.target.selection_key, self.exclude_newer, unhashed_ok),
+            lambda: select_core(name, hashed, self.target, exclude_newer=self.exclude_newer),
+        )
+        selection = selection_for(
+            name, core, self.target, other_files=self.fetcher.index.other_files(name)
         )
         installable = {r.version for r in selection.releases}
         for file in unhashed:

@@ -1,9 +1,17 @@
-"""Pick the files of each release that install on the target, and say why others don't."""
+"""Pick the files of each release that install on the target, and say why others don't.
+
+Selection has two parts.  `select_core` decides, for one tag set and interpreter, which
+releases are installable and with which wheel: all the resolver needs, and the same for
+every target that shares those tags (it is computed once per tag set).  The reasons the
+other versions are not installable ("no wheel for the target", "only an sdist") matter
+only to explanations, so a `Selection` works them out the first time they are asked for.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -29,22 +37,57 @@ class Release:
     yanked: str | None  # reason when every compatible file is yanked
 
 
+_SETTLING = threading.Lock()  # explanations are worked out once, whoever asks first
+
+
 @dataclass(slots=True)
 class Selection:
     """The installable releases of a project (newest first) and why the rest are not."""
 
     releases: list[Release] = field(default_factory=list)
-    rejected: dict[Version, list[str]] = field(default_factory=dict)
+    _rejected: dict[Version, list[str]] = field(default_factory=dict)
+    # The reasons only explanations need, not worked out yet (see `select_releases`).
+    _pending: Callable[[Selection], None] | None = None
+
+    @property
+    def rejected(self) -> dict[Version, list[str]]:
+        """Why each version that is not installable is not, by version."""
+        self._settle()
+        return self._rejected
 
     def reject(self, version: Version, reason: str) -> None:
-        reasons = self.rejected.setdefault(version, [])
+        self._settle()
+        self._add(version, reason)
+
+    def _add(self, version: Version, reason: str) -> None:
+        reasons = self._rejected.setdefault(version, [])
         if reason not in reasons:
             reasons.append(reason)
 
+    def _settle(self) -> None:
+        if self._pending is None:
+            return
+        with _SETTLING:
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                pending(self)
 
-def keep_filename(filename: str) -> bool:
-    """A cheap filename pre-filter: wheels and sdists (names are checked on selection)."""
-    return filename.endswith((".whl", ".tar.gz", ".zip"))
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoreSelection:
+    """What one tag set and interpreter can install of a project, from its listed files.
+
+    ``rejected`` holds the reasons found while choosing (exclude-newer, Requires-Python),
+    in the order found; ``seen`` the wheel filenames of each version (for explanations),
+    ``sdists`` the versions with an sdist among the files, ``versions`` every version text
+    parsed so far.
+    """
+
+    releases: tuple[Release, ...]
+    rejected: tuple[tuple[Version, str], ...]
+    seen: Mapping[Version, tuple[str, ...]]
+    sdists: frozenset[Version]
+    versions: Mapping[str, Version | None]
 
 
 def _note_sdist(name: NormalizedName, filename: str, sdists: set[Version]) -> None:
@@ -57,18 +100,17 @@ def _note_sdist(name: NormalizedName, filename: str, sdists: set[Version]) -> No
         sdists.add(version)
 
 
-def select_releases(
+def select_core(
     name: NormalizedName,
     files: Iterable[DistFile],
     target: PythonTarget,
     *,
     exclude_newer: dt.datetime | None = None,
-    other_files: Iterable[str] = (),
-) -> Selection:
-    """Group files by version and keep, per version, the best wheel for ``target``.
+) -> CoreSelection:
+    """Group files by version and keep, per version, the best wheel for ``target``'s tags.
 
-    ``other_files`` are filenames the index adapter kept by name only (sdists, wheels
-    no target can use); they only feed the explanations of rejected versions.
+    Depends on the target only through `PythonTarget.selection_key` (its ranked tags
+    and interpreter version), so targets that share it can share the result.
     """
     ranks = target.tag_ranks
     python = Version(target.full_version)
@@ -76,7 +118,7 @@ def select_releases(
     yanked_best: dict[Version, tuple[int, DistFile]] = {}
     seen: dict[Version, list[str]] = {}
     sdists: set[Version] = set()
-    selection = Selection()
+    rejected: list[tuple[Version, str]] = []
     versions: dict[str, Version | None] = {}
     names: dict[str, bool] = {}
     python_ok: dict[str, bool] = {}
@@ -116,17 +158,21 @@ def select_releases(
             continue
         if exclude_newer is not None:
             if file.upload_time is None:
-                selection.reject(
-                    version,
-                    f"{filename} has no upload time, so it cannot "
-                    "be shown to predate exclude-newer",
+                rejected.append(
+                    (
+                        version,
+                        f"{filename} has no upload time, so it cannot "
+                        "be shown to predate exclude-newer",
+                    )
                 )
                 continue
             if file.upload_time > exclude_newer:
-                selection.reject(
-                    version,
-                    f"uploaded {file.upload_time:%Y-%m-%d %H:%M}Z, after "
-                    f"exclude-newer {exclude_newer:%Y-%m-%d %H:%M}Z",
+                rejected.append(
+                    (
+                        version,
+                        f"uploaded {file.upload_time:%Y-%m-%d %H:%M}Z, after "
+                        f"exclude-newer {exclude_newer:%Y-%m-%d %H:%M}Z",
+                    )
                 )
                 continue
         requires = file.requires_python
@@ -137,7 +183,7 @@ def select_releases(
                 except InvalidSpecifier:
                     python_ok[requires] = True  # a broken Requires-Python is not ours to enforce
             if not python_ok[requires]:
-                selection.reject(version, f"requires Python {requires}, the target is {python}")
+                rejected.append((version, f"requires Python {requires}, the target is {python}"))
                 continue
         bucket = yanked_best if file.yanked is not None else best
         if (
@@ -146,14 +192,61 @@ def select_releases(
             or (rank == bucket[version][0] and file.filename < bucket[version][1].filename)
         ):
             bucket[version] = (rank, file)
-    for version, (_rank, file) in sorted(best.items(), reverse=True):
-        selection.releases.append(Release(name=name, version=version, wheel=file, yanked=None))
-    for version, (_rank, file) in sorted(yanked_best.items(), reverse=True):
-        if version not in best:
-            selection.releases.append(
-                Release(name=name, version=version, wheel=file, yanked=file.yanked or "")
-            )
-    selection.releases.sort(key=lambda r: r.version, reverse=True)
+    releases = [
+        Release(name=name, version=version, wheel=file, yanked=None)
+        for version, (_rank, file) in sorted(best.items(), reverse=True)
+    ]
+    releases.extend(
+        Release(name=name, version=version, wheel=file, yanked=file.yanked or "")
+        for version, (_rank, file) in sorted(yanked_best.items(), reverse=True)
+        if version not in best
+    )
+    releases.sort(key=lambda r: r.version, reverse=True)
+    return CoreSelection(
+        releases=tuple(releases),
+        rejected=tuple(rejected),
+        seen={v: tuple(f) for v, f in seen.items()},
+        sdists=frozenset(sdists),
+        versions=versions,
+    )
+
+
+def selection_for(
+    name: NormalizedName,
+    core: CoreSelection,
+    target: PythonTarget,
+    *,
+    other_files: Iterable[str] = (),
+) -> Selection:
+    """``target``'s `Selection` from the core of its tag set.
+
+    ``other_files`` are filenames the index adapter kept by name only (sdists, wheels
+    no target can use); they only feed the explanations of rejected versions, which are
+    worked out when first asked for.
+    """
+    selection = Selection(releases=list(core.releases))
+    for version, reason in core.rejected:
+        selection._add(version, reason)
+
+    def explain(selection: Selection) -> None:
+        _explain(name, core, target, other_files, selection)
+
+    selection._pending = explain
+    return selection
+
+
+def _explain(
+    name: NormalizedName,
+    core: CoreSelection,
+    target: PythonTarget,
+    other_files: Iterable[str],
+    selection: Selection,
+) -> None:
+    """Why the versions that no reason rejects yet are not installable: no wheel for the
+    target (naming a few of the files it has), or only an sdist."""
+    seen = {v: list(f) for v, f in core.seen.items()}
+    sdists = set(core.sdists)
+    versions = dict(core.versions)
     for filename in other_files:
         if not filename.endswith(".whl"):
             _note_sdist(name, filename, sdists)
@@ -169,14 +262,30 @@ def select_releases(
             seen.setdefault(other_version, []).append(filename)
     installable = {r.version for r in selection.releases}
     for version, filenames in seen.items():
-        if version not in installable and version not in selection.rejected:
+        if version not in installable and version not in selection._rejected:
             sample = ", ".join(sorted(filenames)[:2])
             more = f" and {len(filenames) - 2} more" if len(filenames) > 2 else ""
-            selection.reject(version, f"no wheel for {target}; has {sample}{more}")
-    for version in sdists - installable - set(selection.rejected):
-        selection.reject(
+            selection._add(version, f"no wheel for {target}; has {sample}{more}")
+    for version in sdists - installable - set(selection._rejected):
+        selection._add(
             version,
             "only an sdist is published; reprolock installs wheels only "
             "(--only-binary), so it cannot lock a build from source",
         )
-    return selection
+
+
+def select_releases(
+    name: NormalizedName,
+    files: Iterable[DistFile],
+    target: PythonTarget,
+    *,
+    exclude_newer: dt.datetime | None = None,
+    other_files: Iterable[str] = (),
+) -> Selection:
+    """Group files by version and keep, per version, the best wheel for ``target``.
+
+    ``other_files`` are filenames the index adapter kept by name only (sdists, wheels
+    no target can use); they only feed the explanations of rejected versions.
+    """
+    core = select_core(name, files, target, exclude_newer=exclude_newer)
+    return selection_for(name, core, target, other_files=other_files)
