@@ -28,6 +28,7 @@ from resolvelib.structs import RequirementInformation
 
 from reprolock.errors import InputError
 from reprolock.resolve.python.finder import Finder
+from reprolock.resolve.python.metadata import CoreMetadata
 from reprolock.resolve.python.select import Release, Selection
 from reprolock.spec import PrereleasePolicy
 
@@ -41,20 +42,26 @@ class Req:
     specifier: SpecifierSet
     parent: Candidate | None = field(default=None, compare=False)
     text: str = field(default="", compare=False)
+    # Worked out once: resolvelib asks for them on every round.
+    key: str = field(init=False, compare=False, repr=False)
+    pinned: Version | None = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        return self.name if self.extra is None else f"{self.name}[{self.extra}]"
-
-    @property
-    def pinned(self) -> Version | None:
-        specs = list(self.specifier)
-        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
-            return Version(specs[0].version)
-        return None
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "key", self.name if self.extra is None else f"{self.name}[{self.extra}]"
+        )
+        object.__setattr__(self, "pinned", _pinned(self.specifier))
 
     def __str__(self) -> str:
         return self.text or f"{self.key}{self.specifier}"
+
+
+def _pinned(specifier: SpecifierSet) -> Version | None:
+    """The one version ``specifier`` allows when it is a single ``==``/``===`` without ``*``."""
+    specs = list(specifier)
+    if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+        return Version(specs[0].version)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,9 @@ class Candidate:
     extra: NormalizedName | None
     release: Release = field(compare=False)
     version: Version
+    # How many candidates `find_matches` offered from this one to the end of its list: the
+    # first candidate of a criterion knows how many it has (see `get_preference`).
+    left: int = field(default=1, compare=False)
 
     @property
     def key(self) -> str:
@@ -118,7 +128,13 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         self.env = finder.target.marker_environment()
         self.extras_missing: list[str] = []
         self.offered: dict[str, list[Release]] = {}
-        self._allows: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = {}
+        self._allows: dict[int, tuple[SpecifierSet, dict[int, tuple[Version, bool]]]] = {}
+        self._applies: dict[
+            tuple[int, NormalizedName | None], tuple[CoreMetadata, tuple[Requirement, ...]]
+        ] = {}
+        self._by_specifier: dict[
+            tuple[int, int], tuple[SpecifierSet, Selection, list[Release], frozenset[int]]
+        ] = {}
 
     # -- identity and preference ----------------------------------------------------
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -132,14 +148,20 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
         backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
     ) -> tuple[object, ...]:
-        infos = list(information[identifier])
-        pinned = any(i.requirement.pinned is not None for i in infos)
+        pinned = any(i.requirement.pinned is not None for i in information[identifier])
         cause = any(
             c.requirement.key == identifier or (c.parent is not None and c.parent.key == identifier)
             for c in backtrack_causes
         )
         direct = identifier in self.direct
-        count = sum(1 for _ in candidates[identifier]) if not pinned else 0
+        if pinned:
+            count = 0
+        else:
+            # A criterion's candidates are the list `find_matches` returned, as it returned
+            # it; its first candidate carries the list's length (counting costs a walk
+            # over hundreds of candidates, on every round, for every undecided project).
+            first = next(candidates[identifier], None)
+            count = 0 if first is None else first.left
         return (not pinned, not cause, not direct, count, identifier)
 
     # -- candidates --------------------------------------------------------------------
@@ -163,7 +185,11 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         if releases:
             self.finder.fetcher.metadata(releases[0].wheel)
         self.offered[identifier] = releases
-        return [Candidate(name, extra, r, r.version) for r in releases]
+        total = len(releases)
+        return [
+            Candidate(name, extra, r, r.version, total - position)
+            for position, r in enumerate(releases)
+        ]
 
     def matching(
         self,
@@ -177,11 +203,17 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         constraint = self.constraints.get(name)
         if constraint is not None:
             specifiers = [*specifiers, constraint]
+        if specifiers:
+            allowed = sorted((self._allowed(s, selection) for s in specifiers), key=len)
+            shortest, rest = allowed[0], [ids for _, ids in allowed[1:]]
+            releases = shortest[0]
+        else:
+            releases, rest = selection.releases, []
         found = [
             r
-            for r in selection.releases
-            if r.version not in bad
-            and all(self.allows(s, r.version) for s in specifiers)
+            for r in releases
+            if (not rest or all(id(r) in ids for ids in rest))
+            and r.version not in bad
             and (r.yanked is None or r.version in pins)
         ]
         explicit = any(s.prereleases for s in specifiers)
@@ -200,6 +232,21 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
             found.sort(key=lambda r: r.version != preferred)  # stable: newest-first otherwise
         return found
 
+    def _allowed(
+        self, specifier: SpecifierSet, selection: Selection
+    ) -> tuple[list[Release], frozenset[int]]:
+        """The releases of ``selection`` that ``specifier`` allows (in order, and their ids),
+        worked out once per specifier and selection: resolvelib asks again with every new
+        requirement on the project.  Keyed by identity (hashing a SpecifierSet costs more
+        than the check); the entry keeps both alive, so neither id is reused meanwhile."""
+        key = (id(specifier), id(selection))
+        found = self._by_specifier.get(key)
+        if found is None:
+            releases = [r for r in selection.releases if self.allows(specifier, r.version)]
+            found = (specifier, selection, releases, frozenset(id(r) for r in releases))
+            self._by_specifier[key] = found
+        return found[2], found[3]
+
     def choose(
         self, name: NormalizedName, specifier: SpecifierSet, selection: Selection
     ) -> Release | None:
@@ -213,15 +260,17 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
     def allows(self, specifier: SpecifierSet, version: Version) -> bool:
         """``specifier.contains(version)``, memoized: resolvelib asks the same often.
 
-        Keyed by the specifier's identity (hashing a SpecifierSet canonicalizes every
-        clause, which costs more than the check); the entry keeps the specifier alive,
-        so its id cannot be reused while the entry exists.
+        Keyed by the identities of both (hashing a SpecifierSet canonicalizes every clause,
+        which costs more than the check); the entries keep both alive, so no id is reused
+        while they exist.
         """
-        key = (id(specifier), version)
-        found = self._allows.get(key)
+        entry = self._allows.get(id(specifier))
+        if entry is None:
+            entry = self._allows[id(specifier)] = (specifier, {})
+        found = entry[1].get(id(version))
         if found is None:
-            found = (specifier, specifier.contains(version, prereleases=True))
-            self._allows[key] = found
+            found = (version, specifier.contains(version, prereleases=True))
+            entry[1][id(version)] = found
         return found[1]
 
     # -- dependencies -------------------------------------------------------------------
@@ -235,11 +284,9 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
                 self.finder.fetcher.metadata(release.wheel)
         metadata = self.finder.metadata(candidate.release)
         deps: list[Req] = []
-        base_env = {**self.env, "extra": ""}
         if candidate.extra is None:
-            for requirement in metadata.requires_dist:
-                if requirement.marker is None or requirement.marker.evaluate(base_env):
-                    deps.extend(requirement_to_reqs(requirement, candidate))
+            for requirement in self._applying(metadata, None):
+                deps.extend(requirement_to_reqs(requirement, candidate))
             if self.patches is not None:
                 for requirement in self.patches(candidate.name, candidate.version):
                     deps.extend(requirement_to_reqs(requirement, candidate))
@@ -250,14 +297,36 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
                 self.extras_missing.append(
                     f'{candidate.name} {candidate.version} has no extra "{candidate.extra}"'
                 )
-            extra_env = {**self.env, "extra": candidate.extra}
-            for requirement in metadata.requires_dist:
-                marker = requirement.marker
-                if (
-                    marker is not None
-                    and marker.evaluate(extra_env)
-                    and not marker.evaluate(base_env)
-                ):
-                    deps.extend(requirement_to_reqs(requirement, candidate))
+            for requirement in self._applying(metadata, candidate.extra):
+                deps.extend(requirement_to_reqs(requirement, candidate))
         self.finder.prefetch((d.name, d.specifier) for d in deps)
         return deps
+
+    def _applying(
+        self, metadata: CoreMetadata, extra: NormalizedName | None
+    ) -> tuple[Requirement, ...]:
+        """The requirements of ``metadata`` that apply on the target: without an extra,
+        those whose marker holds; with one, those whose marker holds only with it.
+        Worked out once per metadata and extra (a candidate's dependencies are asked for
+        again when the resolver backtracks over it)."""
+        key = (id(metadata), extra)
+        found = self._applies.get(key)
+        if found is None:
+            base_env = {**self.env, "extra": ""}
+            if extra is None:
+                applying = tuple(
+                    r
+                    for r in metadata.requires_dist
+                    if r.marker is None or r.marker.evaluate(base_env)
+                )
+            else:
+                extra_env = {**self.env, "extra": extra}
+                applying = tuple(
+                    r
+                    for r in metadata.requires_dist
+                    if r.marker is not None
+                    and r.marker.evaluate(extra_env)
+                    and not r.marker.evaluate(base_env)
+                )
+            found = self._applies[key] = (metadata, applying)  # keeps the id in use
+        return found[1]
