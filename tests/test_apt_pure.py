@@ -91,9 +91,7 @@ def _pkgs(text: str, pin: int = 500) -> list[Candidate]:
         stanzas.append(
             f"{stanza.strip()}\nFilename: pool/{name}.deb\nSHA256: {'ab' * 32}\nSize: 1\n"
         )
-    return parse_packages(
-        "\n".join(stanzas), arch="amd64", archive="http://a", suite="s", pin=pin
-    )
+    return parse_packages("\n".join(stanzas), arch="amd64", archive="http://a", suite="s", pin=pin)
 
 
 def test_malformed_package_stanzas_are_left_out() -> None:
