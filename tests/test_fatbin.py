@@ -112,6 +112,43 @@ def test_any_bytes_scan_without_error(noise: bytes, at: int) -> None:
     scan(noise)
 
 
+def _tiny(kind: int, arch: int, major: int, minor: int) -> bytes:
+    """A container of one entry with no payload (the smallest well-formed one)."""
+    header = struct.pack("<HHIQIIHHIIIQ", kind, 0x101, 64, 0, 0, 0, minor, major, arch, 0, 0, 0)
+    return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, 64) + header.ljust(64, b"\0")
+
+
+def test_hostile_kernel_counts_are_bounded() -> None:
+    """Every container naming another PTX ISA: what is kept stays small, however many."""
+    import tracemalloc
+
+    from reprolock.compat import fatbin
+
+    data = b"".join(_tiny(1, 80, i % 200, i // 200) for i in range(20_000))
+    tracemalloc.start()
+    try:
+        found = scan(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(found.ptx) == fatbin._MAX_KERNELS
+    assert found.containers == fatbin._MAX_KERNELS  # those holding a kernel kept
+    assert peak < len(data) + (4 << 20)  # the bytes given, and a few MB besides
+
+
+def test_a_file_is_read_up_to_a_number_of_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reprolock.compat import fatbin
+
+    monkeypatch.setattr(fatbin, "_MAX_ENTRIES", 100)
+    data = b"".join(_tiny(2, 75, 1, 8) for _ in range(150)) + _tiny(2, 86, 1, 8)
+    scanner = FatbinScanner()
+    for start in range(0, len(data), 1000):
+        scanner.feed(data[start : start + 1000])
+    found = scanner.finish()
+    assert [str(c) for c in found.sass] == ["7.5"]  # sm_86, after the 100th entry: not read
+    assert found.containers == 100
+
+
 # -- wheels, streamed ------------------------------------------------------------------------
 def _wheel(
     members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED

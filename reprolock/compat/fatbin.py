@@ -19,12 +19,17 @@ and entries, each a header of at least 64 bytes followed by its payload::
 from a wheel's zip, or a file streamed out of an image layer — without the ELF section
 table (which sits at the end of the file): containers are 8-byte aligned, and a candidate
 is taken only when its header and every entry header are well formed. Pure and bounded:
-it keeps at most one entry header in memory and the set of distinct kernels found.
+it keeps at most one entry header (and one fed piece) in memory, the distinct kernels found
+(at most `_MAX_KERNELS`), and 8 bytes per container (where it starts, to leave out the
+relocatable ones at the end; at most `_MAX_CONTAINERS`). A file that holds more than
+`_MAX_ENTRIES` entries is not read further: hostile bytes cost a bounded time per file.
 """
 
 from __future__ import annotations
 
+import bisect
 import struct
+from array import array
 from dataclasses import dataclass, field
 
 from reprolock.compat.arches import ArchList
@@ -40,6 +45,9 @@ _ENTRY = struct.Struct("<HHIQIIHHIIIQ")
 _MAX_CONTAINER = 1 << 36  # no real container is near 64 GiB: larger is not a container
 _MAX_ENTRY_HEADER = 4096
 _MAX_CONTAINERS = 1 << 20  # containers remembered one by one (a big library has ~25,000)
+_MAX_KERNELS = 1024  # distinct (kind, arch, ISA) entries kept: a real library has dozens
+_MAX_GROUPS = 4096  # distinct sets of those that containers hold
+_MAX_ENTRIES = 1 << 21  # entry headers read per file (the most in torch 2.5.1's wheels: 17,608)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -147,13 +155,20 @@ class _Elf:
             lo, hi = max(shoff, position), min(shoff + size, position + len(data))
             if lo < hi and len(self.table) == lo - shoff:
                 self.table += data[lo - position : hi - position]
-        window = self.carry + data
-        base = position - len(self.carry)
-        at = window.find(_NAME)
-        while at >= 0 and len(self.sightings) < _MAX_SIGHTINGS:
+        # a name across the previous piece's end, then in this piece (not joined: a copy of
+        # every piece would cost as much as the search)
+        keep = len(_NAME) - 1
+        edge = self.carry + data[:keep]
+        self._find(edge, position - len(self.carry), below=len(self.carry))
+        self._find(data, position, below=len(data))
+        self.carry = data[-keep:] if len(data) >= keep else edge[-keep:]
+
+    def _find(self, data: bytes, base: int, *, below: int) -> None:
+        """Note where the name starts in ``data`` (before offset ``below``)."""
+        at = data.find(_NAME)
+        while 0 <= at < below and len(self.sightings) < _MAX_SIGHTINGS:
             self.sightings.add(base + at)
-            at = window.find(_NAME, at + 1)
-        self.carry = window[-(len(_NAME) - 1) :]
+            at = data.find(_NAME, at + 1)
 
     def _layout(self) -> tuple[int, int, int, int] | None:
         """(e_shoff, e_shentsize, e_shnum, e_shstrndx) of a little-endian ELF64 file."""
@@ -180,6 +195,9 @@ class _Elf:
         ]
 
 
+Triple = tuple[int, ComputeCapability, str]  # (kind, arch, PTX ISA) of an entry
+
+
 @dataclass(slots=True)
 class FatbinScanner:
     """Feed a file's bytes in order (`feed`), then read the kernels (`finish`)."""
@@ -190,16 +208,23 @@ class FatbinScanner:
     _skip: int = 0  # payload bytes still to pass over
     _left: int = 0  # bytes of the current container still to read (0: searching)
     _start: int = 0  # where the current container starts
-    _pending: list[tuple[int, ComputeCapability, str]] = field(default_factory=list)
-    _starts: list[tuple[int, tuple[tuple[int, ComputeCapability, str], ...]]] = field(
-        default_factory=list
-    )
+    _entries: int = 0  # entry headers read so far (parsing stops at _MAX_ENTRIES)
+    _pending: dict[int, None] = field(default_factory=dict)  # the container's kernels so far
+    _kernels: dict[Triple, int] = field(default_factory=dict)  # each distinct one, numbered
+    # the containers read, grouped by the kernels they hold, with where each starts;
+    # past the bounds, only how many more there were and their kernels (counted as loaded)
+    _groups: dict[tuple[int, ...], array[int]] = field(default_factory=dict)
+    _placed: int = 0
+    _unplaced: int = 0
+    _unplaced_kernels: set[int] = field(default_factory=set)
     _elf: _Elf = field(default_factory=_Elf)
 
     def feed(self, data: bytes | memoryview) -> None:
         chunk = bytes(data)
         self._elf.observe(chunk, self._position)
         self._position += len(chunk)
+        if self._entries >= _MAX_ENTRIES:
+            return
         view = memoryview(chunk)
         if self._skip:
             step = min(self._skip, len(view))
@@ -219,19 +244,24 @@ class FatbinScanner:
         the stream counts for the entries it held)."""
         if self._left:
             self._end_container(complete=True)
-        skip = self._elf.relocatable()
+        ranges = _disjoint(self._elf.relocatable())
+        lows = [lo for lo, _hi in ranges]
+        used = set(self._unplaced_kernels)
+        containers = self._unplaced
+        for group, starts in self._groups.items():
+            loaded = sum(1 for start in starts if not _inside(start, ranges, lows))
+            if loaded:
+                containers += loaded
+                used.update(group)
         sass: set[ComputeCapability] = set()
         ptx: set[Ptx] = set()
-        containers = 0
-        for start, entries in self._starts:
-            if any(lo <= start < hi for lo, hi in skip):
+        for (kind, cap, isa), number in self._kernels.items():
+            if number not in used:
                 continue
-            containers += 1
-            for kind, cap, isa in entries:
-                if kind == KIND_SASS:
-                    sass.add(cap)
-                else:
-                    ptx.add(Ptx(cap, isa))
+            if kind == KIND_SASS:
+                sass.add(cap)
+            else:
+                ptx.add(Ptx(cap, isa))
         return Kernels(
             sass=tuple(sorted(sass, key=_order)),
             ptx=tuple(sorted(ptx, key=_ptx_order)),
@@ -286,7 +316,7 @@ class FatbinScanner:
                 self._start = self._offset + found
                 self._drop(found + header)
                 self._left = size
-                self._pending = []
+                self._pending = {}
                 return True
             start = found + 1
 
@@ -316,7 +346,12 @@ class FatbinScanner:
             self._end_container(complete=False)
             return True
         if cap is not None and kind in (KIND_PTX, KIND_SASS):
-            self._pending.append((kind, cap, f"{major}.{minor}"))
+            self._note((kind, cap, f"{major}.{minor}"))
+        self._entries += 1
+        if self._entries >= _MAX_ENTRIES:  # hostile: read no further
+            self._end_container(complete=True)
+            self._buffer.clear()
+            return False
         self._left -= header
         self._drop(header)
         self._skip = payload
@@ -324,20 +359,49 @@ class FatbinScanner:
             self._end_container(complete=True)
         return True
 
+    def _note(self, kernel: Triple) -> None:
+        """One entry's kernel, numbered once per file (new ones beyond the bound are not
+        kept: no real library has that many)."""
+        number = self._kernels.get(kernel)
+        if number is None:
+            if len(self._kernels) >= _MAX_KERNELS:
+                return
+            number = self._kernels[kernel] = len(self._kernels)
+        self._pending[number] = None
+
     def _end_container(self, *, complete: bool) -> None:
         """A container ends: its entries count when it was well formed to the end."""
         if complete and self._pending:
-            entries = tuple(dict.fromkeys(self._pending))
-            if len(self._starts) < _MAX_CONTAINERS:
-                self._starts.append((self._start, entries))
-            else:  # beyond the bound, containers are merged unclassified
-                self._starts[-1] = (
-                    self._starts[-1][0],
-                    tuple(dict.fromkeys(self._starts[-1][1] + entries)),
-                )
-        self._pending = []
+            group = tuple(sorted(self._pending))
+            starts = self._groups.get(group)
+            if starts is None and len(self._groups) < _MAX_GROUPS:
+                starts = self._groups[group] = array("q")
+            if starts is not None and self._placed < _MAX_CONTAINERS:
+                starts.append(self._start)
+                self._placed += 1
+            else:  # beyond the bounds: counted wherever it lies
+                self._unplaced += 1
+                self._unplaced_kernels.update(group)
+        self._pending = {}
         self._left = 0
         self._skip = 0
+
+
+def _disjoint(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``ranges`` sorted, overlapping ones joined."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _inside(start: int, ranges: list[tuple[int, int]], lows: list[int]) -> bool:
+    """Whether ``start`` lies in one of ``ranges`` (disjoint, sorted; ``lows`` their starts)."""
+    at = bisect.bisect_right(lows, start) - 1
+    return at >= 0 and start < ranges[at][1]
 
 
 def scan(data: bytes | memoryview) -> Kernels:
