@@ -14,6 +14,7 @@ from reprolock.image.scan import (
     ReadBudget,
     WantContent,
     WantHash,
+    WantKernels,
     Wants,
     WantSource,
     scan_layer,
@@ -63,6 +64,7 @@ def _scan(image: Image, layer: LayerRef, wants: Wants, budget: ReadBudget) -> La
             want_md5=wants.md5,
             want_head=wants.head,
             want_source=wants.source,
+            want_kernels=wants.kernels,
             budget=budget,
         )
 
@@ -158,13 +160,14 @@ def read_image(
     want_md5: WantHash | None = None,
     want_head: WantHash | None = None,
     want_source: WantSource | None = None,
+    want_kernels: WantKernels | None = None,
     workers: int = 4,
 ) -> ImageRead:
     """Scan, validate and merge ``image``; `SourceError` on anything wrong.  What the scans
     keep of each file is asked by the ``want_*`` predicates (`reprolock.image.scan.Wants`)."""
     config = image.config()
     layers = list(image.layers())
-    wants = _wants(want_content, want_hash, want_md5, want_head, want_source)
+    wants = _wants(want_content, want_hash, want_md5, want_head, want_source, want_kernels)
     scans = _scan_all(image, layers, wants, workers)
     validate(image, config, layers, scans)
     digest = image.manifest_digest()
@@ -197,8 +200,9 @@ def read_rootfs(
     want_md5: WantHash | None = None,
     want_head: WantHash | None = None,
     want_source: WantSource | None = None,
+    want_kernels: WantKernels | None = None,
 ) -> ImageRead:
-    wants = _wants(want_content, want_hash, want_md5, want_head, want_source)
+    wants = _wants(want_content, want_hash, want_md5, want_head, want_source, want_kernels)
     scan = scan_rootfs(
         path,
         want_content=wants.content,
@@ -206,6 +210,7 @@ def read_rootfs(
         want_md5=wants.md5,
         want_head=wants.head,
         want_source=wants.source,
+        want_kernels=wants.kernels,
     )
     return ImageRead(
         description=f"dir:{path}",
@@ -222,6 +227,7 @@ def _wants(
     md5: WantHash | None,
     head: WantHash | None,
     source: WantSource | None,
+    kernels: WantKernels | None,
 ) -> Wants:
     wants = Wants(content, sha256)
     return Wants(
@@ -230,4 +236,5 @@ def _wants(
         md5 or wants.md5,
         head or wants.head,
         source or wants.source,
+        kernels or wants.kernels,
     )

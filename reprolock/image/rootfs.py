@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reprolock.bounded import STEP
+from reprolock.compat.fatbin import FatbinScanner
 from reprolock.errors import SourceError
 from reprolock.image.scan import (
     HEAD_BYTES,
@@ -18,6 +19,7 @@ from reprolock.image.scan import (
     ReadBudget,
     WantContent,
     WantHash,
+    WantKernels,
     Wants,
     WantSource,
     source_hashes,
@@ -35,6 +37,7 @@ def scan_rootfs(
     want_md5: WantHash | None = None,
     want_head: WantHash | None = None,
     want_source: WantSource | None = None,
+    want_kernels: WantKernels | None = None,
     budget: ReadBudget | None = None,
 ) -> LayerScan:
     """The folder as one layer: nothing outside it is read; links are not followed, and
@@ -50,6 +53,7 @@ def scan_rootfs(
         want_md5 or defaults.md5,
         want_head or defaults.head,
         want_source or defaults.source,
+        want_kernels or defaults.kernels,
     )
     scan = LayerScan(index=0)
     top = str(root)
@@ -100,11 +104,17 @@ def _file(path: str, entry: Entry, wants: Wants, budget: ReadBudget, mtime: int)
         if entry.size > budget.per_file:
             keys = ()
     sha256, md5 = wants.hash(rel), wants.md5(rel)
-    if not (keep or head or keys or sha256 or md5):
+    scanner = FatbinScanner() if wants.kernels(rel) else None
+    if not (keep or head or keys or sha256 or md5 or scanner):
         return True
-    data = _read(path, entry, sha256=sha256, md5=md5, whole=keep or bool(keys), head=head)
+    data = _read(
+        path, entry, sha256=sha256, md5=md5, whole=keep or bool(keys), head=head, scanner=scanner
+    )
     if data is None:
         return False
+    if scanner is not None:
+        kernels = scanner.finish()
+        entry.kernels = None if kernels.empty else kernels
     if keep:
         entry.content = data
     if head:
@@ -115,11 +125,19 @@ def _file(path: str, entry: Entry, wants: Wants, budget: ReadBudget, mtime: int)
 
 
 def _read(
-    path: str, entry: Entry, *, sha256: bool, md5: bool, whole: bool, head: bool
+    path: str,
+    entry: Entry,
+    *,
+    sha256: bool,
+    md5: bool,
+    whole: bool,
+    head: bool,
+    scanner: FatbinScanner | None,
 ) -> bytes | None:
     """Hash the regular file at ``path`` as asked (no more than the size it had when
-    listed) and return its bytes (only the first chunk unless ``whole``; nothing unless
-    ``whole`` or ``head``); None if it is gone or is no longer a regular file."""
+    listed), feed it to ``scanner``, and return its bytes (only the first chunk unless
+    ``whole``; nothing unless ``whole`` or ``head``); None if it is gone or is no longer a
+    regular file."""
     try:
         fd = os.open(path, _FLAGS)
     except OSError:
@@ -134,6 +152,8 @@ def _read(
             left -= len(chunk)
             for hasher in hashers:
                 hasher.update(chunk)
+            if scanner is not None:
+                scanner.feed(chunk)
             if whole or (head and not parts):
                 parts.append(chunk)
     except OSError:

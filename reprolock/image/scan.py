@@ -5,7 +5,9 @@ catalogers parse are kept in memory within `ReadBudget` (a file over the budget 
 recorded with the cap that kept it out, and reading it from the view is an error:
 an inventory never silently misses a file), files under Python package folders are
 hashed (for RECORD checks), and every path is recorded with its type, size and link
-target so the layers can be merged afterwards.  Hostile input is refused with
+target so the layers can be merged afterwards.  Shared objects are fed to a
+`FatbinScanner` as they stream past, for the CUDA kernels they carry (its state is
+bounded: nothing of the file is kept).  Hostile input is refused with
 `SourceError`: unsafe or too deep paths, absurd sizes, decompression bombs (the
 output is bounded step by step by `reprolock.bounded.Decompressor`), oversized or
 sparse tar headers, truncated or corrupt archives.
@@ -27,6 +29,7 @@ from typing import IO, Any, Literal, cast
 
 from reprolock import limits
 from reprolock.bounded import STEP, Decompressor, sniff
+from reprolock.compat.fatbin import FatbinScanner, Kernels
 from reprolock.errors import SourceError
 from reprolock.image.tarheaders import members, open_tar
 
@@ -48,6 +51,8 @@ WantSource = Callable[[str], tuple[int, ...] | None]
 """Python sources whose bytecode is checked: None for other paths; else the SipHash keys
 to hash the source with (what hash-based pycs record; maybe none).  Their mtime is
 recorded either way (what timestamp pycs record)."""
+WantKernels = Callable[[str], bool]
+"""Which paths' bytes to scan for CUDA fatbins as they stream past (shared objects)."""
 HEAD_BYTES = 16
 """What `Wants.head` keeps of a file: a pyc's header."""
 
@@ -69,6 +74,7 @@ class Wants:
     md5: WantHash = _nothing
     head: WantHash = _nothing  # the first HEAD_BYTES bytes kept
     source: WantSource = _no_source
+    kernels: WantKernels = _nothing  # the CUDA kernels in its bytes (`FatbinScanner`)
 
 
 @dataclass(slots=True)
@@ -87,6 +93,7 @@ class Entry:
     head: bytes | None = None  # the first HEAD_BYTES bytes (a pyc's header)
     mtime: int = 0  # a Python source's modification time (the scan sets no other's)
     source_hashes: tuple[bytes, ...] = ()  # a Python source's SipHash under each wanted key
+    kernels: Kernels | None = None  # the CUDA kernels a shared object carries (None: none)
 
 
 @dataclass(slots=True)
@@ -232,6 +239,8 @@ def copy_facts(entry: Entry, original: Entry, wants: Wants) -> None:
         entry.head = original.head
     if wants.source(entry.path) == wants.source(original.path):
         entry.source_hashes = original.source_hashes
+    if wants.kernels(entry.path):
+        entry.kernels = original.kernels
 
 
 class _Replay:
@@ -357,12 +366,13 @@ def scan_layer(
     want_md5: WantHash = _nothing,
     want_head: WantHash = _nothing,
     want_source: WantSource = _no_source,
+    want_kernels: WantKernels = _nothing,
     budget: ReadBudget | None = None,
 ) -> LayerScan:
     """Read one layer (gzip, zstd, xz, bzip2 or plain tar) from ``raw`` in a single pass.
 
     ``budget`` is shared by the layers of one image (a fresh one when None)."""
-    wants = Wants(want_content, want_hash, want_md5, want_head, want_source)
+    wants = Wants(want_content, want_hash, want_md5, want_head, want_source, want_kernels)
     stream = _LayerStream(raw, what)
     files = _Hashes()  # beside the stream's: a plain layer is hashed twice over
     links: list[tuple[Entry, Entry]] = []
@@ -463,9 +473,11 @@ def _read_file(
     budget: ReadBudget,
     hashes: _Hashes,
 ) -> None:
-    """Keep (within the budget), hash, or keep the head of a regular file, as wanted."""
+    """Keep (within the budget), hash, keep the head of, or scan for CUDA kernels a regular
+    file, as wanted."""
     path = entry.path
     keep, sha256, md5 = wants.content(path), wants.hash(path), wants.md5(path)
+    scanner = FatbinScanner() if wants.kernels(path) else None
     keys = wants.source(path)
     head = wants.head(path) and budget.take(min(member.size, HEAD_BYTES)) is None
     if keep:
@@ -476,7 +488,7 @@ def _read_file(
         if member.size > budget.per_file:  # too big to hold whole for its SipHash
             keys = ()
     whole = keep or bool(keys)
-    if not (whole or sha256 or md5 or head):
+    if not (whole or sha256 or md5 or head or scanner):
         return
     handle = tar.extractfile(member)
     assert handle is not None
@@ -492,11 +504,20 @@ def _read_file(
                 hashes.update(hasher, chunk)
             if whole or (head and not parts):
                 parts.append(chunk)
+            if scanner is not None:
+                scanner.feed(chunk)
         for hasher, is_md5 in hashers:
             hashes.finish(entry, hasher, md5=is_md5)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise SourceError(f"{what}: {path} is truncated ({exc}).", hint=_HINT) from None
     _keep(entry, parts, keep=keep, head=head, keys=keys)
+    if scanner is not None:
+        entry.kernels = _found(scanner)
+
+
+def _found(scanner: FatbinScanner) -> Kernels | None:
+    kernels = scanner.finish()
+    return None if kernels.empty else kernels
 
 
 def _keep(
