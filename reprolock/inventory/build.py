@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import posixpath
 
+from reprolock.compat.wheel_kernels import is_shared_object
 from reprolock.image.read import ImageRead
 from reprolock.inventory import dpkg_files, pyc
 from reprolock.inventory.cuda import catalog_cuda
 from reprolock.inventory.data_files import catalog_data_files
 from reprolock.inventory.dpkg import parse_status
+from reprolock.inventory.kernels import catalog_kernels, image_cuda
 from reprolock.inventory.model import DebPackage, Inventory, OsInfo
 from reprolock.inventory.os_release import parse_os_release
 from reprolock.inventory.owners import dpkg_owned, owners
@@ -57,6 +59,7 @@ def want_hash(path: str) -> bool:
 want_md5 = dpkg_files.want_md5  # files whose md5 dpkg integrity checks need
 want_head = pyc.is_pyc  # pycs, whose headers say what source they were compiled from
 want_source = pyc.source_keys  # Python sources: their mtime, and hashes for hash-based pycs
+want_kernels = is_shared_object  # shared objects: the CUDA kernels they carry
 
 
 def build_inventory(
@@ -95,6 +98,7 @@ def build_inventory(
     config = image.config
     env = dict(config.env) if config else {}
     cuda = catalog_cuda(view, env=env, debs=debs, python_envs=envs)
+    owned = owners(view, tuple(envs), packaged)
     apt_sources = tuple(
         sorted(
             "/" + p
@@ -119,7 +123,8 @@ def build_inventory(
         history=config.history if config else (),
         users=_users(view.read("etc/passwd")),
         dpkg_integrity=dpkg_files.check_dpkg(view, status_text) if check_dpkg else None,
-        data_files=tuple(catalog_data_files(view, owners(view, tuple(envs), packaged))),
+        data_files=tuple(catalog_data_files(view, owned)),
+        kernels=tuple(catalog_kernels(view, owned, debs=debs, envs=envs, cuda=image_cuda(cuda))),
     )
 
 

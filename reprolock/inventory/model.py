@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from reprolock.compat.fatbin import Kernels
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OsInfo:
@@ -105,6 +107,28 @@ class CudaComponent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LibraryKernels:
+    """The CUDA kernels one shared object carries."""
+
+    path: str  # "/opt/venv/lib/python3.11/site-packages/nvidia/cublas/lib/libcublas.so.12"
+    layer: int  # the layer that wrote it
+    kernels: Kernels
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PackageKernels:
+    """The CUDA kernels of a package's shared objects, or of one file no package owns."""
+
+    kind: str  # "python", "apt", or "file" (no package owns it; ``name`` is its path)
+    name: str
+    version: str | None  # None for a file
+    env: str | None  # a Python package's environment (its site-packages folder)
+    libraries: tuple[LibraryKernels, ...]  # every one that carries kernels, by path
+    library: str | None  # the one that runs (`kernels.summarize`); None: cannot be told
+    kernels: Kernels  # that library's; else every library's together
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Inventory:
     os: OsInfo | None
     deb_packages: tuple[DebPackage, ...]
@@ -120,6 +144,7 @@ class Inventory:
     users: tuple[tuple[str, str], ...] = ()  # (uid, name) from /etc/passwd
     dpkg_integrity: DpkgIntegrity | None = None  # None: no dpkg database, or not checked
     data_files: tuple[DataFile, ...] = ()
+    kernels: tuple[PackageKernels, ...] = ()  # packages (and loose files) with CUDA kernels
 
     def user_name(self) -> str:
         """The config's user as a name: ``10001:10001`` → the passwd name of uid 10001."""

@@ -8,15 +8,15 @@ that is loaded for the target's CUDA, its arch list, and per GPU how it runs or 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reprolock.compat import Matrices
-from reprolock.compat.arches import ArchList, coverage
+from reprolock.compat.arches import ArchList, Coverage, coverage
 from reprolock.compat.fatbin import Kernels
 from reprolock.compat.wheel_kernels import primary
 from reprolock.model import CudaVersion, DriverVersion
-from reprolock.spec.model import GpuSpec
+from reprolock.spec.model import GpuDevice, GpuSpec
 from reprolock.stack.judge import device_name, jit_floor
 
 # bitsandbytes-style libraries built once per CUDA: libbitsandbytes_cuda121.so
@@ -54,6 +54,29 @@ def library_for(
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceRun:
+    """How a build's kernels run one GPU."""
+
+    device: GpuDevice
+    coverage: Coverage  # native kernels of its family, PTX it JIT-compiles, or none
+    jit_driver: tuple[DriverVersion, str] | None = None  # what that JIT needs, and why
+
+
+def judge_devices(
+    arches: ArchList, devices: Sequence[GpuDevice], m: Matrices
+) -> tuple[DeviceRun, ...]:
+    """Per GPU: native kernels of its family, else the newest PTX it can JIT (with the
+    driver that JIT needs: that of the first CUDA that loads the PTX's ISA), else none."""
+    floor = jit_floor(arches, None, m)
+    out = []
+    for device in devices:
+        found = coverage(arches, device.capability)
+        jit = floor if found.how == "ptx" else None
+        out.append(DeviceRun(device=device, coverage=found, jit_driver=jit))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ExtensionVerdict:
     arches: ArchList
     coverage: tuple[tuple[str, str], ...]  # (device as requested, how it runs / "no kernels")
@@ -65,21 +88,19 @@ def judge_extension(arches: ArchList, gpu: GpuSpec, m: Matrices) -> ExtensionVer
     fleet's driver (the driver of the PTX's ISA), else nothing."""
     cov: list[tuple[str, str]] = []
     problems: list[str] = []
-    floor = jit_floor(arches, None, m)
-    for device in gpu.devices:
-        cap = device.capability
-        name = device_name(device.requested, cap)
-        found = coverage(arches, cap)
-        if found.how is None:
+    for run in judge_devices(arches, gpu.devices, m):
+        device = run.device
+        name = device_name(device.requested, device.capability)
+        if run.coverage.how is None:
             cov.append((device.requested, "no kernels"))
             problems.append(f"has no kernels for {name} ({arches.describe()})")
             continue
-        cov.append((device.requested, found.describe()))
-        if found.how == "ptx" and floor is not None and gpu.driver is not None:
-            driver: DriverVersion = floor[0]
+        cov.append((device.requested, run.coverage.describe()))
+        if run.jit_driver is not None and gpu.driver is not None:
+            driver, why = run.jit_driver
             if gpu.driver < driver:
                 problems.append(
                     f"runs {name} only by JIT-compiling its PTX, which needs driver >= "
-                    f"{driver} ({floor[1]}); the fleet's oldest is {gpu.driver}"
+                    f"{driver} ({why}); the fleet's oldest is {gpu.driver}"
                 )
     return ExtensionVerdict(arches=arches, coverage=tuple(cov), problems=tuple(problems))
