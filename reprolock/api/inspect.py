@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from reprolock.api.base_layer import registry_client
+from reprolock.api.image_kernels import gpu_devices, kernel_runs, kernels_list
 from reprolock.api.network import NetOptions
 from reprolock.errors import InputError, SourceError
 from reprolock.image.daemon import open_daemon_image, socket_from_host
@@ -24,12 +25,15 @@ from reprolock.inventory import (
     want_content,
     want_hash,
     want_head,
+    want_kernels,
     want_md5,
     want_source,
 )
 from reprolock.inventory.size import SizeReport, size_report
 from reprolock.model import ImageRef, Platform
 from reprolock.registry import RegistryOptions
+from reprolock.spec.model import GpuDevice
+from reprolock.stack.extensions import DeviceRun
 
 TRANSPORTS = ("docker-archive", "oci-archive", "oci", "registry", "docker", "dir")
 
@@ -94,6 +98,7 @@ class InspectOptions:
     size: bool = False  # where the bytes go (`reprolock.inventory.size`)
     docker_host: str | None = None  # DOCKER_HOST, read by the CLI
     workers: int = 4
+    gpus: tuple[str, ...] = ()  # --gpus: how each package's CUDA kernels run these GPUs
 
 
 @contextlib.contextmanager
@@ -171,17 +176,21 @@ class InspectResult:
     image: ImageRead
     inventory: Inventory
     size: SizeReport | None = None
+    gpus: tuple[GpuDevice, ...] = ()  # what --gpus names
+    runs: tuple[tuple[DeviceRun, ...], ...] = ()  # per `inventory.kernels` item, per GPU
 
 
 def inspect(
     text: str, options: InspectOptions, net: NetOptions, registry: RegistryOptions | None = None
 ) -> InspectResult:
+    gpus = gpu_devices(options.gpus)
     read = _read(parse_image_arg(text), options, net, registry)
     inventory = build_inventory(
         read, check_record=options.check_record, check_dpkg=options.check_dpkg
     )
     size = size_report(read, inventory) if options.size else None
-    return InspectResult(image=read, inventory=inventory, size=size)
+    runs = kernel_runs(inventory.kernels, gpus)
+    return InspectResult(image=read, inventory=inventory, size=size, gpus=gpus, runs=runs)
 
 
 def _read(
@@ -203,6 +212,7 @@ def _read(
             want_md5=md5,
             want_head=head,
             want_source=source,
+            want_kernels=want_kernels,
         )
     with open_image(spec, options, net, registry) as image:
         return read_image(
@@ -212,6 +222,7 @@ def _read(
             want_md5=md5,
             want_head=head,
             want_source=source,
+            want_kernels=want_kernels,
             workers=options.workers,
         )
 
@@ -315,6 +326,7 @@ def inventory_dict(result: InspectResult) -> dict[str, Any]:
         "apt-sources": list(inv.apt_sources),
         "dpkg-integrity": _dpkg_dict(inv),
         "data-files": [_data_file(f) for f in inv.data_files],
+        "kernels": kernels_list(inv.kernels, result.runs),
         **({} if result.size is None else {"size": size_dict(result.size)}),
     }
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from reprolock.api.inspect import InspectOptions, InspectResult, inspect, inventory_dict
+from reprolock.cli.kernels_text import render_kernels
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import platform_option
 from reprolock.cli.output import current as output_settings
@@ -40,6 +41,14 @@ from reprolock.model import Platform
     "duplicate libraries, caches, data files (a size section with --format json).",
 )
 @click.option(
+    "--gpus",
+    "gpus",
+    multiple=True,
+    metavar="GPU[,GPU...]",
+    help="Say how each package's CUDA kernels run these GPUs (names from `reprolock matrix "
+    "gpus`, or compute capabilities): native, PTX JIT, or no kernels.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json", "cyclonedx"]),
@@ -67,14 +76,16 @@ def inspect_command(
     no_record_check: bool,
     no_dpkg_check: bool,
     size: bool,
+    gpus: tuple[str, ...],
     fmt: str | None,
     report: str | None,
     output: Path | None,
 ) -> None:
     """Read IMAGE without running it and list what is inside: OS, dpkg packages (with
     their files checked against dpkg's md5sums), Python distributions (with RECORD
-    integrity and bytecode checked against its source), the CUDA stack, data files, and
-    the image config. --size adds where the bytes go.
+    integrity and bytecode checked against its source), the CUDA stack, the CUDA kernels
+    each package's shared objects carry, data files, and the image config. --size adds
+    where the bytes go; --gpus how the kernels run those GPUs.
 
     \b
     IMAGE is one of:
@@ -93,6 +104,7 @@ def inspect_command(
         check_dpkg=not no_dpkg_check,
         docker_host=os.environ.get("DOCKER_HOST"),
         size=size or report == "html",
+        gpus=gpus,
     )
     result = inspect(image, options, net_options(settings))
     if report == "html":
@@ -152,6 +164,7 @@ def _text(result: InspectResult) -> list[str]:
     if inv.cuda:
         lines.append("cuda:")
         lines += [f"  {c.name} {c.version} ({c.source}: {c.path})" for c in inv.cuda]
+    lines += render_kernels(result, verbose=settings.verbosity >= 1)
     if result.size is not None:
         lines += render_size(result.size)
     elif inv.data_files:
