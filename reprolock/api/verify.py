@@ -7,7 +7,7 @@ from pathlib import Path
 from reprolock.api.export import locate_lock, pick_target
 from reprolock.api.inspect import InspectOptions, inspect
 from reprolock.api.network import NetOptions
-from reprolock.api.project import lock_digest, read_lock
+from reprolock.api.project import lock_digest, read_lock, shipped_matrices
 from reprolock.errors import InputError
 from reprolock.inventory.dpkg import parse_status
 from reprolock.inventory.model import DebPackage
@@ -57,4 +57,5 @@ def verify_image(
         lock_digest=lock_digest(path),
         strict=strict,
         ignore=ignore,
+        matrices=shipped_matrices(),
     )

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from reprolock.compat import Matrices
 from reprolock.inventory import DebPackage, Inventory, PythonEnv
 from reprolock.lock import LockedImage, LockedTarget
 
@@ -40,6 +41,7 @@ class Context:
     base_debs: tuple[DebPackage, ...]
     lock_digest: str | None
     unexpected: Severity  # of packages neither locked nor in the base
+    matrices: Matrices | None = None  # the tables the CUDA kernels are judged with
 
     @property
     def labels(self) -> dict[str, str]:

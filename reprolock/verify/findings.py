@@ -1,8 +1,8 @@
 """Drift between a built image and its locked target, as findings with a severity.
 
 Each section of the check is one small function over a `Context`: what the lock pins
-(`reprolock.verify.checks`) and the files themselves (`reprolock.verify.integrity`);
-`verify` joins them.
+(`reprolock.verify.checks`), the files themselves (`reprolock.verify.integrity`) and the
+CUDA kernels they carry (`reprolock.verify.kernels`); `verify` joins them.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from reprolock.compat import Matrices
 from reprolock.inventory import DebPackage, Inventory
 from reprolock.lock import LockedImage, LockedTarget
-from reprolock.verify import checks, integrity
+from reprolock.verify import checks, integrity, kernels
 from reprolock.verify.context import (
     LABEL_BASE_DIGEST,
     LABEL_DRIVER,
@@ -58,10 +59,12 @@ def verify(
     lock_digest: str | None,
     strict: bool = False,
     ignore: frozenset[str] = frozenset(),
+    matrices: Matrices | None = None,
 ) -> Report:
     """Every way the image differs from ``target``; unexpected packages are warnings
-    unless ``strict``; subjects named in ``ignore`` (a package, or "package:path") are
-    skipped."""
+    unless ``strict``; subjects named in ``ignore`` (a package, "package:path", or
+    "package:GPU") are skipped. The image's CUDA kernels are judged against the target's GPUs with
+    ``matrices`` (not without)."""
     context = Context(
         target=target,
         image=image_settings,
@@ -70,8 +73,9 @@ def verify(
         base_debs=tuple(base_debs),
         lock_digest=lock_digest,
         unexpected="error" if strict else "warning",
+        matrices=matrices,
     )
-    sections: list[Section] = [*checks.SECTIONS, *integrity.SECTIONS]
+    sections: list[Section] = [*checks.SECTIONS, *integrity.SECTIONS, *kernels.SECTIONS]
     found = [
         f
         for section in sections
