@@ -15,18 +15,18 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
+from tests import realparts
+
+TOOLS = ("dpkg-deb", "apt-ftparchive", "gpg", "gpgv", "apt-get")
 
 
 def have_tools() -> bool:
-    return all(shutil.which(t) for t in ("dpkg-deb", "apt-ftparchive", "gpg", "gpgv", "apt-get"))
+    return not realparts.missing(TOOLS)
 
 
-# Skipped on a machine without them; in CI (.ci/run installs them) a missing tool fails.
-needs_apt_tools = pytest.mark.skipif(
-    not have_tools() and not os.environ.get("CI"),
-    reason="dpkg-deb, apt-ftparchive, gpg, gpgv and apt-get are needed",
-)
+# Skipped on a machine without them (the reason names each missing tool and its Debian
+# package); in CI (.ci/run installs them) a missing tool fails.
+needs_apt_tools = realparts.needs(*TOOLS)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from reprolock.cli import output
 from reprolock.cli.main import main
+from tests import realparts
 
 # Property-based tests (hypothesis) run with a fixed seed and a small budget in CI:
 # each suite's examples are derandomized, so a run is repeatable, and all of them
@@ -131,12 +132,9 @@ def lock_cli(cli: Cli, tmp_path: Path) -> Callable[..., Run]:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A real docker-registry on 127.0.0.1 for the whole session (stopped at the end)."""
-    from tests.ociregistry import Registry, have_registry
+    from tests.ociregistry import Registry
 
-    if not have_registry():
-        if os.environ.get("CI"):
-            pytest.fail("docker-registry is not installed; .ci/run installs it")
-        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+    realparts.require("docker-registry")
     server = Registry(tmp_path_factory.mktemp("registry"))
     yield server
     server.stop()
@@ -152,24 +150,18 @@ def front(registry: object) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def dockerd(tmp_path_factory: pytest.TempPathFactory, registry: object) -> Iterator[object]:
+def dockerd(registry: object) -> Iterator[object]:
     """A real dockerd on a private unix socket, with a Debian base image imported; the
     session's registry is its docker.io mirror (FROM python:… builds from it, offline)."""
     from tests import dockerd as engine
     from tests.ociregistry import Registry
 
-    if not engine.available():
-        if os.environ.get("CI"):
-            pytest.fail(
-                "dockerd/debootstrap are missing; .ci/run installs docker.io and debootstrap"
-            )
-        pytest.skip("needs root, dockerd and debootstrap")
-    # A short path: unix socket paths are limited to 108 bytes.
-    import tempfile
-
-    root = Path(tempfile.mkdtemp(prefix="rl-dockerd-"))
+    realparts.require("dockerd", "docker", "debootstrap")
+    if os.geteuid() != 0:
+        pytest.skip("dockerd and debootstrap run as root: run the tests as root")
     assert isinstance(registry, Registry)
-    for daemon in engine.start(root, (registry.url,)):
+    engine.sweep()  # what an interrupted run left: stopped dockerds' folders and mounts
+    for daemon in engine.start((registry.url,)):
         daemon.import_base()
         yield daemon
 
@@ -183,3 +175,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("reprolock measurements")
         for line in SUMMARY:
             terminalreporter.write_line(line)
+    skipped = terminalreporter.stats.get("skipped", [])
+    found = realparts.summary_line(_skip_reason(report) for report in skipped)
+    if found is not None:
+        terminalreporter.write_line(found, yellow=True, bold=True)
+
+
+def _skip_reason(report: Any) -> str:
+    longrepr = getattr(report, "longrepr", None)
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr or "")

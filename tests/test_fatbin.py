@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import struct
 import subprocess
 import zipfile
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 from reprolock.compat.fatbin import FatbinScanner, Kernels, Ptx, scan
 from reprolock.compat.wheel_kernels import Member, WheelKernels, primary
 from reprolock.errors import SourceError
+from tests import realparts
 from tests.fatbin_reference import kernels as reference
 
 FIXTURES = Path(__file__).parent / "data" / "fatbin"
@@ -74,7 +74,7 @@ def container(*entries: tuple[int, int, int, int, int]) -> bytes:
     return struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
 
 
-@pytest.mark.skipif(not shutil.which("gcc"), reason="needs gcc")
+@realparts.needs("gcc")
 def test_hand_made_section_in_a_gcc_object(tmp_path: Path) -> None:
     """A fatbin section written by hand and linked by gcc, as nvcc's host code does."""
     blob = container((2, 86, 1, 8, 0x11), (2, 90, 1, 8, 0x100011), (1, 90, 8, 5, 0x8011))

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests import baseimages
+from tests import baseimages, realparts
 from tests.aptrepo import AptRepo, GpgKey, needs_apt_tools, serve_repo
 from tests.conftest import SUMMARY, Run, run_cli
 from tests.dockerd import Dockerd, import_tar
@@ -69,11 +69,12 @@ def world(
     root = tmp_path_factory.mktemp("interp-e2e")
     start = time.monotonic()
     minbase_tar, debs = baseimages.minbase(root)
+    realparts.require("patchelf")
     standalone = baseimages.standalone_python()
     if standalone is None:
         why = (
             "a standalone CPython is made from the Python running the tests: it needs "
-            "ensurepip's bundled wheels (a from-source build) and patchelf (.ci/run installs it)"
+            "ensurepip's bundled wheels (a from-source build, not a distribution's python3)"
         )
         if os.environ.get("CI"):
             pytest.fail(why)

@@ -6,7 +6,6 @@ checked for the treemap and the tables."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -14,9 +13,8 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
-
 from reprolock.cli.size_html import colour
+from tests import realparts
 from tests.checkfiles import archive, deb, dist, status
 from tests.conftest import SUMMARY, Run
 from tests.ociregistry import LayerFiles, Link
@@ -70,9 +68,8 @@ def _chromium() -> str:
     for name in ("chromium", "chromium-browser"):
         if found := shutil.which(name):
             return found
-    if os.environ.get("CI"):
-        pytest.fail("chromium is not installed; .ci/run installs it")
-    pytest.skip("chromium is not installed (apt-get install chromium)")
+    realparts.require("chromium")
+    raise AssertionError("unreachable: require skips or fails")
 
 
 def test_the_page_is_self_contained_and_deterministic(cli: Cli, tmp_path: Path) -> None:
