@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from packaging.utils import canonicalize_name
 
 from reprolock.apt.index import parse_packages, parse_release, parse_status
 from reprolock.bounded import Decompressor, read_capped
 from reprolock.errors import ReprolockError, SourceError
 from reprolock.model.deb822 import stanzas
+from reprolock.resolve.python import metadata as core_metadata
 from reprolock.resolve.python import pages, wheelzip
 from reprolock.resolve.python.metadata import check_identity, parse_metadata
 
@@ -190,3 +192,75 @@ def test_decompressors_give_bytes_or_a_source_error(data: bytes, kind: Any) -> N
     )
     with contextlib.suppress(SourceError):
         read_capped(stream, 1 << 20, "x", "apt_index_bytes")
+
+
+HEADER_NAMES = st.sampled_from(
+    [
+        *("Name", "name", "Version", "Requires-Dist", "REQUIRES-DIST", "Requires-Python"),
+        *("Provides-Extra", "Summary", "License", "From", "X Y", ""),
+    ]
+)
+HEADER_TEXT = st.text(
+    alphabet=st.sampled_from([*"ab >=<;'\"_-.,:[]()!", "\u00e9", "\x0b", "\x1c", "\t"]),
+    max_size=24,
+)
+FIELD = st.tuples(HEADER_NAMES, st.sampled_from([":", ": ", ":\t", " :"]), HEADER_TEXT).map("".join)
+HEADER_LINE = st.one_of(
+    FIELD,
+    FIELD,
+    FIELD,
+    st.tuples(st.sampled_from([" ", "\t", "  "]), HEADER_TEXT).map("".join),  # folded
+    st.just(""),
+    HEADER_TEXT,
+)
+
+
+@given(
+    st.lists(HEADER_LINE, max_size=10),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+    st.binary(max_size=16),
+)
+def test_metadata_headers_read_as_the_email_parser_reads_them(
+    lines: list[str], end: str, tail: bytes
+) -> None:
+    data = end.join(lines).encode("utf-8") + tail
+    fast = core_metadata._fields(data.decode("ascii", "surrogateescape"))
+    if fast is not None:  # None: the email parser is asked instead
+        assert {k: v for k, v in fast.items() if v} == core_metadata._email_fields(data)
+
+
+REQUIREMENT_LINE = st.tuples(
+    st.sampled_from(["a", "b>=1", "c[x]<2", "d @ https://h/p;extra=='x'", "e;", "f ==="]),
+    st.sampled_from(
+        [
+            *("", "; extra == 'x'", ';extra=="X_y"', "; extra == 'x' or python_version < '3'"),
+            *("; python_version >= '3.8'", "; extra != 'x'", " ; 'x' == extra", "; extra == ''"),
+            *("; extra == 'x'; extra == 'y'", "; sys_platform == 'win32' and extra == 'x-y'"),
+        ]
+    ),
+).map("".join)
+
+
+@given(st.lists(REQUIREMENT_LINE, max_size=6), st.sampled_from([None, "x", "x-y", "y"]))
+def test_applying_requirements_is_what_evaluating_every_marker_gives(
+    lines: list[str], extra: str | None
+) -> None:
+    body = "".join(f"Requires-Dist: {line}\n" for line in lines)
+    metadata = parse_metadata(f"Name: demo\nVersion: 1\n{body}\n".encode())
+    env = {"python_version": "3.11", "sys_platform": "linux", "python_full_version": "3.11.0"}
+    base = {**env, "extra": ""}
+    if extra is None:
+        expected = tuple(
+            r for r in metadata.requires_dist if r.marker is None or r.marker.evaluate(base)
+        )
+    else:
+        with_extra = {**env, "extra": extra}
+        expected = tuple(
+            r
+            for r in metadata.requires_dist
+            if r.marker is not None
+            and r.marker.evaluate(with_extra)
+            and not r.marker.evaluate(base)
+        )
+    extra_name = None if extra is None else canonicalize_name(extra)
+    assert core_metadata.applying(metadata, env, extra_name) == expected

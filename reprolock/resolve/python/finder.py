@@ -13,7 +13,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import (
@@ -24,7 +24,12 @@ from packaging.utils import (
 )
 
 from reprolock.resolve.python.index import DistFile, PythonIndex
-from reprolock.resolve.python.metadata import CoreMetadata, check_identity, parse_metadata
+from reprolock.resolve.python.metadata import (
+    CoreMetadata,
+    applying,
+    check_identity,
+    parse_metadata,
+)
 from reprolock.resolve.python.select import (
     CoreSelection,
     Release,
@@ -37,42 +42,88 @@ from reprolock.resolve.python.target import PythonTarget
 T = TypeVar("T")
 
 
+class _Task(Generic[T]):
+    """One piece of work, run once: by a pool worker when it gets to it, or, sooner, by a
+    thread that needs its result and finds it not started (see `Fetcher.now`)."""
+
+    def __init__(self, work: Callable[[], T]) -> None:
+        self.work = work
+        self.future: Future[T] = Future()
+        self._claimed = False
+        self._lock = threading.Lock()
+
+    def claim(self) -> bool:
+        with self._lock:
+            if self._claimed:
+                return False
+            self._claimed = True
+            return True
+
+    def run(self) -> None:
+        """Run the work into the future (the caller has claimed the task)."""
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = self.work()
+        except BaseException as exc:
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)
+
+    def run_unless_claimed(self) -> None:
+        if self.claim():
+            self.run()
+
+
 class Fetcher:
-    """Shared by every target of one lock: each page and metadata file is fetched once."""
+    """Shared by every target of one lock: each page and metadata file is fetched once.
+
+    Fetches run in a bounded thread pool, most of them speculative (`Finder.prefetch`).
+    When the resolver needs an answer whose fetch has not started yet, it does not queue
+    behind the speculation: it runs that fetch itself (`now`).
+    """
 
     def __init__(self, index: PythonIndex, *, workers: int = 16) -> None:
         self.index = index
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reprolock-fetch")
-        self._pages: dict[NormalizedName, Future[list[DistFile]]] = {}
-        self._metadata: dict[str, Future[CoreMetadata]] = {}
-        self._cores: dict[tuple[object, ...], Future[CoreSelection]] = {}
+        self._pages: dict[NormalizedName, _Task[list[DistFile]]] = {}
+        self._metadata: dict[str, _Task[CoreMetadata]] = {}
+        self._cores: dict[tuple[object, ...], _Task[CoreSelection]] = {}
         self._lock = threading.Lock()
-        self._parsing = threading.Lock()
         self.closed = False
 
     def page(self, name: NormalizedName) -> Future[list[DistFile]]:
+        return self._page(name).future
+
+    def page_files(self, name: NormalizedName) -> list[DistFile]:
+        """The files of ``name``'s page, fetched now unless a worker already is."""
+        return self.now(self._page(name))
+
+    def _page(self, name: NormalizedName) -> _Task[list[DistFile]]:
         with self._lock:
-            future = self._pages.get(name)
-            if future is None:
-                future = self._submit(lambda: list(self.index.project_files(name)))
-                self._pages[name] = future
-            return future
+            task = self._pages.get(name)
+            if task is None:
+                task = self._pages[name] = self._submit(
+                    lambda: list(self.index.project_files(name))
+                )
+            return task
 
     def metadata(self, file: DistFile) -> Future[CoreMetadata]:
+        return self._metadata_task(file).future
+
+    def metadata_now(self, file: DistFile) -> CoreMetadata:
+        """The metadata of ``file``, fetched now unless a worker already is."""
+        return self.now(self._metadata_task(file))
+
+    def _metadata_task(self, file: DistFile) -> _Task[CoreMetadata]:
         with self._lock:
-            future = self._metadata.get(file.url)
-            if future is None:
-                future = self._submit(lambda: self._read_metadata(file))
-                self._metadata[file.url] = future
-            return future
+            task = self._metadata.get(file.url)
+            if task is None:
+                task = self._metadata[file.url] = self._submit(lambda: self._read_metadata(file))
+            return task
 
     def _read_metadata(self, file: DistFile) -> CoreMetadata:
-        data = self.index.metadata(file)
-        # One at a time: parsing holds the interpreter's lock anyway, and packaging's
-        # marker parser uses `ast`, whose constructor CPython 3.11 does not make safe
-        # across threads ("AST constructor recursion depth mismatch", gh-106905).
-        with self._parsing:
-            return check_identity(parse_metadata(data), file.filename, file.index)
+        return check_identity(parse_metadata(self.index.metadata(file)), file.filename, file.index)
 
     def core_selection(
         self, key: tuple[object, ...], compute: Callable[[], CoreSelection]
@@ -80,29 +131,35 @@ class Fetcher:
         """The core selection named ``key``, computed once (by whoever asks first): targets
         that share a tag set share it."""
         with self._lock:
-            future = self._cores.get(key)
-            owner = future is None
-            if future is None:
-                future = self._cores[key] = Future()
-        if owner:
-            try:
-                future.set_result(compute())
-            except BaseException as exc:
-                future.set_exception(exc)
-                raise
-        return future.result()
+            task = self._cores.get(key)
+            if task is None:
+                task = self._cores[key] = _Task(compute)
+        return self.now(task)
 
-    def _submit(self, work: Callable[[], T]) -> Future[T]:
+    @staticmethod
+    def now(task: _Task[T]) -> T:
+        """The task's result: run here when no one has started it, else waited for."""
+        if task.claim():
+            task.run()
+        return task.future.result()
+
+    def _submit(self, work: Callable[[], T]) -> _Task[T]:
+        task = _Task(work)
         try:
-            return self.pool.submit(work)
+            self.pool.submit(task.run_unless_claimed)
         except RuntimeError:  # shut down: a late speculative request, not worth running
-            future: Future[T] = Future()
-            future.cancel()
-            return future
+            if task.claim():
+                task.future.cancel()
+        return task
 
     def close(self) -> None:
         self.closed = True  # speculative callbacks still running stop submitting work
         self.pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            tasks: list[_Task[Any]] = [*self._pages.values(), *self._metadata.values()]
+        for task in tasks:  # never started: nobody will wait for them now
+            if task.claim():
+                task.future.cancel()
 
 
 class Finder:
@@ -130,7 +187,7 @@ class Finder:
         with self._lock:
             if name in self._selections:
                 return self._selections[name]
-        files = self.fetcher.page(name).result()
+        files = self.fetcher.page_files(name)
         unhashed_ok = name in self.allow_unhashed
         if not unhashed_ok:
             hashed = [f for f in files if f.sha256 or not f.is_wheel]
@@ -161,7 +218,7 @@ class Finder:
             return self._selections[name]
 
     def metadata(self, release: Release) -> CoreMetadata:
-        return self.fetcher.metadata(release.wheel).result()
+        return self.fetcher.metadata_now(release.wheel)
 
     def prefetch(self, wanted: Iterable[tuple[NormalizedName, SpecifierSet]]) -> None:
         """Start fetching what the resolver will likely ask for next, ahead of it.
@@ -198,10 +255,8 @@ class Finder:
     def _prefetch_dependencies(self, future: Future[CoreMetadata]) -> None:
         if future.cancelled() or future.exception() is not None:
             return
-        env = {**self.target.marker_environment(), "extra": ""}
+        env = self.target.marker_environment()
         wanted = [
-            (canonicalize_name(r.name), r.specifier)
-            for r in future.result().requires_dist
-            if r.marker is None or r.marker.evaluate(env)
+            (canonicalize_name(r.name), r.specifier) for r in applying(future.result(), env, None)
         ]
         self.prefetch(wanted)

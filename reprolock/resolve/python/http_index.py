@@ -369,6 +369,8 @@ class HttpIndex:
         return fetch
 
     def _metadata_from_zip(self, file: DistFile, tail: Future[tuple[int, bytes]] | None) -> bytes:
+        if tail is not None and tail.cancel():
+            tail = None  # not started yet (the side pool is busy): ask for it from here
         try:
             size, body = tail.result() if tail is not None else self._tail(file)
             return self._read(file, size, body, self._range_fetcher(file))

@@ -28,7 +28,7 @@ from resolvelib.structs import RequirementInformation
 
 from reprolock.errors import InputError
 from reprolock.resolve.python.finder import Finder
-from reprolock.resolve.python.metadata import CoreMetadata
+from reprolock.resolve.python.metadata import CoreMetadata, applying
 from reprolock.resolve.python.select import Release, Selection
 from reprolock.spec import PrereleasePolicy
 
@@ -312,21 +312,6 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         key = (id(metadata), extra)
         found = self._applies.get(key)
         if found is None:
-            base_env = {**self.env, "extra": ""}
-            if extra is None:
-                applying = tuple(
-                    r
-                    for r in metadata.requires_dist
-                    if r.marker is None or r.marker.evaluate(base_env)
-                )
-            else:
-                extra_env = {**self.env, "extra": extra}
-                applying = tuple(
-                    r
-                    for r in metadata.requires_dist
-                    if r.marker is not None
-                    and r.marker.evaluate(extra_env)
-                    and not r.marker.evaluate(base_env)
-                )
-            found = self._applies[key] = (metadata, applying)  # keeps the id in use
+            found = (metadata, applying(metadata, self.env, extra))
+            self._applies[key] = found  # the entry keeps the id in use
         return found[1]
