@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import ssl
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,38 +36,47 @@ class _Adapter(HTTPAdapter):
 
     Given a CA bundle path, requests has urllib3 build a context and load the bundle again
     for every new connection (about 18 ms of CPU for a system bundle, and a lock opens
-    dozens of connections); here the bundle is loaded once.  Verification is the same:
-    certificates must chain to the bundle and name the host.  A request with another
-    ``verify`` than the session's is left to requests.
+    dozens of connections); here the bundle is loaded once, on first use.  Verification is
+    the same: certificates must chain to the bundle and name the host.  A request with
+    another ``verify`` than the session's is left to requests.
     """
 
     def __init__(self, ca_bundle: str | None, **kwargs: Any) -> None:
         self._bundle = ca_bundle
         self._context: ssl.SSLContext | None = None
-        if ca_bundle:
-            context = create_urllib3_context()  # urllib3's defaults: TLS 1.2+, host names checked
-            if Path(ca_bundle).is_dir():
-                context.load_verify_locations(capath=ca_bundle)
-            else:
-                context.load_verify_locations(cafile=ca_bundle)
-            self._context = context
+        self._loading = threading.Lock()
         super().__init__(**kwargs)
+
+    def _shared(self, verify: Any) -> ssl.SSLContext | None:
+        """The session's context when ``verify`` is the session's bundle."""
+        if not self._bundle or verify != self._bundle:
+            return None
+        with self._loading:
+            if self._context is None:
+                context = create_urllib3_context()  # urllib3's defaults: TLS 1.2+, names checked
+                if Path(self._bundle).is_dir():
+                    context.load_verify_locations(capath=self._bundle)
+                else:
+                    context.load_verify_locations(cafile=self._bundle)
+                self._context = context
+            return self._context
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
     ) -> Any:
         host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
-        if self._context is not None and verify == self._bundle:
-            kwargs: dict[str, Any] = dict(pool)
-            kwargs.pop("ca_certs", None)
-            kwargs.pop("ca_cert_dir", None)
-            kwargs["ssl_context"] = self._context
-            return host, kwargs
-        return host, pool
+        context = self._shared(verify) if host.get("scheme") == "https" else None
+        if context is None:
+            return host, pool
+        kwargs: dict[str, Any] = dict(pool)
+        kwargs.pop("ca_certs", None)
+        kwargs.pop("ca_cert_dir", None)
+        kwargs["ssl_context"] = context
+        return host, kwargs
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-        if self._context is not None and verify == self._bundle and url.lower().startswith("https"):
+        if url.lower().startswith("https") and self._shared(verify) is not None:
             conn.ca_certs = None  # the shared context holds them: not loaded again
             conn.ca_cert_dir = None
 
