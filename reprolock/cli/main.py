@@ -6,8 +6,9 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
 import click
 
@@ -47,7 +48,77 @@ class LazyGroup(click.Group):
         module, _, attr = target.partition(":")
         command = getattr(importlib.import_module(module), attr)
         assert isinstance(command, click.Command)
+        return with_global_options(command)
+
+
+# -- global options after the command --------------------------------------------------------
+# `reprolock lock -v`, `reprolock diff A B --format json`, `reprolock matrix driver X -v`:
+# each command (and each subcommand of a group) takes the global options too, and they
+# change the settings the group's own options installed. A command's own option of the same
+# name (inspect's --format, which also offers cyclonedx) is left as it is.
+GLOBAL_EPILOG = (
+    "Global options (--format, -v/-q, --cache-dir, --offline, --debug) may also follow the "
+    "command; `reprolock --help` lists them."
+)
+
+
+def _set_format(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None and not ctx.resilient_parsing:
+        output.current().format = cast(output.Format, value)
+
+
+def _add_verbosity(sign: int) -> Callable[[click.Context, click.Parameter, int], None]:
+    def add(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+        if value and not ctx.resilient_parsing:
+            output.current().verbosity += sign * value
+
+    return add
+
+
+def _set_cache_dir(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None and not ctx.resilient_parsing:
+        output.current().cache_dir = value
+
+
+def _set_flag(name: str) -> Callable[[click.Context, click.Parameter, bool], None]:
+    def set_flag(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value and not ctx.resilient_parsing:
+            setattr(output.current(), name, True)
+
+    return set_flag
+
+
+def _global_params() -> list[click.Parameter]:
+    common: dict[str, Any] = {"expose_value": False, "is_eager": True, "hidden": True}
+    return [
+        click.Option(
+            ["--format"], type=click.Choice(["text", "json"]), callback=_set_format, **common
+        ),
+        click.Option(["-v", "--verbose"], count=True, callback=_add_verbosity(1), **common),
+        click.Option(["-q", "--quiet"], count=True, callback=_add_verbosity(-1), **common),
+        click.Option(
+            ["--cache-dir"],
+            type=click.Path(file_okay=False, path_type=Path),
+            callback=_set_cache_dir,
+            **common,
+        ),
+        click.Option(["--offline"], is_flag=True, callback=_set_flag("offline"), **common),
+        click.Option(["--debug"], is_flag=True, callback=_set_flag("debug"), **common),
+    ]
+
+
+def with_global_options(command: click.Command) -> click.Command:
+    """``command`` (and, for a group, every subcommand) taking the global options too."""
+    if getattr(command, "_reprolock_globals", False):
         return command
+    taken = {name for param in command.params for name in param.opts + param.secondary_opts}
+    command.params.extend(p for p in _global_params() if not taken & set(p.opts))
+    command.epilog = f"{command.epilog}\n\n{GLOBAL_EPILOG}" if command.epilog else GLOBAL_EPILOG
+    command._reprolock_globals = True  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            with_global_options(sub)
+    return command
 
 
 @click.group(
