@@ -146,7 +146,10 @@ class _Elf:
     sightings: set[int] = field(default_factory=set)  # where "__nv_relfatbin\0" starts
     carry: bytes = b""  # the previous piece's last bytes (a name split between pieces)
 
-    def observe(self, data: bytes, position: int) -> None:
+    def observe(self, data: bytes, position: int, *, payload: int = 0) -> None:
+        """Take in the next piece of the file; its first ``payload`` bytes are a fatbin
+        entry's payload, where no section name lies (not searched: most of a CUDA
+        library's bytes are payload)."""
         if len(self.head) < _ELF_HEADER:
             self.head += data[: _ELF_HEADER - len(self.head)]
         layout = self._layout()
@@ -158,14 +161,17 @@ class _Elf:
         # a name across the previous piece's end, then in this piece (not joined: a copy of
         # every piece would cost as much as the search)
         keep = len(_NAME) - 1
-        edge = self.carry + data[:keep]
-        self._find(edge, position - len(self.carry), below=len(self.carry))
-        self._find(data, position, below=len(data))
-        self.carry = data[-keep:] if len(data) >= keep else edge[-keep:]
+        if payload:
+            self.carry = b""
+        edge = self.carry + data[payload : payload + keep]
+        self._find(edge, position + payload - len(self.carry), below=len(self.carry))
+        self._find(data, position, below=len(data), start=payload)
+        rest = len(data) - payload
+        self.carry = data[-keep:] if rest >= keep else edge[-keep:] if rest else self.carry
 
-    def _find(self, data: bytes, base: int, *, below: int) -> None:
-        """Note where the name starts in ``data`` (before offset ``below``)."""
-        at = data.find(_NAME)
+    def _find(self, data: bytes, base: int, *, below: int, start: int = 0) -> None:
+        """Note where the name starts in ``data`` (from ``start``, before ``below``)."""
+        at = data.find(_NAME, start)
         while 0 <= at < below and len(self.sightings) < _MAX_SIGHTINGS:
             self.sightings.add(base + at)
             at = data.find(_NAME, at + 1)
@@ -221,9 +227,11 @@ class FatbinScanner:
 
     def feed(self, data: bytes | memoryview) -> None:
         chunk = bytes(data)
-        self._elf.observe(chunk, self._position)
+        reading = self._entries < _MAX_ENTRIES
+        payload = min(self._skip, len(chunk)) if reading else 0
+        self._elf.observe(chunk, self._position, payload=payload)
         self._position += len(chunk)
-        if self._entries >= _MAX_ENTRIES:
+        if not reading:
             return
         view = memoryview(chunk)
         if self._skip:
