@@ -278,7 +278,7 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         # resolvelib tries the offered candidates in order; once the first has failed it
         # is walking down the list, so fetch several ahead in parallel.
         offered = self.offered.get(candidate.key, [])
-        position = next((i for i, r in enumerate(offered) if r.version == candidate.version), 0)
+        position = next((i for i, r in enumerate(offered) if r is candidate.release), 0)
         if position > 0:
             for release in offered[position + 1 : position + 1 + BACKTRACK_AHEAD]:
                 self.finder.fetcher.metadata(release.wheel)
