@@ -11,10 +11,12 @@ from typing import Any
 from reprolock.api.base_layer import registry_client
 from reprolock.api.image_kernels import gpu_devices, kernel_runs, kernels_list
 from reprolock.api.network import NetOptions
+from reprolock.api.progress import Observer, Silent
 from reprolock.errors import InputError, SourceError
 from reprolock.image.daemon import open_daemon_image, socket_from_host
 from reprolock.image.docker_archive import DockerArchive
 from reprolock.image.oci_layout import open_oci_archive, open_oci_dir
+from reprolock.image.progress import Counted, ReadCounts
 from reprolock.image.read import ImageRead, read_image, read_rootfs
 from reprolock.image.registry_source import RegistryImage
 from reprolock.image.source import Image
@@ -107,8 +109,10 @@ def open_image(
     options: InspectOptions,
     net: NetOptions,
     registry: RegistryOptions | None = None,
+    counts: ReadCounts | None = None,
 ) -> Iterator[Image]:
-    """An `Image` for the specifier; closed (and any spool removed) on exit."""
+    """An `Image` for the specifier; closed (and any spool removed) on exit. ``counts``
+    counts what a daemon's image spools."""
     transport = spec.transport
     if transport == "docker-archive":
         archive = DockerArchive.from_path(Path(spec.target), tag=spec.tag)
@@ -126,47 +130,89 @@ def open_image(
     elif transport == "registry":
         yield _registry_image(spec.target, options, net, registry)
     elif transport == "docker":
-        yield from _daemon_image(spec.target, options)
+        yield from _daemon_image(spec.target, options, counts)
     elif transport == "auto":
-        socket = socket_from_host(options.docker_host)
-        if socket is not None:
-            try:
-                daemon = open_daemon_image(spec.target, socket)
-            except SourceError as exc:
-                if "no such image" not in exc.message:
-                    raise
-            else:
-                try:
-                    yield daemon
-                finally:
-                    daemon.close()
-                return
-        yield _registry_image(spec.target, options, net, registry)
+        yield from _daemon_then_registry(spec.target, options, net, registry, counts)
     else:  # pragma: no cover - parse_image_arg returns only the transports above
         raise InputError(f"unknown image source {transport}")
 
 
-def _daemon_image(name: str, options: InspectOptions) -> Iterator[Image]:
+def _daemon_image(name: str, options: InspectOptions, counts: ReadCounts | None) -> Iterator[Image]:
+    _reference(name, "docker:")
     socket = socket_from_host(options.docker_host)
     if socket is None:
         raise SourceError(
             f"docker:{name}: no docker or podman socket found.",
             hint="Start the daemon, or set DOCKER_HOST=unix:///path/to/socket.",
         )
-    daemon = open_daemon_image(name, socket)
+    daemon = open_daemon_image(name, socket, progress=None if counts is None else counts.spool)
     try:
         yield daemon
     finally:
         daemon.close()
 
 
+def _daemon_then_registry(
+    name: str,
+    options: InspectOptions,
+    net: NetOptions,
+    registry: RegistryOptions | None,
+    counts: ReadCounts | None,
+) -> Iterator[Image]:
+    """A bare name: the daemon's image, else the registry's; when neither has it, both
+    failures are said."""
+    ref = _reference(name)  # a malformed name is bad input, whoever would have been asked
+    socket = socket_from_host(options.docker_host)
+    missed = None
+    if socket is not None:
+        try:
+            daemon = open_daemon_image(
+                name, socket, progress=None if counts is None else counts.spool
+            )
+        except SourceError as exc:
+            if "no such image" not in exc.message:
+                raise
+            missed = f"the docker daemon at {socket} has no such image"
+        else:
+            try:
+                yield daemon
+            finally:
+                daemon.close()
+            return
+    try:
+        image = RegistryImage(
+            registry_client(net, registry or RegistryOptions()), ref, options.platform
+        )
+    except SourceError as exc:
+        if missed is None:
+            raise
+        hint = (
+            "Build or pull it first (`docker images` lists the daemon's), or check the "
+            f"name; docker:{name} or registry:{name} asks only one of them."
+        )
+        raise SourceError(
+            f"{name}: not found: {missed}, and from its registry: {exc.message}",
+            hint=f"{hint} {exc.hint}" if exc.hint else hint,
+        ) from None
+    yield image
+
+
+def _reference(text: str, prefix: str = "") -> ImageRef:
+    """``text`` as an image reference; `InputError` (exit 2) when it is not one."""
+    try:
+        return ImageRef.parse(text)
+    except ValueError as exc:
+        raise InputError(
+            f"{prefix}{text}: not an image reference: {exc}.",
+            hint='Write it like "python:3.11-slim" or "registry.example.com/team/app:1"; a '
+            "file or folder is read when the path exists.",
+        ) from None
+
+
 def _registry_image(
     text: str, options: InspectOptions, net: NetOptions, registry: RegistryOptions | None
 ) -> RegistryImage:
-    try:
-        ref = ImageRef.parse(text)
-    except ValueError as exc:
-        raise InputError(f"{exc}.", hint='Write a reference like "python:3.11-slim".') from None
+    ref = _reference(text, "registry:")
     client = registry_client(net, registry or RegistryOptions())
     return RegistryImage(client, ref, options.platform)
 
@@ -181,10 +227,16 @@ class InspectResult:
 
 
 def inspect(
-    text: str, options: InspectOptions, net: NetOptions, registry: RegistryOptions | None = None
+    text: str,
+    options: InspectOptions,
+    net: NetOptions,
+    registry: RegistryOptions | None = None,
+    observer: Observer | None = None,
 ) -> InspectResult:
+    """Read and catalog the image ``text`` names; ``observer`` watches the layers being
+    read (`reprolock.image.progress.ReadCounts`)."""
     gpus = gpu_devices(options.gpus)
-    read = _read(parse_image_arg(text), options, net, registry)
+    read = _read(parse_image_arg(text), options, net, registry, observer or Silent())
     inventory = build_inventory(
         read, check_record=options.check_record, check_dpkg=options.check_dpkg
     )
@@ -198,6 +250,7 @@ def _read(
     options: InspectOptions,
     net: NetOptions,
     registry: RegistryOptions | None,
+    observer: Observer,
 ) -> ImageRead:
     """Every layer scanned for what the catalogers and the checks asked for."""
     sha256 = want_hash if options.check_record else _never
@@ -214,9 +267,10 @@ def _read(
             want_source=source,
             want_kernels=want_kernels,
         )
-    with open_image(spec, options, net, registry) as image:
+    counts = ReadCounts()
+    with observer.watch(counts.stats), open_image(spec, options, net, registry, counts) as image:
         return read_image(
-            image,
+            Counted(image, counts),
             want_content=want_content,
             want_hash=sha256,
             want_md5=md5,

@@ -14,7 +14,7 @@ from reprolock import __version__
 from reprolock.api.network import NetOptions
 
 if TYPE_CHECKING:
-    from reprolock.api.python_layer import Observer
+    from reprolock.api.progress import Observer
     from reprolock.compat import Matrices
     from reprolock.compat.arches import ArchList
     from reprolock.model import ImageRef

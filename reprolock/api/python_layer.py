@@ -6,14 +6,13 @@ import contextlib
 import ctypes
 import gc
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from reprolock.api.network import NetOptions, credential_key, with_credentials
+from reprolock.api.progress import Observer, Silent
 from reprolock.lock import BaseFacts, LockedTarget, PythonPackage, Wheel
 from reprolock.model import Platform, PythonVersion
 from reprolock.net.cache import Cache
@@ -28,20 +27,6 @@ from reprolock.spec import Spec
 from reprolock.stack.plan import Route, StackPlan
 
 PYPI = "https://pypi.org/simple"
-
-Stats = Callable[[], Mapping[str, int]]
-
-
-class Observer(Protocol):
-    """Shows progress while the network works (the CLI's progress line)."""
-
-    def watch(self, stats: Stats) -> AbstractContextManager[None]: ...
-
-
-class _Silent:
-    def watch(self, stats: Stats) -> AbstractContextManager[None]:
-        del stats
-        return contextlib.nullcontext()
 
 
 def target_id(target: PythonTarget) -> str:
@@ -198,7 +183,7 @@ def resolve_targets(
 
     ``plans`` (per target id) add the stack solver's routes and constraints; targets that
     share routes share one router, so their index pages are fetched once."""
-    observer = observer or _Silent()
+    observer = observer or Silent()
     plans = plans or {}
     if sys.platform == "linux":
         _return_large_buffers()

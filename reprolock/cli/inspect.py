@@ -13,6 +13,7 @@ from reprolock.cli.kernels_text import render_kernels
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import platform_option
 from reprolock.cli.output import current as output_settings
+from reprolock.cli.progress import ProgressLine
 from reprolock.cli.size_html import render_html
 from reprolock.cli.size_text import render_size
 from reprolock.inventory import Inventory
@@ -106,7 +107,12 @@ def inspect_command(
         size=size or report == "html",
         gpus=gpus,
     )
-    result = inspect(image, options, net_options(settings))
+    result = inspect(
+        image,
+        options,
+        net_options(settings),
+        observer=ProgressLine.for_terminal(f"reading {image}", settings.verbosity < 0),
+    )
     if report == "html":
         assert result.size is not None
         _write(render_html(result.size, result.image.description), output)

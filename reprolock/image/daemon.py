@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 from urllib.parse import quote
@@ -49,13 +50,20 @@ def socket_from_host(docker_host: str | None) -> str | None:
     return next((s for s in DEFAULT_SOCKETS if Path(s).exists()), None)
 
 
-def open_daemon_image(name: str, socket_path: str, *, timeout: float = 300.0) -> DockerArchive:
+def open_daemon_image(
+    name: str,
+    socket_path: str,
+    *,
+    timeout: float = 300.0,
+    progress: Callable[[int], None] | None = None,
+) -> DockerArchive:
     """The daemon's image ``name`` as a docker archive spooled to a nameless temporary
-    file: no failure (nor a killed process) leaves the spool behind."""
+    file: no failure (nor a killed process) leaves the spool behind. ``progress`` is told
+    the size of each piece spooled."""
     description = f"docker:{name}"
     out = spool()
     try:
-        _download(name, socket_path, timeout, out)
+        _download(name, socket_path, timeout, out, progress or _ignore)
         out.seek(0)
     except BaseException:
         out.close()
@@ -63,7 +71,13 @@ def open_daemon_image(name: str, socket_path: str, *, timeout: float = 300.0) ->
     return DockerArchive(TarMembers(out, description), description=description)
 
 
-def _download(name: str, socket_path: str, timeout: float, out: IO[bytes]) -> None:
+def _ignore(_size: int) -> None:
+    pass
+
+
+def _download(
+    name: str, socket_path: str, timeout: float, out: IO[bytes], progress: Callable[[int], None]
+) -> None:
     cap = limits.current().layer_bytes
     try:
         connection = _UnixConnection(socket_path, timeout)
@@ -88,6 +102,7 @@ def _download(name: str, socket_path: str, timeout: float, out: IO[bytes]) -> No
                         f"docker:{name}: the image from the daemon", "layer_bytes"
                     )
                 out.write(chunk)
+                progress(len(chunk))
             if response.length:  # the connection closed before the announced length
                 raise http.client.IncompleteRead(b"", response.length)
             out.flush()
