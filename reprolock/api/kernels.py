@@ -25,7 +25,7 @@ from reprolock.api.network import NetOptions
 from reprolock.compat import Matrices
 from reprolock.compat.arches import ArchList
 from reprolock.compat.fatbin import Kernels
-from reprolock.compat.frameworks import Build
+from reprolock.compat.frameworks import Build, is_framework_dist
 from reprolock.lock import ExtensionKernels, LockedBase, PythonPackage, Wheel
 from reprolock.model import CudaVersion
 from reprolock.resolve.python.index import DistFile
@@ -113,10 +113,9 @@ def _variants(build: Build) -> tuple[str, ...]:
 
 # -- CUDA extensions -----------------------------------------------------------------------
 
-# Packages whose kernels the lock's framework arch list already describes, or NVIDIA's own
-# libraries (built for every architecture of their CUDA).
-_FRAMEWORKS = frozenset({"torch", "tensorflow", "tensorflow-cpu", "jax", "jaxlib"})
-_NVIDIA = ("nvidia-", "cuda-", "jax-cuda")
+# NVIDIA's own libraries (built for every architecture of their CUDA); the frameworks'
+# kernels are described by the lock's framework arch list.
+_NVIDIA = ("nvidia-", "cuda-")
 _BUILDS_ON = frozenset({"torch", "tensorflow", "jax", "jaxlib"})
 
 
@@ -136,7 +135,7 @@ def extension_candidates(
     on a framework or on NVIDIA's CUDA wheels, or whose version names a CUDA (``+cu124``)."""
     for package in sorted(packages, key=lambda p: canonicalize_name(p.name)):
         name = canonicalize_name(package.name)
-        if name in _FRAMEWORKS or name.startswith(_NVIDIA):
+        if is_framework_dist(name) or name.startswith(_NVIDIA):
             continue
         wheel = _binary_wheel(package)
         if wheel is None or wheel.sha256 is None:

@@ -128,6 +128,15 @@ class TorchRelease:
 
 COMPANIONS = ("torchvision", "torchaudio")
 
+# Distributions whose CUDA kernels a lock's framework builds (`cuda.arches`) describe.
+_FRAMEWORK_DISTS = frozenset({"torch", "tensorflow", "tensorflow-cpu", "jax", "jaxlib"})
+
+
+def is_framework_dist(name: str) -> bool:
+    """torch, TensorFlow, JAX and its CUDA plugins (``jax-cuda12-plugin``,
+    ``jax-cuda13-pjrt`` ...), by canonical distribution name."""
+    return name in _FRAMEWORK_DISTS or name.startswith("jax-cuda")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Companion:

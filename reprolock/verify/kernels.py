@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from packaging.utils import canonicalize_name
 
 from reprolock.compat.fatbin import Kernels
+from reprolock.compat.frameworks import is_framework_dist
 from reprolock.inventory import PackageKernels
 from reprolock.inventory.kernels import image_cuda, summarize
 from reprolock.lock import CudaStack
@@ -32,9 +33,6 @@ from reprolock.stack.extensions import judge_devices
 from reprolock.stack.judge import device_name
 from reprolock.verify.context import Context, Finding, Section, Severity, finding
 
-FRAMEWORKS = frozenset({"torch", "tensorflow", "jaxlib"})
-_JAX_PLUGINS = "jax-cuda"  # jax-cuda12-plugin, jax-cuda12-pjrt, jax-cuda13-plugin ...
-
 
 def severity(package: PackageKernels, stack: CudaStack) -> Severity:
     """An error for what the lock vouched runs every GPU: frameworks and measured
@@ -43,7 +41,7 @@ def severity(package: PackageKernels, stack: CudaStack) -> Severity:
         return "warning"
     name = canonicalize_name(package.name)
     measured = {canonicalize_name(e.name) for e in stack.extensions}
-    if name in FRAMEWORKS or name.startswith(_JAX_PLUGINS) or name in measured:
+    if is_framework_dist(name) or name in measured:
         return "error"
     return "warning"
 
