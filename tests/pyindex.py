@@ -13,6 +13,7 @@ import hashlib
 import html
 import json
 import threading
+import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -103,6 +104,7 @@ class Index:
     yanked: dict[str, str] = field(default_factory=dict)  # filename -> reason
     uploaded: dict[str, dt.datetime] = field(default_factory=dict)
     requires_python: dict[str, str] = field(default_factory=dict)
+    slow: float = 0.0  # seconds over which a whole file's bytes are spread (a slow mirror)
 
     def add(
         self,
@@ -269,7 +271,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data[start : end + 1])
             return
+        if index.slow:
+            self._send_slowly(data, index.slow)
+            return
         self._send(200, data, "application/octet-stream")
+
+    def _send_slowly(self, data: bytes, seconds: float, pieces: int = 20) -> None:
+        self.server.responses.append((self.path, None, 200))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        step = max(1, -(-len(data) // pieces))
+        for start in range(0, len(data), step):
+            self.wfile.write(data[start : start + step])
+            self.wfile.flush()
+            time.sleep(seconds / pieces)
 
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None

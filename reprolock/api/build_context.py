@@ -29,7 +29,8 @@ import requests
 from reprolock import limits
 from reprolock.api.export import locate_lock, pick_target
 from reprolock.api.network import NetOptions
-from reprolock.api.project import lock_digest, read_lock
+from reprolock.api.progress import Observer, Silent
+from reprolock.api.project import freshness, lock_digest, read_lock
 from reprolock.atomic import replace_file
 from reprolock.emit.dockerfile import (
     CONTEXT,
@@ -113,12 +114,14 @@ def write_dockerfiles(
     wheelhouse: bool,
     single_stage: bool,
     warnings: list[str] | None = None,
+    locked: bool = False,
 ) -> list[Written]:
     """Write the Dockerfile(s) and their build-context files; unchanged files are left as
-    they are (byte-identical output for the same lock).  Warnings about the lock are
-    appended to ``warnings``."""
+    they are (byte-identical output for the same lock).  Warnings about the lock (a stale
+    one: `freshness`; with ``locked`` that is an error) are appended to ``warnings``."""
     path = locate_lock(spec_path, lock_path, cwd)
     lock, found = read_lock(path)
+    found += freshness(spec_path, path, lock, cwd=cwd, locked=locked)
     if warnings is not None:
         warnings.extend(found)
     digest = lock_digest(path)
@@ -162,6 +165,36 @@ class _Job:
     dest: Path
 
 
+class _Counts:
+    """How far a fetch has come, for a progress line: files done of all, bytes downloaded
+    of those to download (a file found already there leaves the total)."""
+
+    def __init__(self, jobs: list[_Job]) -> None:
+        self._lock = threading.Lock()
+        self.files = 0
+        self.files_total = len(jobs)
+        self.bytes = 0
+        sizes = [j.size for j in jobs]
+        self.bytes_total = sum(s for s in sizes if s) if all(sizes) else 0
+
+    def add(self, size: int) -> None:
+        with self._lock:
+            self.bytes += size
+
+    def done(self, *, reused_size: int | None = None) -> None:
+        with self._lock:
+            self.files += 1
+            if reused_size is not None and self.bytes_total:
+                self.bytes_total -= reused_size
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            out = {"files": self.files, "files-total": self.files_total, "bytes": self.bytes}
+            if self.bytes_total:
+                out["bytes-total"] = self.bytes_total
+            return out
+
+
 def fetch(
     spec_path: Path | None,
     lock_path: Path | None,
@@ -170,18 +203,27 @@ def fetch(
     target_id: str | None,
     output: Path | None,
     net: NetOptions,
+    observer: Observer | None = None,
+    locked: bool = False,
+    warnings: list[str] | None = None,
 ) -> FetchResult:
-    """Download every locked wheel and .deb, each checked against its sha256 (and size).
+    """Download every locked wheel and .deb, each checked against its sha256 (and size);
+    ``observer`` watches the files and bytes as they arrive. Warnings about the lock (a
+    stale one: `freshness`; with ``locked`` that is an error) are appended to ``warnings``
+    as soon as they are known, and kept in the result.
 
     Files go to a temporary ``.reprolock-partial-*`` file beside their destination and are
     renamed into place once checked; a failed or interrupted download leaves nothing, and
     leftovers of a killed fetch are removed by the next one.
     """
     path = locate_lock(spec_path, lock_path, cwd)
-    lock, warnings = read_lock(path)
+    lock, found = read_lock(path)
+    found += freshness(spec_path, path, lock, cwd=cwd, locked=locked)
+    if warnings is not None:
+        warnings.extend(found)
     out_dir = output or path.parent
     jobs: list[_Job] = []
-    result = FetchResult(warnings=warnings)
+    result = FetchResult(warnings=found)
     sums: list[tuple[Path, str]] = []
     for target in _targets(lock, path, target_id):
         here = _target_dir(out_dir, target)
@@ -240,7 +282,9 @@ def fetch(
                 "--offline: some locked files are not in the build context yet.",
                 hint="Run `reprolock fetch` once online.",
             )
-        _download_all(jobs, net, result)
+        counts = _Counts(jobs)
+        with (observer or Silent()).watch(counts.stats):
+            _download_all(jobs, net, result, counts)
     return result
 
 
@@ -283,13 +327,13 @@ def _sweep(folder: Path) -> None:
                     leftover.unlink()
 
 
-def _download_all(jobs: list[_Job], net: NetOptions, result: FetchResult) -> None:
+def _download_all(jobs: list[_Job], net: NetOptions, result: FetchResult, counts: _Counts) -> None:
     session = new_session(net.config)
     cancelled = threading.Event()
     try:
         with ThreadPoolExecutor(max_workers=8) as pool:
             try:
-                for size in pool.map(lambda job: _fetch_one(session, job, cancelled), jobs):
+                for size in pool.map(lambda job: _fetch_one(session, job, cancelled, counts), jobs):
                     if size is None:
                         result.reused += 1
                     else:
@@ -320,9 +364,12 @@ def _matches(path: Path, sha256: str) -> bool:
         os.close(fd)
 
 
-def _fetch_one(session: requests.Session, job: _Job, cancelled: threading.Event) -> int | None:
+def _fetch_one(
+    session: requests.Session, job: _Job, cancelled: threading.Event, counts: _Counts
+) -> int | None:
     """Download ``job.url`` to ``job.dest`` unless it is there already; None when reused."""
     if _matches(job.dest, job.sha256):
+        counts.done(reused_size=job.size)
         return None
     try:
         fd, name = tempfile.mkstemp(prefix=PARTIAL, dir=job.dest.parent)
@@ -331,7 +378,7 @@ def _fetch_one(session: requests.Session, job: _Job, cancelled: threading.Event)
     partial = Path(name)
     try:
         with os.fdopen(fd, "wb") as out:
-            size = _download(session, job, out, cancelled)
+            size = _download(session, job, out, cancelled, counts)
         partial.replace(job.dest)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -341,11 +388,16 @@ def _fetch_one(session: requests.Session, job: _Job, cancelled: threading.Event)
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
+    counts.done()
     return size
 
 
 def _download(
-    session: requests.Session, job: _Job, out: BinaryIO, cancelled: threading.Event
+    session: requests.Session,
+    job: _Job,
+    out: BinaryIO,
+    cancelled: threading.Event,
+    counts: _Counts,
 ) -> int:
     """Stream ``job.url`` into ``out``, checking size (against the lock's, or the cap) and
     sha256; the byte count.  OSError from writing (a full disk) is the caller's."""
@@ -377,6 +429,7 @@ def _download(
                 raise _too_long(url, job, f"more than {cap} bytes arrived")
             digest.update(chunk)
             out.write(chunk)
+            counts.add(len(chunk))
     out.flush()
     os.fsync(out.fileno())
     if digest.hexdigest() != job.sha256:

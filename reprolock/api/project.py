@@ -137,14 +137,24 @@ def read_lock(path: Path) -> tuple[Lockfile, list[str]]:
     exit 1).  A lock of version 1.0, written before locks carried digests, is read with a
     warning.
     """
-    decoded = decode_lock(path)
+    return trusted_lock(decode_lock(path), str(path))
+
+
+def read_lock_text(text: str, name: str) -> tuple[Lockfile, list[str]]:
+    """`read_lock` of a lock's text from elsewhere (standard input, a git revision);
+    ``name`` says where in messages."""
+    return trusted_lock(loads(text, file=name), name)
+
+
+def trusted_lock(decoded: Decoded, name: str) -> tuple[Lockfile, list[str]]:
+    """The decoded lock, refused when its integrity digests show a hand edit."""
     warnings = list(decoded.warnings)
     found = decoded.integrity
     if found.edited:
-        raise EditedLock(path, found.edited)
+        raise EditedLock(Path(name), found.edited)
     if found.unverifiable:
         warnings.append(
-            f"{path}: cannot be checked for hand edits: {found.unverifiable}. "
+            f"{name}: cannot be checked for hand edits: {found.unverifiable}. "
             "Run `reprolock lock` to add integrity digests."
         )
     return decoded.lock, warnings
@@ -262,6 +272,48 @@ def check(
     if reasons:
         raise StaleLock(result)
     return result
+
+
+def freshness(
+    spec_path: Path | None, lock_file: Path, lock: Lockfile, *, cwd: Path, locked: bool
+) -> list[str]:
+    """What `check` says about ``lock`` being the lock of its spec, for the commands that
+    use a lock (dockerfile, fetch, verify): a warning when it is stale, or with ``locked``
+    a `StaleLock` (exit 1). The spec is ``spec_path``, else the one beside the lock; when
+    there is none (or it does not load), a warning says freshness was not checked, and
+    ``locked`` makes that an error too."""
+    try:
+        spec_file = find_spec(spec_path if spec_path is not None else lock_file.parent, cwd)
+    except ReprolockError as exc:  # a lock on its own (a CI artifact): nothing to compare
+        if locked:
+            raise CheckFailed(
+                f"{lock_file}: --locked needs the spec to check the lock against: {exc.message}",
+                hint="Pass --spec PATH.",
+            ) from None
+        return []
+    try:
+        spec = load_spec(spec_file)
+    except ReprolockError as exc:
+        if locked:
+            raise
+        return [f"{lock_file}: not checked against {spec_file}: {exc.message.removesuffix('.')}."]
+    reasons = stale_reasons(lock, inputs_of(spec, shipped_matrices().version))
+    if not reasons:
+        return []
+    if locked:
+        raise StaleLock(
+            CheckResult(
+                spec_path=spec_file,
+                spec=spec,
+                lock_path=lock_file,
+                lock=lock,
+                reasons=tuple(reasons),
+            )
+        )
+    return [
+        f"{lock_file} is stale: it no longer matches {spec_file} ({'; '.join(reasons)}); "
+        "run `reprolock lock` (--locked makes this an error)."
+    ]
 
 
 def stack_warnings(spec: Spec) -> tuple[str, ...]:

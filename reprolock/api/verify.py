@@ -7,7 +7,8 @@ from pathlib import Path
 from reprolock.api.export import locate_lock, pick_target
 from reprolock.api.inspect import InspectOptions, inspect
 from reprolock.api.network import NetOptions
-from reprolock.api.project import lock_digest, read_lock, shipped_matrices
+from reprolock.api.progress import Observer
+from reprolock.api.project import freshness, lock_digest, read_lock, shipped_matrices
 from reprolock.errors import InputError
 from reprolock.inventory.dpkg import parse_status
 from reprolock.inventory.model import DebPackage
@@ -25,11 +26,19 @@ def verify_image(
     ignore: frozenset[str],
     options: InspectOptions,
     net: NetOptions,
+    observer: Observer | None = None,
+    locked: bool = False,
+    warnings: list[str] | None = None,
 ) -> Report:
+    """Compare the image with its locked target. Warnings about the lock (a stale one:
+    `freshness`; with ``locked`` that is an error) are appended to ``warnings``."""
     path = locate_lock(spec_path, lock_path, cwd)
     if not path.exists():
         raise InputError(f"{path}: no such lock.", hint="Create it with `reprolock lock`.")
-    lock, _warnings = read_lock(path)
+    lock, found = read_lock(path)
+    found += freshness(spec_path, path, lock, cwd=cwd, locked=locked)
+    if warnings is not None:
+        warnings.extend(found)
     target = pick_target(lock, path, target_id)
     options = InspectOptions(
         platform=target.platform,
@@ -38,7 +47,7 @@ def verify_image(
         docker_host=options.docker_host,
         workers=options.workers,
     )
-    result = inspect(image, options, net)
+    result = inspect(image, options, net, observer=observer)
     base_debs: list[DebPackage] = []
     if target.base is not None and result.image.scans:
         base_view = result.image.view_of_first(len(target.base.diff_ids))

@@ -9,7 +9,9 @@ import click
 from reprolock.api.build_context import fetch, write_dockerfiles, written_summary
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
-from reprolock.cli.options import lock_option, spec_option, target_option
+from reprolock.cli.options import lock_option, locked_option, spec_option, target_option
+from reprolock.cli.output import warnings_shown
+from reprolock.cli.progress import ProgressLine
 
 _OUTPUT = click.option(
     "-o",
@@ -36,6 +38,7 @@ _OUTPUT = click.option(
     is_flag=True,
     help="One stage instead of build + runtime (writes Dockerfile.single-stage; to compare).",
 )
+@locked_option
 def dockerfile_command(
     spec_path: Path | None,
     lock_path: Path | None,
@@ -43,6 +46,7 @@ def dockerfile_command(
     out_dir: Path | None,
     wheelhouse: bool,
     single_stage: bool,
+    locked: bool,
 ) -> None:
     """Write a deterministic Dockerfile per locked target, from the lock only.
 
@@ -53,22 +57,22 @@ def dockerfile_command(
     target, the driver floor), the spec's COPY/EXPOSE/HEALTHCHECK/CMD; and a .dockerignore
     that lets only what it uses into the context. Run `reprolock fetch` first when the lock
     has apt packages (or with --wheelhouse). Needs BuildKit; a proxy CA and credentials go
-    in as build secrets (--secret id=ca, id=netrc).
+    in as build secrets (--secret id=ca, id=netrc). A lock that no longer matches its spec
+    is a warning; --locked makes it an error (exit 1).
     """
     settings = output.current()
-    warnings: list[str] = []
-    written = write_dockerfiles(
-        spec_path,
-        lock_path,
-        cwd=Path(),
-        target_id=target_id,
-        output=out_dir,
-        wheelhouse=wheelhouse,
-        single_stage=single_stage,
-        warnings=warnings,
-    )
-    for warning in warnings:
-        settings.warn(warning)
+    with warnings_shown(settings) as warnings:
+        written = write_dockerfiles(
+            spec_path,
+            lock_path,
+            cwd=Path(),
+            target_id=target_id,
+            output=out_dir,
+            wheelhouse=wheelhouse,
+            single_stage=single_stage,
+            warnings=warnings,
+            locked=locked,
+        )
     if settings.format == "json":
         settings.emit_json([{"path": str(w.path), "changed": w.changed} for w in written])
         return
@@ -86,25 +90,33 @@ def dockerfile_command(
 @lock_option
 @target_option
 @_OUTPUT
+@locked_option
 def fetch_command(
-    spec_path: Path | None, lock_path: Path | None, target_id: str | None, out_dir: Path | None
+    spec_path: Path | None,
+    lock_path: Path | None,
+    target_id: str | None,
+    out_dir: Path | None,
+    locked: bool,
 ) -> None:
     """Download every locked wheel and .deb of the target(s), and a standalone
     interpreter's tarball, into the build context (.reprolock/<target>/wheels, debs and
     python), each checked against the lock's sha256 and size;
     files already there and matching are kept. Exit 4 when a file is gone, its hash or size
-    differs, or it cannot be written; exit 1 when the lock was edited by hand."""
+    differs, or it cannot be written; exit 1 when the lock was edited by hand, or (with
+    --locked) no longer matches its spec, which is otherwise a warning."""
     settings = output.current()
-    result = fetch(
-        spec_path,
-        lock_path,
-        cwd=Path(),
-        target_id=target_id,
-        output=out_dir,
-        net=net_options(settings),
-    )
-    for warning in result.warnings:
-        settings.warn(warning)
+    with warnings_shown(settings) as warnings:
+        result = fetch(
+            spec_path,
+            lock_path,
+            cwd=Path(),
+            target_id=target_id,
+            output=out_dir,
+            net=net_options(settings),
+            observer=ProgressLine.for_terminal("fetching", settings.verbosity < 0),
+            locked=locked,
+            warnings=warnings,
+        )
     if settings.format == "json":
         settings.emit_json(
             {
@@ -115,8 +127,9 @@ def fetch_command(
             }
         )
         return
+    files = "file" if result.downloaded == 1 else "files"
     settings.say(
-        f"fetched {result.downloaded} files ({result.bytes / 1e6:.1f} MB), "
+        f"fetched {result.downloaded} {files} ({result.bytes / 1e6:.1f} MB), "
         f"{result.reused} already there, all sha256-checked: "
         + ", ".join(str(f) for f in result.folders)
     )

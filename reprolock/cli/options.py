@@ -21,6 +21,12 @@ lock_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="The lock [default: reprolock.lock beside the spec].",
 )
+locked_option = click.option(
+    "--locked",
+    is_flag=True,
+    help="Fail (exit 1) when the lock no longer matches the spec, as `check` sees it, instead "
+    "of warning.",
+)
 target_option = click.option(
     "--target",
     "target_id",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -60,6 +62,18 @@ def report_error(error: ReprolockError) -> None:
         return
     click.secho("error: ", fg="red", bold=True, err=True, nl=False)
     click.echo(error.render(), err=True)
+
+
+@contextlib.contextmanager
+def warnings_shown(settings: Settings) -> Iterator[list[str]]:
+    """A list the command's work appends warnings to, shown when the work ends, also when it
+    fails (before the error)."""
+    warnings: list[str] = []
+    try:
+        yield warnings
+    finally:
+        for warning in warnings:
+            settings.warn(warning)
 
 
 def stdout_is_tty() -> bool:

@@ -11,7 +11,15 @@ from reprolock.api.inspect import InspectOptions
 from reprolock.api.verify import verify_image
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
-from reprolock.cli.options import lock_option, report_option, spec_option, target_option
+from reprolock.cli.options import (
+    lock_option,
+    locked_option,
+    report_option,
+    spec_option,
+    target_option,
+)
+from reprolock.cli.output import warnings_shown
+from reprolock.cli.progress import ProgressLine
 from reprolock.cli.report import render
 from reprolock.lock.io import write_atomic
 from reprolock.model import Platform
@@ -42,6 +50,7 @@ def verify_command() -> None:
     help="Also write the JUnit report to this file (one read of the image for both, e.g. "
     "--report github --junit-file verify.xml in CI).",
 )
+@locked_option
 def image_command(
     image: str,
     spec_path: Path | None,
@@ -51,6 +60,7 @@ def image_command(
     ignore: tuple[str, ...],
     fmt: str | None,
     junit_file: Path | None,
+    locked: bool,
 ) -> int:
     """Compare IMAGE (any source `inspect` reads) with its locked target: base layers and
     label, apt packages, Python packages in the locked venv (versions, builds, RECORD
@@ -59,22 +69,29 @@ def image_command(
     ([image] allow-data), the CUDA stack, the user and labels. Only what layers after the
     locked base wrote is checked; each finding names the layer that changed the file.
 
+    A lock that no longer matches its spec (as `reprolock check` sees it) is a warning;
+    --locked makes it an error (exit 1) before the image is read.
+
     Exit 0 when it matches, 1 on drift, 2 on bad input, 4 when the image cannot be read.
     """
     settings = output.current()
-    report = verify_image(
-        image,
-        spec_path=spec_path,
-        lock_path=lock_path,
-        cwd=Path(),
-        target_id=target_id,
-        strict=strict,
-        ignore=frozenset(ignore),
-        options=InspectOptions(
-            platform=Platform.parse("linux/amd64"), docker_host=os.environ.get("DOCKER_HOST")
-        ),
-        net=net_options(settings),
-    )
+    with warnings_shown(settings) as warnings:
+        report = verify_image(
+            image,
+            spec_path=spec_path,
+            lock_path=lock_path,
+            cwd=Path(),
+            target_id=target_id,
+            strict=strict,
+            ignore=frozenset(ignore),
+            options=InspectOptions(
+                platform=Platform.parse("linux/amd64"), docker_host=os.environ.get("DOCKER_HOST")
+            ),
+            net=net_options(settings),
+            observer=ProgressLine.for_terminal(f"reading {image}", settings.verbosity < 0),
+            locked=locked,
+            warnings=warnings,
+        )
     if junit_file is not None:
         write_atomic(junit_file, render(report, "junit").encode("utf-8"))
     text = render(report, fmt or settings.format)

@@ -70,7 +70,7 @@ def partials(folder: Path) -> list[Path]:
 def test_fetch_downloads_and_reuses(sandbox: Sandbox, hostile: HostileServer) -> None:
     hostile.route("/files/", lambda h: h.reply(200, DATA))
     (sandbox.work / "reprolock.lock").write_text(lock_for(f"{hostile.url}/files/{NAME}"))
-    sandbox.check(sandbox.run("fetch", "--lock", "reprolock.lock"), [0], says=["fetched 1 files"])
+    sandbox.check(sandbox.run("fetch", "--lock", "reprolock.lock"), [0], says=["fetched 1 file "])
     assert (wheels(sandbox.work) / NAME).read_bytes() == DATA
     sandbox.check(sandbox.run("fetch", "--lock", "reprolock.lock"), [0], says=["1 already there"])
 
