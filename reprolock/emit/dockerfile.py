@@ -44,7 +44,7 @@ LABEL_LOCK_DIGEST = "dev.reprolock.lock-digest"
 LABEL_TARGET = "dev.reprolock.target"
 LABEL_DRIVER = "dev.reprolock.driver-min"
 # The PATH of an image whose config sets none (docker's default).
-_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Packages `python -m venv` installs that the lock does not ask for.
 _VENV_SEED = ("pip", "setuptools")
 
@@ -332,15 +332,12 @@ def _interpreter_steps(target: LockedTarget, venv: str, here: str) -> list[str]:
     return steps
 
 
-def _runtime_steps(
-    target: LockedTarget,
-    image: LockedImage,
-    venv: str,
-    options: DockerfileOptions,
-    user: UserPlan,
-) -> list[str]:
+def runtime_env(target: LockedTarget, image: LockedImage, venv: str) -> list[tuple[str, str]]:
+    """The variables the image sets on top of its base's, sorted by name: the venv first on
+    the base's PATH, Python's output settings, the NVIDIA runtime's for CUDA targets, then
+    the spec's (which win).  Each name and value is checked as ``ENV`` writes it."""
     env: list[tuple[str, str]] = []
-    base_path = dict(target.base.env).get("PATH", _DEFAULT_PATH) if target.base else _DEFAULT_PATH
+    base_path = dict(target.base.env).get("PATH", DEFAULT_PATH) if target.base else DEFAULT_PATH
     if target.packages:
         env += [("VIRTUAL_ENV", venv), ("PATH", f"{venv}/bin:{base_path}")]
     env += [("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONUNBUFFERED", "1")]
@@ -356,19 +353,45 @@ def _runtime_steps(
     spec_env = dict(image.env)
     merged = {k: v for k, v in env if k not in spec_env}
     merged.update(spec_env)
+    for key, value in merged.items():
+        word(key, grammar.env_name, "ENV name")
+        word(value, grammar.env_value, f"ENV {key}")
+    return sorted(merged.items())
+
+
+def runtime_labels(
+    target: LockedTarget, image: LockedImage, lock_digest: str
+) -> list[tuple[str, str]]:
+    """reprolock's labels (the base's name and digest, the lock's digest, the target, the
+    driver floor) and the spec's, sorted by key; each checked as ``LABEL`` writes it."""
     base = target.base
     assert base is not None
     labels = {
         LABEL_BASE_NAME: _base_name(target),
         LABEL_BASE_DIGEST: base.manifest_digest,
-        LABEL_LOCK_DIGEST: options.lock_digest,
+        LABEL_LOCK_DIGEST: word(lock_digest, grammar.sha256_digest, "lock digest"),
         LABEL_TARGET: target_id(target),
     }
-    if cuda is not None:
+    if target.cuda is not None:
         labels[LABEL_DRIVER] = word(
-            cuda.driver_min, grammar.dotted_version, f"{target.id}: cuda.driver-min"
+            target.cuda.driver_min, grammar.dotted_version, f"{target.id}: cuda.driver-min"
         )
     labels.update(dict(image.labels))
+    for key, value in labels.items():
+        word(key, grammar.label_key, "LABEL key")
+        word(value, grammar.env_value, f"LABEL {key}")
+    return sorted(labels.items())
+
+
+def _runtime_steps(
+    target: LockedTarget,
+    image: LockedImage,
+    venv: str,
+    options: DockerfileOptions,
+    user: UserPlan,
+) -> list[str]:
+    merged = dict(runtime_env(target, image, venv))
+    labels = dict(runtime_labels(target, image, options.lock_digest))
     env_lines = [
         f"{word(k, grammar.env_name, 'ENV name')}={quoted(v, f'ENV {k}')}"
         for k, v in sorted(merged.items())
