@@ -12,15 +12,16 @@ class _Arch:
     debian: str
     machine: str  # as in wheel platform tags and `uname -m`
     aliases: tuple[str, ...]
+    multiarch: str  # Debian's multiarch tuple: the folder of its libraries
 
 
 _ARCHES: tuple[_Arch, ...] = (
-    _Arch("amd64", None, "amd64", "x86_64", ("x86_64", "x86-64", "x64")),
-    _Arch("arm64", "v8", "arm64", "aarch64", ("aarch64", "arm64/v8")),
-    _Arch("ppc64le", None, "ppc64el", "ppc64le", ("ppc64el",)),
-    _Arch("s390x", None, "s390x", "s390x", ()),
-    _Arch("386", None, "i386", "i686", ("i386", "i686", "x86")),
-    _Arch("arm", "v7", "armhf", "armv7l", ("arm/v7", "armhf", "armv7l")),
+    _Arch("amd64", None, "amd64", "x86_64", ("x86_64", "x86-64", "x64"), "x86_64-linux-gnu"),
+    _Arch("arm64", "v8", "arm64", "aarch64", ("aarch64", "arm64/v8"), "aarch64-linux-gnu"),
+    _Arch("ppc64le", None, "ppc64el", "ppc64le", ("ppc64el",), "powerpc64le-linux-gnu"),
+    _Arch("s390x", None, "s390x", "s390x", (), "s390x-linux-gnu"),
+    _Arch("386", None, "i386", "i686", ("i386", "i686", "x86"), "i386-linux-gnu"),
+    _Arch("arm", "v7", "armhf", "armv7l", ("arm/v7", "armhf", "armv7l"), "arm-linux-gnueabihf"),
 )
 
 
@@ -67,6 +68,11 @@ class Platform:
     def debian_arch(self) -> str:
         """Debian's name for the architecture (``amd64``, ``arm64``, ``ppc64el``)."""
         return self._arch.debian
+
+    @property
+    def multiarch(self) -> str:
+        """Debian's multiarch tuple (``x86_64-linux-gnu``): ``/usr/lib/<tuple>``."""
+        return self._arch.multiarch
 
     @property
     def machine(self) -> str:
