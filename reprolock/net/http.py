@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import requests
 
@@ -67,17 +67,27 @@ UNREACHABLE_HINT = "Check the network, the proxy settings and the URL."
 
 
 def _send(
-    session: requests.Session, url: str, what: str, kwargs: dict[str, Any], hint: str
+    session: requests.Session,
+    url: str,
+    what: str,
+    kwargs: dict[str, Any],
+    hint: str,
+    *,
+    method: str = "GET",
+    upload: int = 0,
 ) -> requests.Response:
-    """``session.get(url, stream=True)``, abandoned if the headers take too long."""
-    seconds = limits.current().request_seconds
+    """``session.request(method, url, stream=True)``, abandoned if the headers take too
+    long: ``limits.request_seconds``, plus one second per ``min_bytes_per_second`` bytes
+    of an ``upload`` (a body sent before the answer)."""
+    caps = limits.current()
+    seconds = caps.request_seconds + upload / caps.min_bytes_per_second
     box: dict[str, Any] = {}
     done = threading.Event()
     abandoned = threading.Event()
 
     def run() -> None:
         try:
-            response = session.get(url, stream=True, **kwargs)
+            response = session.request(method, url, stream=True, **kwargs)
         except BaseException as exc:
             box["error"] = exc
         else:
@@ -230,3 +240,33 @@ def get(
     ) as response:
         body = response.read()
         return Reply(response.status, response.headers, response.url, body)
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+    body: bytes | IO[bytes] | None = None,
+    size: int = 0,
+    unreachable_hint: str = UNREACHABLE_HINT,
+) -> Reply:
+    """``method`` (HEAD, POST, PUT, PATCH) to ``url`` with ``body`` (``size`` bytes, a
+    stream is sent as it is read); the answer's body read within ``limits.token_bytes``.
+    The answer must come within the request's time plus the upload's allowance."""
+    kwargs: dict[str, Any] = {"headers": dict(headers or {}), "allow_redirects": False}
+    if params is not None:
+        kwargs["params"] = dict(params)
+    if body is not None:
+        kwargs["data"] = body
+    response = _send(session, url, what, kwargs, unreachable_hint, method=method, upload=size)
+    try:
+        cap = limits.current().token_bytes
+        streamed = Streamed(response, what, cap, "token_bytes")
+        data = b"" if method == "HEAD" else streamed.read()
+        return Reply(response.status_code, response.headers, response.url, data)
+    finally:
+        response.close()

@@ -9,8 +9,9 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import IO
 from urllib.parse import urlsplit
 
 import requests
@@ -297,6 +298,168 @@ class RegistryClient:
                 f"descriptor says {size}.",
                 hint="The registry or a proxy altered it; do not use this image.",
             )
+
+    # -- pushing ---------------------------------------------------------------------------
+    def _origin(self, ref: ImageRef) -> _Endpoint:
+        """Where a push goes: the registry itself, never a mirror."""
+        return self.endpoints(ref.registry)[-1]
+
+    def _request(
+        self,
+        method: str,
+        ref: ImageRef,
+        url: str,
+        *,
+        what: str,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        body: Callable[[], bytes | IO[bytes]] | None = None,
+        size: int = 0,
+    ) -> http.Reply:
+        """``method`` to ``url`` (on the registry's own host), answering one auth
+        challenge (a push asks for its own scope)."""
+        endpoint = self._origin(ref)
+        key = (endpoint.base, ref.repository)
+        for attempt in range(2):
+            with self._lock:
+                token = self._tokens.get(key)
+            sent = dict(headers or {})
+            if token:
+                sent["Authorization"] = token
+            data = body() if body is not None else None
+            try:
+                reply = http.send(
+                    self.session,
+                    method,
+                    url,
+                    what=what,
+                    headers=sent,
+                    params=params,
+                    body=data,
+                    size=size,
+                    unreachable_hint=_UNREACHABLE,
+                )
+            finally:
+                if data is not None and not isinstance(data, bytes):
+                    data.close()
+            if reply.status == 401 and attempt == 0:
+                challenge = reply.header("WWW-Authenticate")[:4096]
+                authorization = self._authorize(endpoint, ref, challenge)
+                if authorization is not None:
+                    with self._lock:
+                        self._tokens[key] = authorization
+                    continue
+            return reply
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _push_error(self, reply: http.Reply, ref: ImageRef, what: str) -> SourceError:
+        if reply.status in (401, 403):
+            return SourceError(
+                f"{ref.familiar}: {urlsplit(self._origin(ref).base).netloc} refused to let you "
+                f"push {what} ({reply.status}).",
+                hint=f"Log in with push rights: `docker login "
+                f"{urlsplit(self._origin(ref).base).netloc}`.",
+            )
+        codes = ", ".join(sorted(_error_codes(reply))) or "no error code"
+        return SourceError(
+            f"{ref.familiar}: the registry answered {reply.status} ({codes}) to the push of "
+            f"{what}.",
+            hint="The registry refused the upload; check its logs and your rights.",
+        )
+
+    def _same_host(self, ref: ImageRef, location: str) -> str:
+        """An upload ``Location`` made absolute; `SourceError` unless it is on the
+        registry's own host (credentials go nowhere else)."""
+        base = self._origin(ref).base
+        url = base + location if location.startswith("/") else location
+        if urlsplit(url)[:2] != urlsplit(base)[:2]:
+            raise SourceError(
+                f"{ref.familiar}: the registry sends the upload to another host "
+                f"({location[:100]!r}); refusing.",
+                hint="A registry that uploads elsewhere is misconfigured or hostile.",
+            )
+        return url
+
+    def has_blob(self, ref: ImageRef, digest: Digest) -> bool:
+        base = self._origin(ref).base
+        reply = self._request(
+            "HEAD",
+            ref,
+            f"{base}/v2/{ref.repository}/blobs/{digest}",
+            what=f"{ref.familiar}: blob {digest}",
+        )
+        return reply.status == 200
+
+    def push_blob(
+        self,
+        ref: ImageRef,
+        digest: Digest,
+        size: int,
+        opener: Callable[[], IO[bytes]],
+        *,
+        mount_from: str | None = None,
+    ) -> str:
+        """Upload a blob unless the repository has it: "present", "mounted" (from
+        ``mount_from``, a repository of the same registry) or "uploaded"."""
+        if self.has_blob(ref, digest):
+            return "present"
+        base = self._origin(ref).base
+        what = f"blob {digest}"
+        params = {"mount": str(digest), "from": mount_from} if mount_from else None
+        start = self._request(
+            "POST",
+            ref,
+            f"{base}/v2/{ref.repository}/blobs/uploads/",
+            what=f"{ref.familiar}: {what}",
+            params=params,
+            headers={"Content-Length": "0"},
+        )
+        if start.status == 201 and mount_from:
+            return "mounted"
+        if start.status != 202 or not start.header("Location"):
+            raise self._push_error(start, ref, what)
+        location = self._same_host(ref, start.header("Location"))
+        parts = urlsplit(location)
+        query = [q for q in parts.query.split("&") if q and not q.startswith("digest=")]
+        query.append(f"digest={digest}")
+        url = parts._replace(query="&".join(query)).geturl()
+        put = self._request(
+            "PUT",
+            ref,
+            url,
+            what=f"{ref.familiar}: {what}",
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            body=opener,
+            size=size,
+        )
+        if put.status != 201:
+            raise self._push_error(put, ref, what)
+        return "uploaded"
+
+    def push_manifest(self, ref: ImageRef, reference: str, body: bytes, media_type: str) -> Digest:
+        """PUT a manifest (or an index) as ``reference`` (a tag or its digest); the
+        registry must answer with the digest of these bytes."""
+        base = self._origin(ref).base
+        digest = Digest.of(body)
+        reply = self._request(
+            "PUT",
+            ref,
+            f"{base}/v2/{ref.repository}/manifests/{reference}",
+            what=f"{ref.familiar}: manifest {digest}",
+            headers={"Content-Type": media_type, "Content-Length": str(len(body))},
+            body=lambda: body,
+            size=len(body),
+        )
+        if reply.status != 201:
+            raise self._push_error(reply, ref, f"the manifest {digest}")
+        claimed = reply.header("Docker-Content-Digest").strip()
+        if claimed and claimed != str(digest):
+            raise SourceError(
+                f"{ref.familiar}: the registry stored the manifest as {claimed[:100]}, "
+                f"not {digest}.",
+                hint="The registry altered the manifest; do not use it.",
+            )
+        return digest
 
     # -- HTTP and auth ---------------------------------------------------------------------------
     def _get(
