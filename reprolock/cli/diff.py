@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -11,6 +12,7 @@ from reprolock.api.inspect import InspectOptions
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import platform_option, report_option, target_option
+from reprolock.cli.progress import ProgressLine
 from reprolock.cli.report import render_diff
 from reprolock.model import Platform
 from reprolock.verify.diff import SECTIONS, Change
@@ -55,9 +57,18 @@ def diff_command(
     platform: Platform,
     fmt: str | None,
 ) -> int:
-    """Show what changed from A to B; each is a lock file or an image (any source
-    `inspect` reads). Changes are grouped (base, cuda, apt, python, files) and classified:
-    added, removed, upgraded, downgraded (with major/minor/patch), rebuilt.
+    """Show what changed from A to B; each is a lock or an image (any source `inspect`
+    reads). Changes are grouped (base, cuda, apt, python, files) and classified: added,
+    removed, upgraded, downgraded (with major/minor/patch), rebuilt.
+
+    A side is told by what it holds, not by its name: a text file is a lock, an archive
+    an image. Also:
+
+    \b
+      -              a lock on standard input
+      git:REV[:PATH] the lock at a commit (PATH relative to here; default: the lock
+                     beside the spec), e.g. git:HEAD~1
+      <(command)     a lock from a pipe, e.g. <(git show main:reprolock.lock)
 
     An image is seen as `verify` sees it: every Python environment (venvs, the system
     site, /usr/local dist-packages, user sites: each change says which), and files that
@@ -67,7 +78,15 @@ def diff_command(
     settings = output.current()
     options = InspectOptions(platform=platform, docker_host=os.environ.get("DOCKER_HOST"))
     result = diff_sides(
-        a, b, target_id=target_id, only=frozenset(only), options=options, net=net_options(settings)
+        a,
+        b,
+        target_id=target_id,
+        only=frozenset(only),
+        options=options,
+        net=net_options(settings),
+        cwd=Path(),
+        stdin=click.get_binary_stream("stdin"),
+        observe=lambda side: ProgressLine.for_terminal(f"reading {side}", settings.verbosity < 0),
     )
     fmt = fmt or settings.format
     if fmt in ("junit", "markdown", "github"):

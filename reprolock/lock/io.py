@@ -17,8 +17,10 @@ import fcntl
 import glob
 import os
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from reprolock import limits
 from reprolock.atomic import replace_file
@@ -119,3 +121,105 @@ def decode(path: Path, data: bytes) -> str:
 def read_text(path: Path, *, what: str, limit_name: str = "document_bytes") -> str:
     """The UTF-8 text of the regular file ``path``, within its cap (see `read_bytes`)."""
     return decode(path, read_bytes(path, what=what, limit_name=limit_name))
+
+
+def read_stream(
+    stream: IO[bytes], *, name: str, what: str, limit_name: str = "document_bytes"
+) -> bytes:
+    """The bytes of ``stream`` (standard input, a pipe) to its end, at most
+    ``limits.<limit_name>``; the stream is left open. `InputError` when it holds more,
+    `SourceError` when it cannot be read."""
+    cap = getattr(limits.current(), limit_name)
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        while received <= cap:
+            chunk = stream.read(min(1 << 20, cap + 1 - received))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            received += len(chunk)
+    except OSError as exc:
+        raise SourceError(f"cannot read {name}: {exc.strerror or exc}.") from exc
+    if received > cap:
+        raise _too_big(Path(name), what, limit_name, received)
+    return b"".join(chunks)
+
+
+def read_pipe(path: Path, *, what: str, limit_name: str = "document_bytes") -> bytes:
+    """The bytes a FIFO ``path`` (``/dev/fd/63`` of a ``<(command)``) delivers, within
+    ``limits.<limit_name>``; a regular file is read by `read_bytes`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SourceError(
+            f"cannot read {path}: {exc.strerror or exc}.", hint=f"Check the path of the {what}."
+        ) from exc
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return read_bytes(path, what=what, limit_name=limit_name)
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            raise InputError(
+                f"{path}: is not a pipe or a regular file; refusing to read it as the {what}.",
+                hint=f"Name the {what} itself.",
+            )
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as stream:
+            return read_stream(stream, name=str(path), what=what, limit_name=limit_name)
+    finally:
+        os.close(fd)
+
+
+GIT_SECONDS = 60.0  # the longest `git cat-file` may take
+
+
+def read_at_revision(
+    revision: str, path: str, *, cwd: Path, what: str, limit_name: str = "document_bytes"
+) -> bytes:
+    """The file ``path`` (relative to ``cwd``) as commit ``revision`` of the git repository
+    around ``cwd`` holds it, within ``limits.<limit_name>``. `InputError` when git does not
+    know the revision or the file there, `SourceError` when git cannot be run."""
+    shown = f"git:{revision}:{path}"
+    if not revision or revision.startswith("-") or any(c.isspace() for c in revision):
+        raise InputError(
+            f"{shown}: {revision!r} is not a git revision.",
+            hint="Write git:REV[:PATH], e.g. git:HEAD~1 or git:main:reprolock.lock.",
+        )
+    if not path or path.startswith("/"):
+        raise InputError(
+            f"{shown}: the path must be relative to the current folder.",
+            hint="Write git:REV:PATH with PATH as you would name the file here.",
+        )
+    name = f"{revision}:./{path}"  # "./": relative to cwd, as git resolves it
+    cap = getattr(limits.current(), limit_name)
+    size = _git(["cat-file", "-s", name], cwd=cwd, shown=shown, what=what).strip()
+    if not size.isdigit():
+        raise SourceError(f"{shown}: git answered {size[:100]!r} for the size of the {what}.")
+    if int(size) > cap:
+        raise _too_big(Path(shown), what, limit_name, int(size))
+    return _git(["cat-file", "blob", name], cwd=cwd, shown=shown, what=what)
+
+
+def _git(args: list[str], *, cwd: Path, shown: str, what: str) -> bytes:
+    """What ``git -C cwd ARGS`` prints; its last error line as an `InputError`."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(cwd), *args],
+            capture_output=True,
+            check=False,
+            timeout=GIT_SECONDS,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
+        )
+    except FileNotFoundError:
+        raise SourceError(
+            f"{shown}: git is not installed.", hint=f"Install git, or name the {what} as a file."
+        ) from None
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SourceError(f"{shown}: running git failed ({exc}).") from None
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        raise InputError(
+            f"{shown}: git cannot show it: "
+            f"{said[-1].rstrip('.') if said else f'exit {done.returncode}'}.",
+            hint="Check the revision (git log) and the path (git ls-tree -r REV).",
+        )
+    return done.stdout

@@ -1,0 +1,215 @@
+"""The paths a newcomer types: global options after the command, a diff's sides told apart
+by what they hold (a copied lock, standard input, a pipe, a git revision), image names that
+are bad input or missing from both the daemon and the registry."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Run
+from tests.hostile.test_image_sources import fake_daemon
+from tests.imagefiles import write_docker_archive
+from tests.test_inspect import realistic_image
+
+Cli = Callable[..., Run]
+ROOT = Path(__file__).parent.parent
+EXAMPLE = ROOT / "examples" / "cpu"
+AMD64 = ("--target", "py3.11-amd64")
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A copy of examples/cpu (spec and its up-to-date lock)."""
+    folder = tmp_path / "cpu"
+    shutil.copytree(EXAMPLE, folder)
+    return folder
+
+
+# -- global options where people type them -------------------------------------------------
+
+
+def test_global_options_work_after_the_command(cli: Cli, example: Path) -> None:
+    before = cli("--format", "json", "check", cwd=example)
+    after = cli("check", "--format", "json", cwd=example)
+    assert after.code == before.code == 0, after.err
+    assert json.loads(after.out) == json.loads(before.out)
+    assert cli("check", "-q", cwd=example).out == ""
+    run = cli("diff", "reprolock.lock", "reprolock.lock", *AMD64, "--format", "json", cwd=example)
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["changes"] == []
+    quiet = cli("matrix", "driver", "535.104.05", cwd=example).out
+    loud = cli("matrix", "driver", "535.104.05", "-v", cwd=example).out
+    assert loud == cli("-v", "matrix", "driver", "535.104.05", cwd=example).out
+    assert len(loud) > len(quiet)
+    run = cli("lock", "-v", "--offline", "--cache-dir", str(example / "cache"), cwd=example)
+    assert run.code == 0, run.err
+    assert "is up to date" in run.out
+    # A usage error after --format json placed after the command is JSON too.
+    run = cli("diff", "reprolock.lock", "--format", "json", cwd=example)
+    assert run.code == 2
+    assert json.loads(run.out)["error"]["message"] == "Missing argument 'B'."
+    assert "may also\n  follow the command" in cli("lock", "--help").out
+
+
+# -- diff: each side by what it holds --------------------------------------------------------
+
+
+def test_diff_reads_a_lock_by_its_content_not_its_name(cli: Cli, example: Path) -> None:
+    shutil.copy(example / "reprolock.lock", example / "saved-yesterday")
+    run = cli("--format", "json", "diff", "saved-yesterday", "reprolock.lock", *AMD64, cwd=example)
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["a"] == "saved-yesterday (py3.11-amd64)"
+    # ... and an image archive named like a lock is an image.
+    write_docker_archive(example / "image.lock", realistic_image())
+    run = cli("--format", "json", "diff", "image.lock", "docker-archive:image.lock", cwd=example)
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["changes"] == []
+    # A text file that is no lock says so (it is not read as an image).
+    run = cli("diff", "reprolock.toml", "reprolock.lock", *AMD64, cwd=example)
+    assert run.code == 2
+    assert "error: reprolock.toml: lock-version is missing or malformed" in run.err
+
+
+def test_diff_reads_a_lock_from_standard_input_and_from_a_pipe(
+    cli: Cli, example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = (example / "reprolock.lock").read_bytes()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    run = cli("--format", "json", "diff", "-", "reprolock.lock", *AMD64, cwd=example)
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["a"] == "standard input (py3.11-amd64)"
+    # <(git show HEAD~1:reprolock.lock): a pipe the shell names /dev/fd/N
+    fifo = example / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(data,))
+    writer.start()
+    run = cli("--format", "json", "diff", "pipe", "reprolock.lock", *AMD64, cwd=example)
+    writer.join()
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["changes"] == []
+    run = cli("diff", "-", "-", cwd=example)
+    assert run.code == 2
+    assert "both sides are standard input" in run.err
+
+
+def test_diff_reads_the_lock_at_a_git_revision(cli: Cli, example: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=example, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("add", "reprolock.toml", "reprolock.lock")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "lock")
+    for side in ("git:HEAD", "git:HEAD:reprolock.lock"):
+        run = cli("--format", "json", "diff", side, "reprolock.lock", *AMD64, cwd=example)
+        assert run.code == 0, run.err
+        assert json.loads(run.out)["a"] == "git:HEAD:reprolock.lock (py3.11-amd64)"
+    run = cli("diff", "git:no-such-branch", "reprolock.lock", *AMD64, cwd=example)
+    assert run.code == 2
+    assert run.err.startswith(
+        "error: git:no-such-branch:reprolock.lock: git cannot show it: fatal: invalid object "
+        "name 'no-such-branch'."
+    )
+    run = cli("diff", "git:HEAD:gone.lock", "reprolock.lock", *AMD64, cwd=example)
+    assert run.code == 2
+    assert "path 'gone.lock' does not exist in 'HEAD'" in run.err
+
+
+# -- image names -------------------------------------------------------------------------------
+
+
+def _daemon_answering(status: str, body: bytes) -> Callable[[socket.socket], None]:
+    def answer(connection: socket.socket) -> None:
+        connection.sendall(
+            f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+        )
+
+    return answer
+
+
+@pytest.mark.parametrize("name", ["foo:bar:baz", "docker:foo:bar:baz", "registry:foo:bar:baz"])
+def test_a_malformed_image_name_is_bad_input_even_with_a_daemon(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    """Docker's daemon answers 500 "invalid reference format": that is the user's typo."""
+    answer = _daemon_answering("500 Internal Server Error", b'{"message":"invalid reference"}')
+    with fake_daemon(answer) as host:
+        monkeypatch.setenv("DOCKER_HOST", host)
+        run = cli("inspect", name, cwd=tmp_path)
+    assert run.code == 2, run.err
+    assert f"{name.removeprefix('registry:')}: not an image reference" in run.err
+
+
+def test_a_bare_name_missing_everywhere_says_both_failures(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: the registry cannot be reached
+    name = f"127.0.0.1:{port}/team/app:1"
+    answer = _daemon_answering("404 Not Found", b'{"message":"No such image"}')
+    with fake_daemon(answer) as host:
+        monkeypatch.setenv("DOCKER_HOST", host)
+        run = cli("inspect", name, cwd=tmp_path)
+    assert run.code == 4, run.err
+    socket_path = host.removeprefix("unix://")
+    assert run.err.startswith(
+        f"error: {name}: not found: the docker daemon at {socket_path} has no such image, "
+        "and from its registry: "
+    ), run.err
+    assert f"docker:{name} or registry:{name} asks only one of them" in run.err
+
+
+# -- a stale lock is never used without a word -----------------------------------------------
+
+
+@pytest.fixture
+def stale(tmp_path: Path) -> Path:
+    """The golden lock beside a spec it is not the lock of."""
+    folder = tmp_path / "stale"
+    folder.mkdir()
+    shutil.copy(ROOT / "tests" / "golden" / "reprolock.lock", folder / "reprolock.lock")
+    (folder / "reprolock.toml").write_text(
+        '[environment]\npython = "3.11"\n\n[python]\nrequirements = ["numpy"]\n'
+    )
+    return folder
+
+
+def test_dockerfile_fetch_and_verify_warn_about_a_stale_lock(cli: Cli, stale: Path) -> None:
+    warning = "warning: reprolock.lock is stale: it no longer matches reprolock.toml ("
+    run = cli("dockerfile", cwd=stale)
+    assert run.code == 0, run.err
+    assert run.err.startswith(warning), run.err
+    assert "run `reprolock lock` (--locked makes this an error)." in run.err
+    run = cli("fetch", "--offline", cwd=stale)  # the warning comes before any download
+    assert run.err.startswith(warning), run.err
+    write_docker_archive(stale / "image.tar", realistic_image())
+    run = cli("verify", "image", "docker-archive:image.tar", cwd=stale)
+    assert run.err.startswith(warning), run.err
+    # A lock on its own (a CI artifact) has nothing to be compared with: no word.
+    (stale / "reprolock.toml").unlink()
+    run = cli("dockerfile", "--lock", "reprolock.lock", cwd=stale)
+    assert (run.code, run.err) == (0, "")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["dockerfile"], ["fetch"], ["verify", "image", "docker-archive:no-such-image.tar"]],
+)
+def test_locked_makes_a_stale_lock_an_error(cli: Cli, stale: Path, command: list[str]) -> None:
+    run = cli(*command, "--locked", cwd=stale)
+    assert run.code == 1, run.err
+    assert run.err.startswith(
+        "error: reprolock.lock: is stale; it no longer matches reprolock.toml:\n  - "
+    ), run.err
+    assert not (stale / "Dockerfile").exists()
