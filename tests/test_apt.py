@@ -144,6 +144,31 @@ def test_lock_installs_exactly_what_apt_get_would(
     assert simulated == sorted((n, str(p["version"])) for n, p in locked.items())
 
 
+def test_lock_says_one_line_per_section_and_the_pins_with_v(
+    lock_cli: LockCli, tmp_path: Path, world: World
+) -> None:
+    _spec(tmp_path, world, ["tool"])
+    run = lock_cli("lock", "-v")  # -v after the command, as the docs write it
+    assert run.code == 0, run.err
+    digest = tomllib.loads((tmp_path / "reprolock.lock").read_text())["targets"][0]["base"][
+        "manifest-digest"
+    ]
+    assert run.out.splitlines() == [
+        f"py3.11-amd64: base {world.ref}@{digest} (debian 12, glibc 2.36)",
+        "py3.11-amd64: 3 apt packages",
+        "  libfoo1=1.3",
+        "  tool=1.0",
+        "  w3m=0.5.3",  # provides www-browser
+        "wrote reprolock.lock",
+    ]
+    run = lock_cli("lock", "--refresh")
+    assert run.out.splitlines() == [
+        f"py3.11-amd64: base {world.ref}@{digest[:19]} (debian 12, glibc 2.36)",
+        "py3.11-amd64: 3 apt packages",
+        "unchanged: reprolock.lock",
+    ]
+
+
 def test_unsatisfiable_names_the_dependency_chain(
     lock_cli: LockCli, tmp_path: Path, world: World
 ) -> None:

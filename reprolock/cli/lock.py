@@ -14,6 +14,7 @@ from reprolock.api.network import NetOptions
 from reprolock.cli import output
 from reprolock.cli.options import lock_option, spec_option
 from reprolock.cli.progress import ProgressLine
+from reprolock.lock import LockedTarget
 from reprolock.lock.io import read_text
 from reprolock.net.config import NetConfig
 
@@ -136,9 +137,8 @@ def lock_command(
         )
         return
     for target in result.lock.targets if not result.up_to_date else ():
-        settings.say(f"{target.id}: {len(target.packages)} Python packages")
-        for package in target.packages:
-            settings.say(f"  {package.name}=={package.version}", level=1)
+        for line in summary(target, verbosity=settings.verbosity):
+            settings.say(line)
     # Why versions were rejected is worked out on demand (select.py): only when shown.
     for resolution in result.resolutions if settings.verbosity >= 2 else ():
         for name, selection in resolution.selections.items():
@@ -153,3 +153,44 @@ def lock_command(
         settings.say(change)
     verb = "wrote" if result.changed else "unchanged:"
     settings.say(f"{verb} {result.lock_path}")
+
+
+def summary(target: LockedTarget, *, verbosity: int = 0) -> list[str]:
+    """One line per section of a locked target (base, apt, Python, CUDA); with -v the
+    pins under each."""
+    tid = target.id
+    lines = []
+    base = target.base
+    if base is not None:
+        digest = base.manifest_digest if verbosity >= 1 else base.manifest_digest[:19]
+        facts = base.facts
+        held = [] if facts is None else [f"{facts.os_id} {facts.os_version}".strip()]
+        if facts is not None and facts.libc:
+            held.append(f"{facts.libc} {facts.libc_version or '?'}")
+        if target.interpreter is not None:
+            i = target.interpreter
+            held.append(f"Python {i.version} from {i.source.value}")
+        shown = f" ({', '.join(h for h in held if h)})" if any(held) else ""
+        lines.append(f"{tid}: base {base.ref.split('@', 1)[0]}@{digest}{shown}")
+    if target.apt:
+        snapshot = f" (snapshot {target.apt_snapshot})" if target.apt_snapshot else ""
+        lines.append(f"{tid}: {_count(len(target.apt), 'apt package')}{snapshot}")
+        if verbosity >= 1:
+            lines += [f"  {p.name}={p.version}" for p in sorted(target.apt, key=lambda p: p.name)]
+    if target.packages or not lines:
+        lines.append(f"{tid}: {_count(len(target.packages), 'Python package')}")
+    if verbosity >= 1:
+        lines += [f"  {p.name}=={p.version}" for p in target.packages]
+    cuda = target.cuda
+    if cuda is not None:
+        compat = (
+            f" (>= {cuda.driver_min_compat} with minor-version compatibility)"
+            if cuda.driver_min_compat and cuda.driver_min_compat != cuda.driver_min
+            else ""
+        )
+        lines.append(f"{tid}: CUDA {cuda.toolkit}, driver >= {cuda.driver_min}{compat}")
+    return lines
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}"
