@@ -10,7 +10,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -213,3 +215,36 @@ def test_locked_makes_a_stale_lock_an_error(cli: Cli, stale: Path, command: list
         "error: reprolock.lock: is stale; it no longer matches reprolock.toml:\n  - "
     ), run.err
     assert not (stale / "Dockerfile").exists()
+
+
+# -- the starter runs what it copies -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_the_starters_cmd_runs_what_it_copies_into_its_workdir(
+    cli: Cli, tmp_path: Path, gpu: bool
+) -> None:
+    """The image's COPY lines, WORKDIR and CMD, played out in a folder standing for the
+    image's root: the module the cmd runs is the package the copy put in the workdir."""
+    project = tmp_path / "project"
+    project.mkdir()
+    assert cli("init", *(["--gpu"] if gpu else []), cwd=project).code == 0
+    image = tomllib.loads((project / "reprolock.toml").read_text())["image"]
+    python, dash_m, module = image["cmd"]
+    assert (python, dash_m) == ("python", "-m")
+    (project / module).mkdir()
+    (project / module / "__main__.py").write_text("print('hello from', __package__)\n")
+    root = tmp_path / "root"
+    for source, dest in image["copy"]:
+        shutil.copytree(project / source, root / dest.lstrip("/"))
+    workdir = root / image["workdir"].lstrip("/")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (run.returncode, run.stdout) == (0, f"hello from {module}\n"), run.stderr
