@@ -26,6 +26,7 @@ COMMANDS = {
     "export": "reprolock.cli.export:export_command",
     "fetch": "reprolock.cli.dockerfile:fetch_command",
     "dockerfile": "reprolock.cli.dockerfile:dockerfile_command",
+    "build": "reprolock.cli.build:build_command",
     "inspect": "reprolock.cli.inspect:inspect_command",
     "diff": "reprolock.cli.diff:diff_command",
     "verify": "reprolock.cli.verify:verify_command",

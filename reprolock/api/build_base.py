@@ -1,0 +1,161 @@
+"""The base of a build: pulled by its locked digest, cached, read once.
+
+Layers are cached in ``<cache>/layers/blobs/sha256/<hex>`` under the digest of what the
+registry sent (checked as it arrives, checked again before each reuse) and copied into
+the output byte for byte.  Only tar layers (plain, gzip, zstd) are copied; foreign or
+encrypted layers are refused.  The layers are scanned once, in parallel, keeping only
+the files the layers above read (dpkg's records, the accounts, `reprolock.build.apt`).
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+from reprolock.api.network import NetOptions
+from reprolock.build.apt import wanted
+from reprolock.errors import InputError, SourceError
+from reprolock.image.scan import LayerScan, scan_layer
+from reprolock.image.view import FilesystemView
+from reprolock.image.write import BlobDir
+from reprolock.lock import LockedTarget
+from reprolock.model import Digest, ImageRef
+from reprolock.model.oci import (
+    DOCKER_LAYER_GZIP,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_TAR,
+    OCI_LAYER_ZSTD,
+    load_json,
+)
+from reprolock.registry import RegistryClient
+
+_LAYER_TYPES = frozenset({OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, DOCKER_LAYER_GZIP})
+
+
+@dataclass(slots=True, kw_only=True)
+class PulledBase:
+    """The locked base: its config (parsed JSON), its layers in the cache, and the merged
+    view of them (paths, and the files the layers above read)."""
+
+    ref: ImageRef  # its name, without the digest
+    config: dict[str, Any]
+    layers: list[tuple[Digest, int, str]]  # digest, size, media type (as in the manifest)
+    diff_ids: tuple[str, ...]
+    view: FilesystemView
+
+
+def pull_base(
+    target: LockedTarget, client: RegistryClient, cache: BlobDir, *, offline: bool
+) -> PulledBase:
+    """The base by its locked manifest digest; its config digest and diff_ids compared
+    with the lock; each layer cached by digest (checked) unless the cache has it."""
+    base = target.base
+    assert base is not None
+    tid = target.id
+    try:
+        named = ImageRef.parse(base.ref.split("@", 1)[0])
+    except ValueError as exc:
+        raise InputError(f"{tid}: base ref: {exc}.") from None
+    digest = Digest.parse(base.manifest_digest)
+    ref = ImageRef(registry=named.registry, repository=named.repository, tag=None, digest=digest)
+    pinned = client.resolve(ref, target.platform)
+    if pinned.manifest_digest != digest:
+        raise SourceError(f"{named.familiar}: the registry sent another manifest than {digest}.")
+    if base.config_digest and str(pinned.config_digest) != base.config_digest:
+        raise SourceError(
+            f"{named.familiar}@{digest}: its config is {pinned.config_digest}, the lock says "
+            f"{base.config_digest}."
+        )
+    diff_ids = tuple(str(d) for d in pinned.config.diff_ids)
+    if base.diff_ids and diff_ids != base.diff_ids:
+        raise SourceError(f"{named.familiar}@{digest}: its layers are not the locked ones.")
+    layers = []
+    for i, layer in enumerate(pinned.manifest.layers):
+        if layer.media_type and layer.media_type not in _LAYER_TYPES:
+            raise SourceError(
+                f"{named.familiar}: layer {i} is {layer.media_type}, which reprolock build "
+                "does not copy (only tar layers, plain, gzip or zstd).",
+            )
+        layers.append((layer.digest, layer.size, layer.media_type or OCI_LAYER_GZIP))
+        if cache.verify(layer.digest, layer.size):
+            continue
+        if offline:
+            raise SourceError(
+                f"--offline: layer {layer.digest} of {named.familiar} is not in the cache."
+            )
+        chunks = client.open_blob(ref, layer.digest, size=layer.size)
+        with cast(IO[bytes], io.BufferedReader(_Chunks(chunks), 1 << 20)) as stream:
+            cache.copy_in(stream, layer.digest, layer.size, f"{named.familiar} {layer.digest}")
+    try:
+        config = load_json(pinned.config_bytes, "image config")
+    except ValueError as exc:
+        raise SourceError(f"{named.familiar}: {exc}.") from None
+    assert isinstance(config, dict)
+    view = _scan_base(cache, layers, named.familiar)
+    return PulledBase(ref=named, config=config, layers=layers, diff_ids=diff_ids, view=view)
+
+
+class _Chunks(io.RawIOBase):
+    """A readable stream over an iterator of chunks (closing it ends the iterator)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self.pending:
+            try:
+                self.pending = next(self.chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self.pending))
+        buffer[:size] = self.pending[:size]
+        self.pending = self.pending[size:]
+        return size
+
+    def close(self) -> None:
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
+        super().close()
+
+
+def _never(_path: str) -> bool:
+    return False
+
+
+def _scan_base(cache: BlobDir, layers: list[tuple[Digest, int, str]], name: str) -> FilesystemView:
+    """The base's layers read once (in parallel): its paths, and the files the layers
+    above need."""
+
+    def scan(item: tuple[int, tuple[Digest, int, str]]) -> LayerScan:
+        index, (digest, _size, _type) = item
+        with cache.open(digest) as stream:
+            return scan_layer(
+                stream,
+                index,
+                what=f"{name} layer {index}",
+                want_content=wanted,
+                want_hash=_never,
+            )
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, len(layers)))) as pool:
+        scans = list(pool.map(scan, enumerate(layers)))
+    return FilesystemView.merge(scans)
+
+
+def cache_root(net: NetOptions) -> Path:
+    root = (net.cache_dir or Path(tempfile.gettempdir()) / "reprolock-cache") / "layers"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SourceError(f"cannot create {root}: {exc.strerror or exc}.") from None
+    return root
