@@ -293,6 +293,7 @@ def test_wheel_filter_decides_by_the_tag_triple() -> None:
     assert not accept("x-2.0-cp311-cp311-manylinux_2_17_aarch64.whl")  # remembered, same answer
     assert not accept("x-1.0-cp312-cp312-manylinux_2_17_x86_64.whl")
     assert accept("not-a-wheel-name.whl")  # selection judges malformed names
+    assert accept("x-1.0-win_amd64.whl")  # malformed, even with another platform's tag
     assert accept("x-1.0-a-b-c-d-e.whl")
     both = wheel_filter([amd, arm])
     assert both("x-1.0-cp311-cp311-manylinux_2_17_aarch64.whl")

@@ -200,13 +200,15 @@ class HttpIndex:
         others: list[str] = []
         wheel_filter = self.wheel_filter
 
+        other = others.append
+
         def keep(filename: str) -> bool:
             if filename.endswith(".whl"):
                 if wheel_filter is None or wheel_filter(filename):
                     return True
-                others.append(filename)  # wheels no target can use: their names suffice
+                other(filename)  # wheels no target can use: their names suffice
             elif filename.endswith((".tar.gz", ".zip")):
-                others.append(filename)  # sdists, by name
+                other(filename)  # sdists, by name
             return False
 
         with self._parse_lock:

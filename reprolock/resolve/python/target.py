@@ -122,9 +122,10 @@ class WheelFilter:
     """A filename test: could any of ``targets`` install this wheel?
 
     Used to skip, while parsing index pages, the many wheels built for other
-    interpreters and platforms (torch's page lists thousands).  Decisions are remembered
-    by the filename's tag triple, which most files of a project share with others.
-    ``key`` names the tag set, for caches of what the filter kept.
+    interpreters and platforms (torch's page lists thousands).  Most files are for other
+    platforms, which the last part of the name shows; decisions are remembered per
+    platform part and per tag triple, which many files of a project share.  ``key`` names
+    the tag set, for caches of what the filter kept.
     """
 
     def __init__(self, targets: Iterable[PythonTarget]) -> None:
@@ -132,11 +133,20 @@ class WheelFilter:
         for target in targets:
             tags.update(target.tag_ranks)
         self.tags = frozenset(tags)
+        self._platforms = frozenset(plat for _py, _abi, plat in tags)
         digest = hashlib.sha256("\n".join(sorted("-".join(t) for t in tags)).encode())
         self.key = digest.hexdigest()
+        self._by_platform: dict[str, bool] = {}
         self._decisions: dict[str, bool] = {}
 
     def __call__(self, filename: str) -> bool:
+        platform = filename[filename.rfind("-") + 1 : -4]
+        possible = self._by_platform.get(platform)
+        if possible is None:
+            possible = any(p in self._platforms for p in platform.split("."))
+            self._by_platform[platform] = possible
+        if not possible:  # no target's platform; unless not a well-formed wheel name at all
+            return filename.count("-") not in (4, 5)
         stem = filename[:-4]
         if stem.count("-") not in (4, 5):
             return True  # not a well-formed wheel name: let selection judge it
