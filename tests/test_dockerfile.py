@@ -46,7 +46,8 @@ def test_golden_context_files() -> None:
     lock = _lock()
     target = lock.targets[0]
     for name, text in (
-        (".dockerignore", dockerignore(lock.image)),
+        (".dockerignore", dockerignore(lock, wheelhouse=False)),
+        (".dockerignore.wheelhouse", dockerignore(lock, wheelhouse=True)),
         ("requirements.txt", requirements(target, wheelhouse=False)),
         ("requirements.wheelhouse.txt", requirements(target, wheelhouse=True)),
     ):

@@ -9,6 +9,8 @@ image is compared in size with a single-stage build of the same lock.
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -191,6 +193,30 @@ def test_dockerfiles_are_deterministic_and_hadolint_clean(built: Built) -> None:
         assert result.returncode == 0, result.stdout
     lock = tomllib.loads((built.context / "reprolock.lock").read_text())
     assert [p["name"] for p in lock["targets"][0]["apt"]] == ["hello-reprolock"]
+
+
+def _context_bytes(log: str) -> float:
+    """What BuildKit says it sent of the build context (``transferring context: 2.35kB``)."""
+    units = {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+    return sum(
+        float(n) * units[u]
+        for n, u in re.findall(r"transferring context: ([0-9.]+)(k?B|MB|GB)", log)
+    )
+
+
+def test_only_what_the_mode_uses_enters_the_build_context(built: Built, dockerd: Dockerd) -> None:
+    """pip downloads each locked file by its URL: the fetched wheels stay out of the context
+    (as torch's 3 GB would), unless --wheelhouse installs from them."""
+    [wheels] = built.context.glob(".reprolock/*/wheels")
+    junk = wheels / "big-1.0-py3-none-any.whl"
+    junk.write_bytes(os.urandom(8 << 20))
+    try:
+        log = dockerd.buildkit(built.context, "Dockerfile", "reprolock-e2e/context:1")
+        assert _context_bytes(log) < 1e6, log
+        dockerignore = (built.context / ".dockerignore").read_text()
+        assert "wheels" not in dockerignore.replace("no fetched wheels", "")
+    finally:
+        junk.unlink()
 
 
 def test_pip_install_upgrade_layer_is_the_only_finding(

@@ -144,7 +144,7 @@ def write_dockerfiles(
             files.append((_under(here, "debs", "SHA256SUMS"), debs_sha256sums(target)))
         if standalone_filename(target) is not None:
             files.append((_under(here, "python", "SHA256SUMS"), standalone_sha256sums(target)))
-    files.append((_under(out_dir, ".dockerignore"), dockerignore(lock.image)))
+    files.append((_under(out_dir, ".dockerignore"), dockerignore(lock, wheelhouse=wheelhouse)))
     return [_write(p, text) for p, text in files]
 
 
