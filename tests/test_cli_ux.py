@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -248,3 +249,64 @@ def test_the_starters_cmd_runs_what_it_copies_into_its_workdir(
         check=False,
     )
     assert (run.returncode, run.stdout) == (0, f"hello from {module}\n"), run.stderr
+
+
+# -- wording ------------------------------------------------------------------------------------
+
+
+def _spec(folder: Path, gpu: str) -> Path:
+    folder.mkdir()
+    (folder / "reprolock.toml").write_text(
+        f'[environment]\npython = "3.11"\n\n{gpu}\n[python]\nrequirements = ["torch==2.5.*"]\n'
+    )
+    return folder
+
+
+FLEET = '[gpu]\ndevices = ["A100", "H100"]\ndriver = "535.104.05"\ncuda = ">=12.1"\n'
+
+
+def test_explain_shows_the_bounds_as_people_read_them(cli: Cli, tmp_path: Path) -> None:
+    run = cli("explain", cwd=_spec(tmp_path / "gpu", FLEET))
+    assert run.code == 0, run.err
+    assert re.search(
+        r"\n    torch 2\.5\.0 \.\. 2\.5\.1 only \(\d+ of the \d+ known releases excluded\): the "
+        r"releases whose PyPI wheel \(CUDA 12\.4\) fits py3\.11-amd64\n",
+        run.out,
+    ), run.out
+    assert "\n    nvidia-cuda-runtime-cu11: none (its wheels are CUDA 11): gpu.cuda is" in run.out
+    assert "!=" not in run.out and "whose the" not in run.out
+    assert "chose torch 2.5.1 (PyPI wheel, CUDA 12.4)" in run.out
+
+
+def test_an_unconfirmed_arch_list_is_not_mentioned_when_every_gpu_runs_natively(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """torch 2.5's cu121 arch list is unsure of its PTX: an A100 runs its native sm_80."""
+    fleet = '[gpu]\ndevices = ["A100"]\ndriver = "530.30.02"\ncompat = "strict"\n'
+    run = cli("explain", cwd=_spec(tmp_path / "cu121", fleet))
+    assert run.code == 0, run.err
+    assert "chose torch 2.5.1 (cu121, CUDA 12.1)" in run.out
+    assert "A100: native sm_80" in run.out
+    assert "not confirmed" not in run.out
+
+
+def test_check_names_the_fleets_driver_and_the_locks_floor_apart(cli: Cli, tmp_path: Path) -> None:
+    from reprolock.cli.check import driver_floors
+    from reprolock.lock import loads
+
+    run = cli("check", cwd=_spec(tmp_path / "gpu", FLEET))
+    assert run.code == 0, run.err
+    assert "; the fleet's oldest driver 535.104.05 (minor compat)." in run.out
+    assert "driver floor" not in run.out  # that is the lock's: what the stack needs
+    golden = ROOT / "tests" / "golden" / "reprolock.lock"
+    lock = loads(golden.read_text(), file=str(golden)).lock
+    assert driver_floors(lock) == (
+        "driver floor 550.54.15 strict, 525.60.13 with minor-version compatibility"
+    )
+
+
+def test_matrix_torch_help_says_series_then_release(cli: Cli) -> None:
+    help_text = " ".join(cli("matrix", "torch", "--help").out.split())
+    assert "A PyTorch release series (2.5: each of its releases) or one release (2.5.1)" in (
+        help_text
+    )

@@ -241,7 +241,7 @@ CASES = [
         error=(
             "tensorflow 2.21.0 ([and-cuda], CUDA 12.5) require NVIDIA wheels no version "
             "satisfies for both",
-            "torch==2.10.0 (the PyPI wheel (CUDA 12.8)) with tensorflow==2.20.0",
+            "torch==2.10.0 (PyPI wheel, CUDA 12.8) with tensorflow==2.20.0",
         ),
     ),
     # -- JAX -------------------------------------------------------------------------------------

@@ -188,7 +188,7 @@ def test_report_formats(
     run = cli("verify", "image", image, "--report", "markdown", cwd=folder)
     assert "| error | python-version | `beta` | 2.0 | 3.0 |" in run.out
     run = cli("verify", "image", image, cwd=folder)
-    assert run.out.splitlines()[0].endswith("drift (1 errors, 0 warnings)")
+    assert run.out.splitlines()[0].endswith("drift (1 error, 0 warnings)")
     run = cli("verify", "image", _built(tmp_path, "ok"), "--report", "junit", cwd=folder)
     assert run.code == 0
     assert ET.fromstring(run.out).get("failures") == "0"

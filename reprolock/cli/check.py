@@ -9,6 +9,7 @@ import click
 from reprolock import api
 from reprolock.cli import output
 from reprolock.cli.options import lock_option, spec_option
+from reprolock.lock import Lockfile
 from reprolock.spec import Spec
 
 
@@ -25,9 +26,32 @@ def describe(spec: Spec) -> str:
             or "no GPU listed"
         )
         parts.append(f"GPUs {devices}")
-        if spec.gpu.driver is not None:
-            parts.append(f"driver floor {spec.gpu.driver} ({spec.gpu.compat.value} compat)")
+        if spec.gpu.driver is not None:  # the fleet's: the lock's floor is what it needs
+            parts.append(
+                f"the fleet's oldest driver {spec.gpu.driver} ({spec.gpu.compat.value} compat)"
+            )
     return "; ".join(parts)
+
+
+def driver_floors(lock: Lockfile) -> str | None:
+    """``driver floor 550.54.15 strict, 525.60.13 with minor-version compatibility``: what
+    the locked targets need of a host's driver (per target when they differ); None without
+    a CUDA stack."""
+    floors = {
+        t.id: f"{t.cuda.driver_min} strict"
+        + (
+            f", {t.cuda.driver_min_compat} with minor-version compatibility"
+            if t.cuda.driver_min_compat and t.cuda.driver_min_compat != t.cuda.driver_min
+            else ""
+        )
+        for t in lock.targets
+        if t.cuda is not None
+    }
+    if not floors:
+        return None
+    if len(set(floors.values())) == 1:
+        return f"driver floor {next(iter(floors.values()))}"
+    return "driver floor " + "; ".join(f"{tid} {floor}" for tid, floor in floors.items())
 
 
 @click.command("check")
@@ -66,3 +90,6 @@ def check_command(spec_path: Path | None, lock_path: Path | None, locked: bool) 
     else:
         count = len(result.lock.targets)
         settings.say(f"{result.lock_path}: up to date ({count} target{'s' if count != 1 else ''}).")
+        floors = driver_floors(result.lock)
+        if floors is not None:
+            settings.say(f"{result.lock_path}: {floors}.")

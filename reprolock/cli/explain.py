@@ -233,10 +233,8 @@ def _say_stack(settings: output.Settings, s: StackExplanation) -> None:
     if plan.constraints:
         say("  handed to the resolver:")
         for n, spec in sorted(plan.constraints.items()):
-            text = str(spec)
-            if len(text) > 60 and settings.verbosity == 0:
-                text = text[:57] + "..."
-            say(f"    {n}{text}: {plan.reasons.get(n, '')}")
+            text = plan.shown.get(n) or f"{n}{spec}"
+            say(f"    {text}: {plan.reasons.get(n, '')}")
     for note in plan.notes:
         say(f"  note: {note}")
     if s.locked is not None:

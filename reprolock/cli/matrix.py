@@ -232,9 +232,10 @@ def cuda_command(version: str) -> None:
 @matrix_command.command("torch")
 @click.argument("version")
 def torch_command(version: str) -> None:
-    """A PyTorch release (2.5) or release series (2.5.1): its builds — the PyPI wheel and the
-    download.pytorch.org variants — with CUDA, cuDNN, the GPU arches each has kernels for,
-    Python versions, companions, and the driver each needs."""
+    """A PyTorch release series (2.5: each of its releases) or one release (2.5.1): its
+    builds — the PyPI wheel and the download.pytorch.org variants — with CUDA, cuDNN, the
+    GPU arches each has kernels for, Python versions, companions, and the driver each
+    needs."""
     settings = output.current()
     matrices = api.shipped_matrices()
     table = matrices.torch

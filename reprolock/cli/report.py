@@ -83,7 +83,7 @@ def render(report: Report, fmt: str) -> str:
     lines = [
         f"{report.image} against {report.target}: "
         + ("drift" if report.failed else "matches the lock")
-        + f" ({len(errors)} errors, {len(warnings)} warnings)"
+        + f" ({_count(len(errors), 'error')}, {_count(len(warnings), 'warning')})"
     ]
     lines += [
         f"  {'error' if f.severity == 'error' else 'warn '}  {_line(f)}"
@@ -133,3 +133,7 @@ def render_diff(a: str, b: str, changes: Sequence[Change], fmt: str) -> str:
         ]
         return "\n".join(lines) + "\n"
     return "".join(f"::notice title=reprolock diff {c.section}::{text(c)}\n" for c in changes)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"

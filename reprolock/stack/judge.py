@@ -175,8 +175,6 @@ def judge(
     arches = build.arches
     if arches is None:
         arches = fleet.measured.get((build.framework, str(build.version), build.variant))
-    if arches is not None and arches.unconfirmed and gpu.devices:
-        notes.append(f"its arch list is not confirmed: {arches.unconfirmed}")
     warn = gpu.unknown_coverage is UnknownCoverage.WARN
     if arches is None and gpu.devices and build.min_capability is None:
         notes.append(
@@ -226,6 +224,20 @@ def judge(
                 )
             else:
                 notes.append(f"{jit} (slow first start; needs driver >= {driver}, {why})")
+    # What the tables are unsure of (PTX, an inferred list) matters only to a GPU without
+    # native kernels in the list: a fleet that runs natively everywhere is not told.
+    if (
+        arches is not None
+        and arches.unconfirmed
+        and any(not how.startswith("native") for _, how in cov)
+    ):
+        pin = f"{build.framework}=={build.version}"
+        if build.index and build.framework == "torch":
+            pin += f"+{build.index} --index {m.torch.index_url.rstrip('/')}/{build.index}"
+        notes.append(
+            f"its arch list is not confirmed: {arches.unconfirmed}; `reprolock matrix measure "
+            f"{pin}` measures the wheel's kernels"
+        )
     return Verdict(
         build=build,
         python=pythons,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from packaging.specifiers import SpecifierSet
@@ -56,6 +56,10 @@ class StackPlan:
     considered: tuple[Verdict, ...] = ()
     constraints: Mapping[str, SpecifierSet] = field(default_factory=dict)
     reasons: Mapping[str, str] = field(default_factory=dict)  # why each constraint holds
+    # how a constraint reads for people where its specifier would not: a framework's
+    # allowed releases as ranges instead of the != list the resolver gets, "none" for a
+    # CUDA wheel series the bounds shut out entirely
+    shown: Mapping[str, str] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
     notes: tuple[str, ...] = ()
 
@@ -307,13 +311,14 @@ def plan(
         )
         choices.append(Choice(request=request, verdict=verdict, allowed=allowed))
         notes.extend(f"{verdict.build.label}: {n}" for n in verdict.notes)
-    constraints, reasons = _constraints(choices, fleet, m)
+    constraints, reasons, shown = _constraints(choices, fleet, m)
     return StackPlan(
         fleet=fleet,
         choices=tuple(choices),
         considered=tuple(considered),
         constraints=constraints,
         reasons=reasons,
+        shown=shown,
         routes=_routes(choices, pytorch_index or m.torch.index_url),
         notes=tuple(dict.fromkeys(notes)),
     )
@@ -381,7 +386,7 @@ def _joint_fixes(
         op = ">=" if above else "=="
         ver = series_of(pick.build.version) if above else str(pick.build.version)
         with_ = ", ".join(o.label for o in others)
-        out.append(f"{name}{op}{ver} ({_variant_text(pick.build)}) agrees with {with_}")
+        out.append(f"{name}{op}{ver} ({_paren_text(pick.build)}) agrees with {with_}")
     if out:
         return out
     # Change them all: the newest builds (any release) that agree.
@@ -393,7 +398,7 @@ def _joint_fixes(
     for combo in itertools.product(*wide):
         builds = [v.build for v in combo]
         if all(agree(a, b) for a, b in itertools.combinations(builds, 2)):
-            pins = " with ".join(f"{b.framework}=={b.version} ({_variant_text(b)})" for b in builds)
+            pins = " with ".join(f"{b.framework}=={b.version} ({_paren_text(b)})" for b in builds)
             out.append(f"{pins} share one environment")
             break
     return out
@@ -401,22 +406,28 @@ def _joint_fixes(
 
 def _constraints(
     choices: list[Choice], fleet: Fleet, m: Matrices
-) -> tuple[dict[str, SpecifierSet], dict[str, str]]:
+) -> tuple[dict[str, SpecifierSet], dict[str, str], dict[str, str]]:
+    """The bounds handed to the resolver, why each holds, and how the unreadable ones read
+    (`StackPlan.shown`)."""
     out: dict[str, SpecifierSet] = {}
     why: dict[str, str] = {}
+    shown: dict[str, str] = {}
     for choice in choices:
         name = choice.request.name
-        known = _known_versions(name, m)
+        known = sorted(_known_versions(name, m))
         excluded = [v for v in known if v not in choice.allowed]
         if excluded:
             out[name] = SpecifierSet(",".join(f"!={v}" for v in excluded))
             why[name] = (
-                f"only {name} releases whose {_variant_text(choice.verdict.build)} build fits "
-                f"{fleet.target} are allowed"
+                f"the releases whose {_build_noun(choice.verdict.build)} fits {fleet.target}"
+            )
+            shown[name] = (
+                f"{name} {_runs(choice.allowed, known)} only ({len(excluded)} of the "
+                f"{len(known)} known releases excluded)"
             )
     gpu = fleet.gpu
     if gpu is None:
-        return out, why
+        return out, why, shown
     cuda = SpecifierSet()
     because = []
     if gpu.cuda is not None:
@@ -433,11 +444,37 @@ def _constraints(
         for name in (*CUDA_RUNTIMES, CUDA_TOOLKIT):
             out[name] = cuda
             why[name] = " and ".join(because)
+            series = _series_of_wheel(name)
+            if series is not None and not any(
+                cuda.contains(f"{series}.{minor}.999", prereleases=True) for minor in range(100)
+            ):
+                shown[name] = f"{name}: none (its wheels are CUDA {series})"
     if gpu.cudnn is not None:
         for name in CUDNN_WHEELS:
             out[name] = gpu.cudnn
             why[name] = f"gpu.cudnn is {gpu.cudnn}"
-    return out, why
+    return out, why, shown
+
+
+def _series_of_wheel(name: str) -> int | None:
+    """``nvidia-cuda-runtime-cu11`` → 11: the CUDA major its versions carry."""
+    head, _, suffix = name.rpartition("-cu")
+    return int(suffix) if head and suffix.isdigit() else None
+
+
+def _runs(allowed: Sequence[Version], known: Sequence[Version]) -> str:
+    """``2.5.0 .. 2.5.1, 2.7.0``: the allowed releases as runs of consecutive known ones."""
+    keep = set(allowed)
+    runs: list[list[Version]] = [[]]
+    for version in known:
+        if version in keep:
+            runs[-1].append(version)
+        elif runs[-1]:
+            runs.append([])
+    runs += [[v] for v in sorted(keep - set(known))]
+    return ", ".join(
+        str(run[0]) if len(run) == 1 else f"{run[0]} .. {run[-1]}" for run in runs if run
+    )
 
 
 def _driver_ceiling(fleet: Fleet, m: Matrices) -> str | None:
@@ -543,11 +580,28 @@ def _driver_text(build: Build, fleet: Fleet, m: Matrices) -> str:
 
 
 def _variant_text(build: Build) -> str:
+    """``the PyPI wheel (CUDA 12.4)``, ``cu124``: after "with"."""
     if build.variant == "pypi":
         return f"the PyPI wheel (CUDA {build.cuda})" if build.cuda else "the PyPI wheel"
     if build.index:
         return build.index
     return build.label.split(" (", 1)[1].rstrip(")")
+
+
+def _paren_text(build: Build) -> str:
+    """``PyPI wheel, CUDA 12.4``, ``cu124``: inside parentheses after a pin."""
+    if build.variant == "pypi":
+        return f"PyPI wheel, CUDA {build.cuda}" if build.cuda else "PyPI wheel"
+    return _variant_text(build)
+
+
+def _build_noun(build: Build) -> str:
+    """``PyPI wheel (CUDA 12.4)``, ``cu124 build``, ``CPU build``: what fits or not."""
+    if build.variant == "pypi":
+        return f"PyPI wheel (CUDA {build.cuda})" if build.cuda else "PyPI wheel"
+    if build.index == "cpu":
+        return "CPU build"
+    return f"{_variant_text(build)} build"
 
 
 def nearest_fixes(
