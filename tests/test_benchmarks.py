@@ -13,7 +13,7 @@ SCRIPTS = sorted(BENCHMARKS.glob("*.py"))
 
 
 def test_there_are_benchmarks() -> None:
-    assert {p.stem for p in SCRIPTS} >= {"resolve", "inspect_image"}
+    assert {p.stem for p in SCRIPTS} >= {"resolve", "scaling", "inspect_image"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
