@@ -99,6 +99,7 @@ class BuildOptions:
     epoch: int | None = None  # instead of the lock's
     host_python: Callable[[str], str | None] = lambda _feature: None
     record: bool = True
+    locked: bool = False  # a lock stale for its spec is an error, not a warning
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,10 +280,14 @@ def build(
     cwd: Path,
     options: BuildOptions,
     net: NetOptions,
+    warnings: list[str] | None = None,
 ) -> BuildResult:
+    """Build ``options.target_id``'s image (`reprolock.api.build`'s steps). Warnings (a
+    stale lock, no bytecode) are appended to ``warnings`` as soon as they are known, and
+    kept in the result."""
     clock = time.monotonic()
     path = locate_lock(spec_path, lock_path, cwd)
-    lock, warnings = read_lock(path)
+    lock, _found = read_lock(path)  # its warnings come with fetch's, below
     target = pick_target(lock, path, options.target_id)
     image = _check_target(lock, target)
     digest = lock_digest(path)
@@ -304,11 +309,19 @@ def build(
         epoch=0,
         compression=options.compression,
         bytecode=None,
-        warnings=list(warnings),
+        warnings=warnings if warnings is not None else [],
     )
     # 2. the locked files, fetched and checked
-    fetched = fetch(spec_path, path, cwd=cwd, target_id=tid, output=context, net=net)
-    result.warnings.extend(w for w in fetched.warnings if w not in result.warnings)
+    fetch(
+        spec_path,
+        path,
+        cwd=cwd,
+        target_id=tid,
+        output=context,
+        net=net,
+        locked=options.locked,
+        warnings=result.warnings,
+    )
     here = _under(context, CONTEXT, tid)
     registry = RegistryOptions()
     with contextlib.suppress(InputError, OSError):

@@ -15,7 +15,8 @@ from reprolock.api.build_output import parse_output
 from reprolock.build.tar import Compression
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
-from reprolock.cli.options import lock_option, spec_option, target_option
+from reprolock.cli.options import lock_option, locked_option, spec_option, target_option
+from reprolock.cli.output import warnings_shown
 
 
 def host_python(release: str) -> str | None:
@@ -112,6 +113,7 @@ def _json(result: BuildResult) -> dict[str, object]:
     is_flag=True,
     help="Do not write the digests to reprolock.build.toml beside the lock.",
 )
+@locked_option
 def build_command(
     spec_path: Path | None,
     lock_path: Path | None,
@@ -122,6 +124,7 @@ def build_command(
     context: Path | None,
     epoch: int | None,
     no_record: bool,
+    locked: bool,
 ) -> None:
     """Assemble the image of a locked target from the lock, without a Docker daemon:
     the base's layers by digest, reused byte for byte; a layer of the locked apt packages
@@ -136,24 +139,25 @@ def build_command(
     reprolock.build.toml beside the lock, which `reprolock verify image` compares.
     """
     settings = output.current()
-    result = build(
-        spec_path,
-        lock_path,
-        cwd=Path(),
-        options=BuildOptions(
-            target_id=target_id,
-            output=None if output_text is None else parse_output(output_text),
-            compression=compression,
-            bytecode=bytecode,
-            context=context,
-            epoch=epoch,
-            host_python=host_python,
-            record=not no_record,
-        ),
-        net=net_options(settings),
-    )
-    for warning in result.warnings:
-        settings.warn(warning)
+    with warnings_shown(settings) as warnings:
+        result = build(
+            spec_path,
+            lock_path,
+            cwd=Path(),
+            options=BuildOptions(
+                target_id=target_id,
+                output=None if output_text is None else parse_output(output_text),
+                compression=compression,
+                bytecode=bytecode,
+                context=context,
+                epoch=epoch,
+                host_python=host_python,
+                record=not no_record,
+                locked=locked,
+            ),
+            net=net_options(settings),
+            warnings=warnings,
+        )
     if settings.format == "json":
         settings.emit_json(_json(result))
         return

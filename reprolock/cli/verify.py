@@ -9,6 +9,7 @@ import click
 
 from reprolock.api.inspect import InspectOptions
 from reprolock.api.verify import verify_image
+from reprolock.api.verify_digest import DigestCheck, check_digest
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import (
@@ -51,6 +52,20 @@ def verify_command() -> None:
     "--report github --junit-file verify.xml in CI).",
 )
 @locked_option
+@click.option(
+    "--digest",
+    "digest_only",
+    is_flag=True,
+    help="Only compare the image's digests with those `reprolock build` recorded for this "
+    "lock's target (reprolock.build.toml): no layer is read; exit 1 when they differ, 2 when "
+    "nothing is recorded.",
+)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Check layer by layer even when the image's digest is the one `reprolock build` "
+    "recorded (by default such an image passes on its digest).",
+)
 def image_command(
     image: str,
     spec_path: Path | None,
@@ -61,6 +76,8 @@ def image_command(
     fmt: str | None,
     junit_file: Path | None,
     locked: bool,
+    digest_only: bool,
+    full: bool,
 ) -> int:
     """Compare IMAGE (any source `inspect` reads) with its locked target: base layers and
     label, apt packages, Python packages in the locked venv (versions, builds, RECORD
@@ -72,26 +89,52 @@ def image_command(
     A lock that no longer matches its spec (as `reprolock check` sees it) is a warning;
     --locked makes it an error (exit 1) before the image is read.
 
+    An image whose config digest is the one `reprolock build` recorded for this lock's
+    target (reprolock.build.toml) is that build, bit for bit: it passes without its layers
+    being read (--full reads them anyway; --digest checks nothing else).
+
     Exit 0 when it matches, 1 on drift, 2 on bad input, 4 when the image cannot be read.
     """
+    if digest_only and full:
+        raise click.UsageError("--digest and --full exclude each other.")
     settings = output.current()
+    options = InspectOptions(
+        platform=Platform.parse("linux/amd64"), docker_host=os.environ.get("DOCKER_HOST")
+    )
+    check: DigestCheck | None = None
     with warnings_shown(settings) as warnings:
-        report = verify_image(
-            image,
-            spec_path=spec_path,
-            lock_path=lock_path,
-            cwd=Path(),
-            target_id=target_id,
-            strict=strict,
-            ignore=frozenset(ignore),
-            options=InspectOptions(
-                platform=Platform.parse("linux/amd64"), docker_host=os.environ.get("DOCKER_HOST")
-            ),
-            net=net_options(settings),
-            observer=ProgressLine.for_terminal(f"reading {image}", settings.verbosity < 0),
-            locked=locked,
-            warnings=warnings,
-        )
+        if not full:
+            check = check_digest(
+                image,
+                spec_path=spec_path,
+                lock_path=lock_path,
+                cwd=Path(),
+                target_id=target_id,
+                options=options,
+                net=net_options(settings),
+                required=digest_only,
+                locked=locked,
+                warnings=warnings,
+            )
+        if check is not None and (digest_only or check.matches):
+            report = check.report()
+            if check.matches:
+                settings.say(check.note())
+        else:
+            report = verify_image(
+                image,
+                spec_path=spec_path,
+                lock_path=lock_path,
+                cwd=Path(),
+                target_id=target_id,
+                strict=strict,
+                ignore=frozenset(ignore),
+                options=options,
+                net=net_options(settings),
+                observer=ProgressLine.for_terminal(f"reading {image}", settings.verbosity < 0),
+                locked=locked,
+                warnings=[] if check is not None else warnings,
+            )
     if junit_file is not None:
         write_atomic(junit_file, render(report, "junit").encode("utf-8"))
     text = render(report, fmt or settings.format)
