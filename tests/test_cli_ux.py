@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import Run
 from tests.hostile.test_image_sources import fake_daemon
 from tests.imagefiles import write_docker_archive
+from tests.pyindex import IndexServer
 from tests.test_inspect import realistic_image
 
 Cli = Callable[..., Run]
@@ -155,11 +156,7 @@ def test_a_malformed_image_name_is_bad_input_even_with_a_daemon(
 def test_a_bare_name_missing_everywhere_says_both_failures(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    port = closed.getsockname()[1]
-    closed.close()  # nothing listens there: the registry cannot be reached
-    name = f"127.0.0.1:{port}/team/app:1"
+    name = f"127.0.0.1:{_closed_port()}/team/app:1"  # a registry that cannot be reached
     answer = _daemon_answering("404 Not Found", b'{"message":"No such image"}')
     with fake_daemon(answer) as host:
         monkeypatch.setenv("DOCKER_HOST", host)
@@ -310,3 +307,54 @@ def test_matrix_torch_help_says_series_then_release(cli: Cli) -> None:
     assert "A PyTorch release series (2.5: each of its releases) or one release (2.5.1)" in (
         help_text
     )
+
+
+# -- an index reprolock chose that cannot be reached ------------------------------------------
+
+
+def _closed_port() -> int:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port: int = closed.getsockname()[1]
+    closed.close()
+    return port
+
+
+@pytest.mark.parametrize(
+    ("gpu", "story"),
+    [
+        (
+            "",
+            "choosing torch 2.5.1 (CPU build) because its PyPI wheel brings CUDA 12.4 "
+            "libraries, which a CPU-only target (no [gpu]) never uses. No PyPI build of torch "
+            "fits py3.11-amd64.",
+        ),
+        (
+            '[gpu]\ndevices = ["A100"]\ndriver = "530.30.02"\ncompat = "strict"\n',
+            "choosing torch 2.5.1 (cu121, CUDA 12.1) because its PyPI wheel uses CUDA 12.4, "
+            "which needs driver >= 550.54.14 (strict policy); the fleet's oldest is 530.30.02. "
+            "A PyPI build would also fit: torch 2.4.1 (PyPI wheel, CUDA 12.1); ask for "
+            "torch==2.4.* to lock it from PyPI alone.",
+        ),
+    ],
+)
+def test_an_unreachable_index_reprolock_routed_to_says_why_and_how_to_mirror_it(
+    lock_cli: Callable[..., Run], tmp_path: Path, index_server: IndexServer, gpu: str, story: str
+) -> None:
+    index_server.add_index("pypi", tmp_path / "index")  # nothing else is looked up
+    whl = f"http://127.0.0.1:{_closed_port()}/whl"
+    variant = "cpu" if not gpu else "cu121"
+    (tmp_path / "reprolock.toml").write_text(
+        f'[environment]\npython = "3.11"\n\n{gpu}\n[python]\nrequirements = ["torch==2.5.*"]\n'
+        f'pytorch-index = "{whl}"\n[[python.index]]\nname = "pypi"\n'
+        f'url = "{index_server.url("pypi")}"\ndefault = true\n'
+    )
+    run = lock_cli("lock")
+    assert run.code == 4, run.err
+    assert run.err.startswith(f"error: cannot reach {whl}/{variant}/torch/"), run.err
+    assert (
+        f"\nThe spec does not name this index: reprolock routed torch, torchvision and "
+        f"torchaudio to {whl}/{variant}, {story} To use a mirror of it, set [python] "
+        f'pytorch-index = "https://mirror.example.com/whl" (a copy of {whl} that serves '
+        f"{variant}/); with a filled cache, --offline works without the network.\n"
+    ) in run.err

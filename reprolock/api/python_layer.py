@@ -13,6 +13,8 @@ from packaging.version import InvalidVersion, Version
 
 from reprolock.api.network import NetOptions, credential_key, with_credentials
 from reprolock.api.progress import Observer, Silent
+from reprolock.api.project import shipped_matrices
+from reprolock.errors import SourceError
 from reprolock.lock import BaseFacts, LockedTarget, PythonPackage, Wheel
 from reprolock.model import Platform, PythonVersion
 from reprolock.net.cache import Cache
@@ -24,7 +26,7 @@ from reprolock.resolve.python.resolve import PythonResolution, resolve_python
 from reprolock.resolve.python.routing import IndexRouter, RoutedIndex
 from reprolock.resolve.python.target import PythonTarget, libc_of, wheel_filter
 from reprolock.spec import Spec
-from reprolock.stack.plan import Route, StackPlan
+from reprolock.stack.plan import Route, StackPlan, route_story
 
 PYPI = "https://pypi.org/simple"
 
@@ -195,6 +197,7 @@ def resolve_targets(
     for routes, members in groups.items():
         with (
             _fewer_collections(),
+            _explained_routes(routes, plans.get(target_id(members[0]))),
             open_router(spec, net, routes, members) as (router, indexes),
             observer.watch(lambda indexes=indexes: _total(indexes)),  # type: ignore[misc]
         ):
@@ -229,6 +232,26 @@ def resolve_targets(
             finally:
                 fetcher.close()
     return [results[target_id(t)] for t in targets]
+
+
+@contextlib.contextmanager
+def _explained_routes(routes: Sequence[Route], plan: StackPlan | None) -> Iterator[None]:
+    """An index reprolock itself routed packages to (download.pytorch.org) that fails says
+    so: that reprolock chose it and why, how to use a mirror, whether PyPI would do."""
+    try:
+        yield
+    except SourceError as exc:
+        route = next((r for r in routes if r.url in exc.message), None)
+        if route is None or plan is None:
+            raise
+        story = route_story(plan, route, shipped_matrices())
+        raise SourceError(
+            exc.message,
+            hint=f"The spec does not name this index: {story} To use a mirror of it, set [python] "
+            'pytorch-index = "https://mirror.example.com/whl" (a copy of '
+            f"{route.url.rsplit('/', 1)[0]} that serves {route.url.rsplit('/', 1)[1]}/); with "
+            "a filled cache, --offline works without the network.",
+        ) from None
 
 
 def preferred_pins(

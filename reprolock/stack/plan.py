@@ -519,6 +519,40 @@ def _routes(choices: list[Choice], base_url: str) -> tuple[Route, ...]:
     return tuple(out)
 
 
+def route_story(plan: StackPlan, route: Route, m: Matrices) -> str:
+    """Why reprolock routed ``route``'s packages to its index and whether a PyPI build would
+    fit instead: sentences for an error about that index (it cannot be reached, say)."""
+    packages = ", ".join(route.packages[:-1]) + f" and {route.packages[-1]}"
+    choice = plan.choice(route.packages[0])
+    text = f"reprolock routed {packages} to {route.url}"
+    if choice is None:
+        return text + "."
+    chosen = choice.verdict.build
+    text += f", choosing {chosen.label}"
+    passed_over = next(
+        (
+            v
+            for v in plan.considered
+            if v.build.framework == chosen.framework
+            and v.build.version == chosen.version
+            and v.build.variant == "pypi"
+        ),
+        None,
+    )
+    if passed_over is not None and passed_over.reasons:
+        text += f" because its PyPI wheel {'; '.join(passed_over.reasons)}"
+    text += "."
+    anywhere = replace(choice.request, specifier=SpecifierSet(), routed_to=None)
+    pypi = [v for v in candidates(anywhere, plan.fleet, m) if v.ok and v.build.variant == "pypi"]
+    if not pypi:
+        return text + f" No PyPI build of {chosen.framework} fits {plan.fleet.target}."
+    best = max(pypi, key=lambda v: v.build.version)
+    return text + (
+        f" A PyPI build would also fit: {best.build.label}; ask for "
+        f"{chosen.framework}=={series_of(best.build.version)}.* to lock it from PyPI alone."
+    )
+
+
 # -- explaining ------------------------------------------------------------------------------
 
 
