@@ -41,6 +41,12 @@ class Deb:
     conflicts: str = ""
     multi_arch: str = ""
     priority: str = "optional"
+    # (path, bytes) of the data archive beyond the README, (path, target) links,
+    # (name, text) of control files (postinst, triggers …), conffiles (absolute paths)
+    files: tuple[tuple[str, bytes], ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
+    control_files: tuple[tuple[str, str], ...] = ()
+    conffiles: tuple[str, ...] = ()
 
     def control(self) -> str:
         fields = [
@@ -77,6 +83,20 @@ def build_deb(folder: Path, deb: Deb) -> Path:
     doc = stage / "usr" / "share" / "doc" / deb.name
     doc.mkdir(parents=True)
     (doc / "README").write_text(f"{deb.name} {deb.version}\n")
+    for path, data in deb.files:
+        target = stage / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o755 if data.startswith(b"#!") else 0o644)
+    for path, link in deb.links:
+        target = stage / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(link)
+    for name, text in deb.control_files:
+        (stage / "DEBIAN" / name).write_text(text)
+        (stage / "DEBIAN" / name).chmod(0o755 if text.startswith("#!") else 0o644)
+    if deb.conffiles:
+        (stage / "DEBIAN" / "conffiles").write_text("".join(f"{c}\n" for c in deb.conffiles))
     out = folder / f"{deb.name}_{deb.version.replace(':', '%3a')}_{deb.arch}.deb"
     subprocess.run(
         ["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(stage), str(out)],
@@ -134,25 +154,38 @@ class AptRepo:
         components: Sequence[str] = ("main",),
         arch: str = "amd64",
         extra: dict[str, str] | None = None,
+        arches: Sequence[str] = (),
     ) -> None:
+        """Index and sign ``suite``: ``binary-<arch>/Packages`` for ``arch`` (or each of
+        ``arches``), each listing the debs of that architecture and ``all``."""
         dists = self.root / "dists" / suite
         for component in components:
-            folder = dists / component / f"binary-{arch}"
-            folder.mkdir(parents=True, exist_ok=True)
             packages = subprocess.run(
                 ["apt-ftparchive", "packages", f"pool/{component}"],
                 cwd=self.root,
                 check=True,
                 capture_output=True,
             ).stdout
-            (folder / "Packages").write_bytes(packages)
-            subprocess.run(["gzip", "-9nkf", str(folder / "Packages")], check=True)
-            subprocess.run(["xz", "-kf", str(folder / "Packages")], check=True)
+            for one in arches or (arch,):
+                folder = dists / component / f"binary-{one}"
+                folder.mkdir(parents=True, exist_ok=True)
+                data = packages
+                if arches:
+                    kept = [
+                        s
+                        for s in packages.split(b"\n\n")
+                        if f"\nArchitecture: {one}\n".encode() in s
+                        or b"\nArchitecture: all\n" in s
+                    ]
+                    data = b"\n\n".join(s.strip(b"\n") for s in kept) + b"\n"
+                (folder / "Packages").write_bytes(data)
+                subprocess.run(["gzip", "-9nkf", str(folder / "Packages")], check=True)
+                subprocess.run(["xz", "-kf", str(folder / "Packages")], check=True)
         options = {
             "Suite": suite,
             "Codename": suite,
             "Components": " ".join(components),
-            "Architectures": arch,
+            "Architectures": " ".join(arches or (arch,)),
             **(extra or {}),
         }
         args = ["apt-ftparchive", "-o", "APT::FTPArchive::DoByHash=true"]

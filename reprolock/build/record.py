@@ -86,7 +86,9 @@ def parse(text: str, where: str) -> BuildRecord:
         raise InputError(f"{where}: not TOML ({exc}).", hint=_HINT) from None
     if data.get("format") != FORMAT:
         raise InputError(f"{where}: format {data.get('format')!r} is not {FORMAT}.", hint=_HINT)
-    lock_digest = _checked(_string(data, "lock-digest", where), grammar.sha256_digest, where)
+    lock_digest = _checked(
+        _string(data, "lock-digest", where), grammar.sha256_digest, f"{where}: lock-digest"
+    )
     targets: dict[str, Built] = {}
     raw = data.get("targets", {})
     if not isinstance(raw, dict):
@@ -99,16 +101,20 @@ def parse(text: str, where: str) -> BuildRecord:
         epoch = table.get("epoch")
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise InputError(f"{at}.epoch is not a time.", hint=_HINT)
+
+        def field(
+            key: str, check: grammar.Grammar, table: dict[str, object] = table, at: str = at
+        ) -> str:
+            return _checked(_string(table, key, at), check, f"{at}.{key}")
+
         targets[str(target)] = Built(
-            platform=_checked(_string(table, "platform", at), grammar.label_text, at),
-            manifest_digest=_checked(
-                _string(table, "manifest-digest", at), grammar.sha256_digest, at
-            ),
-            config_digest=_checked(_string(table, "config-digest", at), grammar.sha256_digest, at),
-            compression=_checked(_string(table, "compression", at), grammar.label_text, at),
-            bytecode=_checked(_string(table, "bytecode", at), grammar.label_text, at),
+            platform=field("platform", grammar.label_text),
+            manifest_digest=field("manifest-digest", grammar.sha256_digest),
+            config_digest=field("config-digest", grammar.sha256_digest),
+            compression=field("compression", grammar.label_text),
+            bytecode=field("bytecode", grammar.label_text),
             epoch=epoch,
-            built_by=_checked(_string(table, "built-by", at), grammar.label_text, at),
+            built_by=field("built-by", grammar.label_text),
         )
     return BuildRecord(lock_digest=lock_digest, targets=targets)
 

@@ -223,6 +223,12 @@ class Tree:
         if not leaf:
             return ""
         parent = self.resolve(folder) if folder else ""
+        found = self.lookup(parent) if parent else None
+        if found is not None and found.kind != "dir":
+            raise SourceError(
+                f"{self.what}: cannot write {_show(path)}: /{parent} is a file, not a folder.",
+                hint="Two parts of the image disagree on what this path is.",
+            )
         return posixpath.join(parent, leaf) if parent else leaf
 
     def resolve(self, path: str) -> str:
