@@ -358,3 +358,21 @@ def test_an_unreachable_index_reprolock_routed_to_says_why_and_how_to_mirror_it(
         f'pytorch-index = "https://mirror.example.com/whl" (a copy of {whl} that serves '
         f"{variant}/); with a filled cache, --offline works without the network.\n"
     ) in run.err
+
+
+# -- without Docker Hub --------------------------------------------------------------------------
+
+
+def test_the_without_docker_hub_page_is_in_the_site_and_its_specs_are_valid(
+    cli: Cli, tmp_path: Path
+) -> None:
+    assert "Without Docker Hub: without-docker-hub.md" in (ROOT / "mkdocs.yml").read_text()
+    page = (ROOT / "docs" / "without-docker-hub.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", page, re.DOTALL)
+    assert len(blocks) == 3
+    for i, block in enumerate(blocks):
+        folder = tmp_path / f"spec{i}"
+        folder.mkdir()
+        (folder / "reprolock.toml").write_text(f'[environment]\npython = "3.11"\n\n{block}')
+        run = cli("check", cwd=folder)
+        assert run.code == 0, (block, run.err)

@@ -244,6 +244,40 @@ def test_pip_install_upgrade_layer_is_the_only_finding(
     assert kinds == [("python-version", "greeting")], kinds
 
 
+def test_the_cpu_tutorials_drift_step_works_as_written(
+    cli: Cli, built: Built, dockerd: Dockerd
+) -> None:
+    """docs/tutorial-cpu.md's Dockerfile.drift, on this image and its index: the package it
+    installs is one of this lock, from the loopback index."""
+    from tests.pyindex import build_wheel
+
+    tutorial = (Path(__file__).parent.parent / "docs" / "tutorial-cpu.md").read_text()
+    [step] = re.findall(r"```dockerfile\n(FROM service:1\n.*?)```", tutorial, re.DOTALL)
+    assert "fastapi==0.110.0" in step
+    build_wheel(built.context.parent / "index", "greeting", "0.9")
+    context = built.context.parent / "drift-tutorial"
+    context.mkdir()
+    (context / "Dockerfile.drift").write_text(
+        step.replace("FROM service:1", f"FROM {built.tag}").replace(
+            "fastapi==0.110.0", f"--index-url {built.index_url} greeting==0.9"
+        )
+    )
+    dockerd.buildkit(context, "Dockerfile.drift", "reprolock-e2e/drift-tutorial:2")
+    archive = _save(dockerd, "reprolock-e2e/drift-tutorial:2", context)
+    report = _verify(cli, built, f"docker-archive:{archive}")
+    assert report["exit"] == 1
+    assert [(f["kind"], f["subject"]) for f in report["findings"]] == [
+        ("python-version", "greeting")
+    ]
+    run = cli(
+        "--format", "json", "diff", "reprolock.lock", f"docker-archive:{archive}",
+        cwd=built.context,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    moved = [(c["subject"], c["kind"], c["after"]) for c in json.loads(run.out)["changes"]]
+    assert moved == [("greeting", "downgraded", "0.9")]
+
+
 def test_edited_site_packages_file_is_the_only_finding(
     cli: Cli, built: Built, dockerd: Dockerd
 ) -> None:
