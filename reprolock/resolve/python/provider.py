@@ -255,6 +255,13 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         return found[0] if found else None
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        # resolvelib asks this for every requirement of every pinned project on every round
+        # (quadratic in the number of projects): the memo is read here without another call.
+        entry = self._allows.get(id(requirement.specifier))
+        if entry is not None:
+            found = entry[1].get(id(candidate.version))
+            if found is not None:
+                return found[1]
         return self.allows(requirement.specifier, candidate.version)
 
     def allows(self, specifier: SpecifierSet, version: Version) -> bool:
