@@ -341,8 +341,11 @@ def install_check(row: Row, work: Path) -> None:
 
 
 # -- profiles ---------------------------------------------------------------------------
-# A py-spy --native profile counts every thread, also those waiting for the GIL or the
-# network; samples whose innermost frames wait are dropped, the rest are CPU by category.
+# py-spy --gil samples the thread that holds the interpreter lock: for a process whose Python
+# work is bound by that lock, where its CPU goes (C code that releases the lock, such as
+# hashing large buffers or waiting on the network, is not counted).  --native counts every
+# thread, also those waiting for the lock, and samples a crowd of threads less often than
+# one, so its shares are skewed between phases.
 WAITING = (
     "PyThread_acquire_lock_timed",
     "PySSL_select",
@@ -371,7 +374,7 @@ CATEGORIES = [  # the first that matches a sample's stack wins
 
 
 def profile_categories(raw: Path) -> tuple[float, dict[str, float]]:
-    """CPU share per category in a py-spy --native raw profile (and the on-CPU samples)."""
+    """CPU share per category in a py-spy raw profile (and the samples counted)."""
     on_cpu = 0
     shares: dict[str, float] = {}
     for line in raw.read_text().splitlines():
@@ -398,7 +401,7 @@ def profile_set(name: str, work: Path, reprolocks: list[Reprolock], out: Path) -
         lock = folder / f"profile-{tool.label}.lock"
         lock.unlink(missing_ok=True)
         cmd = [
-            *("py-spy", "record", "--native", "-r", "250", "--format", "raw", "-o", str(raw)),
+            *("py-spy", "record", "--gil", "-r", "250", "--format", "raw", "-o", str(raw)),
             "--",
             *tool.cmd(cache, "--lock", str(lock)),
         ]
@@ -558,7 +561,7 @@ def main() -> None:
     if labels:
         parts += ["", targets(rows, labels[0])]
     if profiles:
-        parts += ["", "CPU by category (py-spy --native, one cold lock):", "", *profiles]
+        parts += ["", "CPU by category (py-spy --gil, one cold lock):", "", *profiles]
     out = "\n".join(parts) + "\n"
     print(out)
     if args.markdown:
