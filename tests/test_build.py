@@ -643,3 +643,35 @@ def test_bytecode_is_the_same_bytes_from_fresh_processes() -> None:
     if release == "3.11":
         assert pyc_check(view, path, node).verdict == "matches"
     assert json.loads("[]") == []
+
+
+def _install_only(members: dict[str, bytes | str]) -> bytes:
+    """A tar.gz in python-build-standalone's layout: bytes are files, str are links."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for name, value in members.items():
+            info = tarfile.TarInfo(name)
+            info.mode = 0o755
+            if isinstance(value, str):
+                info.type, info.linkname = tarfile.SYMTYPE, value
+                tar.addfile(info)
+            else:
+                info.size = len(value)
+                tar.addfile(info, io.BytesIO(value))
+    return raw.getvalue()
+
+
+def test_a_standalone_interpreter_is_unpacked_under_its_prefix() -> None:
+    from reprolock.build.python import unpack_standalone
+
+    tree = _tree()
+    tarball = _install_only(
+        {"python/bin/python3.11": b"\x7fELF", "python/bin/python3": "python3.11"}
+    )
+    count = unpack_standalone(tree, io.BytesIO(tarball), "/opt/python", "cpython.tar.gz")
+    nodes = {n.path: n for n in tree.nodes()}
+    assert count == 2 and nodes["opt/python/bin/python3"].link == "python3.11"
+    assert nodes["opt/python/bin/python3.11"].mode == 0o755
+    evil = _install_only({"python/bin/x": b"x", "etc/cron.d/evil": b"x"})
+    with pytest.raises(SourceError, match="lies outside its python/ folder"):
+        unpack_standalone(_tree(), io.BytesIO(evil), "/opt/python", "cpython.tar.gz")

@@ -253,11 +253,13 @@ def _build(
     cache: Path | None = None,
     umask: int = 0o022,
     tmp: Path | None = None,
+    offline: bool = False,
 ) -> dict[str, Any]:
     t = time.monotonic()
     run = _reprolock(
         world,
         folder,
+        *(["--offline"] if offline else []),
         "--format",
         "json",
         "--cache-dir",
@@ -332,6 +334,10 @@ def builds(world: World) -> Builds:
             tmp=other / "tmp",
             cache=other / "cache",
         )
+    # again in the project, offline: the base's manifest, config and layers from the cache
+    results["amd64-warm"] = _build(
+        world, world.project, world.amd64, f"oci-archive:{archive.parent}/warm.tar", offline=True
+    )
     world.timings["reprolock build amd64"] = results["amd64-a"]["wall"]
     return Builds(world=world, archive=archive, pushed=pushed, results=results)
 
@@ -343,6 +349,10 @@ def test_same_lock_same_digests(builds: Builds, arch: str) -> None:
     assert (a["manifest-digest"], a["config-digest"]) == (b["manifest-digest"], b["config-digest"])
     assert [layer["digest"] for layer in a["layers"]] == [layer["digest"] for layer in b["layers"]]
     assert [layer["layer"] for layer in a["layers"]][-3:] == ["system", "python", "app"]
+    warm = builds.results.get(f"{arch}-warm")
+    if warm is not None:
+        assert warm["manifest-digest"] == a["manifest-digest"]
+        SUMMARY.append(f"reprolock build {arch} again, offline, cache warm: {warm['wall']:.1f}s")
     SUMMARY.append(
         f"reprolock build {arch}: manifest {a['manifest-digest']} config {a['config-digest']} "
         f"in both builds ({a['wall']:.1f}s and {b['wall']:.1f}s)"
@@ -459,6 +469,19 @@ def _files(archive: Path, base_layers: int) -> dict[str, tuple[str, int, str]]:
     }
 
 
+def _layer_sizes(archive: Path) -> str:
+    """Each layer's size unpacked (MB), from the base up."""
+    from reprolock.image.docker_archive import DockerArchive
+    from reprolock.image.read import read_image
+
+    image = DockerArchive.from_path(archive)
+    try:
+        read = read_image(image, want_content=lambda _: False, want_hash=lambda _: False)
+    finally:
+        image.close()
+    return " + ".join(f"{layer.uncompressed_size / 1e6:.1f}" for layer in read.layers) + " MB"
+
+
 def _summary(paths: list[str]) -> str:
     """Paths grouped by their first three components, with counts."""
     groups: dict[str, int] = {}
@@ -507,6 +530,10 @@ def test_dockerfile_and_build_images_differ_in_no_package(builds: Builds, docker
         f"(compressed {builds.results['amd64-a']['size'] / 1e6:.1f} MB, image "
         f"{sizes['reprolock-build/app:1'] / 1e6:.1f} MB); dockerfile + BuildKit {seconds:.1f}s "
         f"(image {sizes['reprolock-build/dockerfile:1'] / 1e6:.1f} MB)"
+    )
+    SUMMARY.append(
+        f"layers unpacked: reprolock build {_layer_sizes(builds.archive)}; Dockerfile "
+        f"{_layer_sizes(archive)}"
     )
     SUMMARY.append(
         f"file-level differences above the base: {len(only_build)} only in the build image "

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
+from reprolock import limits
 from reprolock.api.network import NetOptions
 from reprolock.build.apt import wanted
 from reprolock.errors import InputError, SourceError
@@ -30,7 +31,10 @@ from reprolock.model.oci import (
     OCI_LAYER_GZIP,
     OCI_LAYER_TAR,
     OCI_LAYER_ZSTD,
+    Manifest,
     load_json,
+    parse_config,
+    parse_manifest,
 )
 from reprolock.registry import RegistryClient
 
@@ -63,19 +67,29 @@ def pull_base(
         raise InputError(f"{tid}: base ref: {exc}.") from None
     digest = Digest.parse(base.manifest_digest)
     ref = ImageRef(registry=named.registry, repository=named.repository, tag=None, digest=digest)
-    pinned = client.resolve(ref, target.platform)
-    if pinned.manifest_digest != digest:
-        raise SourceError(f"{named.familiar}: the registry sent another manifest than {digest}.")
-    if base.config_digest and str(pinned.config_digest) != base.config_digest:
+    manifest, config_bytes = _manifest(target, ref, client, cache, offline=offline)
+    config_digest = manifest.config.digest
+    if base.config_digest and str(config_digest) != base.config_digest:
         raise SourceError(
-            f"{named.familiar}@{digest}: its config is {pinned.config_digest}, the lock says "
+            f"{named.familiar}@{digest}: its config is {config_digest}, the lock says "
             f"{base.config_digest}."
         )
-    diff_ids = tuple(str(d) for d in pinned.config.diff_ids)
+    try:
+        parsed = parse_config(config_bytes)
+        config = load_json(config_bytes, "image config")
+    except ValueError as exc:
+        raise SourceError(f"{named.familiar}: bad image config: {exc}.") from None
+    assert isinstance(config, dict)
+    if (parsed.os, parsed.architecture) != (target.platform.os, target.platform.architecture):
+        raise SourceError(
+            f"{named.familiar}@{digest} is an image for {parsed.os}/{parsed.architecture}, not "
+            f"{target.platform}."
+        )
+    diff_ids = tuple(str(d) for d in parsed.diff_ids)
     if base.diff_ids and diff_ids != base.diff_ids:
         raise SourceError(f"{named.familiar}@{digest}: its layers are not the locked ones.")
     layers = []
-    for i, layer in enumerate(pinned.manifest.layers):
+    for i, layer in enumerate(manifest.layers):
         if layer.media_type and layer.media_type not in _LAYER_TYPES:
             raise SourceError(
                 f"{named.familiar}: layer {i} is {layer.media_type}, which reprolock build "
@@ -91,13 +105,53 @@ def pull_base(
         chunks = client.open_blob(ref, layer.digest, size=layer.size)
         with cast(IO[bytes], io.BufferedReader(_Chunks(chunks), 1 << 20)) as stream:
             cache.copy_in(stream, layer.digest, layer.size, f"{named.familiar} {layer.digest}")
-    try:
-        config = load_json(pinned.config_bytes, "image config")
-    except ValueError as exc:
-        raise SourceError(f"{named.familiar}: {exc}.") from None
-    assert isinstance(config, dict)
     view = _scan_base(cache, layers, named.familiar)
     return PulledBase(ref=named, config=config, layers=layers, diff_ids=diff_ids, view=view)
+
+
+def _manifest(
+    target: LockedTarget, ref: ImageRef, client: RegistryClient, cache: BlobDir, *, offline: bool
+) -> tuple[Manifest, bytes]:
+    """The locked manifest and its config: from the cache (checked against their
+    digests), else from the registry (and then cached), so a second build of the lock, or
+    one ``--offline``, asks the registry nothing."""
+    digest = ref.digest
+    assert digest is not None
+    cached = _cached(cache, digest)
+    if cached is not None:
+        try:
+            manifest = parse_manifest(cached, "")
+        except ValueError:
+            manifest = None
+        if isinstance(manifest, Manifest):
+            config = _cached(cache, manifest.config.digest)
+            if config is not None:
+                return manifest, config
+    if offline:
+        raise SourceError(
+            f"--offline: the base {ref.familiar} of {target.id} is not in the cache.",
+            hint="Build once online (the base's layers are cached by digest).",
+        )
+    pinned = client.resolve(ref, target.platform)
+    if pinned.manifest_digest != digest:
+        raise SourceError(f"{ref.familiar}: the registry sent another manifest than {digest}.")
+    cache.put(pinned.manifest_bytes)
+    cache.put(pinned.config_bytes)
+    return pinned.manifest, pinned.config_bytes
+
+
+def _cached(cache: BlobDir, digest: Digest) -> bytes | None:
+    """A small blob (a manifest, a config) from the cache, if it is there and intact."""
+    path = cache.path(digest)
+    try:
+        size = path.lstat().st_size
+    except OSError:
+        return None
+    if size > limits.current().config_bytes or not cache.verify(digest, size):
+        return None
+    with cache.open(digest) as handle:
+        data = handle.read()
+    return data if Digest.of(data) == digest else None
 
 
 class _Chunks(io.RawIOBase):

@@ -72,6 +72,7 @@ class PinnedImage:
     manifest: Manifest
     config: ImageConfig
     config_bytes: bytes  # the config blob as read (its digest was checked)
+    manifest_bytes: bytes = b""  # the image manifest as read (its digest was checked)
 
     @property
     def config_digest(self) -> Digest:
@@ -163,6 +164,7 @@ class RegistryClient:
             manifest=document,
             config=config,
             config_bytes=config_bytes,
+            manifest_bytes=body,
         )
 
     def _parse(
