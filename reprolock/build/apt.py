@@ -307,7 +307,7 @@ def _activated(
 def _library_folders(tree: Tree, platform: Platform) -> set[str]:
     """Where the dynamic loader looks without its cache (resolved in this image)."""
     folders = set()
-    for folder in ("lib", "usr/lib", "lib64", "usr/lib64"):
+    for folder in ("lib", "usr/lib"):
         for path in (folder, f"{folder}/{platform.multiarch}"):
             folders.add(tree.resolve(path))
     return folders
