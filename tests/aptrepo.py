@@ -174,8 +174,7 @@ class AptRepo:
                     kept = [
                         s
                         for s in packages.split(b"\n\n")
-                        if f"\nArchitecture: {one}\n".encode() in s
-                        or b"\nArchitecture: all\n" in s
+                        if f"\nArchitecture: {one}\n".encode() in s or b"\nArchitecture: all\n" in s
                     ]
                     data = b"\n\n".join(s.strip(b"\n") for s in kept) + b"\n"
                 (folder / "Packages").write_bytes(data)
