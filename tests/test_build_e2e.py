@@ -448,8 +448,9 @@ def test_registry_output_pulls_by_digest(builds: Builds, dockerd: Dockerd) -> No
     assert image_id == builds.results["amd64-a"]["config-digest"]
 
 
-def _files(archive: Path, base_layers: int) -> dict[str, tuple[str, int, str]]:
-    """What the layers above the base leave, path → (kind, mode, link target or sha256)."""
+def _files(archive: Path, base_layers: int) -> tuple[dict[str, tuple[str, int, str]], str]:
+    """What the layers above the base leave, path → (kind, mode, link target or sha256),
+    and each layer's size unpacked (MB), from the base up: one read of the image."""
     from reprolock.image.docker_archive import DockerArchive
     from reprolock.image.read import read_image
 
@@ -458,28 +459,17 @@ def _files(archive: Path, base_layers: int) -> dict[str, tuple[str, int, str]]:
         read = read_image(image, want_content=lambda _: False, want_hash=lambda _: True)
     finally:
         image.close()
-    return {
+    files: dict[str, tuple[str, int, str]] = {
         node.entry.path: (
-            node.entry.kind,
+            str(node.entry.kind),
             node.entry.mode & 0o7777,
             node.entry.link or node.entry.sha256 or "",
         )
         for node in read.view.walk()
         if node.layer >= base_layers
     }
-
-
-def _layer_sizes(archive: Path) -> str:
-    """Each layer's size unpacked (MB), from the base up."""
-    from reprolock.image.docker_archive import DockerArchive
-    from reprolock.image.read import read_image
-
-    image = DockerArchive.from_path(archive)
-    try:
-        read = read_image(image, want_content=lambda _: False, want_hash=lambda _: False)
-    finally:
-        image.close()
-    return " + ".join(f"{layer.uncompressed_size / 1e6:.1f}" for layer in read.layers) + " MB"
+    sizes = " + ".join(f"{layer.uncompressed_size / 1e6:.1f}" for layer in read.layers)
+    return files, sizes + " MB"
 
 
 def _summary(paths: list[str]) -> str:
@@ -517,7 +507,10 @@ def test_dockerfile_and_build_images_differ_in_no_package(builds: Builds, docker
     lock = tomllib.loads((world.project / "reprolock.lock").read_text())
     [target] = [t for t in lock["targets"] if t["id"] == world.amd64]
     base_layers = len(target["base"]["diff-ids"])
-    ours, theirs = _files(builds.archive, base_layers), _files(archive, base_layers)
+    (ours, our_sizes), (theirs, their_sizes) = (
+        _files(builds.archive, base_layers),
+        _files(archive, base_layers),
+    )
     only_build = sorted(set(ours) - set(theirs))
     only_dockerfile = sorted(set(theirs) - set(ours))
     differ = sorted(p for p in set(ours) & set(theirs) if ours[p] != theirs[p])
@@ -531,10 +524,7 @@ def test_dockerfile_and_build_images_differ_in_no_package(builds: Builds, docker
         f"{sizes['reprolock-build/app:1'] / 1e6:.1f} MB); dockerfile + BuildKit {seconds:.1f}s "
         f"(image {sizes['reprolock-build/dockerfile:1'] / 1e6:.1f} MB)"
     )
-    SUMMARY.append(
-        f"layers unpacked: reprolock build {_layer_sizes(builds.archive)}; Dockerfile "
-        f"{_layer_sizes(archive)}"
-    )
+    SUMMARY.append(f"layers unpacked: reprolock build {our_sizes}; Dockerfile {their_sizes}")
     SUMMARY.append(
         f"file-level differences above the base: {len(only_build)} only in the build image "
         f"[{_summary(only_build)}], {len(only_dockerfile)} only in the Dockerfile image "
