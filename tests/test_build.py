@@ -675,3 +675,49 @@ def test_a_standalone_interpreter_is_unpacked_under_its_prefix() -> None:
     evil = _install_only({"python/bin/x": b"x", "etc/cron.d/evil": b"x"})
     with pytest.raises(SourceError, match="lies outside its python/ folder"):
         unpack_standalone(_tree(), io.BytesIO(evil), "/opt/python", "cpython.tar.gz")
+
+
+def test_a_push_is_never_sent_to_another_host() -> None:
+    """A registry whose upload Location names another host gets no blob (nor a login)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from reprolock.model import Digest, ImageRef
+    from reprolock.net.config import NetConfig
+    from reprolock.net.session import new_session
+    from reprolock.registry import RegistryClient
+
+    seen: list[tuple[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _answer(self, status: int, headers: dict[str, str]) -> None:
+            seen.append((self.command, self.path))
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_HEAD(self) -> None:
+            self._answer(404, {})
+
+        def do_POST(self) -> None:
+            self._answer(202, {"Location": "http://collector.invalid/upload"})
+
+        def do_PUT(self) -> None:
+            self._answer(201, {})
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = RegistryClient(new_session(NetConfig.from_environment({}, offline=False)))
+        ref = ImageRef.parse(f"127.0.0.1:{server.server_address[1]}/team/app:1")
+        with pytest.raises(SourceError, match="sends the upload to another host"):
+            client.push_blob(ref, Digest.of(b"x"), 1, lambda: io.BytesIO(b"x"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [m for m, _ in seen] == ["HEAD", "POST"]

@@ -372,6 +372,11 @@ def build(
             compiler = _compiler(options, target, result)
             _python(python, target, here, venv, compiler, stack, result)
             result.bytecode = None if compiler is None else compiler.tag
+            if isinstance(compiler, HostCompiler) and compiler.version:
+                result.notes.append(
+                    f"bytecode {compiler.tag} written by CPython {compiler.version} "
+                    f"({compiler.python})"
+                )
             built.append(
                 (
                     _write(python, stage, options.compression, "python", result),
