@@ -8,7 +8,7 @@ base has keeps its place, new ones follow in name order), ``LABEL``, ``WORKDIR``
 lock's clears the base's command, as in a Dockerfile).  ``created`` and the history's
 times are the build's epoch; the base's history is kept and one entry per layer added.
 Docker's container fields (``container_config``, ``docker_version``, ``Image``, ``Hostname``
-…) are left out.  JSON is written with sorted keys, no spaces, UTF-8.
+…) are left out.  JSON is written with sorted keys, no spaces, ASCII (\\u escapes).
 """
 
 from __future__ import annotations
@@ -53,8 +53,9 @@ _DURATION = re.compile(r"([0-9]+)(h|ms|us|ns|m|s)")
 
 
 def canonical(value: object) -> bytes:
-    """JSON with sorted keys and no spaces, UTF-8 (the same value, the same bytes)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """JSON with sorted keys and no spaces, ASCII (non-ASCII and lone surrogates a base
+    config may hold written as \\u escapes): the same value, the same bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def timestamp(epoch: int) -> str:

@@ -33,7 +33,7 @@ LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 
 
 def _json(value: object) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 class BlobDir:
