@@ -23,6 +23,8 @@ import fnmatch
 import hashlib
 import posixpath
 import re
+import tarfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -486,13 +488,16 @@ def _unpack(
             handle = tar.extractfile(member)
             assert handle is not None
             hasher = hashlib.md5(usedforsecurity=False)
-            content = tree.store.copy(
-                handle,
-                cap=min(member.size, cap),
-                what=f"{what}: /{path}",
-                limit_name="member_bytes",
-                on_data=hasher.update,
-            )
+            try:
+                content = tree.store.copy(
+                    handle,
+                    cap=min(member.size, cap),
+                    what=f"{what}: /{path}",
+                    limit_name="member_bytes",
+                    on_data=hasher.update,
+                )
+            except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+                raise SourceError(f"{what}: /{path} is truncated or corrupt ({exc}).") from None
             if content.size != member.size:
                 raise SourceError(f"{what}: /{path} is truncated.")
             md5s[path] = hasher.hexdigest()

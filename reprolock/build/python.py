@@ -22,11 +22,14 @@ source), at optimization level 0, its code naming the file's path in the image.
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import io
 import posixpath
+import tarfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, BinaryIO, Protocol, cast
@@ -303,7 +306,18 @@ def install_wheel(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # files in __pycache__: skipped, as it says
                 installer.install(source, destination, {"INSTALLER": INSTALLER})
-    except (InstallerError, zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
+    except (
+        InstallerError,
+        zipfile.BadZipFile,
+        KeyError,
+        ValueError,
+        EOFError,
+        OSError,
+        RuntimeError,  # an encrypted member
+        NotImplementedError,  # a compression zipfile does not know
+        zlib.error,
+        csv.Error,
+    ) as exc:
         if isinstance(exc, SourceError | InputError):
             raise
         raise SourceError(
@@ -349,9 +363,12 @@ def unpack_standalone(tree: Tree, stream: IO[bytes], prefix: str, what: str) -> 
         elif member.isreg():
             handle = tar.extractfile(member)
             assert handle is not None
-            content = tree.store.copy(
-                handle, cap=member.size, what=f"{what}: {name}", limit_name="member_bytes"
-            )
+            try:
+                content = tree.store.copy(
+                    handle, cap=member.size, what=f"{what}: {name}", limit_name="member_bytes"
+                )
+            except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+                raise SourceError(f"{what}: {name} is truncated or corrupt ({exc}).") from None
             tree.file(path, content, mode=member.mode, mtime=mtime)
         elif member.issym():
             tree.symlink(path, member.linkname, mtime=mtime)

@@ -43,11 +43,22 @@ class Store:
         self._end = 0
 
     def add(self, data: bytes) -> Content:
-        self._file.seek(self._end)
-        self._file.write(data)
+        self._write(data)
         content = Content(self._end, len(data))
         self._end += len(data)
         return content
+
+    def _write(self, data: bytes, *, at: int | None = None) -> None:
+        """Append ``data`` (at ``at``, the end by default); a full disk is a `SourceError`
+        (reading errors of a caller's stream stay the caller's)."""
+        try:
+            self._file.seek(self._end if at is None else at)
+            self._file.write(data)
+        except OSError as exc:
+            raise SourceError(
+                f"cannot write the build's temporary file: {exc.strerror or exc}.",
+                hint="Free space in the temporary folder (TMPDIR), or point TMPDIR elsewhere.",
+            ) from None
 
     def copy(
         self,
@@ -59,15 +70,14 @@ class Store:
         on_data: Callable[[bytes], None] | None = None,
     ) -> Content:
         """All of ``stream`` (at most ``cap`` bytes, else `SourceError`)."""
-        self._file.seek(self._end)
         size = 0
         while chunk := stream.read(STEP):
-            size += len(chunk)
-            if size > cap:
-                raise limits.exceeded(what, limit_name, actual=f"over {size} bytes")
+            if size + len(chunk) > cap:
+                raise limits.exceeded(what, limit_name, actual=f"over {size + len(chunk)} bytes")
             if on_data is not None:
                 on_data(chunk)
-            self._file.write(chunk)
+            self._write(chunk, at=self._end + size)
+            size += len(chunk)
         content = Content(self._end, size)
         self._end += size
         return content
