@@ -169,7 +169,9 @@ def render(lock: Lockfile, target: LockedTarget, options: DockerfileOptions) -> 
                     f"       {DEBS}/{deb_filename(p)} \\"
                     for p in sorted(target.apt, key=lambda p: p.name)
                 ),
-                "    && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb",
+                # apt's package lists, the .debs and its binary caches (pkgcache.bin: 72 MB)
+                "    && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb"
+                " /var/cache/apt/*.bin",
             ]
         )
     user = user_plan(image, target)
