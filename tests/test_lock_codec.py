@@ -129,7 +129,7 @@ def test_image_section_is_optional() -> None:
     lock = example_lock()
     assert lock.image is not None
     assert lock.image.venv == "/opt/venv"
-    assert lock.image.copy == (("src", "/app/src"),)
+    assert lock.image.copy == (("train", "/app/train"),)
 
 
 def test_not_a_lock() -> None:
