@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from reprolock import limits
 from reprolock.api.network import NetOptions
 from reprolock.build.apt import wanted
 from reprolock.errors import InputError, SourceError
+from reprolock.image.registry_source import ChunkStream
 from reprolock.image.scan import LayerScan, scan_layer
 from reprolock.image.view import FilesystemView
 from reprolock.image.write import BlobDir
@@ -103,7 +103,7 @@ def pull_base(
                 f"--offline: layer {layer.digest} of {named.familiar} is not in the cache."
             )
         chunks = client.open_blob(ref, layer.digest, size=layer.size)
-        with cast(IO[bytes], io.BufferedReader(_Chunks(chunks), 1 << 20)) as stream:
+        with cast(IO[bytes], io.BufferedReader(ChunkStream(chunks), 1 << 20)) as stream:
             cache.copy_in(stream, layer.digest, layer.size, f"{named.familiar} {layer.digest}")
     view = _scan_base(cache, layers, named.familiar)
     return PulledBase(ref=named, config=config, layers=layers, diff_ids=diff_ids, view=view)
@@ -152,34 +152,6 @@ def _cached(cache: BlobDir, digest: Digest) -> bytes | None:
     with cache.open(digest) as handle:
         data = handle.read()
     return data if Digest.of(data) == digest else None
-
-
-class _Chunks(io.RawIOBase):
-    """A readable stream over an iterator of chunks (closing it ends the iterator)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks = chunks
-        self.pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self.pending:
-            try:
-                self.pending = next(self.chunks)
-            except StopIteration:
-                return 0
-        size = min(len(buffer), len(self.pending))
-        buffer[:size] = self.pending[:size]
-        self.pending = self.pending[size:]
-        return size
-
-    def close(self) -> None:
-        close = getattr(self.chunks, "close", None)
-        if close is not None:
-            close()
-        super().close()
 
 
 def _never(_path: str) -> bool:

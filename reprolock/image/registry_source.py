@@ -13,7 +13,7 @@ from reprolock.model.oci import ImageConfig, Manifest
 from reprolock.registry import PinnedImage, RegistryClient
 
 
-class _ChunkStream(io.RawIOBase):
+class ChunkStream(io.RawIOBase):
     """A file-like view of an iterator of byte chunks (closing it ends the iterator)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
@@ -71,7 +71,7 @@ class RegistryImage:
         assert layer.digest is not None
         # never more than the descriptor's size: the client cuts a longer blob off early
         chunks = self.client.open_blob(self.ref, layer.digest, size=layer.size)
-        stream = io.BufferedReader(_ChunkStream(chunks), 1 << 20)
+        stream = io.BufferedReader(ChunkStream(chunks), 1 << 20)
         try:
             yield stream
         finally:
