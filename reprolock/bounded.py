@@ -53,6 +53,20 @@ def sniff(head: bytes) -> Compression:
     return "plain"
 
 
+class Replay:
+    """``head`` (already read to sniff the compression), then the rest of ``raw``."""
+
+    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
+        self.head = head
+        self.raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            out, self.head = self.head, b""
+            return out
+        return self.raw.read(size)
+
+
 class _Counting(io.RawIOBase):
     """Counts (and reports) the compressed bytes a decompressor pulls."""
 

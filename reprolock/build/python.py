@@ -43,7 +43,7 @@ from installer.sources import WheelFile
 from installer.utils import Scheme, construct_record_file, fix_shebang
 
 from reprolock import limits
-from reprolock.bounded import Decompressor, sniff
+from reprolock.bounded import Decompressor, Replay, sniff
 from reprolock.build.tree import Content, Tree, clean
 from reprolock.errors import InputError, SourceError
 from reprolock.image.tarheaders import members, open_tar
@@ -340,7 +340,7 @@ def unpack_standalone(tree: Tree, stream: IO[bytes], prefix: str, what: str) -> 
     parent, top = posixpath.split(prefix.rstrip("/"))
     head = stream.read(6)
     source = Decompressor(
-        cast(IO[bytes], _Replay(head, stream)),
+        cast(IO[bytes], Replay(head, stream)),
         sniff(head),
         what=what,
         max_output=limits.current().layer_bytes,
@@ -378,18 +378,6 @@ def unpack_standalone(tree: Tree, stream: IO[bytes], prefix: str, what: str) -> 
             raise SourceError(f"{what}: {name[:100]} is a device or a FIFO.", hint=_HOSTILE)
         count += 1
     return count
-
-
-class _Replay:
-    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
-        self.head = head
-        self.raw = raw
-
-    def read(self, size: int = -1) -> bytes:
-        if self.head:
-            out, self.head = self.head, b""
-            return out
-        return self.raw.read(size)
 
 
 def python_layer(

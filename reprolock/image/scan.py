@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Literal, cast
 
 from reprolock import limits
-from reprolock.bounded import STEP, Decompressor, sniff
+from reprolock.bounded import STEP, Decompressor, Replay, sniff
 from reprolock.compat.fatbin import FatbinScanner, Kernels
 from reprolock.errors import SourceError
 from reprolock.image.tarheaders import members, open_tar
@@ -243,20 +243,6 @@ def copy_facts(entry: Entry, original: Entry, wants: Wants) -> None:
         entry.kernels = original.kernels
 
 
-class _Replay:
-    """``head`` (already read to sniff the compression), then the rest of ``raw``."""
-
-    def __init__(self, head: bytes, raw: IO[bytes]) -> None:
-        self.head = head
-        self.raw = raw
-
-    def read(self, size: int = -1) -> bytes:
-        if self.head:
-            out, self.head = self.head, b""
-            return out
-        return self.raw.read(size)
-
-
 class _LayerStream:
     """A layer's tar as tarfile reads it: decompressed within the caps (at most `STEP`
     bytes of output at a time), the stored bytes hashed for the blob digest and the
@@ -273,7 +259,7 @@ class _LayerStream:
         # the layer is compressed: hash them separately only then.
         self.blob_hash = hashlib.sha256() if kind != "plain" else None
         self.source = Decompressor(
-            cast(IO[bytes], _Replay(head, raw)),
+            cast(IO[bytes], Replay(head, raw)),
             kind,
             what=what,
             max_output=limits.current().layer_bytes,
