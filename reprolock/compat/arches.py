@@ -8,9 +8,9 @@ driver must understand that PTX, so PTX JIT is not covered by CUDA minor-version
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from reprolock.model import ComputeCapability
 
@@ -49,6 +49,19 @@ class ArchList:
             sources=tuple(sources),
             ptx_isa=ptx_isa,
             measured=measured,
+        )
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ArchList:
+        """A matrix row's ``sass``, ``ptx``, ``unconfirmed``, ``sources``, ``ptx-isa`` and
+        ``measured`` keys."""
+        return cls.parse(
+            row["sass"],
+            row["ptx"],
+            unconfirmed=row.get("unconfirmed"),
+            sources=row.get("sources", ()),
+            ptx_isa=row.get("ptx-isa"),
+            measured=row.get("measured"),
         )
 
     def describe(self) -> str:

@@ -206,14 +206,7 @@ class TorchTable:
             # A build script beats a third-party measurement when both exist.
             if key in arches and "moi90" in a["sources"]:
                 continue
-            arches[key] = ArchList.parse(
-                a["sass"],
-                a["ptx"],
-                unconfirmed=a.get("unconfirmed"),
-                sources=a.get("sources", ()),
-                ptx_isa=a.get("ptx-isa"),
-                measured=a.get("measured"),
-            )
+            arches[key] = ArchList.from_row(a)
         pypi_arches = {
             (_version(a["torch"]), a["platform"]): ArchList.parse(
                 a["sass"],
@@ -388,17 +381,7 @@ class TensorflowTable:
                     and_cuda_cudnn=_requirement(r.get("and-cuda-cudnn")),
                 )
             )
-        arches = {
-            a["tensorflow"]: ArchList.parse(
-                a["sass"],
-                a["ptx"],
-                unconfirmed=a.get("unconfirmed"),
-                sources=a.get("sources", ()),
-                ptx_isa=a.get("ptx-isa"),
-                measured=a.get("measured"),
-            )
-            for a in data.get("arches", ())
-        }
+        arches = {a["tensorflow"]: ArchList.from_row(a) for a in data.get("arches", ())}
         return cls(releases=tuple(sorted(releases, key=lambda r: r.version)), arches=arches)
 
     def release(self, version: Version) -> TfRelease | None:
