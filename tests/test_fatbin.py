@@ -252,3 +252,22 @@ def test_live_wheels_agree_with_the_reference_reader(pin: str, tmp_path: Path) -
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for name, kernels in result.libraries.items():
             assert _ours(kernels) == reference(archive.read(name)), name
+
+
+def test_the_primary_library_is_the_one_named_after_the_package() -> None:
+    """A row describes the package's own library, not the largest vendored one: the word of
+    an NVIDIA wheel's name that is not nvidia, cuda or cuXY names it."""
+    many, few = Kernels(containers=40), Kernels(containers=3)
+    cupti = {
+        "nvidia/cuda_cupti/lib/libcheckpoint.so": many,
+        "nvidia/cuda_cupti/lib/libcupti.so.12": few,
+        "nvidia/cuda_cupti/lib/libpcsamplingutil.so": few,
+    }
+    assert primary(cupti, "nvidia-cuda-cupti-cu12") == ("nvidia/cuda_cupti/lib/libcupti.so.12", few)
+    torch = {"torch/lib/libcusparseLt.so": many, "torch/lib/libtorch_cuda.so": few}
+    assert primary(torch, "torch") == ("torch/lib/libtorch_cuda.so", few)
+    # Nothing named after the package: the library with the most containers.
+    assert primary(cupti, "something-else") == ("nvidia/cuda_cupti/lib/libcheckpoint.so", many)
+    vendor_words_only = primary(cupti, "nvidia-cuda-cu12")
+    assert vendor_words_only is not None
+    assert vendor_words_only[0].endswith("libcheckpoint.so")

@@ -168,14 +168,27 @@ class WheelKernels:
         return dict(sorted(self._found.items()))
 
 
+_VENDOR_WORDS = re.compile(r"nvidia|cuda|cu\d+")
+
+
 def primary(per_library: dict[str, Kernels], package: str = "") -> tuple[str, Kernels] | None:
     """The library a table row describes: among those named after the package (``torch``
-    → ``libtorch_cuda.so``; vendored libraries such as cuSPARSELt are not the framework),
-    else among all, the one carrying the most fatbin containers. Ties go to the first name."""
+    → ``libtorch_cuda.so``; vendored libraries such as cuSPARSELt are not the framework;
+    for NVIDIA's wheels the word that is not ``nvidia``, ``cuda`` or ``cuXY``:
+    ``nvidia-cuda-cupti-cu12`` → ``libcupti.so``, not its ``libcheckpoint.so``), else among
+    all, the one carrying the most fatbin containers. Ties go to the first name."""
     if not per_library:
         return None
-    stem = package.lower().replace("-", "_")
-    own = [n for n in per_library if stem and stem in n.rsplit("/", 1)[-1].lower()]
-    names = sorted(own or per_library)
+
+    def named(word: str) -> list[str]:
+        return [n for n in per_library if word and word in n.rsplit("/", 1)[-1].lower()]
+
+    own = named(package.lower().replace("-", "_"))
+    if not own:
+        words = [w for w in re.split(r"[-_.]", package.lower()) if w]
+        for word in words:
+            if not _VENDOR_WORDS.fullmatch(word):
+                own += named(word)
+    names = sorted(set(own) or per_library)
     name = max(names, key=lambda n: per_library[n].containers)
     return name, per_library[name]
