@@ -156,3 +156,50 @@ def test_inspect_cyclonedx_of_an_image(cli: Any, tmp_path: Path) -> None:
     data = _valid_cyclonedx(run.out)
     kinds = {c["purl"].split("/", 1)[0] for c in data["components"] if "purl" in c}
     assert {"pkg:deb", "pkg:pypi"} <= kinds
+
+
+def test_cyclonedx_names_the_interpreter_the_venv_is_made_with() -> None:
+    """A standalone CPython is a component with its tarball's URL and sha256; one from
+    apt names the packages that bring it."""
+    import dataclasses
+
+    from reprolock.emit.cyclonedx import lock_sbom
+    from reprolock.lock import Interpreter, InterpreterSource
+    from reprolock.lock.codec import loads
+
+    lock = loads(GOLDEN.read_text(), file="reprolock.lock").lock
+    target = next(t for t in lock.targets if t.id == AMD64)
+    url = "https://mirror.example/cpython-3.11.10+20241016-x86_64-unknown-linux-gnu-install_only.tar.gz"
+    standalone = dataclasses.replace(
+        target,
+        interpreter=Interpreter(
+            source=InterpreterSource.STANDALONE,
+            path="/opt/python/bin/python3.11",
+            version="3.11.10",
+            url=url,
+            sha256="b" * 64,
+            size=31_000_000,
+        ),
+    )
+    data = _valid_cyclonedx(lock_sbom(standalone, "sha256:" + "c" * 64))
+    cpython = next(c for c in data["components"] if c["name"] == "cpython")
+    assert cpython["version"] == "3.11.10" and cpython["type"] == "application"
+    assert cpython["purl"].startswith("pkg:generic/cpython@3.11.10?download_url=https")
+    assert cpython["hashes"] == [{"alg": "SHA-256", "content": "b" * 64}]
+    props = {p["name"]: p["value"] for p in cpython["properties"]}
+    assert props["reprolock:interpreter-source"] == "standalone"
+    assert props["reprolock:path"] == "/opt/python/bin/python3.11"
+    apt = dataclasses.replace(
+        target,
+        interpreter=Interpreter(
+            source=InterpreterSource.APT,
+            path="/usr/bin/python3.11",
+            version="3.11.2",
+            packages=("python3.11", "python3.11-venv"),
+        ),
+    )
+    data = _valid_cyclonedx(lock_sbom(apt, "sha256:" + "c" * 64))
+    cpython = next(c for c in data["components"] if c["name"] == "cpython")
+    assert "hashes" not in cpython or cpython["hashes"] == []
+    debs = [p["value"] for p in cpython["properties"] if p["name"] == "reprolock:deb"]
+    assert debs == ["python3.11", "python3.11-venv"]

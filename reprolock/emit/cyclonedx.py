@@ -1,5 +1,5 @@
 """CycloneDX 1.6 JSON SBOMs, through cyclonedx-python-lib: the base image, apt packages,
-Python packages and the CUDA stack, with versions, hashes and package URLs.
+the interpreter, Python packages and the CUDA stack, with versions, hashes and package URLs.
 
 Deterministic: the serial number is derived from the content, and there is no timestamp.
 """
@@ -26,7 +26,7 @@ _NAMESPACE = uuid.UUID("6f2f7a3e-2b1c-4b8e-9a51-7e0d1c2a9b10")  # reprolock's SB
 class Item:
     """One component, before it becomes a cyclonedx Component."""
 
-    kind: str  # "container", "deb", "pypi", "cuda"
+    kind: str  # "container", "deb", "interpreter", "pypi", "cuda"
     name: str
     version: str
     purl: PackageURL | None = None
@@ -85,6 +85,31 @@ def lock_items(target: LockedTarget) -> list[Item]:
                 properties=(("reprolock:url", deb.url),),
             )
         )
+    interpreter = target.interpreter
+    if interpreter is not None:
+        props = [
+            ("reprolock:interpreter-source", str(interpreter.source)),
+            ("reprolock:path", interpreter.path),
+        ]
+        props.extend(("reprolock:deb", name) for name in interpreter.packages)
+        if interpreter.url:
+            props.append(("reprolock:url", interpreter.url))
+        items.append(
+            Item(
+                kind="interpreter",
+                name="cpython",
+                version=interpreter.version,
+                purl=PackageURL(
+                    "generic",
+                    None,
+                    "cpython",
+                    interpreter.version,
+                    qualifiers={"download_url": interpreter.url} if interpreter.url else None,
+                ),
+                sha256=(interpreter.sha256,) if interpreter.sha256 else (),
+                properties=tuple(props),
+            )
+        )
     for package in target.packages:
         items.append(
             Item(
@@ -115,6 +140,7 @@ def lock_items(target: LockedTarget) -> list[Item]:
 _TYPES = {
     "container": ComponentType.CONTAINER,
     "deb": ComponentType.LIBRARY,
+    "interpreter": ComponentType.APPLICATION,
     "pypi": ComponentType.LIBRARY,
     "cuda": ComponentType.FRAMEWORK,
 }
