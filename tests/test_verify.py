@@ -75,9 +75,10 @@ def _built(
     *extra: LayerFiles,
     user: str = "app",
     labels: dict[str, str] | None = None,
+    venv_cfg: bytes = b"home = /usr/local/bin\nversion = 3.11.2\n",
 ) -> str:
     app: LayerFiles = {
-        "opt/venv/pyvenv.cfg": b"home = /usr/bin\n",
+        "opt/venv/pyvenv.cfg": venv_cfg,
         **_dist("alpha", "1.0"),
         **_dist("beta", "2.0"),
     }
@@ -151,11 +152,38 @@ def test_clean_image_passes_and_every_drift_is_found(
     assert all(f["subject"] != "beta" for f in strict["findings"])
 
 
+def test_the_venv_must_be_made_with_the_locked_interpreter(
+    cli: Cli, tmp_path: Path, index_server: IndexServer, registry: Registry
+) -> None:
+    """pyvenv.cfg names the CPython that made the venv: another release is an error, another
+    folder a warning, and a venv that does not say is a warning (not a silent pass)."""
+    folder = _project(cli, tmp_path, index_server, registry)
+    virtualenv = b"home = /usr/local/bin\nversion_info = 3.11.2.final.0\n"
+    code, data = _verify(cli, folder, _built(tmp_path, "virtualenv", venv_cfg=virtualenv))
+    assert (code, data["findings"]) == (0, [])
+    other = b"home = /opt/python/bin\nversion = 3.11.9\n"
+    code, data = _verify(cli, folder, _built(tmp_path, "other", venv_cfg=other))
+    assert code == 1
+    assert [(f["kind"], f["expected"], f["actual"], f["severity"]) for f in data["findings"]] == [
+        ("interpreter-home", "/usr/local/bin", "/opt/python/bin", "warning"),
+        ("interpreter-version", "3.11.2", "3.11.9", "error"),
+    ]
+    assert {f["where"] for f in data["findings"]} == {"/opt/venv/pyvenv.cfg"}
+    code, data = _verify(
+        cli, folder, _built(tmp_path, "unsaid", venv_cfg=b"home = /usr/local/bin\n")
+    )
+    assert code == 0
+    assert _kinds(data) == [("interpreter-unknown", "/usr/local/bin/python3.11", "warning")]
+
+
 def test_missing_rebuilt_and_foreign_base(
     cli: Cli, tmp_path: Path, index_server: IndexServer, registry: Registry
 ) -> None:
     folder = _project(cli, tmp_path, index_server, registry)
-    app: LayerFiles = {"opt/venv/pyvenv.cfg": b"", **_dist("alpha", "1.0+cu124")}
+    app: LayerFiles = {
+        "opt/venv/pyvenv.cfg": b"home = /usr/local/bin\nversion = 3.11.2\n",
+        **_dist("alpha", "1.0+cu124"),
+    }
     other_base: LayerFiles = {**BASE_LAYER, "etc/hostname": b"someone else's base\n"}
     image = Image(layers=[other_base, app], user="app")
     write_docker_archive(tmp_path / "odd.tar", image)

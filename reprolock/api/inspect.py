@@ -336,6 +336,8 @@ def inventory_dict(result: InspectResult) -> dict[str, Any]:
                 "path": e.path,
                 "python": e.python,
                 "kind": e.kind,
+                "venv-version": e.venv_version,
+                "venv-home": e.venv_home,
                 "packages": [
                     {
                         "name": d.name,

@@ -64,6 +64,10 @@ class PythonEnv:
     python: str | None  # "3.11" from lib/python3.11/...
     kind: str  # "venv", "system", "user", "debian" (see `python_dists.env_kind`)
     dists: tuple[PythonDist, ...] = ()
+    # A venv's pyvenv.cfg: the interpreter it was made with (``version``, and ``home``, the
+    # folder of that interpreter); None when not a venv or not said.
+    venv_version: str | None = None
+    venv_home: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

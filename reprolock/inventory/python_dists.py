@@ -308,12 +308,41 @@ def catalog_python(
         if not dists:
             continue
         match = _PYTHON.search(env)
+        kind = env_kind(view, env)
+        cfg = venv_config(view, env) if kind == "venv" else {}
         envs.append(
             PythonEnv(
                 path="/" + printable(env),
                 python=match.group(1) if match else None,
-                kind=env_kind(view, env),
+                kind=kind,
                 dists=tuple(sorted(dists, key=lambda d: d.name)),
+                venv_version=_venv_version(cfg),
+                venv_home=cfg.get("home"),
             )
         )
     return envs
+
+
+def _venv_version(cfg: Mapping[str, str]) -> str | None:
+    """``version`` (venv), else ``version_info`` (virtualenv: ``3.11.2.final.0``; uv:
+    ``3.11.2``) as X.Y.Z."""
+    text = cfg.get("version") or cfg.get("version_info")
+    if not text:
+        return None
+    match = re.match(r"\d+\.\d+\.\d+", text)
+    return match.group(0) if match else text
+
+
+def venv_config(view: FilesystemView, env_path: str) -> dict[str, str]:
+    """The ``key = value`` lines of the pyvenv.cfg above a venv's site-packages (keys
+    lower-cased, values made printable; the first of each key), as `site` reads them."""
+    parts = env_path.split("/")
+    if "lib" not in parts:
+        return {}
+    data = view.read(posixpath.join("/".join(parts[: parts.index("lib")]), "pyvenv.cfg"))
+    out: dict[str, str] = {}
+    for line in decode(data or b"").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out.setdefault(key.strip().lower(), printable(value.strip()))
+    return out

@@ -3,6 +3,7 @@ apt packages, Python packages, copies that shadow them, the CUDA stack."""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator
 
 from packaging.version import InvalidVersion, Version
@@ -170,6 +171,50 @@ def python(ctx: Context) -> Iterator[Finding]:
             )
 
 
+def interpreter(ctx: Context) -> Iterator[Finding]:
+    """The venv was made with the locked interpreter: its pyvenv.cfg's version is the lock's
+    (another CPython is an error: bytecode, C extensions and the stdlib differ), and its home
+    the folder of the lock's interpreter (a warning: the same release may live elsewhere)."""
+    locked = ctx.target.interpreter
+    if locked is None:
+        return
+    folder = posixpath.dirname(locked.path)
+    for env in ctx.locked_envs():
+        if env.kind != "venv":
+            continue
+        where = f"{env.path.split('/lib/', 1)[0]}/pyvenv.cfg"
+        if env.venv_version is None:
+            yield finding(
+                "interpreter-unknown",
+                locked.path,
+                locked.version,
+                None,
+                "warning",
+                "the venv's pyvenv.cfg does not say which interpreter made it",
+                where,
+            )
+        elif env.venv_version != locked.version:
+            yield finding(
+                "interpreter-version",
+                locked.path,
+                locked.version,
+                env.venv_version,
+                "error",
+                "the venv was made with another CPython than the lock's",
+                where,
+            )
+        if env.venv_home is not None and env.venv_home.rstrip("/") != folder:
+            yield finding(
+                "interpreter-home",
+                locked.path,
+                folder,
+                env.venv_home,
+                "warning",
+                "the venv was made with an interpreter from another folder",
+                where,
+            )
+
+
 def shadowed(ctx: Context) -> Iterator[Finding]:
     """Locked packages with a copy in a user site, which Python puts before the venv's."""
     locked = {p.name: p for p in ctx.target.packages}
@@ -222,4 +267,13 @@ def cuda(ctx: Context) -> Iterator[Finding]:
             )
 
 
-SECTIONS: tuple[Section, ...] = (base, labels, config, apt, python, shadowed, cuda)
+SECTIONS: tuple[Section, ...] = (
+    base,
+    labels,
+    config,
+    apt,
+    interpreter,
+    python,
+    shadowed,
+    cuda,
+)
