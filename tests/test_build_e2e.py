@@ -35,7 +35,15 @@ import requests
 from tests.aptrepo import AptRepo, Deb, GpgKey, needs_apt_tools, serve_repo
 from tests.conftest import SUMMARY, run_cli
 from tests.dockerd import BASE_TAG, Dockerd
-from tests.ociregistry import DOCKER_LIST, DOCKER_MANIFEST, Image, Link, Registry, python_files
+from tests.ociregistry import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    Image,
+    Link,
+    Registry,
+    htpasswd_file,
+    python_files,
+)
 from tests.pyindex import serve
 from tests.test_image_checks_docker import _numpy_wheel
 
@@ -226,10 +234,16 @@ def world(
 
 
 def _reprolock(
-    world: World, folder: Path, *args: str, umask: int = 0o022, tmp: Path | None = None
+    world: World,
+    folder: Path,
+    *args: str,
+    umask: int = 0o022,
+    tmp: Path | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``reprolock ARGS`` in a separate process (its own umask and TMPDIR)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPROLOCK_")}
+    env.update(env_extra or {})
     if tmp is not None:
         tmp.mkdir(parents=True, exist_ok=True)
         env["TMPDIR"] = str(tmp)
@@ -446,6 +460,57 @@ def test_registry_output_pulls_by_digest(builds: Builds, dockerd: Dockerd) -> No
         .strip()
     )
     assert image_id == builds.results["amd64-a"]["config-digest"]
+
+
+def test_registry_output_with_a_login(
+    builds: Builds, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A push to a registry that wants a login takes it from the docker config, as pulls
+    do; the image pushed there is the same one, byte for byte. A wrong password is refused
+    with the registry named, and nothing is recorded as built."""
+    import base64
+
+    world = builds.world
+    folder = tmp_path_factory.mktemp("authpush")
+    secured = Registry(folder / "reg", htpasswd=htpasswd_file(folder, {"pusher": "push-secret"}))
+    try:
+        config = folder / "docker"
+        config.mkdir()
+
+        def login(password: str) -> dict[str, str]:
+            auth = base64.b64encode(f"pusher:{password}".encode()).decode()
+            (config / "config.json").write_text(
+                json.dumps({"auths": {secured.host: {"auth": auth}}})
+            )
+            return {"DOCKER_CONFIG": str(config)}
+
+        record = world.project / "reprolock.build.toml"
+        before = record.read_bytes()
+        output = f"registry:{secured.host}/team/app:auth"
+        wrong = _reprolock(
+            world, world.project, "--cache-dir", str(world.cache), "build", "--target",
+            world.amd64, "--output", output, env_extra=login("not-the-secret"),
+        )  # fmt: skip
+        assert wrong.returncode == 4, wrong.stderr[-2000:]
+        assert secured.host in wrong.stderr and "login" in wrong.stderr
+        assert "Traceback" not in wrong.stderr
+        assert record.read_bytes() == before
+        right = _reprolock(
+            world, world.project, "--format", "json", "--cache-dir", str(world.cache), "build",
+            "--target", world.amd64, "--output", output, env_extra=login("push-secret"),
+        )  # fmt: skip
+        assert right.returncode == 0, right.stderr[-3000:]
+        pushed = json.loads(right.stdout)
+        assert pushed["manifest-digest"] == builds.results["amd64-b"]["manifest-digest"]
+        answer = secured.session.get(
+            f"{secured.url}/v2/team/app/manifests/auth",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+            timeout=10,
+        )
+        assert answer.status_code == 200
+        assert answer.headers["Docker-Content-Digest"] == pushed["manifest-digest"]
+    finally:
+        secured.stop()
 
 
 def _files(archive: Path, base_layers: int) -> tuple[dict[str, tuple[str, int, str]], str]:
