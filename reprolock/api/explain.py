@@ -17,6 +17,7 @@ from reprolock.api.project import (
     shipped_matrices,
 )
 from reprolock.api.python_layer import (
+    index_urls,
     locked_pythons,
     open_router,
     preferred_pins,
@@ -91,6 +92,7 @@ def explain_package(
                         constraints={canonicalize_name(n): c for n, c in plan.constraints.items()},
                         patches=companion_patches(matrices.torch),
                         reasons={canonicalize_name(n): r for n, r in plan.reasons.items()},
+                        index_urls=index_urls(router),
                     )
                     pin = resolution.pins.get(project)
                 except Unsatisfiable as exc:

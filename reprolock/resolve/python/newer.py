@@ -1,0 +1,349 @@
+"""Why a project's newer versions were not chosen: the first rule that excluded each.
+
+After a resolution, every version of a locked project newer than the chosen one was passed
+over for a reason.  Some are the spec's own decisions — a specifier, a companion bound of
+the CUDA stack, exclude-newer, a yank, the pre-release policy — and some are not: the newer
+version has no file the target can use (no wheel for its tags, only an sdist, a
+Requires-Python that excludes it), or it needs a dependency that has none.  The latter is
+a *silent downgrade* unless said: `downgrades` finds them for `lock`, `Judge.first_rule`
+explains each version for `explain`.
+
+The work is bounded: only projects whose chosen version is below the newest version their
+requirements allow are looked at, and of those only the newest such version has its
+dependencies checked, a few levels deep at most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from reprolock.resolve.python.finder import Finder
+from reprolock.resolve.python.metadata import applying
+from reprolock.resolve.python.provider import Patches, PythonProvider, Req
+from reprolock.resolve.python.select import Refusal, Release, Selection
+
+DEPTH = 3  # levels of dependencies checked below a newer version
+FANOUT = 8  # dependencies followed per level (those the lock does not satisfy)
+EXPLAIN_DEEP = 10  # installable newer versions whose dependencies `explain` checks
+
+
+class Rule(StrEnum):
+    """The first rule that kept a version out, in the order they are tried."""
+
+    SPECIFIER = "specifier"  # a requirement on the project excludes it
+    COMPANION = "companion-bound"  # the CUDA stack's bounds (torch, torchvision, torchaudio)
+    EXCLUDE_NEWER = "exclude-newer"
+    YANKED = "yanked"
+    PRERELEASE = "prerelease"  # python.prerelease does not allow it
+    REQUIRES_PYTHON = "requires-python"
+    NO_WHEEL = "no-wheel"
+    SDIST_ONLY = "sdist-only"
+    UNHASHED = "unhashed"
+    DEPENDENCY = "dependency"  # a dependency of it has no usable file
+    NOT_CHOSEN = "not-chosen"  # installable: the resolver chose otherwise
+
+    @property
+    def silent(self) -> bool:
+        """A downgrade for this reason is not the spec's decision: `lock` says so."""
+        return self in _SILENT
+
+
+_SILENT = frozenset(
+    {Rule.REQUIRES_PYTHON, Rule.NO_WHEEL, Rule.SDIST_ONLY, Rule.UNHASHED, Rule.DEPENDENCY}
+)
+_BY_REFUSAL = {
+    Refusal.EXCLUDE_NEWER: Rule.EXCLUDE_NEWER,
+    Refusal.REQUIRES_PYTHON: Rule.REQUIRES_PYTHON,
+    Refusal.NO_WHEEL: Rule.NO_WHEEL,
+    Refusal.SDIST_ONLY: Rule.SDIST_ONLY,
+    Refusal.UNHASHED: Rule.UNHASHED,
+}
+# The order in which file refusals are named when a version has several.
+_FILE_ORDER = (Refusal.EXCLUDE_NEWER, Refusal.REQUIRES_PYTHON, Refusal.UNHASHED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    version: Version
+    rule: Rule
+    text: str  # for `explain`: "excluded by numpy>=1.26 (from the spec)"
+    short: str = ""  # for a downgrade line: "has only an sdist"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Downgrade:
+    """A locked version below the newest its requirements allow, for want of a usable file."""
+
+    name: NormalizedName
+    version: Version  # chosen
+    newest: Version  # the newest version the requirements allow
+    reason: str  # what keeps ``newest`` out: "needs antlr4-python3-runtime==4.9.*, which …"
+
+    def line(self) -> str:
+        return f"{self.name} {self.version} chosen; {self.newest} {self.reason}"
+
+
+def known_versions(selection: Selection) -> list[Version]:
+    """Every version the index lists for the project (installable or not), newest first."""
+    found = {r.version for r in selection.releases} | set(selection.rejected)
+    return sorted(found, reverse=True)
+
+
+def why_unusable(
+    name: NormalizedName,
+    specifier: SpecifierSet,
+    selection: Selection,
+    *,
+    found: bool,
+    target: str,
+) -> str:
+    """Why no release of ``name`` allowed by ``specifier`` can be installed, as the end of
+    "needs X, which …": not on the index, no such version, or the newest one's files."""
+    if not found:
+        return "is not on any configured index"
+    versions = [v for v in known_versions(selection) if specifier.contains(v, prereleases=True)]
+    if not versions:
+        return "has no such version"
+    newest = versions[0]
+    installable = {r.version: r for r in selection.releases}
+    if newest in installable:
+        release = installable[newest]
+        if release.yanked is not None:
+            return f"has {newest} yanked"
+        if newest.is_prerelease:
+            return f"has only the pre-release {newest}"
+        return f"has {newest}"  # installable (a conflict elsewhere, not a missing file)
+    refusal = _first_refusal(selection, newest)
+    if refusal is None:
+        return f"has no usable file of {newest}"
+    return _short(refusal, selection, newest, target)
+
+
+def _first_refusal(selection: Selection, version: Version) -> Refusal | None:
+    kinds = selection.refusals.get(version, [])
+    for kind in _FILE_ORDER:
+        if kind in kinds:
+            return kind
+    return kinds[0] if kinds else None
+
+
+def _short(refusal: Refusal, selection: Selection, version: Version, target: str) -> str:
+    if refusal is Refusal.SDIST_ONLY:
+        return "has only an sdist"
+    if refusal is Refusal.NO_WHEEL:
+        return f"has no wheel for {target}"
+    if refusal is Refusal.UNHASHED:
+        return "has no sha256 on the index"
+    text = selection.rejected[version][selection.refusals[version].index(refusal)]
+    return text  # "requires Python >=3.12, the target is 3.11.0", exclude-newer's text
+
+
+class Judge:
+    """The first rule that excluded each version of a locked project, for one target's
+    resolution: its requirements as resolved (``requirements``, by project), the pins,
+    and the provider's policies (constraints, companion patches, pre-releases)."""
+
+    def __init__(
+        self,
+        finder: Finder,
+        provider: PythonProvider,
+        *,
+        pins: Mapping[NormalizedName, Version],
+        requirements: Mapping[NormalizedName, Sequence[Req]],
+        patches: Patches | None,
+        reasons: Mapping[NormalizedName, str],
+    ) -> None:
+        self.finder = finder
+        self.provider = provider
+        self.pins = dict(pins)
+        self.requirements = {n: tuple(r) for n, r in requirements.items()}
+        self.patches = patches
+        self.reasons = dict(reasons)
+        self.target = str(finder.target)
+        self.env = finder.target.marker_environment()
+
+    # -- one version ----------------------------------------------------------------------
+    def first_rule(self, name: NormalizedName, version: Version, *, deep: bool) -> Verdict:
+        """The first rule that keeps ``version`` of ``name`` out; ``deep``: also check the
+        dependencies of an installable one (fetches its metadata)."""
+        selection = self.finder.selection(name)
+        for req in self.requirements.get(name, ()):
+            if not req.specifier.contains(version, prereleases=True):
+                where = req.parent or "the spec"
+                return Verdict(
+                    version=version,
+                    rule=Rule.SPECIFIER,
+                    text=f"excluded by {req} (from {where})",
+                )
+        companion = self._companion(name, version)
+        if companion is not None:
+            return companion
+        release = next((r for r in selection.releases if r.version == version), None)
+        refusals = selection.refusals.get(version, [])
+        if release is None and Refusal.EXCLUDE_NEWER in refusals:
+            return self._refused(selection, version, Refusal.EXCLUDE_NEWER)
+        if release is not None and release.yanked is not None:
+            pinned = any(r.pinned == version for r in self.requirements.get(name, ()))
+            if not pinned:
+                why = f": {release.yanked}" if release.yanked else ""
+                return Verdict(version=version, rule=Rule.YANKED, text=f"yanked{why}")
+        if version.is_prerelease and not self._prereleases_allowed(name, selection):
+            return Verdict(
+                version=version,
+                rule=Rule.PRERELEASE,
+                text=f'a pre-release, not allowed (python.prerelease = "{self.provider.prerelease}"'
+                "; a requirement naming a pre-release, e.g. >=2.0rc1, allows it)",
+            )
+        if release is None:
+            refusal = _first_refusal(selection, version)
+            if refusal is None:
+                return Verdict(version=version, rule=Rule.NO_WHEEL, text="no usable file")
+            return self._refused(selection, version, refusal)
+        if deep:
+            dependency = self._dead_dependency(release, depth=1)
+            if dependency is not None:
+                return Verdict(
+                    version=version, rule=Rule.DEPENDENCY, text=dependency, short=dependency
+                )
+        if self.provider.preferred.get(name) == self.pins.get(name):
+            text = (
+                "installable; the existing lock's pin was kept (minimal updates: "
+                f"`lock --upgrade-package {name}` moves it)"
+            )
+        else:
+            text = "installable; not chosen: it conflicts with other locked requirements"
+            if not deep:
+                text += " (or one of its dependencies has no usable file)"
+        return Verdict(version=version, rule=Rule.NOT_CHOSEN, text=text)
+
+    def _refused(self, selection: Selection, version: Version, refusal: Refusal) -> Verdict:
+        text = selection.rejected[version][selection.refusals[version].index(refusal)]
+        return Verdict(
+            version=version,
+            rule=_BY_REFUSAL[refusal],
+            text=text,
+            short=_short(refusal, selection, version, self.target),
+        )
+
+    def _companion(self, name: NormalizedName, version: Version) -> Verdict | None:
+        constraint = self.provider.constraints.get(name)
+        if constraint is not None and not constraint.contains(version, prereleases=True):
+            why = self.reasons.get(name, "the CUDA stack's choice")
+            return Verdict(
+                version=version,
+                rule=Rule.COMPANION,
+                text=f"companion bound of the CUDA stack: only {why} are allowed",
+            )
+        if self.patches is None:
+            return None
+        for requirement in self.patches(name, version):
+            other = canonicalize_name(requirement.name)
+            pinned = self.pins.get(other)
+            if pinned is not None and not requirement.specifier.contains(pinned, prereleases=True):
+                return Verdict(
+                    version=version,
+                    rule=Rule.COMPANION,
+                    text=f"companion bound: {name} {version} goes with {requirement} "
+                    f"(the companion table), and {other} {pinned} is locked",
+                )
+        return None
+
+    def _prereleases_allowed(self, name: NormalizedName, selection: Selection) -> bool:
+        specifiers = [r.specifier for r in self.requirements.get(name, ())]
+        finals = any(
+            not r.version.is_prerelease and all(s.contains(r.version) for s in specifiers)
+            for r in selection.releases
+        )
+        return self.provider.prereleases_allowed(specifiers, finals)
+
+    # -- dependencies ---------------------------------------------------------------------
+    def _dead_dependency(self, release: Release, *, depth: int) -> str | None:
+        """ "needs X, which has only an sdist" when a requirement of ``release`` has no
+        usable release (breadth first: its own requirements, then theirs, ``DEPTH`` levels
+        at most); None when every one has."""
+        metadata = self.finder.metadata(release)
+        followed: list[tuple[str, Release]] = []
+        for requirement in sorted(applying(metadata, self.env, None), key=str):
+            if requirement.url:
+                continue
+            name = canonicalize_name(requirement.name)
+            pinned = self.pins.get(name)
+            if pinned is not None and requirement.specifier.contains(pinned, prereleases=True):
+                continue
+            selection = self.finder.selection(name)
+            usable = self.provider.matching(name, [requirement.specifier], selection)
+            text = _requirement_text(requirement)
+            if not usable:
+                found = bool(selection.releases or selection.rejected) or self._listed(name)
+                why = why_unusable(
+                    name, requirement.specifier, selection, found=found, target=self.target
+                )
+                return f"needs {text}, which {why}"
+            followed.append((text, usable[0]))
+        if depth >= DEPTH:
+            return None
+        for text, dependency in followed[:FANOUT]:
+            deeper = self._dead_dependency(dependency, depth=depth + 1)
+            if deeper is not None:
+                return f"needs {text}, whose {dependency.version} {deeper}"
+        return None
+
+    def _listed(self, name: NormalizedName) -> bool:
+        index = self.finder.fetcher.index
+        return bool(self.finder.fetcher.page_files(name) or index.other_files(name))
+
+    # -- a whole project ------------------------------------------------------------------
+    def newer(self, name: NormalizedName, *, deep: int = EXPLAIN_DEEP) -> list[Verdict]:
+        """The first rule for every version newer than the chosen one, newest first; the
+        dependencies of the first ``deep`` installable ones are checked."""
+        chosen = self.pins.get(name)
+        if chosen is None:
+            return []
+        out = []
+        for version in known_versions(self.finder.selection(name)):
+            if version <= chosen:
+                break
+            verdict = self.first_rule(name, version, deep=deep > 0)
+            if verdict.rule in (Rule.DEPENDENCY, Rule.NOT_CHOSEN):
+                deep -= 1
+            out.append(verdict)
+        return out
+
+    def downgrade(self, name: NormalizedName) -> Downgrade | None:
+        """The silent downgrade of ``name``, if it is one: the newest version that only a
+        missing file keeps out (versions the spec's own rules exclude are skipped)."""
+        chosen = self.pins.get(name)
+        if chosen is None:
+            return None
+        for version in known_versions(self.finder.selection(name)):
+            if version <= chosen:
+                return None
+            verdict = self.first_rule(name, version, deep=True)
+            if verdict.rule in (
+                Rule.SPECIFIER,
+                Rule.COMPANION,
+                Rule.EXCLUDE_NEWER,
+                Rule.YANKED,
+                Rule.PRERELEASE,
+            ):
+                continue
+            if not verdict.rule.silent:
+                return None
+            return Downgrade(name=name, version=chosen, newest=version, reason=verdict.short)
+        return None
+
+    def downgrades(self) -> list[Downgrade]:
+        """Every silent downgrade among the pins, by name."""
+        return [d for name in sorted(self.pins) if (d := self.downgrade(name)) is not None]
+
+
+def _requirement_text(requirement: Requirement) -> str:
+    """``name[extras]specifier``, without the marker."""
+    return str(requirement).split(";", 1)[0].strip()
