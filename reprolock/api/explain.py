@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from reprolock.api.apt_layer import AptResult
 from reprolock.api.network import NetOptions
@@ -28,6 +29,8 @@ from reprolock.api.stack_layer import plan_target
 from reprolock.errors import InputError, Unsatisfiable
 from reprolock.lock import LockedTarget
 from reprolock.resolve.python.finder import Fetcher, Finder
+from reprolock.resolve.python.newer import Judge, Verdict, known_versions
+from reprolock.resolve.python.provider import PythonProvider
 from reprolock.resolve.python.resolve import Pin, resolve_python
 from reprolock.resolve.python.select import Selection
 from reprolock.stack.companions import companion_patches
@@ -43,6 +46,12 @@ class PackageExplanation:
     selection: Selection
     pin: Pin | None
     failure: str | None  # the resolution error, when the set is unsatisfiable
+    # every version newer than the chosen one, newest first, with the rule that kept it out
+    newer: tuple[Verdict, ...] = ()
+    # installable for the target and allowed by the pre-release policy, newest first
+    installable: tuple[Version, ...] = ()
+    # the other versions (not newer than the chosen one), newest first: the first rule
+    rejected: tuple[Verdict, ...] = ()
 
 
 def explain_package(
@@ -82,7 +91,7 @@ def explain_package(
                     ),
                 )
                 selection = finder.selection(project)
-                pin, failure = None, None
+                pin, failure, judge = None, None, None
                 try:
                     resolution = resolve_python(
                         spec.python,
@@ -95,8 +104,37 @@ def explain_package(
                         index_urls=index_urls(router),
                     )
                     pin = resolution.pins.get(project)
+                    judge = resolution.judge
                 except Unsatisfiable as exc:
                     failure = exc.render()
+                if judge is None:  # unsatisfiable: the spec's policies, no resolved requirements
+                    judge = Judge(
+                        finder,
+                        PythonProvider(
+                            finder,
+                            prerelease=spec.python.prerelease,
+                            preferred={},
+                            direct=(),
+                            constraints={
+                                canonicalize_name(n): c for n, c in plan.constraints.items()
+                            },
+                        ),
+                        pins={},
+                        requirements={},
+                        patches=None,
+                        reasons={canonicalize_name(n): r for n, r in plan.reasons.items()},
+                    )
+                newer = tuple(judge.newer(project))
+                pre = judge.prereleases_allowed(project)
+                installable = tuple(
+                    r.version for r in selection.releases if pre or not r.version.is_prerelease
+                )
+                passed = {v.version for v in newer} | set(installable)
+                rejected = tuple(
+                    judge.first_rule(project, v, deep=False)
+                    for v in known_versions(selection)
+                    if v not in passed
+                )
                 out.append(
                     PackageExplanation(
                         name=project,
@@ -106,6 +144,9 @@ def explain_package(
                         selection=selection,
                         pin=pin,
                         failure=failure,
+                        newer=newer,
+                        installable=installable,
+                        rejected=rejected,
                     )
                 )
             finally:

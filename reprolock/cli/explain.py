@@ -264,9 +264,14 @@ def _package_json(r: PackageExplanation) -> dict[str, object]:
             "sha256": r.pin.release.wheel.sha256,
             "required-by": list(r.pin.required_by),
         },
-        "installable": [str(x.version) for x in r.selection.releases],
+        "newer": [
+            {"version": str(v.version), "rule": v.rule.value, "why": v.text} for v in r.newer
+        ],
+        "installable": [str(v) for v in r.installable],
         "rejected": {
-            str(v): reasons for v, reasons in sorted(r.selection.rejected.items(), reverse=True)
+            str(v.version): [v.text]
+            + [t for t in r.selection.rejected.get(v.version, []) if t != v.text]
+            for v in r.rejected
         },
         "unsatisfiable": r.failure,
     }
@@ -285,16 +290,21 @@ def _say_package(settings: output.Settings, r: PackageExplanation) -> None:
         settings.say("    " + r.failure.replace("\n", "\n    "))
     else:
         settings.say("  not locked: nothing in the spec requires it for this target")
-    versions = [str(x.version) for x in r.selection.releases]
+    if r.newer:
+        settings.say(f"  newer versions ({len(r.newer)}), the first rule that excluded each:")
+        for verdict in r.newer[:limit]:
+            settings.say(f"    {verdict.version}: {verdict.text}")
+        if limit and len(r.newer) > limit:
+            settings.say(f"    … {len(r.newer) - limit} more (-v shows all)")
+    versions = [str(v) for v in r.installable]
     shown = ", ".join(versions[:limit]) + (" …" if limit and len(versions) > limit else "")
     settings.say(f"  installable versions ({len(versions)}): {shown or 'none'}")
-    rejected = sorted(r.selection.rejected.items(), reverse=True)
-    if rejected:
-        settings.say(f"  rejected versions ({len(rejected)}):")
-        for version, reasons in rejected[:limit]:
-            settings.say(f"    {version}: {'; '.join(reasons)}")
-        if limit and len(rejected) > limit:
-            settings.say(f"    … {len(rejected) - limit} more (-v shows all)")
+    if r.rejected:
+        settings.say(f"  rejected versions ({len(r.rejected)}):")
+        for verdict in r.rejected[:limit]:
+            settings.say(f"    {verdict.version}: {verdict.text}")
+        if limit and len(r.rejected) > limit:
+            settings.say(f"    … {len(r.rejected) - limit} more (-v shows all)")
 
 
 def _explain_apt(

@@ -212,6 +212,13 @@ class Judge:
                 return Verdict(
                     version=version, rule=Rule.DEPENDENCY, text=dependency, short=dependency
                 )
+            conflict = self._conflict(release)
+            if conflict is not None:
+                return Verdict(
+                    version=version,
+                    rule=Rule.NOT_CHOSEN,
+                    text=f"installable; not chosen: it needs {conflict}",
+                )
         if self.provider.preferred.get(name) == self.pins.get(name):
             text = (
                 "installable; the existing lock's pin was kept (minimal updates: "
@@ -255,6 +262,10 @@ class Judge:
                 )
         return None
 
+    def prereleases_allowed(self, name: NormalizedName) -> bool:
+        """Whether the pre-release policy lets ``name``'s pre-releases be chosen."""
+        return self._prereleases_allowed(name, self.finder.selection(name))
+
     def _prereleases_allowed(self, name: NormalizedName, selection: Selection) -> bool:
         specifiers = [r.specifier for r in self.requirements.get(name, ())]
         finals = any(
@@ -293,6 +304,21 @@ class Judge:
             deeper = self._dead_dependency(dependency, depth=depth + 1)
             if deeper is not None:
                 return f"needs {text}, whose {dependency.version} {deeper}"
+        return None
+
+    def _conflict(self, release: Release) -> str | None:
+        """ "conflicting>=2, and conflicting 1.0 is locked (conflicting<2 from the spec)":
+        the first requirement of ``release`` that the locked set does not satisfy."""
+        for requirement in sorted(applying(self.finder.metadata(release), self.env, None), key=str):
+            name = canonicalize_name(requirement.name)
+            pinned = self.pins.get(name)
+            if pinned is None or requirement.specifier.contains(pinned, prereleases=True):
+                continue
+            held = sorted(
+                {f"{r} from {r.parent or 'the spec'}" for r in self.requirements.get(name, ())}
+            )
+            because = f" ({', '.join(held[:3])})" if held else ""
+            return f"{_requirement_text(requirement)}, and {name} {pinned} is locked{because}"
         return None
 
     def _listed(self, name: NormalizedName) -> bool:

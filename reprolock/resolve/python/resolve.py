@@ -315,9 +315,9 @@ def _installable(
     provider: PythonProvider, selection: Selection, specifiers: Sequence[SpecifierSet]
 ) -> list[Version]:
     """The installable versions worth naming: pre-releases only where the policy allows
-    them for these requirements."""
+    them for these requirements (``if-necessary``: the project has no final release)."""
     versions = [r.version for r in selection.releases]
-    finals = any(not v.is_prerelease and all(s.contains(v) for s in specifiers) for v in versions)
+    finals = any(not v.is_prerelease for v in versions)
     if provider.prereleases_allowed(specifiers, finals):
         return versions
     return [v for v in versions if not v.is_prerelease]
@@ -345,10 +345,10 @@ def _explain_dead_end(
     more = len(end.dead) - len(needs)
     listed = "; ".join(needs) + (f"; and {more:,} more" if more > 0 else "")
     return Unsatisfiable(
-        f"no set of Python packages satisfies every requirement for {target}: the newest "
-        f"{end.tried:,} of the {end.total:,} versions of {end.name} that fit the other "
-        f"requirements each need a project with no installable release: {listed}. "
-        "Older versions were not tried.",
+        f"no set of Python packages satisfies every requirement for {target}: the resolver "
+        f"stopped after {end.tried:,} versions of {end.name} (of the {end.total:,} that fit "
+        f"the other requirements), each needing a project with no installable release: "
+        f"{listed}. Older versions were not tried.",
         hint=f"Require a version of {end.name} that does without it, or publish a wheel of "
         "what it needs on a [[python.index]]; `reprolock explain "
         f"{end.name}` lists the versions.",
