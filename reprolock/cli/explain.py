@@ -3,7 +3,7 @@ the decision record for one Python package."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -20,6 +20,7 @@ from reprolock.cli import output
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import spec_option, target_option
 from reprolock.lock import LockedTarget
+from reprolock.resolve.python.newer import Verdict
 from reprolock.stack.plan import group_verdicts
 
 
@@ -292,19 +293,33 @@ def _say_package(settings: output.Settings, r: PackageExplanation) -> None:
         settings.say("  not locked: nothing in the spec requires it for this target")
     if r.newer:
         settings.say(f"  newer versions ({len(r.newer)}), the first rule that excluded each:")
-        for verdict in r.newer[:limit]:
-            settings.say(f"    {verdict.version}: {verdict.text}")
-        if limit and len(r.newer) > limit:
-            settings.say(f"    … {len(r.newer) - limit} more (-v shows all)")
+        _say_verdicts(settings, r.newer, limit)
     versions = [str(v) for v in r.installable]
     shown = ", ".join(versions[:limit]) + (" …" if limit and len(versions) > limit else "")
     settings.say(f"  installable versions ({len(versions)}): {shown or 'none'}")
     if r.rejected:
         settings.say(f"  rejected versions ({len(r.rejected)}):")
-        for verdict in r.rejected[:limit]:
-            settings.say(f"    {verdict.version}: {verdict.text}")
-        if limit and len(r.rejected) > limit:
-            settings.say(f"    … {len(r.rejected) - limit} more (-v shows all)")
+        _say_verdicts(settings, r.rejected, limit)
+
+
+def _say_verdicts(
+    settings: output.Settings, verdicts: Sequence[Verdict], limit: int | None
+) -> None:
+    """One line per run of consecutive versions with the same reason (``2.0rc2 .. 2.0a1 (5
+    versions): a pre-release, …``), ``limit`` lines at most."""
+    runs: list[list[Verdict]] = []
+    for verdict in verdicts:
+        if runs and runs[-1][-1].text == verdict.text:
+            runs[-1].append(verdict)
+        else:
+            runs.append([verdict])
+    for run in runs[:limit]:
+        first, last = run[0].version, run[-1].version
+        versions = f"{first}" if len(run) == 1 else f"{first} .. {last} ({len(run)} versions)"
+        settings.say(f"    {versions}: {run[0].text}")
+    if limit and len(runs) > limit:
+        hidden = sum(len(run) for run in runs[limit:])
+        settings.say(f"    … {hidden} more versions (-v shows all)")
 
 
 def _explain_apt(

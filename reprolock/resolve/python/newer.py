@@ -31,7 +31,7 @@ from reprolock.resolve.python.select import Refusal, Release, Selection
 
 DEPTH = 3  # levels of dependencies checked below a newer version
 FANOUT = 8  # dependencies followed per level (those the lock does not satisfy)
-EXPLAIN_DEEP = 10  # installable newer versions whose dependencies `explain` checks
+EXPLAIN_DEEP = 40  # installable newer versions whose dependencies `explain` checks
 
 
 class Rule(StrEnum):
@@ -199,7 +199,7 @@ class Judge:
                 version=version,
                 rule=Rule.PRERELEASE,
                 text=f'a pre-release, not allowed (python.prerelease = "{self.provider.prerelease}"'
-                "; a requirement naming a pre-release, e.g. >=2.0rc1, allows it)",
+                "; a requirement naming a pre-release allows them)",
             )
         if release is None:
             refusal = _first_refusal(selection, version)
@@ -219,15 +219,17 @@ class Judge:
                     rule=Rule.NOT_CHOSEN,
                     text=f"installable; not chosen: it needs {conflict}",
                 )
-        if self.provider.preferred.get(name) == self.pins.get(name):
+        if not deep:
+            text = "installable; its dependencies were not checked (explain checks the newest "
+            text += f"{EXPLAIN_DEEP} installable versions)"
+        elif self.provider.preferred.get(name) == self.pins.get(name):
             text = (
-                "installable; the existing lock's pin was kept (minimal updates: "
-                f"`lock --upgrade-package {name}` moves it)"
+                "installable, and its dependencies have files; the existing lock's pin is kept "
+                f"(minimal updates: `lock --upgrade-package {name}` tries newer)"
             )
         else:
-            text = "installable; not chosen: it conflicts with other locked requirements"
-            if not deep:
-                text += " (or one of its dependencies has no usable file)"
+            text = "installable, and its dependencies have files; not chosen: it conflicts "
+            text += "with other locked requirements"
         return Verdict(version=version, rule=Rule.NOT_CHOSEN, text=text)
 
     def _refused(self, selection: Selection, version: Version, refusal: Refusal) -> Verdict:
@@ -332,8 +334,11 @@ class Judge:
         chosen = self.pins.get(name)
         if chosen is None:
             return []
+        selection = self.finder.selection(name)
+        for release in [r for r in selection.releases if r.version > chosen][:deep]:
+            self.finder.fetcher.metadata(release.wheel)  # in parallel, ahead of the checks
         out = []
-        for version in known_versions(self.finder.selection(name)):
+        for version in known_versions(selection):
             if version <= chosen:
                 break
             verdict = self.first_rule(name, version, deep=deep > 0)
