@@ -353,7 +353,11 @@ class Judge:
         chosen = self.pins.get(name)
         if chosen is None:
             return None
-        for version in known_versions(self.finder.selection(name)):
+        selection = self.finder.selection(name)
+        newest = selection.newest_listed()
+        if newest is None or newest <= chosen:
+            return None  # the common case, decided without explaining every version
+        for version in known_versions(selection):
             if version <= chosen:
                 return None
             verdict = self.first_rule(name, version, deep=True)

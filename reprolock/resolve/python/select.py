@@ -66,6 +66,16 @@ class Selection:
     _refusals: dict[Version, list[Refusal]] = field(default_factory=dict)
     # The reasons only explanations need, not worked out yet (see `select_releases`).
     _pending: Callable[[Selection], None] | None = None
+    # The newest version any listed file has, worked out without the explanations.
+    _newest: Callable[[], Version | None] | None = None
+
+    def newest_listed(self) -> Version | None:
+        """The newest version of any file the index lists (installable or not): cheaper
+        than `rejected`, for asking whether anything newer than a pin exists at all."""
+        if self._newest is not None:
+            return self._newest()
+        versions = [r.version for r in self.releases] + list(self.rejected)
+        return max(versions, default=None)
 
     @property
     def rejected(self) -> dict[Version, list[str]]:
@@ -264,8 +274,38 @@ def selection_for(
     def explain(selection: Selection) -> None:
         _explain(name, core, target, other_files, selection)
 
+    def newest() -> Version | None:
+        found = [*core.seen, *core.sdists]
+        parsed = dict(core.versions)
+        for filename in other_files:
+            text = _version_text(filename)
+            if text is None:
+                continue
+            if text not in parsed:
+                try:
+                    parsed[text] = Version(text)
+                except InvalidVersion:
+                    parsed[text] = None
+            listed = parsed[text]
+            if listed is not None:
+                found.append(listed)
+        return max(found, default=None)
+
     selection._pending = explain
+    selection._newest = newest
     return selection
+
+
+def _version_text(filename: str) -> str | None:
+    """The version part of a wheel or sdist filename, by its shape alone."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        return parts[1] if len(parts) in (5, 6) else None
+    for suffix in (".tar.gz", ".zip"):
+        if filename.endswith(suffix):
+            stem = filename[: -len(suffix)]
+            return stem.rsplit("-", 1)[1] if "-" in stem else None
+    return None
 
 
 def _explain(
