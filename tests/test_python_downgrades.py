@@ -4,6 +4,7 @@ real loopback index of generated wheels and sdists."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 import tomllib
 from collections.abc import Callable
@@ -85,6 +86,8 @@ def test_a_downgrade_for_an_sdist_only_dependency_is_said_and_recorded(
         }
     ]
     assert lock_cli("check").code == 0
+    as_json = json.loads(lock_cli("--format", "json", "lock", "--refresh").out)
+    assert as_json["downgrades"] == {"py3.11-amd64": lock["targets"][0]["downgrades"]}
     # --strict-latest makes it an error, also when the lock is already up to date
     for args in ((), ("--refresh",)):
         strict = lock_cli("lock", "--strict-latest", "hydra-core", *args)

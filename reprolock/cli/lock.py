@@ -147,6 +147,19 @@ def lock_command(
                 "changed": result.changed,
                 "targets": {t.id: len(t.packages) for t in result.lock.targets},
                 "warnings": list(result.warnings),
+                "downgrades": {
+                    t.id: [
+                        {
+                            "name": d.name,
+                            "version": d.version,
+                            "newest": d.newest,
+                            "reason": d.reason,
+                        }
+                        for d in t.downgrades
+                    ]
+                    for t in result.lock.targets
+                    if t.downgrades
+                },
                 "base-changes": list(result.base_changes),
             }
         )
