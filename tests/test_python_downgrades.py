@@ -86,6 +86,7 @@ def test_a_downgrade_for_an_sdist_only_dependency_is_said_and_recorded(
         }
     ]
     assert lock_cli("check").code == 0
+    assert _warnings(lock_cli("lock")) == [f"warning: {line}"]  # up to date: said again
     as_json = json.loads(lock_cli("--format", "json", "lock", "--refresh").out)
     assert as_json["downgrades"] == {"py3.11-amd64": lock["targets"][0]["downgrades"]}
     # --strict-latest makes it an error, also when the lock is already up to date

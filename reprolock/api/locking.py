@@ -148,6 +148,11 @@ def lock(
         # digests show no hand edit: resolving again would keep every pin.  --refresh
         # re-resolves (e.g. to see yanked files).
         _refuse_downgrades(old.targets, strict)
+        warnings.extend(
+            f"{t.id}: {d.name} {d.version} chosen; {d.newest} {d.reason}"
+            for t in old.targets
+            for d in t.downgrades
+        )
         return LockResult(
             spec_path=spec_file,
             lock_path=lock_file,
