@@ -31,6 +31,7 @@ from reprolock.resolve.python.select import Refusal, Release, Selection
 
 DEPTH = 3  # levels of dependencies checked below a newer version
 FANOUT = 8  # dependencies followed per level (those the lock does not satisfy)
+READS = 24  # metadata files read, at most, to check one newer version's dependencies
 EXPLAIN_DEEP = 40  # installable newer versions whose dependencies `explain` checks
 
 
@@ -168,6 +169,11 @@ class Judge:
         self.reasons = dict(reasons)
         self.target = str(finder.target)
         self.env = finder.target.marker_environment()
+        self._releases: dict[NormalizedName, dict[Version, Release]] = {}
+        self._pre: dict[NormalizedName, bool] = {}
+        self._dead: dict[tuple[NormalizedName, Version, int], str | None] = {}
+        self._reads = 0  # metadata files left to read for the current check
+        self._starved = False  # the current check ran out of reads somewhere below
 
     # -- one version ----------------------------------------------------------------------
     def first_rule(self, name: NormalizedName, version: Version, *, deep: bool) -> Verdict:
@@ -185,7 +191,10 @@ class Judge:
         companion = self._companion(name, version)
         if companion is not None:
             return companion
-        release = next((r for r in selection.releases if r.version == version), None)
+        releases = self._releases.get(name)
+        if releases is None:
+            releases = self._releases[name] = {r.version: r for r in selection.releases}
+        release = releases.get(version)
         refusals = selection.refusals.get(version, [])
         if release is None and Refusal.EXCLUDE_NEWER in refusals:
             return self._refused(selection, version, Refusal.EXCLUDE_NEWER)
@@ -207,6 +216,7 @@ class Judge:
                 return Verdict(version=version, rule=Rule.NO_WHEEL, text="no usable file")
             return self._refused(selection, version, refusal)
         if deep:
+            self._reads = READS
             dependency = self._dead_dependency(release, depth=1)
             if dependency is not None:
                 return Verdict(
@@ -269,18 +279,36 @@ class Judge:
         return self._prereleases_allowed(name, self.finder.selection(name))
 
     def _prereleases_allowed(self, name: NormalizedName, selection: Selection) -> bool:
-        specifiers = [r.specifier for r in self.requirements.get(name, ())]
-        finals = any(
-            not r.version.is_prerelease and all(s.contains(r.version) for s in specifiers)
-            for r in selection.releases
-        )
-        return self.provider.prereleases_allowed(specifiers, finals)
+        found = self._pre.get(name)
+        if found is None:
+            specifiers = [r.specifier for r in self.requirements.get(name, ())]
+            finals = any(
+                not r.version.is_prerelease and all(s.contains(r.version) for s in specifiers)
+                for r in selection.releases
+            )
+            found = self._pre[name] = self.provider.prereleases_allowed(specifiers, finals)
+        return found
 
     # -- dependencies ---------------------------------------------------------------------
     def _dead_dependency(self, release: Release, *, depth: int) -> str | None:
         """ "needs X, which has only an sdist" when a requirement of ``release`` has no
         usable release (breadth first: its own requirements, then theirs, ``DEPTH`` levels
         at most); None when every one has."""
+        key = (release.name, release.version, depth)
+        if key in self._dead:
+            return self._dead[key]
+        if self._reads <= 0:
+            self._starved = True  # the budget is spent: no answer
+            return None
+        self._reads -= 1
+        starved, self._starved = self._starved, False
+        found = self._dead_below(release, depth)
+        if not self._starved:  # a complete answer: remembered for the other checks
+            self._dead[key] = found
+        self._starved = starved or self._starved
+        return found
+
+    def _dead_below(self, release: Release, depth: int) -> str | None:
         metadata = self.finder.metadata(release)
         followed: list[tuple[str, Release]] = []
         for requirement in sorted(applying(metadata, self.env, None), key=str):
