@@ -344,3 +344,17 @@ def test_unsatisfiable_lists_no_pre_release_as_installable(
         "  the spec requires beta<2; left==1.0 requires beta>=2. Installable versions for this "
         "target: 1.0.\n"
     ) in run.err
+
+
+def test_explain_names_a_requirement_whose_marker_is_false_on_the_target(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Index
+) -> None:
+    pypi.wheel("alpha", "1.0")
+    pypi.wheel("winonly", "1.0")
+    _spec(tmp_path, index_server, ["alpha", 'winonly; sys_platform == \\"win32\\"'])
+    assert lock_cli("lock").code == 0
+    run = lock_cli("explain", "winonly")
+    assert (
+        "  not locked: the spec's requirement does not apply on this target (its marker is "
+        'false): winonly; sys_platform == "win32"\n'
+    ) in run.out

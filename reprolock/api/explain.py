@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -52,6 +54,8 @@ class PackageExplanation:
     installable: tuple[Version, ...] = ()
     # the other versions (not newer than the chosen one), newest first: the first rule
     rejected: tuple[Verdict, ...] = ()
+    # the spec's requirements on it whose marker is false on this target
+    not_applying: tuple[str, ...] = ()
 
 
 def explain_package(
@@ -124,6 +128,7 @@ def explain_package(
                         patches=None,
                         reasons={canonicalize_name(n): r for n, r in plan.reasons.items()},
                     )
+                env = {**python_target.marker_environment(), "extra": ""}
                 newer = tuple(judge.newer(project))
                 pre = judge.prereleases_allowed(project)
                 installable = tuple(
@@ -147,11 +152,25 @@ def explain_package(
                         newer=newer,
                         installable=installable,
                         rejected=rejected,
+                        not_applying=_not_applying(spec.python.requirements, project, env),
                     )
                 )
             finally:
                 fetcher.close()
     return out
+
+
+def _not_applying(
+    requirements: Iterable[Requirement], project: str, env: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The requirements on ``project`` whose marker is false in the marker environment."""
+    return tuple(
+        str(r)
+        for r in requirements
+        if canonicalize_name(r.name) == project
+        and r.marker is not None
+        and not r.marker.evaluate(dict(env))
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

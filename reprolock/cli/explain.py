@@ -40,7 +40,10 @@ def explain_command(what: tuple[str, ...], spec_path: Path | None, target_id: st
     the interpreter. Offline.
 
     With a package NAME: where it was looked up, who requires it, which version was chosen,
-    and why every other version was rejected.
+    for every newer version the first rule that excluded it (a specifier and whose, the
+    CUDA stack's companion bound, exclude-newer, a yank, the pre-release policy,
+    Requires-Python, no wheel for the target, only an sdist, a dependency without a usable
+    file, a conflict), the installable versions, and why every other version was rejected.
 
     With apt NAME: why the apt package is in the closure — the chain of dependencies from a
     requested package, or that the base image already has it.
@@ -275,6 +278,7 @@ def _package_json(r: PackageExplanation) -> dict[str, object]:
             for v in r.rejected
         },
         "unsatisfiable": r.failure,
+        "not-applying": list(r.not_applying),
     }
 
 
@@ -289,6 +293,11 @@ def _say_package(settings: output.Settings, r: PackageExplanation) -> None:
     elif r.failure:
         settings.say("  not locked: the requirements cannot all be satisfied:")
         settings.say("    " + r.failure.replace("\n", "\n    "))
+    elif r.not_applying:
+        settings.say(
+            "  not locked: the spec's requirement does not apply on this target (its marker is "
+            f"false): {'; '.join(r.not_applying)}"
+        )
     else:
         settings.say("  not locked: nothing in the spec requires it for this target")
     if r.newer:
