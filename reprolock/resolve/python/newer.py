@@ -254,11 +254,12 @@ class Judge:
     def _companion(self, name: NormalizedName, version: Version) -> Verdict | None:
         constraint = self.provider.constraints.get(name)
         if constraint is not None and not constraint.contains(version, prereleases=True):
-            why = self.reasons.get(name, "the CUDA stack's choice")
+            why = self.reasons.get(name, "its framework build")
             return Verdict(
                 version=version,
                 rule=Rule.COMPANION,
-                text=f"companion bound of the CUDA stack: only {why} are allowed",
+                text=f"excluded by a bound of the CUDA stack ({why}; `reprolock explain` "
+                "shows the stack's decision)",
             )
         if self.patches is None:
             return None
