@@ -178,6 +178,13 @@ def test_a_project_on_no_index_is_bad_input_with_close_names(
         f"  yaml was not found on {url} (did you mean pyyaml?).\n" + HINT_NOT_FOUND
     )
     assert not (tmp_path / "reprolock.lock").exists()
+    # Typos (a letter doubled, two swapped) are looked up on the index
+    pypi.wheel("numpy", "2.0")
+    for typo in ("numpyy", "nmupy"):
+        _spec(tmp_path, index_server, [typo])
+        run = lock_cli("lock")
+        assert run.code == 2
+        assert run.err.startswith(f"error: {typo} was not found on {url} (did you mean numpy?).\n")
     # Missing below the spec: the conflict names it
     pypi.wheel("gamma", "1.0", requires=["ghost>=1"])
     _spec(tmp_path, index_server, ["gamma"])

@@ -97,7 +97,7 @@ def resolve_python(
     finder.choose = provider.choose
     finder.prefetch((r.name, r.specifier) for r in roots)
     urls = index_urls or (lambda _name: ())
-    _check_found(roots, finder, urls)
+    _check_found(roots, finder, urls, known=preferred or {})
     resolver: Resolver[Req, Candidate, str] = Resolver(provider, BaseReporter())
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
@@ -140,15 +140,18 @@ def _found(finder: Finder, name: NormalizedName) -> bool:
     return bool(finder.fetcher.page_files(name) or finder.fetcher.index.other_files(name))
 
 
-def _check_found(roots: Sequence[Req], finder: Finder, urls: IndexUrls) -> None:
+def _check_found(
+    roots: Sequence[Req], finder: Finder, urls: IndexUrls, *, known: Collection[str] = ()
+) -> None:
     """`InputError` (exit 2) naming the spec's requirements that no configured index has,
-    with close names where they are cheap to find."""
+    with close names where they are cheap to find (``known``: names the existing lock pins)."""
     missing = sorted({r.name for r in roots if not _found(finder, r.name)})
     if not missing:
         return
     problems = [
-        Problem(message=f"{n} was not found on {_where(urls, n)}{_did_you_mean(n, roots, finder)}.")
+        Problem(message=f"{n} was not found on {_where(urls, n)}{suggestion}.")
         for n in missing
+        for suggestion in [_did_you_mean(n, roots, finder, known)]
     ]
     hint = (
         "Check the spelling in [python] requirements, or add the index that has it "
@@ -167,15 +170,19 @@ def _where(urls: IndexUrls, name: NormalizedName) -> str:
     return ", ".join(urls(name)) or "the configured indexes"
 
 
+PROBES = 32  # names looked up on the indexes for "did you mean", at most
 _AFFIXES = ("python-", "py")
 _SUFFIXES = ("-python", "-py")
 
 
-def _did_you_mean(name: NormalizedName, roots: Sequence[Req], finder: Finder) -> str:
+def _did_you_mean(
+    name: NormalizedName, roots: Sequence[Req], finder: Finder, known: Collection[str]
+) -> str:
     """ " (did you mean numpy?)" from names at hand: the spec's other requirements, what
-    their newest releases require, and the name with or without a python-/-python affix
-    (a page lookup each, on the same indexes)."""
-    pool: set[str] = set()
+    their newest releases require, the names the existing lock pins; and, looked up on the
+    same indexes (a page each, in parallel, `PROBES` at most): the name with or without a
+    python-/-python/-py/py affix, with one letter dropped, or two neighbours swapped."""
+    pool: set[str] = set(known)
     env = finder.target.marker_environment()
     for root in roots:
         if root.name == name or not _found(finder, root.name):
@@ -188,15 +195,21 @@ def _did_you_mean(name: NormalizedName, roots: Sequence[Req], finder: Finder) ->
             except ReprolockError:  # a suggestion is not worth an error
                 continue
             pool.update(canonicalize_name(r.name) for r in applying(metadata, env, None))
-    texts = {f"{a}{name}" for a in _AFFIXES} | {f"{name}{s}" for s in _SUFFIXES}
-    texts |= {name.removeprefix(a) for a in _AFFIXES} | {name.removesuffix(s) for s in _SUFFIXES}
-    variants = {canonicalize_name(v) for v in texts if v and v != name}
-    found: set[str] = {v for v in sorted(variants) if _found(finder, v)}
+    texts = [f"{a}{name}" for a in _AFFIXES] + [f"{name}{s}" for s in _SUFFIXES]
+    texts += [name.removeprefix(a) for a in _AFFIXES] + [name.removesuffix(s) for s in _SUFFIXES]
+    if len(name) >= 4:  # one letter dropped, two neighbours swapped: typos
+        texts += [name[:i] + name[i + 1 :] for i in range(len(name))]
+        texts += [name[:i] + name[i + 1] + name[i] + name[i + 2 :] for i in range(len(name) - 1)]
+    candidates = (canonicalize_name(t) for t in texts if t and t.strip("-._"))
+    variants = [v for v in dict.fromkeys(candidates) if v != name][:PROBES]
+    for variant in variants:
+        finder.fetcher.page(variant)  # in parallel, ahead of the checks
+    found: set[str] = {v for v in variants if _found(finder, v)}
     close = difflib.get_close_matches(name, sorted(pool - {name}), n=3, cutoff=0.75)
-    names = sorted(found | set(close))
-    if not names:
+    suggested = sorted(found | set(close))
+    if not suggested:
         return ""
-    return " (did you mean " + " or ".join(names) + "?)"
+    return " (did you mean " + " or ".join(suggested) + "?)"
 
 
 def _pins(
