@@ -154,6 +154,8 @@ def test_which_downgrades_are_said(
     assert _pins(tmp_path) == {"modern": "1.0"}
     assert _warnings(run) == ([] if line is None else [f"warning: py3.11-amd64: {line}"])
     assert ("downgrades" in _lock(tmp_path)["targets"][0]) == (line is not None)
+    # a lock without downgrades stays 1.3, readable by the releases before them
+    assert _lock(tmp_path)["lock-version"] == ("1.3" if line is None else "1.4")
 
 
 def test_a_project_on_no_index_is_bad_input_with_close_names(

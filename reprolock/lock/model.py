@@ -7,7 +7,10 @@ from enum import StrEnum
 
 from reprolock.model import Platform
 
-LOCK_VERSION = "1.4"
+LOCK_VERSION = "1.4"  # the newest this reprolock reads and writes
+# A lock without 1.4's tables ([[targets.downgrades]]) is written as 1.3, so that reprolock
+# releases that read 1.3 keep reading it; one with them is 1.4.
+PLAIN_VERSION = "1.3"
 INTEGRITY_SINCE = (1, 1)  # locks of this version and newer carry [integrity] digests
 
 
