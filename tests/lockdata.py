@@ -15,6 +15,7 @@ from reprolock.lock import (
     CudaStack,
     ExtensionKernels,
     LockedBase,
+    LockedDowngrade,
     LockedTarget,
     Lockfile,
     PythonPackage,
@@ -80,6 +81,20 @@ def example_targets(shuffle: int | None = None) -> tuple[LockedTarget, ...]:
                 ("mpmath", "1.3.0", ()),
             )
         ]
+        downgrades = [
+            LockedDowngrade(
+                name="sympy",
+                version="1.13.1",
+                newest="1.13.3",
+                reason="needs mpmath<1.4,>=1.1.0, which has only an sdist",
+            ),
+            LockedDowngrade(
+                name="filelock",
+                version="3.16.1",
+                newest="3.17.0",
+                reason="requires Python >=3.12, the target is 3.11.0",
+            ),
+        ]
         apt = [
             AptPackage(
                 name=name,
@@ -133,6 +148,7 @@ def example_targets(shuffle: int | None = None) -> tuple[LockedTarget, ...]:
                 apt_snapshot="20250520T000000Z",
                 apt=tuple(mix(apt)),  # type: ignore[arg-type]
                 packages=tuple(mix(packages)),  # type: ignore[arg-type]
+                downgrades=tuple(mix(downgrades)),  # type: ignore[arg-type]
             )
         )
     return tuple(mix(targets))  # type: ignore[arg-type]

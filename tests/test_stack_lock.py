@@ -195,3 +195,21 @@ def test_disagreeing_cuda_and_cudnn_copies_are_recorded(
         "two cuDNN copies: the base image has cuDNN 9.5.1.17 and nvidia-cudnn-cu12 9.1.0.70 "
         "is installed; one process loads one libcudnn",
     ]
+
+
+def test_explain_says_the_companion_bound_keeps_a_newer_companion_out(
+    lock_cli: LockCli, tmp_path: Path, indexes: IndexServer
+) -> None:
+    _spec(tmp_path, indexes, ["torch==2.5.1", "torchaudio"], '[gpu]\ndevices = ["A100"]')
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    assert "chosen;" not in run.err  # a companion bound is the stack's choice, not a downgrade
+    run = lock_cli("explain", "torchaudio")
+    assert run.code == 0, run.err
+    assert (
+        "  chosen: 2.5.1  torchaudio-2.5.1-cp311-cp311-manylinux_2_17_x86_64.whl\n"
+        "  required by: the spec\n"
+        "  newer versions (1), the first rule that excluded each:\n"
+        "    2.11.0: companion bound: torchaudio 2.11.0 goes with torch<2.12,>=2.11 (the "
+        "companion table), and torch 2.5.1 is locked\n"
+    ) in run.out

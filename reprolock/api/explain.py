@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from reprolock.api.apt_layer import AptResult
 from reprolock.api.network import NetOptions
@@ -17,6 +20,7 @@ from reprolock.api.project import (
     shipped_matrices,
 )
 from reprolock.api.python_layer import (
+    index_urls,
     locked_pythons,
     open_router,
     preferred_pins,
@@ -27,6 +31,8 @@ from reprolock.api.stack_layer import plan_target
 from reprolock.errors import InputError, Unsatisfiable
 from reprolock.lock import LockedTarget
 from reprolock.resolve.python.finder import Fetcher, Finder
+from reprolock.resolve.python.newer import Judge, Verdict, known_versions
+from reprolock.resolve.python.provider import PythonProvider
 from reprolock.resolve.python.resolve import Pin, resolve_python
 from reprolock.resolve.python.select import Selection
 from reprolock.stack.companions import companion_patches
@@ -42,6 +48,14 @@ class PackageExplanation:
     selection: Selection
     pin: Pin | None
     failure: str | None  # the resolution error, when the set is unsatisfiable
+    # every version newer than the chosen one, newest first, with the rule that kept it out
+    newer: tuple[Verdict, ...] = ()
+    # installable for the target and allowed by the pre-release policy, newest first
+    installable: tuple[Version, ...] = ()
+    # the other versions (not newer than the chosen one), newest first: the first rule
+    rejected: tuple[Verdict, ...] = ()
+    # the spec's requirements on it whose marker is false on this target
+    not_applying: tuple[str, ...] = ()
 
 
 def explain_package(
@@ -81,7 +95,7 @@ def explain_package(
                     ),
                 )
                 selection = finder.selection(project)
-                pin, failure = None, None
+                pin, failure, judge = None, None, None
                 try:
                     resolution = resolve_python(
                         spec.python,
@@ -91,10 +105,41 @@ def explain_package(
                         constraints={canonicalize_name(n): c for n, c in plan.constraints.items()},
                         patches=companion_patches(matrices.torch),
                         reasons={canonicalize_name(n): r for n, r in plan.reasons.items()},
+                        index_urls=index_urls(router),
                     )
                     pin = resolution.pins.get(project)
+                    judge = resolution.judge
                 except Unsatisfiable as exc:
                     failure = exc.render()
+                if judge is None:  # unsatisfiable: the spec's policies, no resolved requirements
+                    judge = Judge(
+                        finder,
+                        PythonProvider(
+                            finder,
+                            prerelease=spec.python.prerelease,
+                            preferred={},
+                            direct=(),
+                            constraints={
+                                canonicalize_name(n): c for n, c in plan.constraints.items()
+                            },
+                        ),
+                        pins={},
+                        requirements={},
+                        patches=None,
+                        reasons={canonicalize_name(n): r for n, r in plan.reasons.items()},
+                    )
+                env = {**python_target.marker_environment(), "extra": ""}
+                newer = tuple(judge.newer(project))
+                pre = judge.prereleases_allowed(project)
+                installable = tuple(
+                    r.version for r in selection.releases if pre or not r.version.is_prerelease
+                )
+                passed = {v.version for v in newer} | set(installable)
+                rejected = tuple(
+                    judge.first_rule(project, v, deep=False)
+                    for v in known_versions(selection)
+                    if v not in passed
+                )
                 out.append(
                     PackageExplanation(
                         name=project,
@@ -104,11 +149,28 @@ def explain_package(
                         selection=selection,
                         pin=pin,
                         failure=failure,
+                        newer=newer,
+                        installable=installable,
+                        rejected=rejected,
+                        not_applying=_not_applying(spec.python.requirements, project, env),
                     )
                 )
             finally:
                 fetcher.close()
     return out
+
+
+def _not_applying(
+    requirements: Iterable[Requirement], project: str, env: Mapping[str, str]
+) -> tuple[str, ...]:
+    """The requirements on ``project`` whose marker is false in the marker environment."""
+    return tuple(
+        str(r)
+        for r in requirements
+        if canonicalize_name(r.name) == project
+        and r.marker is not None
+        and not r.marker.evaluate(dict(env))
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -107,11 +107,15 @@ def lock(
     refresh_base: bool = False,
     observer: Observer | None = None,
     measure_kernels: bool = False,
+    strict_latest: Iterable[str] = (),
 ) -> LockResult:
     """Resolve ``spec`` and write the lock; existing pins are kept where they still fit.
 
     ``measure_kernels`` measures, from their wheels, the candidate framework builds whose
-    GPU kernels the tables do not know, instead of refusing them."""
+    GPU kernels the tables do not know, instead of refusing them.  A package locked below
+    the newest version its requirements allow, for want of a usable file of the newer one,
+    is a warning (and recorded in the lock); for the ``strict_latest`` packages, an error."""
+    strict = frozenset(canonicalize_name(n) for n in strict_latest)
     spec_file = find_spec(spec_path, cwd)
     spec = load_spec(spec_file)
     lock_file = lock_path or default_lock_path(spec_file)
@@ -143,6 +147,12 @@ def lock(
         # The lock was made from these very inputs by this reprolock, and its integrity
         # digests show no hand edit: resolving again would keep every pin.  --refresh
         # re-resolves (e.g. to see yanked files).
+        _refuse_downgrades(old.targets, strict)
+        warnings.extend(
+            f"{t.id}: {d.name} {d.version} chosen; {d.newest} {d.reason}"
+            for t in old.targets
+            for d in t.downgrades
+        )
         return LockResult(
             spec_path=spec_file,
             lock_path=lock_file,
@@ -155,6 +165,7 @@ def lock(
     from reprolock.api.base_layer import measure_beyond_os, pin_bases  # noqa: PLC0415
     from reprolock.api.interpreter_layer import provide  # noqa: PLC0415
     from reprolock.api.python_layer import (  # noqa: PLC0415
+        locked_downgrades,
         locked_packages,
         resolve_targets,
         target_id,
@@ -235,9 +246,11 @@ def lock(
     resolutions = []
     for tid, target, resolution in resolved:
         packages = locked_packages(resolution) if resolution is not None else ()
+        downgrades = locked_downgrades(resolution) if resolution is not None else ()
         if resolution is not None:
             resolutions.append(resolution)
             warnings.extend(f"{tid}: {w}" for w in resolution.warnings)
+            warnings.extend(f"{tid}: {d.line()}" for d in resolution.downgrades)
         base = bases.get(target.platform)
         cuda = None
         if spec.gpu is not None:
@@ -298,8 +311,10 @@ def lock(
                 else None,
                 apt=apt_results[target.platform].packages if target.platform in apt_results else (),
                 packages=packages,
+                downgrades=downgrades,
             )
         )
+    _refuse_downgrades(targets, strict)
     base_changes = tuple(
         f"{t.id}: base {t.base.ref} moved: {old_base.manifest_digest} -> {t.base.manifest_digest}"
         for t in targets
@@ -322,6 +337,26 @@ def lock(
         resolutions=tuple(resolutions),
         warnings=tuple(warnings),
         base_changes=base_changes,
+    )
+
+
+def _refuse_downgrades(targets: Iterable[LockedTarget], strict: frozenset[str]) -> None:
+    """`Unsatisfiable` when a ``--strict-latest`` package is locked below the newest version
+    its requirements allow (the lock is not written)."""
+    found = [
+        f"{t.id}: {d.name} {d.version} chosen; {d.newest} {d.reason}"
+        for t in targets
+        for d in t.downgrades
+        if canonicalize_name(d.name) in strict
+    ]
+    if not found:
+        return
+    raise Unsatisfiable(
+        "--strict-latest: not locked at the newest version its requirements allow: "
+        + "; ".join(found)
+        + ".",
+        hint="Publish a wheel of what the newer version needs on a [[python.index]], or drop "
+        "--strict-latest for it to accept the older version.",
     )
 
 

@@ -6,7 +6,7 @@ import contextlib
 import ctypes
 import gc
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -15,7 +15,7 @@ from reprolock.api.network import NetOptions, credential_key, with_credentials
 from reprolock.api.progress import Observer, Silent
 from reprolock.api.project import shipped_matrices
 from reprolock.errors import SourceError
-from reprolock.lock import BaseFacts, LockedTarget, PythonPackage, Wheel
+from reprolock.lock import BaseFacts, LockedDowngrade, LockedTarget, PythonPackage, Wheel
 from reprolock.model import Platform, PythonVersion
 from reprolock.net.cache import Cache
 from reprolock.net.session import new_session
@@ -227,6 +227,7 @@ def resolve_targets(
                             canonicalize_name(n): r
                             for n, r in (plan.reasons if plan else {}).items()
                         },
+                        index_urls=index_urls(router),
                     )
                     results[tid] = (tid, target, resolution)
             finally:
@@ -267,6 +268,18 @@ def preferred_pins(
         with contextlib.suppress(InvalidVersion):
             out[name] = Version(package.version)
     return out
+
+
+def index_urls(router: IndexRouter) -> Callable[[NormalizedName], list[str]]:
+    """The URLs (without credentials) of the indexes a project is looked up on."""
+    return lambda name: [r.url for r in router.candidates_for(name)]
+
+
+def locked_downgrades(resolution: PythonResolution) -> tuple[LockedDowngrade, ...]:
+    return tuple(
+        LockedDowngrade(name=d.name, version=str(d.version), newest=str(d.newest), reason=d.reason)
+        for d in resolution.downgrades
+    )
 
 
 def locked_packages(resolution: PythonResolution) -> tuple[PythonPackage, ...]:

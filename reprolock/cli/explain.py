@@ -3,7 +3,7 @@ the decision record for one Python package."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -20,6 +20,7 @@ from reprolock.cli import output
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import spec_option, target_option
 from reprolock.lock import LockedTarget
+from reprolock.resolve.python.newer import Verdict
 from reprolock.stack.plan import group_verdicts
 
 
@@ -39,7 +40,10 @@ def explain_command(what: tuple[str, ...], spec_path: Path | None, target_id: st
     the interpreter. Offline.
 
     With a package NAME: where it was looked up, who requires it, which version was chosen,
-    and why every other version was rejected.
+    for every newer version the first rule that excluded it (a specifier and whose, the
+    CUDA stack's companion bound, exclude-newer, a yank, the pre-release policy,
+    Requires-Python, no wheel for the target, only an sdist, a dependency without a usable
+    file, a conflict), the installable versions, and why every other version was rejected.
 
     With apt NAME: why the apt package is in the closure — the chain of dependencies from a
     requested package, or that the base image already has it.
@@ -264,11 +268,17 @@ def _package_json(r: PackageExplanation) -> dict[str, object]:
             "sha256": r.pin.release.wheel.sha256,
             "required-by": list(r.pin.required_by),
         },
-        "installable": [str(x.version) for x in r.selection.releases],
+        "newer": [
+            {"version": str(v.version), "rule": v.rule.value, "why": v.text} for v in r.newer
+        ],
+        "installable": [str(v) for v in r.installable],
         "rejected": {
-            str(v): reasons for v, reasons in sorted(r.selection.rejected.items(), reverse=True)
+            str(v.version): [v.text]
+            + [t for t in r.selection.rejected.get(v.version, []) if t != v.text]
+            for v in r.rejected
         },
         "unsatisfiable": r.failure,
+        "not-applying": list(r.not_applying),
     }
 
 
@@ -283,18 +293,42 @@ def _say_package(settings: output.Settings, r: PackageExplanation) -> None:
     elif r.failure:
         settings.say("  not locked: the requirements cannot all be satisfied:")
         settings.say("    " + r.failure.replace("\n", "\n    "))
+    elif r.not_applying:
+        settings.say(
+            "  not locked: the spec's requirement does not apply on this target (its marker is "
+            f"false): {'; '.join(r.not_applying)}"
+        )
     else:
         settings.say("  not locked: nothing in the spec requires it for this target")
-    versions = [str(x.version) for x in r.selection.releases]
+    if r.newer:
+        settings.say(f"  newer versions ({len(r.newer)}), the first rule that excluded each:")
+        _say_verdicts(settings, r.newer, limit)
+    versions = [str(v) for v in r.installable]
     shown = ", ".join(versions[:limit]) + (" …" if limit and len(versions) > limit else "")
     settings.say(f"  installable versions ({len(versions)}): {shown or 'none'}")
-    rejected = sorted(r.selection.rejected.items(), reverse=True)
-    if rejected:
-        settings.say(f"  rejected versions ({len(rejected)}):")
-        for version, reasons in rejected[:limit]:
-            settings.say(f"    {version}: {'; '.join(reasons)}")
-        if limit and len(rejected) > limit:
-            settings.say(f"    … {len(rejected) - limit} more (-v shows all)")
+    if r.rejected:
+        settings.say(f"  rejected versions ({len(r.rejected)}):")
+        _say_verdicts(settings, r.rejected, limit)
+
+
+def _say_verdicts(
+    settings: output.Settings, verdicts: Sequence[Verdict], limit: int | None
+) -> None:
+    """One line per run of consecutive versions with the same reason (``2.0rc2 .. 2.0a1 (5
+    versions): a pre-release, …``), ``limit`` lines at most."""
+    runs: list[list[Verdict]] = []
+    for verdict in verdicts:
+        if runs and runs[-1][-1].text == verdict.text:
+            runs[-1].append(verdict)
+        else:
+            runs.append([verdict])
+    for run in runs[:limit]:
+        first, last = run[0].version, run[-1].version
+        versions = f"{first}" if len(run) == 1 else f"{first} .. {last} ({len(run)} versions)"
+        settings.say(f"    {versions}: {run[0].text}")
+    if limit and len(runs) > limit:
+        hidden = sum(len(run) for run in runs[limit:])
+        settings.say(f"    … {hidden} more versions (-v shows all)")
 
 
 def _explain_apt(

@@ -90,6 +90,14 @@ def index_credentials(environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     "(cached by sha256), instead of refusing them; and those of every locked CUDA extension "
     "(recorded in the lock's cuda.extensions).",
 )
+@click.option(
+    "--strict-latest",
+    "strict_latest",
+    multiple=True,
+    metavar="NAME",
+    help="Fail (exit 3) when NAME is locked below the newest version its requirements allow "
+    "because the newer one has no usable file for the target (repeatable).",
+)
 def lock_command(
     spec_path: Path | None,
     lock_path: Path | None,
@@ -98,6 +106,7 @@ def lock_command(
     refresh_base: bool,
     refresh: bool,
     measure_kernels: bool,
+    strict_latest: tuple[str, ...],
 ) -> None:
     """Resolve the spec for each target and write the lock.
 
@@ -109,6 +118,11 @@ def lock_command(
     users; the venv's Python is chosen under [python] interpreter (the base's, the
     distribution's python3.X, or a standalone build). Exit 3 when no interpreter or
     resolution fits, with the nearest fixes.
+
+    A package locked below the newest version its requirements allow because the newer
+    one has no usable file for the target (no wheel for it, only an sdist, a
+    Requires-Python that excludes it, or a dependency with none of those) is named on
+    stderr and recorded in the lock; --strict-latest NAME makes that an error.
     """
     settings = output.current()
     net = net_options(settings, refresh=refresh or upgrade or bool(upgrade_packages))
@@ -122,6 +136,7 @@ def lock_command(
         refresh_base=refresh_base,
         observer=ProgressLine.for_terminal("locking", settings.verbosity < 0),
         measure_kernels=measure_kernels,
+        strict_latest=strict_latest,
     )
     for warning in result.warnings:
         settings.warn(warning)
@@ -132,6 +147,19 @@ def lock_command(
                 "changed": result.changed,
                 "targets": {t.id: len(t.packages) for t in result.lock.targets},
                 "warnings": list(result.warnings),
+                "downgrades": {
+                    t.id: [
+                        {
+                            "name": d.name,
+                            "version": d.version,
+                            "newest": d.newest,
+                            "reason": d.reason,
+                        }
+                        for d in t.downgrades
+                    ]
+                    for t in result.lock.targets
+                    if t.downgrades
+                },
                 "base-changes": list(result.base_changes),
             }
         )

@@ -32,6 +32,7 @@ from reprolock.lock.model import (
     Interpreter,
     InterpreterSource,
     LockedBase,
+    LockedDowngrade,
     LockedHealthcheck,
     LockedImage,
     LockedTarget,
@@ -199,6 +200,11 @@ def _target_to_dict(target: LockedTarget) -> dict[str, Any]:
                 }
             )
             for p in sorted(target.packages, key=lambda p: p.name)
+        ]
+    if target.downgrades:
+        out["downgrades"] = [
+            {"name": d.name, "version": d.version, "newest": d.newest, "reason": d.reason}
+            for d in sorted(target.downgrades, key=lambda d: d.name)
         ]
     return out
 
@@ -532,6 +538,7 @@ class _LockReader:
             "base",
             "apt",
             "packages",
+            "downgrades",
         )
         table = self.table(value, path, keys)
         if table is None:
@@ -553,6 +560,9 @@ class _LockReader:
         )
         apt = [a for p, v in self.rows(table, path, "apt") if (a := self.apt(v, p))]
         packages = [q for p, v in self.rows(table, path, "packages") if (q := self.package(v, p))]
+        downgrades = [
+            d for p, v in self.rows(table, path, "downgrades") if (d := self.downgrade(v, p))
+        ]
         snapshot = self.optional(table, path, "apt-snapshot", grammar.deb_snapshot)
         if target_id is None or python is None or platform is None:
             return None
@@ -566,7 +576,20 @@ class _LockReader:
             apt_snapshot=snapshot,
             apt=tuple(apt),
             packages=tuple(packages),
+            downgrades=tuple(downgrades),
         )
+
+    def downgrade(self, value: object, path: KeyPath) -> LockedDowngrade | None:
+        table = self.table(value, path, ("name", "version", "newest", "reason"))
+        if table is None:
+            return None
+        name = self.required(table, path, "name", grammar.project_name)
+        version = self.required(table, path, "version", grammar.package_version)
+        newest = self.required(table, path, "newest", grammar.package_version)
+        reason = self.required(table, path, "reason", _long_text)
+        if name is None or version is None or newest is None or reason is None:
+            return None
+        return LockedDowngrade(name=name, version=version, newest=newest, reason=reason)
 
     def cuda(self, value: object, path: KeyPath) -> CudaStack | None:
         keys = (

@@ -7,7 +7,8 @@
     image = "sha256:…"       # [image]
 
     [integrity.targets."py3.11-amd64"]
-    fields = "sha256:…"      # id, platform, python, apt-snapshot, [targets.interpreter]
+    fields = "sha256:…"      # id, platform, python, apt-snapshot, [targets.interpreter],
+                             # [[targets.downgrades]]
     base = "sha256:…"        # [targets.base]
     cuda = "sha256:…"        # [targets.cuda]
     apt = "sha256:…"         # [[targets.apt]]
@@ -92,7 +93,7 @@ def _describe(section: str, tid: str | None = None) -> str:
             "image": "[image]",
         }[section]
     if section == "fields":
-        return f"targets[{tid}] (id, platform, python, apt-snapshot, interpreter)"
+        return f"targets[{tid}] (id, platform, python, apt-snapshot, interpreter, downgrades)"
     return f"targets[{tid}].{section}"
 
 

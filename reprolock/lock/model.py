@@ -7,7 +7,10 @@ from enum import StrEnum
 
 from reprolock.model import Platform
 
-LOCK_VERSION = "1.3"
+LOCK_VERSION = "1.4"  # the newest this reprolock reads and writes
+# A lock without 1.4's tables ([[targets.downgrades]]) is written as 1.3, so that reprolock
+# releases that read 1.3 keep reading it; one with them is 1.4.
+PLAIN_VERSION = "1.3"
 INTEGRITY_SINCE = (1, 1)  # locks of this version and newer carry [integrity] digests
 
 
@@ -26,6 +29,17 @@ class PythonPackage:
     index: str
     dependencies: tuple[str, ...] = ()
     wheels: tuple[Wheel, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockedDowngrade:
+    """A locked Python package below the newest version its requirements allow, because
+    the newer ones have no file the target can use (lock-version 1.4)."""
+
+    name: str
+    version: str  # the locked one
+    newest: str  # the newest its requirements allow
+    reason: str  # what keeps ``newest`` out: "needs antlr4-python3-runtime==4.9.*, which …"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,6 +204,7 @@ class LockedTarget:
     apt_snapshot: str | None = None
     apt: tuple[AptPackage, ...] = ()
     packages: tuple[PythonPackage, ...] = ()
+    downgrades: tuple[LockedDowngrade, ...] = ()  # silent downgrades said out loud, by name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

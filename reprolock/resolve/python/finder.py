@@ -32,6 +32,7 @@ from reprolock.resolve.python.metadata import (
 )
 from reprolock.resolve.python.select import (
     CoreSelection,
+    Refusal,
     Release,
     Selection,
     select_core,
@@ -212,6 +213,7 @@ class Finder:
                     version,
                     f"{file.filename} has no sha256 on the index; add "
                     f'"{name}" to python.allow-unhashed to accept that',
+                    Refusal.UNHASHED,
                 )
         with self._lock:
             self._selections.setdefault(name, selection)

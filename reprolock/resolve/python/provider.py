@@ -102,6 +102,25 @@ def requirement_to_reqs(requirement: Requirement, parent: Candidate | None) -> l
 
 
 BACKTRACK_AHEAD = 8
+# Versions of one project the resolver may reject for a dependency that has no installable
+# release at all before it stops walking down: tfds-nightly has 1,347 versions, every one
+# needing the sdist-only promise; trying each costs a metadata read (two minutes, cold).
+DEAD_END_LIMIT = 100
+
+
+class DeadEnd(Exception):
+    """The resolver walked down ``DEAD_END_LIMIT`` versions of ``name``, each needing a
+    project with no installable release for what it asks (``dead``: requirement text →
+    how many of the versions asked for it)."""
+
+    def __init__(self, name: NormalizedName, tried: int, total: int, dead: dict[str, int]):
+        super().__init__(name)
+        self.name = name
+        self.tried = tried
+        self.total = total
+        self.dead = dead
+        self.requirements: dict[str, Req] = {}
+
 
 # Requirements a release should have declared and did not (e.g. torchaudio 2.11.0 names no
 # torch): the stack solver adds them from the matrices.
@@ -127,6 +146,8 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         self.direct = frozenset(direct)
         self.env = finder.target.marker_environment()
         self.extras_missing: list[str] = []
+        # per project: the versions rejected for a dependency with nothing installable
+        self.dead_ends: dict[NormalizedName, dict[Version, Req]] = {}
         self.offered: dict[str, list[Release]] = {}
         self._allows: dict[int, tuple[SpecifierSet, dict[int, tuple[Version, bool]]]] = {}
         self._applies: dict[
@@ -216,21 +237,30 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
             and r.version not in bad
             and (r.yanked is None or r.version in pins)
         ]
-        explicit = any(s.prereleases for s in specifiers)
-        policy = self.prerelease
         final = [r for r in found if not r.version.is_prerelease]
-        if policy is PrereleasePolicy.DISALLOW or (
-            policy is PrereleasePolicy.EXPLICIT and not explicit
-        ):
+        if len(final) < len(found) and not self.prereleases_allowed(specifiers, bool(final)):
             found = final
-        elif policy is PrereleasePolicy.IF_NECESSARY or (
-            policy is PrereleasePolicy.IF_NECESSARY_OR_EXPLICIT and not explicit
-        ):
-            found = final or found
         preferred = self.preferred.get(name)
         if preferred is not None:
             found.sort(key=lambda r: r.version != preferred)  # stable: newest-first otherwise
         return found
+
+    def prereleases_allowed(self, specifiers: Sequence[SpecifierSet], finals: bool) -> bool:
+        """Whether pre-releases may be chosen for a project with these requirements (and
+        ``finals``: whether a final release fits them), by `python.prerelease`: a specifier
+        naming a pre-release allows them (``explicit``), none fitting otherwise does
+        (``if-necessary``), as packaging's `SpecifierSet.filter` does by default."""
+        policy = self.prerelease
+        explicit = any(s.prereleases for s in specifiers)
+        if policy is PrereleasePolicy.ALLOW:
+            return True
+        if policy is PrereleasePolicy.DISALLOW:
+            return False
+        if policy is PrereleasePolicy.EXPLICIT:
+            return explicit
+        if policy is PrereleasePolicy.IF_NECESSARY:
+            return not finals
+        return explicit or not finals
 
     def _allowed(
         self, specifier: SpecifierSet, selection: Selection
@@ -306,8 +336,32 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
                 )
             for requirement in self._applying(metadata, candidate.extra):
                 deps.extend(requirement_to_reqs(requirement, candidate))
+        if position > 0 and candidate.extra is None:
+            self._note_dead_end(candidate, deps, len(offered))
         self.finder.prefetch((d.name, d.specifier) for d in deps)
         return deps
+
+    def _note_dead_end(self, candidate: Candidate, deps: Sequence[Req], total: int) -> None:
+        """Remember when ``candidate`` needs a project with nothing installable for what it
+        asks (the resolver will reject it); `DeadEnd` once a project has had too many such
+        versions.  Checked only while the resolver walks down a project's versions."""
+        for dep in deps:
+            if dep.extra is not None or dep.name == candidate.name:
+                continue
+            pins = frozenset() if dep.pinned is None else frozenset({dep.pinned})
+            selection = self.finder.selection(dep.name)
+            if self.matching(dep.name, [dep.specifier], selection, pins=pins):
+                continue
+            dead = self.dead_ends.setdefault(candidate.name, {})
+            dead[candidate.version] = dep
+            if len(dead) >= DEAD_END_LIMIT:
+                counts: dict[str, int] = {}
+                end = DeadEnd(candidate.name, len(dead), total, counts)
+                for req in dead.values():
+                    counts[str(req)] = counts.get(str(req), 0) + 1
+                    end.requirements.setdefault(str(req), req)
+                raise end
+            return
 
     def _applying(
         self, metadata: CoreMetadata, extra: NormalizedName | None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import difflib
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from packaging.requirements import Requirement
@@ -12,10 +13,13 @@ from packaging.version import Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 from resolvelib.structs import RequirementInformation
 
-from reprolock.errors import Problem, Unsatisfiable
+from reprolock.errors import InputError, Problem, ReprolockError, Unsatisfiable
 from reprolock.resolve.python.finder import Fetcher, Finder
+from reprolock.resolve.python.metadata import applying
+from reprolock.resolve.python.newer import Downgrade, Judge, why_unusable
 from reprolock.resolve.python.provider import (
     Candidate,
+    DeadEnd,
     Patches,
     PythonProvider,
     Req,
@@ -26,6 +30,12 @@ from reprolock.resolve.python.target import PythonTarget
 from reprolock.spec import PythonSpec
 
 MAX_ROUNDS = 200_000
+SHOWN_VERSIONS = 20  # versions named in one cause of an unsatisfiable set; the rest counted
+SHOWN_PER_GROUP = 5  # of them, per requirement that many versions of one project make
+SHOWN_CAUSES = 5  # projects named in an unsatisfiable set; the rest counted
+
+# Where a project was looked up: the index URLs (without credentials), in order.
+IndexUrls = Callable[[NormalizedName], Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +55,9 @@ class PythonResolution:
     pins: dict[NormalizedName, Pin]
     selections: dict[NormalizedName, Selection] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # locked versions below the newest allowed for want of a usable file, by name
+    downgrades: list[Downgrade] = field(default_factory=list)
+    judge: Judge | None = None  # why newer versions were not chosen (for explain)
 
 
 def resolve_python(
@@ -56,8 +69,12 @@ def resolve_python(
     constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
     patches: Patches | None = None,
     reasons: Mapping[NormalizedName, str] | None = None,
+    index_urls: IndexUrls | None = None,
 ) -> PythonResolution:
-    """Pins for ``spec``'s requirements on ``target``; `Unsatisfiable` with causes otherwise."""
+    """Pins for ``spec``'s requirements on ``target``; `Unsatisfiable` with causes otherwise,
+    `InputError` when a requirement of the spec names a project no index has.
+
+    ``index_urls`` names the indexes a project is looked up on (for messages)."""
     env = {**target.marker_environment(), "extra": ""}
     roots: list[Req] = []
     for requirement in spec.requirements:
@@ -79,13 +96,17 @@ def resolve_python(
     )
     finder.choose = provider.choose
     finder.prefetch((r.name, r.specifier) for r in roots)
+    urls = index_urls or (lambda _name: ())
+    _check_found(roots, finder, urls, known=preferred or {})
     resolver: Resolver[Req, Candidate, str] = Resolver(provider, BaseReporter())
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as exc:
         raise _explain_impossible(
-            exc.causes, finder, target, constraints or {}, reasons or {}
+            exc.causes, finder, provider, target, constraints or {}, reasons or {}, urls
         ) from None
+    except DeadEnd as end:
+        raise _explain_dead_end(end, finder, provider, target, urls) from None
     except ResolutionTooDeep:
         raise Unsatisfiable(
             f"resolution for {target} gave up after {MAX_ROUNDS} rounds of backtracking.",
@@ -96,7 +117,99 @@ def resolve_python(
     resolution = PythonResolution(target=target, pins=pins)
     resolution.selections = {name: finder.selection(name) for name in pins}
     resolution.warnings.extend(provider.extras_missing)
+    requirements: dict[NormalizedName, list[Req]] = {}
+    for criterion in result.criteria.values():
+        for info in criterion.information:
+            req, parent = info.requirement, info.parent
+            if parent is None or parent.name != req.name:  # not an extra's own pin
+                requirements.setdefault(req.name, []).append(req)
+    resolution.judge = Judge(
+        finder,
+        provider,
+        pins={name: pin.version for name, pin in pins.items()},
+        requirements=requirements,
+        patches=patches,
+        reasons=reasons or {},
+    )
+    resolution.downgrades = resolution.judge.downgrades()
     return resolution
+
+
+def _found(finder: Finder, name: NormalizedName) -> bool:
+    """Whether any index lists files of ``name`` at all."""
+    return bool(finder.fetcher.page_files(name) or finder.fetcher.index.other_files(name))
+
+
+def _check_found(
+    roots: Sequence[Req], finder: Finder, urls: IndexUrls, *, known: Collection[str] = ()
+) -> None:
+    """`InputError` (exit 2) naming the spec's requirements that no configured index has,
+    with close names where they are cheap to find (``known``: names the existing lock pins)."""
+    missing = sorted({r.name for r in roots if not _found(finder, r.name)})
+    if not missing:
+        return
+    problems = [
+        Problem(message=f"{n} was not found on {_where(urls, n)}{suggestion}.")
+        for n in missing
+        for suggestion in [_did_you_mean(n, roots, finder, known)]
+    ]
+    hint = (
+        "Check the spelling in [python] requirements, or add the index that has it "
+        "([[python.index]])."
+    )
+    if len(problems) == 1:
+        raise InputError(problems[0].message, hint=hint)
+    raise InputError(
+        f"{len(problems)} requirements of the spec are on no configured index:",
+        problems=problems,
+        hint=hint,
+    )
+
+
+def _where(urls: IndexUrls, name: NormalizedName) -> str:
+    return ", ".join(urls(name)) or "the configured indexes"
+
+
+PROBES = 32  # names looked up on the indexes for "did you mean", at most
+_AFFIXES = ("python-", "py")
+_SUFFIXES = ("-python", "-py")
+
+
+def _did_you_mean(
+    name: NormalizedName, roots: Sequence[Req], finder: Finder, known: Collection[str]
+) -> str:
+    """ " (did you mean numpy?)" from names at hand: the spec's other requirements, what
+    their newest releases require, the names the existing lock pins; and, looked up on the
+    same indexes (a page each, in parallel, `PROBES` at most): the name with or without a
+    python-/-python/-py/py affix, with one letter dropped, or two neighbours swapped."""
+    pool: set[str] = set(known)
+    env = finder.target.marker_environment()
+    for root in roots:
+        if root.name == name or not _found(finder, root.name):
+            continue
+        pool.add(root.name)
+        releases = finder.selection(root.name).releases
+        if releases:
+            try:
+                metadata = finder.metadata(releases[0])
+            except ReprolockError:  # a suggestion is not worth an error
+                continue
+            pool.update(canonicalize_name(r.name) for r in applying(metadata, env, None))
+    texts = [f"{a}{name}" for a in _AFFIXES] + [f"{name}{s}" for s in _SUFFIXES]
+    texts += [name.removeprefix(a) for a in _AFFIXES] + [name.removesuffix(s) for s in _SUFFIXES]
+    if len(name) >= 4:  # one letter dropped, two neighbours swapped: typos
+        texts += [name[:i] + name[i + 1 :] for i in range(len(name))]
+        texts += [name[:i] + name[i + 1] + name[i] + name[i + 2 :] for i in range(len(name) - 1)]
+    candidates = (canonicalize_name(t) for t in texts if t and t.strip("-._"))
+    variants = [v for v in dict.fromkeys(candidates) if v != name][:PROBES]
+    for variant in variants:
+        finder.fetcher.page(variant)  # in parallel, ahead of the checks
+    found: set[str] = {v for v in variants if _found(finder, v)}
+    close = difflib.get_close_matches(name, sorted(pool - {name}), n=3, cutoff=0.75)
+    suggested = sorted(found | set(close))
+    if not suggested:
+        return ""
+    return " (did you mean " + " or ".join(suggested) + "?)"
 
 
 def _pins(
@@ -131,33 +244,127 @@ def _pins(
 def _explain_impossible(
     causes: Collection[RequirementInformation[Req, Candidate]],
     finder: Finder,
+    provider: PythonProvider,
     target: PythonTarget,
     constraints: Mapping[NormalizedName, SpecifierSet],
     reasons: Mapping[NormalizedName, str],
+    urls: IndexUrls,
 ) -> Unsatisfiable:
+    """The causes, bounded: `SHOWN_CAUSES` projects, each with at most `SHOWN_VERSIONS`
+    versions of the projects that require it named (the rest counted)."""
     problems: list[Problem] = []
     by_name: dict[NormalizedName, list[RequirementInformation[Req, Candidate]]] = {}
     for cause in causes:
         by_name.setdefault(cause.requirement.name, []).append(cause)
-    for name in sorted(by_name):
-        chains = sorted(
-            {f"{c.parent or 'the spec'} requires {c.requirement}" for c in by_name[name]}
-        )
-        selection = finder.selection(name)
-        available = ", ".join(str(r.version) for r in selection.releases[:6]) or "none"
-        why = _rejections(selection, [c.requirement for c in by_name[name]])
-        message = "; ".join(chains) + f". Installable versions for this target: {available}."
-        if why:
-            message += " " + why
+    names = sorted(by_name, key=lambda n: (-len(by_name[n]), n))
+    for name in sorted(names[:SHOWN_CAUSES]):
+        message = _chains(by_name[name]) + ". "
+        if not _found(finder, name):
+            message += f"{name} was not found on {_where(urls, name)}."
+        else:
+            selection = finder.selection(name)
+            reqs = [c.requirement for c in by_name[name]]
+            installable = _installable(provider, selection, [r.specifier for r in reqs])
+            shown = ", ".join(str(v) for v in installable[:6])
+            more = f" and {len(installable) - 6:,} more" if len(installable) > 6 else ""
+            message += f"Installable versions for this target: {shown or 'none'}{more}."
+            why = _rejections(selection, reqs)
+            if why:
+                message += " " + why
         if name in constraints:
             because = reasons.get(name, "of the CUDA stack")
-            message += f" Only {name}{constraints[name]} is allowed: {because}."
+            message += f" Only {name}{_bounded(str(constraints[name]))} is allowed: {because}."
         problems.append(Problem(message=message))
+    if len(names) > SHOWN_CAUSES:
+        rest = len(names) - SHOWN_CAUSES
+        problems.append(Problem(message=f"… and {rest:,} more projects in the conflict."))
     return Unsatisfiable(
         f"no set of Python packages satisfies every requirement for {target}:",
         problems=problems,
         hint="Relax the conflicting requirements, or run `reprolock explain NAME` for the "
         "versions considered and why each was rejected.",
+    )
+
+
+def _chains(causes: Sequence[RequirementInformation[Req, Candidate]]) -> str:
+    """``the spec requires X; p==2.0, ==1.9 and 1,345 more require X>=1`` — the requirement
+    chains grouped by requiring project and requirement, at most `SHOWN_VERSIONS` versions
+    named in all."""
+    groups: dict[tuple[str, str], set[Version]] = {}
+    for c in causes:
+        key = (c.parent.key if c.parent is not None else "", str(c.requirement))
+        versions = groups.setdefault(key, set())
+        if c.parent is not None:
+            versions.add(c.parent.version)
+    parts: list[str] = []
+    budget = SHOWN_VERSIONS
+    hidden = 0
+    for (parent, requirement), versions in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
+        if not parent:
+            parts.append(f"the spec requires {requirement}")
+            continue
+        if budget <= 0:
+            hidden += len(versions)
+            continue
+        ordered = sorted(versions, reverse=True)
+        shown = ordered[: min(SHOWN_PER_GROUP, budget)]
+        budget -= len(shown)
+        named = f"{parent}==" + ", ==".join(str(v) for v in shown)
+        if len(ordered) > len(shown):
+            named += f" and {len(ordered) - len(shown):,} more versions"
+        verb = "requires" if len(ordered) == 1 else "require"
+        parts.append(f"{named} {verb} {requirement}")
+    parts.sort(key=lambda p: (not p.startswith("the spec"), p))
+    if hidden:
+        parts.append(f"… and {hidden:,} more versions of other projects")
+    return "; ".join(parts)
+
+
+def _bounded(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _installable(
+    provider: PythonProvider, selection: Selection, specifiers: Sequence[SpecifierSet]
+) -> list[Version]:
+    """The installable versions worth naming: pre-releases only where the policy allows
+    them for these requirements (``if-necessary``: the project has no final release)."""
+    versions = [r.version for r in selection.releases]
+    finals = any(not v.is_prerelease for v in versions)
+    if provider.prereleases_allowed(specifiers, finals):
+        return versions
+    return [v for v in versions if not v.is_prerelease]
+
+
+def _explain_dead_end(
+    end: DeadEnd, finder: Finder, provider: PythonProvider, target: PythonTarget, urls: IndexUrls
+) -> Unsatisfiable:
+    """The resolver gave up walking down a project whose versions all need something that
+    cannot be installed: say what, and why, in a few lines."""
+    needs = []
+    for text, count in sorted(end.dead.items(), key=lambda d: (-d[1], d[0]))[:3]:
+        req = end.requirements[text]
+        if _found(finder, req.name):
+            why = why_unusable(
+                req.name,
+                req.specifier,
+                finder.selection(req.name),
+                found=True,
+                target=str(target),
+            )
+        else:
+            why = f"is not on {_where(urls, req.name)}"
+        needs.append(f"{text} ({count:,} of them), which {why}")
+    more = len(end.dead) - len(needs)
+    listed = "; ".join(needs) + (f"; and {more:,} more" if more > 0 else "")
+    return Unsatisfiable(
+        f"no set of Python packages satisfies every requirement for {target}: the resolver "
+        f"stopped after {end.tried:,} versions of {end.name} (of the {end.total:,} that fit "
+        f"the other requirements), each needing a project with no installable release: "
+        f"{listed}. Older versions were not tried.",
+        hint=f"Require a version of {end.name} that does without it, or publish a wheel of "
+        "what it needs on a [[python.index]]; `reprolock explain "
+        f"{end.name}` lists the versions.",
     )
 
 

@@ -13,6 +13,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
@@ -37,6 +38,22 @@ class Release:
     yanked: str | None  # reason when every compatible file is yanked
 
 
+class Refusal(StrEnum):
+    """What kind of rule made a version not installable (beside the reason's text)."""
+
+    NO_WHEEL = "no-wheel"  # files, but no wheel for the target's tags
+    SDIST_ONLY = "sdist-only"  # only an sdist, and sdists are not installed
+    REQUIRES_PYTHON = "requires-python"  # Requires-Python excludes the target's interpreter
+    UNHASHED = "unhashed"  # the index lists no sha256 for the file
+    EXCLUDE_NEWER = "exclude-newer"  # uploaded after exclude-newer (or no upload time)
+
+    @property
+    def no_usable_file(self) -> bool:
+        """The version has no file the target can use (what a silent downgrade hides), as
+        opposed to a policy of the spec (exclude-newer) keeping it out."""
+        return self is not Refusal.EXCLUDE_NEWER
+
+
 _SETTLING = threading.Lock()  # explanations are worked out once, whoever asks first
 
 
@@ -46,8 +63,19 @@ class Selection:
 
     releases: list[Release] = field(default_factory=list)
     _rejected: dict[Version, list[str]] = field(default_factory=dict)
+    _refusals: dict[Version, list[Refusal]] = field(default_factory=dict)
     # The reasons only explanations need, not worked out yet (see `select_releases`).
     _pending: Callable[[Selection], None] | None = None
+    # The newest version any listed file has, worked out without the explanations.
+    _newest: Callable[[], Version | None] | None = None
+
+    def newest_listed(self) -> Version | None:
+        """The newest version of any file the index lists (installable or not): cheaper
+        than `rejected`, for asking whether anything newer than a pin exists at all."""
+        if self._newest is not None:
+            return self._newest()
+        versions = [r.version for r in self.releases] + list(self.rejected)
+        return max(versions, default=None)
 
     @property
     def rejected(self) -> dict[Version, list[str]]:
@@ -55,14 +83,21 @@ class Selection:
         self._settle()
         return self._rejected
 
-    def reject(self, version: Version, reason: str) -> None:
+    @property
+    def refusals(self) -> dict[Version, list[Refusal]]:
+        """The kinds of the reasons in `rejected`, in the same order."""
         self._settle()
-        self._add(version, reason)
+        return self._refusals
 
-    def _add(self, version: Version, reason: str) -> None:
+    def reject(self, version: Version, reason: str, kind: Refusal) -> None:
+        self._settle()
+        self._add(version, reason, kind)
+
+    def _add(self, version: Version, reason: str, kind: Refusal) -> None:
         reasons = self._rejected.setdefault(version, [])
         if reason not in reasons:
             reasons.append(reason)
+            self._refusals.setdefault(version, []).append(kind)
 
     def _settle(self) -> None:
         if self._pending is None:
@@ -84,7 +119,7 @@ class CoreSelection:
     """
 
     releases: tuple[Release, ...]
-    rejected: tuple[tuple[Version, str], ...]
+    rejected: tuple[tuple[Version, str, Refusal], ...]
     seen: Mapping[Version, tuple[str, ...]]
     sdists: frozenset[Version]
     versions: Mapping[str, Version | None]
@@ -118,7 +153,7 @@ def select_core(
     yanked_best: dict[Version, tuple[int, DistFile]] = {}
     seen: dict[Version, list[str]] = {}
     sdists: set[Version] = set()
-    rejected: list[tuple[Version, str]] = []
+    rejected: list[tuple[Version, str, Refusal]] = []
     versions: dict[str, Version | None] = {}
     names: dict[str, bool] = {}
     python_ok: dict[str, bool] = {}
@@ -163,6 +198,7 @@ def select_core(
                         version,
                         f"{filename} has no upload time, so it cannot "
                         "be shown to predate exclude-newer",
+                        Refusal.EXCLUDE_NEWER,
                     )
                 )
                 continue
@@ -172,6 +208,7 @@ def select_core(
                         version,
                         f"uploaded {file.upload_time:%Y-%m-%d %H:%M}Z, after "
                         f"exclude-newer {exclude_newer:%Y-%m-%d %H:%M}Z",
+                        Refusal.EXCLUDE_NEWER,
                     )
                 )
                 continue
@@ -183,7 +220,13 @@ def select_core(
                 except InvalidSpecifier:
                     python_ok[requires] = True  # a broken Requires-Python is not ours to enforce
             if not python_ok[requires]:
-                rejected.append((version, f"requires Python {requires}, the target is {python}"))
+                rejected.append(
+                    (
+                        version,
+                        f"requires Python {requires}, the target is {python}",
+                        Refusal.REQUIRES_PYTHON,
+                    )
+                )
                 continue
         bucket = yanked_best if file.yanked is not None else best
         if (
@@ -225,14 +268,44 @@ def selection_for(
     worked out when first asked for.
     """
     selection = Selection(releases=list(core.releases))
-    for version, reason in core.rejected:
-        selection._add(version, reason)
+    for version, reason, kind in core.rejected:
+        selection._add(version, reason, kind)
 
     def explain(selection: Selection) -> None:
         _explain(name, core, target, other_files, selection)
 
+    def newest() -> Version | None:
+        found = [*core.seen, *core.sdists]
+        parsed = dict(core.versions)
+        for filename in other_files:
+            text = _version_text(filename)
+            if text is None:
+                continue
+            if text not in parsed:
+                try:
+                    parsed[text] = Version(text)
+                except InvalidVersion:
+                    parsed[text] = None
+            listed = parsed[text]
+            if listed is not None:
+                found.append(listed)
+        return max(found, default=None)
+
     selection._pending = explain
+    selection._newest = newest
     return selection
+
+
+def _version_text(filename: str) -> str | None:
+    """The version part of a wheel or sdist filename, by its shape alone."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        return parts[1] if len(parts) in (5, 6) else None
+    for suffix in (".tar.gz", ".zip"):
+        if filename.endswith(suffix):
+            stem = filename[: -len(suffix)]
+            return stem.rsplit("-", 1)[1] if "-" in stem else None
+    return None
 
 
 def _explain(
@@ -265,12 +338,13 @@ def _explain(
         if version not in installable and version not in selection._rejected:
             sample = ", ".join(sorted(filenames)[:2])
             more = f" and {len(filenames) - 2} more" if len(filenames) > 2 else ""
-            selection._add(version, f"no wheel for {target}; has {sample}{more}")
+            selection._add(version, f"no wheel for {target}; has {sample}{more}", Refusal.NO_WHEEL)
     for version in sdists - installable - set(selection._rejected):
         selection._add(
             version,
             "only an sdist is published; reprolock installs wheels only "
             "(--only-binary), so it cannot lock a build from source",
+            Refusal.SDIST_ONLY,
         )
 
 
