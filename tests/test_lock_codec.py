@@ -117,7 +117,7 @@ def test_newer_minor_version_warns_and_ignores_new_fields() -> None:
     data = _broken('d["lock-version"] = "1.7"; d["targets"][0]["future-field"] = 1')
     decoded = from_dict(data, file="reprolock.lock")
     assert decoded.warnings == [
-        "reprolock.lock: lock-version 1.7 is newer than this reprolock's 1.3; fields it does "
+        "reprolock.lock: lock-version 1.7 is newer than this reprolock's 1.4; fields it does "
         "not know are ignored. Upgrade reprolock."
     ]
     assert len(decoded.lock.targets) == 2

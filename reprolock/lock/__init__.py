@@ -9,6 +9,8 @@ from reprolock.lock.model import (
     BaseChoice,
     BaseFacts,
     BasePython,
+    BuildEnv,
+    BuildWhere,
     CudaStack,
     ExtensionKernels,
     Interpreter,
@@ -19,6 +21,7 @@ from reprolock.lock.model import (
     LockedTarget,
     Lockfile,
     PythonPackage,
+    Sdist,
     Wheel,
 )
 
@@ -28,6 +31,8 @@ __all__ = [
     "BaseChoice",
     "BaseFacts",
     "BasePython",
+    "BuildEnv",
+    "BuildWhere",
     "CudaStack",
     "Decoded",
     "ExtensionKernels",
@@ -41,6 +46,7 @@ __all__ = [
     "LockedTarget",
     "Lockfile",
     "PythonPackage",
+    "Sdist",
     "Wheel",
     "dumps",
     "from_dict",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from reprolock import __version__
 from reprolock.lock.model import (
     LOCK_VERSION,
+    WITHOUT_SDISTS_VERSION,
     LockedHealthcheck,
     LockedImage,
     LockedTarget,
@@ -45,8 +46,9 @@ def new_lockfile(
     inputs: Inputs, targets: tuple[LockedTarget, ...], image: LockedImage | None = None
 ) -> Lockfile:
     """A lock for ``targets`` stamped with ``inputs``."""
+    sdists = any(p.sdist is not None for t in targets for p in t.packages)
     return Lockfile(
-        lock_version=LOCK_VERSION,
+        lock_version=LOCK_VERSION if sdists else WITHOUT_SDISTS_VERSION,
         created_by=f"reprolock {__version__}",
         inputs_hash=inputs.inputs_hash,
         matrices_version=inputs.matrices_version,
