@@ -71,8 +71,9 @@ def test_sdist_package_round_trips_and_is_sorted() -> None:
     decoded = loads(text, file="reprolock.lock")
     assert decoded.integrity.verified
     found = next(p for p in decoded.lock.targets[0].packages if p.name == "promise")
-    expected_wheels = tuple(sorted(PROMISE.build.wheels, key=lambda w: w.filename))  # type: ignore[union-attr]
-    assert found == replace(PROMISE, build=replace(PROMISE.build, wheels=expected_wheels))  # type: ignore[arg-type]
+    assert PROMISE.build is not None
+    expected_wheels = tuple(sorted(PROMISE.build.wheels, key=lambda w: w.filename))
+    assert found == replace(PROMISE, build=replace(PROMISE.build, wheels=expected_wheels))
     assert dumps(decoded.lock) == text
     entry = next(
         p for p in to_dict(decoded.lock)["targets"][0]["packages"] if p["name"] == "promise"

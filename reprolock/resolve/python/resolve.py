@@ -13,7 +13,9 @@ from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Re
 from resolvelib.structs import RequirementInformation
 
 from reprolock.errors import Problem, Unsatisfiable
+from reprolock.lock import BuildEnv
 from reprolock.resolve.python.finder import Fetcher, Finder
+from reprolock.resolve.python.index import SdistMetadata
 from reprolock.resolve.python.provider import (
     Candidate,
     Patches,
@@ -45,6 +47,8 @@ class PythonResolution:
     pins: dict[NormalizedName, Pin]
     selections: dict[NormalizedName, Selection] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # how each pin that is built from its sdist is built (filled in by the caller)
+    builds: dict[NormalizedName, BuildEnv] = field(default_factory=dict)
 
 
 def resolve_python(
@@ -56,8 +60,12 @@ def resolve_python(
     constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
     patches: Patches | None = None,
     reasons: Mapping[NormalizedName, str] | None = None,
+    sdists: SdistMetadata | None = None,
 ) -> PythonResolution:
-    """Pins for ``spec``'s requirements on ``target``; `Unsatisfiable` with causes otherwise."""
+    """Pins for ``spec``'s requirements on ``target``; `Unsatisfiable` with causes otherwise.
+
+    With ``sdists``, a release without a wheel for the target may be built from its sdist
+    when ``spec`` allows building the project (``[python] sdists``, ``no-build``, ...)."""
     env = {**target.marker_environment(), "extra": ""}
     roots: list[Req] = []
     for requirement in spec.requirements:
@@ -68,6 +76,8 @@ def resolve_python(
         target,
         exclude_newer=spec.exclude_newer,
         allow_unhashed=frozenset(canonicalize_name(n) for n in spec.allow_unhashed),
+        sdists=sdists,
+        may_build=spec.may_build,
     )
     provider = PythonProvider(
         finder,
