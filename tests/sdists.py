@@ -59,11 +59,11 @@ def installed_wheel(name: str, folder: Path) -> Path:
     record = "".join(f"{p},{_record_hash(d)},{len(d)}\n" for p, d in sorted(files.items()))
     files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
     stem = info.removesuffix(".dist-info")
-    path = folder / f"{stem}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    wheel = folder / f"{stem}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for member in sorted(files, key=lambda m: (m.startswith(info), m)):
             archive.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), files[member])
-    return path
+    return wheel
 
 
 def backend_wheels(folder: Path, names: Sequence[str]) -> list[Path]:
