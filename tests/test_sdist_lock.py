@@ -8,11 +8,17 @@ import json
 import time
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reprolock.api.built_wheels import read_built
+from reprolock.emit.dockerfile import DockerfileOptions, dockerignore, render
+from reprolock.emit.dockerfile import requirements as emitted_requirements
+from reprolock.errors import InputError
+from reprolock.lock import LockedBase, loads
 from tests.conftest import Run
 from tests.pyindex import Index, IndexServer
 from tests.sdists import HATCHLING, SETUPTOOLS, backend_wheels, make_sdist
@@ -123,3 +129,73 @@ def test_a_failing_build_is_one_paragraph_naming_the_package(
     assert "building brokenpkg-1.0.tar.gz failed while preparing its metadata" in run.err
     assert "error: this package cannot be built: tests asked it to fail" in run.err
     assert 'add "brokenpkg" to [python] no-build' in run.err
+
+
+def test_fetch_builds_the_wheels_and_the_dockerfile_installs_them(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Index
+) -> None:
+    _spec(tmp_path, ["promise", "hatched"], index_server)
+    assert lock_cli("lock").code == 0
+    started = time.monotonic()
+    run = lock_cli("fetch")
+    took = time.monotonic() - started
+    assert run.code == 0, run.err
+    assert "built 2 wheels from locked sdists" in run.out
+    here = tmp_path / ".reprolock" / "py3.11-amd64"
+    built = json.loads((here / "built.json").read_text())["built"]
+    assert sorted(built) == ["hatched", "promise"]
+    promise = built["promise"]
+    assert promise["filename"] == "promise-2.3-py3-none-any.whl"
+    wheel = here / "built" / promise["filename"]
+    assert hashlib.sha256(wheel.read_bytes()).hexdigest() == promise["sha256"]
+    # Reproducible: built again from scratch, the same bytes.
+    wheel.unlink()
+    assert lock_cli("fetch").code == 0
+    assert json.loads((here / "built.json").read_text())["built"]["promise"] == promise
+    # Nothing to do when the wheels are there.
+    assert "built" not in lock_cli("fetch").out
+    # The Dockerfile (of this lock with a base pinned: the e2e test builds a real one).
+    lock = loads((tmp_path / "reprolock.lock").read_text(), file="reprolock.lock").lock
+    target = replace(
+        lock.targets[0],
+        base=LockedBase(ref="debian:bookworm", manifest_digest="sha256:" + "a" * 64),
+    )
+    lock = replace(lock, targets=(target,))
+    wheels = read_built(here)
+    requirements = emitted_requirements(target, wheelhouse=False, built=wheels)
+    assert (
+        "promise @ file:///tmp/reprolock/built/promise-2.3-py3-none-any.whl \\\n"
+        f"    --hash=sha256:{promise['sha256']}"
+    ) in requirements
+    dockerfile = render(lock, target, DockerfileOptions(lock_digest="sha256:" + "b" * 64))
+    assert (
+        "--mount=type=bind,source=.reprolock/py3.11-amd64/built,target=/tmp/reprolock/built"
+        in dockerfile
+    )
+    assert "!.reprolock/py3.11-amd64/built/" in dockerignore(lock, wheelhouse=False)
+    requirements = emitted_requirements(target, wheelhouse=True, built=wheels)
+    assert f"promise==2.3 \\\n    --hash=sha256:{promise['sha256']}" in requirements
+    options = DockerfileOptions(lock_digest="sha256:" + "b" * 64, wheelhouse=True)
+    assert "--find-links /tmp/reprolock/built" in render(lock, target, options)
+    # Exports carry the sdist (pip builds it) and, in pylock, the build environment.
+    run = lock_cli("export", "requirements")
+    sdist_sha = hashlib.sha256((tmp_path / "pypi" / "promise-2.3.tar.gz").read_bytes())
+    assert f"promise==2.3 \\\n    --hash=sha256:{sdist_sha.hexdigest()}" in run.out
+    pylock = tomllib.loads(lock_cli("export", "pylock").out)
+    entry = next(p for p in pylock["packages"] if p["name"] == "promise")
+    assert entry["sdist"]["hashes"] == {"sha256": sdist_sha.hexdigest()}
+    assert "wheels" not in entry
+    assert entry["tool"]["reprolock"]["build-backend"] == "setuptools.build_meta:__legacy__"
+    print(f"\nfetch with two sdist builds: {took:.2f} s")
+
+
+def test_dockerfile_without_fetch_says_to_fetch(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Index
+) -> None:
+    _spec(tmp_path, ["promise"], index_server)
+    assert lock_cli("lock").code == 0
+    lock = loads((tmp_path / "reprolock.lock").read_text(), file="reprolock.lock").lock
+    with pytest.raises(InputError) as caught:
+        emitted_requirements(lock.targets[0], wheelhouse=False, built={})
+    assert "promise is built from an sdist, and no built wheel is recorded" in str(caught.value)
+    assert "Run `reprolock fetch` first" in (caught.value.hint or "")
