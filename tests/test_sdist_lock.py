@@ -102,6 +102,16 @@ def test_sdist_only_packages_lock_with_their_build_environment(
     warm = time.monotonic() - started
     assert (tmp_path / "reprolock.lock").read_text() == lock_text
     print(f"\nsdist lock: cold {cold:.2f} s, warm {warm:.2f} s")
+    # explain says how it is built
+    run = lock_cli("explain", "promise")
+    assert run.code == 0, run.err
+    assert "  chosen: 2.3  promise-2.3.tar.gz\n" in run.out
+    assert (
+        "  built from its sdist by `reprolock fetch`: pure Python: `reprolock fetch` builds "
+        "the wheel\n"
+    ) in run.out
+    assert "  build backend: setuptools.build_meta:__legacy__ with " in run.out
+    assert "setuptools-" in run.out.split("build backend:")[1].split("\n")[0]
 
 
 def test_refused_sdists_say_why(

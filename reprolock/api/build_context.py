@@ -36,12 +36,16 @@ from reprolock.atomic import replace_file
 from reprolock.emit.dockerfile import (
     CONTEXT,
     DockerfileOptions,
+    build_requirements,
+    build_requirements_name,
     deb_filename,
     debs_sha256sums,
     dockerfile_name,
     dockerignore,
+    image_built,
     render,
     requirements,
+    sdists_sha256sums,
     standalone_filename,
     standalone_sha256sums,
 )
@@ -142,6 +146,11 @@ def write_dockerfiles(
         files.append((_under(here, "requirements.txt"), text))
         if target.apt:
             files.append((_under(here, "debs", "SHA256SUMS"), debs_sha256sums(target)))
+        for package in image_built(target):  # built in the Dockerfile's build stage
+            name = build_requirements_name(package)
+            files.append((_under(here, name), build_requirements(package)))
+        if image_built(target):
+            files.append((_under(here, "sdists", "SHA256SUMS"), sdists_sha256sums(target)))
         if standalone_filename(target) is not None:
             files.append((_under(here, "python", "SHA256SUMS"), standalone_sha256sums(target)))
     files.append((_under(out_dir, ".dockerignore"), dockerignore(lock, wheelhouse=wheelhouse)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +24,12 @@ from reprolock.api.python_layer import (
     target_id,
     targets_of,
 )
+from reprolock.api.sdist_layer import SdistBuilds
 from reprolock.api.stack_layer import plan_target
 from reprolock.errors import InputError, Unsatisfiable
-from reprolock.lock import LockedTarget
+from reprolock.lock import BuildEnv, LockedTarget
+from reprolock.net.cache import Cache
+from reprolock.net.session import new_session
 from reprolock.resolve.python.finder import Fetcher, Finder
 from reprolock.resolve.python.resolve import Pin, resolve_python
 from reprolock.resolve.python.select import Selection
@@ -42,6 +46,7 @@ class PackageExplanation:
     selection: Selection
     pin: Pin | None
     failure: str | None  # the resolution error, when the set is unsatisfiable
+    build: BuildEnv | None = None  # how the chosen release is built from its sdist
 
 
 def explain_package(
@@ -69,8 +74,14 @@ def explain_package(
     for python_target in targets:
         tid = target_id(python_target)
         plan = plan_target(spec, tid, python_target, bases.get(python_target.platform), matrices)
-        with open_router(spec, net, plan.routes, [python_target]) as (router, _indexes):
+        with (
+            open_router(spec, net, plan.routes, [python_target]) as (router, _indexes),
+            contextlib.closing(new_session(net.config)) as session,
+        ):
             fetcher = Fetcher(router)
+            builds = SdistBuilds(
+                spec.python, fetcher, session, Cache(net.cache_dir), offline=net.config.offline
+            )
             try:
                 finder = Finder(
                     fetcher,
@@ -79,9 +90,11 @@ def explain_package(
                     allow_unhashed=frozenset(
                         canonicalize_name(n) for n in spec.python.allow_unhashed
                     ),
+                    sdists=builds,
+                    may_build=spec.python.may_build,
                 )
                 selection = finder.selection(project)
-                pin, failure = None, None
+                pin, failure, build = None, None, None
                 try:
                     resolution = resolve_python(
                         spec.python,
@@ -91,8 +104,11 @@ def explain_package(
                         constraints={canonicalize_name(n): c for n, c in plan.constraints.items()},
                         patches=companion_patches(matrices.torch),
                         reasons={canonicalize_name(n): r for n, r in plan.reasons.items()},
+                        sdists=builds,
                     )
                     pin = resolution.pins.get(project)
+                    if pin is not None and pin.release.is_sdist:
+                        build = builds.build_env(pin.release.wheel, python_target)
                 except Unsatisfiable as exc:
                     failure = exc.render()
                 out.append(
@@ -104,6 +120,7 @@ def explain_package(
                         selection=selection,
                         pin=pin,
                         failure=failure,
+                        build=build,
                     )
                 )
             finally:
