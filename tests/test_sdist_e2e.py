@@ -7,6 +7,9 @@ real BuildKit build by dockerd → verify image clean, and the packages import i
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,8 +19,9 @@ from typing import Any
 import pytest
 
 from tests.aptrepo import needs_apt_tools
+from tests.baseimages import cache_dir
 from tests.conftest import Run, run_cli
-from tests.dockerd import BASE_TAG, Dockerd
+from tests.dockerd import BASE_TAG, COMMAND_SECONDS, MIRROR, Dockerd, import_tar
 from tests.ociregistry import Registry
 from tests.pyindex import serve
 from tests.sdists import HATCHLING, SETUPTOOLS, backend_wheels, make_sdist
@@ -118,3 +122,97 @@ def test_air_gapped_build_from_the_wheelhouse(cli: Cli, built: Built, dockerd: D
     dockerd.buildkit(built.context, "Dockerfile", "reprolock-e2e/sdists:air", network="none")
     out = dockerd.docker("run", "--rm", "--network", "none", "reprolock-e2e/sdists:air")
     assert out.stdout.decode().split() == ["ok", "2.3", "4.9.3", "1.4.2"]
+
+
+# -- a C extension, compiled by gcc in the Dockerfile's build stage ---------------------------
+COMPILER_TAG = "reprolock-test/base-gcc:bookworm"
+
+
+def _compiler_base(dockerd: Dockerd) -> str:
+    """The Debian base with gcc and CPython's headers (debootstrap'd once, then cached like
+    the plain base of `tests.dockerd`)."""
+    tarball = cache_dir() / "bookworm-python3-gcc.tar"
+    if not tarball.exists():
+        rootfs = dockerd.root / "rootfs-gcc"
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=python3,python3-venv,gcc,libc6-dev,libpython3.11-dev",
+                "bookworm",
+                str(rootfs),
+                MIRROR,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=COMMAND_SECONDS,
+        )
+        partial = tarball.with_suffix(".partial")
+        subprocess.run(
+            ["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True, timeout=600
+        )
+        partial.replace(tarball)
+        shutil.rmtree(rootfs, ignore_errors=True)
+    return import_tar(dockerd, tarball, COMPILER_TAG)
+
+
+def test_a_c_extension_is_compiled_in_the_build_stage(
+    cli: Cli, dockerd: Dockerd, registry: Registry, tmp_path: Path
+) -> None:
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    base = f"{registry.host}/reprolock/base-gcc:bookworm"
+    dockerd.docker("tag", _compiler_base(dockerd), base)
+    dockerd.docker("push", base)
+    timings["base"] = time.monotonic() - started
+    for server in serve():
+        index = server.add_index("e2e", tmp_path / "index")
+        for wheel in backend_wheels(tmp_path / "backends", SETUPTOOLS):
+            index.add(wheel)
+        index.add(make_sdist(tmp_path / "src", "speedups", "0.9", backend="legacy", extension=True))
+        context = tmp_path / "context"
+        context.mkdir()
+        (context / "reprolock.toml").write_text(
+            '[environment]\npython = "3.11"\n\n'
+            f'[base]\nref = "{base}"\n\n'
+            '[python]\nrequirements = ["speedups"]\n'
+            f'[[python.index]]\nname = "e2e"\nurl = "{server.url("e2e")}"\ndefault = true\n\n'
+            '[image]\nworkdir = "/app"\nuser = "app"\n'
+            'cmd = ["python", "-c", "import speedups._speed as s; print(s.answer())"]\n'
+        )
+        for args in (["lock"], ["fetch"], ["dockerfile"]):
+            started = time.monotonic()
+            run = run_cli("--cache-dir", str(tmp_path / "cache"), *args, cwd=context)
+            assert run.code == 0, (args, run.err)
+            timings[args[0]] = time.monotonic() - started
+        lock = (context / "reprolock.lock").read_text()
+        assert 'where = "image"' in lock
+        assert "its setup.py declares extension modules (ext_modules)" in lock
+        assert "built" not in json.dumps(os.listdir(context / ".reprolock" / "py3.11-amd64"))
+        dockerfile = (context / "Dockerfile").read_text()
+        assert "pip wheel --no-cache-dir" in dockerfile and "--no-build-isolation" in dockerfile
+        started = time.monotonic()
+        dockerd.buildkit(context, "Dockerfile", "reprolock-e2e/cext:1")
+        timings["build"] = time.monotonic() - started
+        archive = tmp_path / "cext.tar"
+        dockerd.docker("save", "-o", str(archive), "reprolock-e2e/cext:1")
+        out = dockerd.docker("run", "--rm", "--network", "none", "reprolock-e2e/cext:1").stdout
+        assert out.decode().strip() == "42"
+        run = cli(
+            "--format",
+            "json",
+            "verify",
+            "image",
+            f"docker-archive:{archive}",
+            "--lock",
+            str(context / "reprolock.lock"),
+            cwd=context,
+        )
+        report = json.loads(run.out)
+        assert run.code == 0, report
+        assert report["findings"] == []
+        explained = cli("--cache-dir", str(tmp_path / "cache"), "explain", "speedups", cwd=context)
+        assert "built from its sdist in the Dockerfile's build stage, for the target" in (
+            explained.out
+        )
+        print(f"\nC extension e2e timings: {timings}")
