@@ -234,3 +234,18 @@ def test_a_c_extension_is_compiled_in_the_build_stage(
             explained.out
         )
         print(f"\nC extension e2e timings: {timings}")
+
+
+def test_daemonless_build_installs_the_built_wheels(
+    cli: Cli, built: Built, dockerd: Dockerd
+) -> None:
+    run = run_cli("--cache-dir", str(built.context.parent / "cache"), "build", cwd=built.context)
+    assert run.code == 0, run.err
+    archive = built.context / ".reprolock" / "py3.11-amd64" / "image.tar"
+    report = _verify(cli, Built(built.context, archive, built.tag, {}))
+    assert report["exit"] == 0, report
+    assert report["findings"] == []
+    loaded = dockerd.docker("load", "-i", str(archive)).stdout.decode()
+    image = loaded.strip().rsplit(" ", 1)[-1]
+    out = dockerd.docker("run", "--rm", "--network", "none", image).stdout.decode()
+    assert out.split() == ["ok", "2.3", "4.9.3", "1.4.2"]
