@@ -209,3 +209,25 @@ def test_dockerfile_without_fetch_says_to_fetch(
         emitted_requirements(lock.targets[0], wheelhouse=False, built={})
     assert "promise is built from an sdist, and no built wheel is recorded" in str(caught.value)
     assert "Run `reprolock fetch` first" in (caught.value.hint or "")
+
+
+def test_a_setup_py_naming_ext_modules_that_builds_pure_python_is_built_by_fetch(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Index
+) -> None:
+    # like basicsr: its setup.py names ext_modules, compiled only when asked to
+    setup = (
+        "import os\nfrom setuptools import setup, Extension\n"
+        "ext = [Extension('maybe._c', ['maybe/_c.c'])] if os.environ.get('MAYBE_EXT') else []\n"
+        "setup(name='maybe', version='1.0', packages=['maybe'], ext_modules=ext)\n"
+    )
+    sdist = make_sdist(tmp_path / "m", "maybe", "1.0", backend="legacy", files={"setup.py": setup})
+    pypi.add(sdist)
+    _spec(tmp_path, ["maybe"], index_server)
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    build = _packages(tmp_path)["maybe"]["build"]
+    assert build["where"] == "fetch"
+    assert build["why"] == (
+        "its setup.py declares extension modules (ext_modules), yet it builds "
+        "maybe-1.0-py3-none-any.whl: `reprolock fetch` builds the wheel"
+    )

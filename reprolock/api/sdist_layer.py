@@ -11,6 +11,9 @@ Once per sdist (by its sha256, remembered in the cache across runs):
    backend asks for ``wheel``): those join the requirements, resolved again;
 4. ``prepare_metadata_for_build_wheel`` (or a wheel build) runs in a subprocess of that
    venv (`reprolock.pep517.hooks`) — unless the index serves PEP 658 metadata for it.
+   When only its sources suggest it compiles (a setup.py naming ``ext_modules``), the
+   wheel is built here once: its tags decide (a pure wheel is built by ``fetch``, a
+   platform wheel — or a build that fails here — in the image's build stage).
 
 Per target, the requirements found are resolved for the target and recorded
 (`SdistBuilds.build_env`): the lock's ``build`` table of the package.
@@ -25,12 +28,14 @@ import json
 import sys
 import tempfile
 import threading
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 from packaging.requirements import Requirement
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from reprolock import limits
 from reprolock.errors import ReprolockError, SourceError
@@ -49,7 +54,7 @@ from reprolock.resolve.python.sdist import read_sdist
 from reprolock.resolve.python.target import PythonTarget
 from reprolock.spec import PythonSpec, SdistPolicy
 
-_FORMAT = 1  # of the cached preparation
+_FORMAT = 2  # of the cached preparation (2: the probe build's note)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +66,7 @@ class Prepared:
     backend_path: tuple[str, ...]
     requires: tuple[str, ...]  # build-system.requires, then what the backend asked for
     compiles: str | None  # why it builds a platform-specific wheel; None: pure Python
+    note: str | None = None  # why it is pure Python although its sources suggested otherwise
 
 
 class SdistBuilds:
@@ -108,7 +114,7 @@ class SdistBuilds:
             why = (
                 f"{prepared.compiles}: built for the target in the Dockerfile's build stage"
                 if prepared.compiles
-                else "pure Python: `reprolock fetch` builds the wheel"
+                else f"{prepared.note or 'pure Python'}: `reprolock fetch` builds the wheel"
             )
             env = BuildEnv(
                 backend=prepared.backend,
@@ -164,6 +170,17 @@ class SdistBuilds:
                     venv = self._venv(requires, target, file, root / "env2")
                     backend = Backend(source, system.backend, system.backend_path, venv, home)
                 metadata = self._index_metadata(file)
+                compiles, note = facts.compiles, None
+                if compiles is not None and not compiles.startswith("its build backend"):
+                    # Only its sources suggest it compiles: the wheel it builds here tells
+                    # (basicsr's setup.py names ext_modules, built only when asked to).
+                    probe = _probe(backend, root / "probe")
+                    if probe is not None and _pure(probe.name):
+                        compiles, note = None, f"{compiles}, yet it builds {probe.name}"
+                    elif probe is not None:
+                        compiles = f"{compiles}; it builds {probe.name}"
+                    if probe is not None and metadata is None:
+                        metadata = _wheel_metadata(probe, file.filename)
                 if metadata is None:
                     out = root / "metadata"
                     out.mkdir()
@@ -176,7 +193,8 @@ class SdistBuilds:
             backend=system.backend,
             backend_path=system.backend_path,
             requires=requires,
-            compiles=facts.compiles,
+            compiles=compiles,
+            note=note,
         )
 
     def _index_metadata(self, file: DistFile) -> bytes | None:
@@ -284,6 +302,42 @@ def _sha(file: DistFile) -> str:
     return file.sha256
 
 
+def _probe(backend: Backend, folder: Path) -> Path | None:
+    """The wheel ``backend`` builds on this host, or None when it cannot (no compiler
+    here, say: the target's build stage has its own)."""
+    folder.mkdir()
+    try:
+        return backend.build_wheel(folder)
+    except BuildFailed:
+        return None
+
+
+def _pure(wheel_name: str) -> bool:
+    try:
+        tags = parse_wheel_filename(wheel_name)[3]
+    except InvalidWheelFilename:
+        return False
+    return all(t.abi == "none" and t.platform == "any" for t in tags)
+
+
+def _wheel_metadata(wheel: Path, filename: str) -> bytes:
+    """The METADATA of a wheel built here (bounded)."""
+    cap = limits.current().metadata_bytes
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            for info in archive.infolist():
+                parts = info.filename.split("/")
+                if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA":
+                    if info.file_size > cap:
+                        raise limits.exceeded(
+                            f"the METADATA built for {filename}", "metadata_bytes"
+                        )
+                    return archive.read(info)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SourceError(f"the wheel built from {filename} is unreadable ({exc}).") from None
+    raise SourceError(f"the wheel built from {filename} has no METADATA.")
+
+
 def _read_small(path: Path, filename: str) -> bytes:
     cap = limits.current().metadata_bytes
     try:
@@ -323,6 +377,7 @@ def _dump(prepared: Prepared) -> bytes:
             "backend-path": list(prepared.backend_path),
             "requires": list(prepared.requires),
             "compiles": prepared.compiles,
+            "note": prepared.note,
         },
         sort_keys=True,
     ).encode("utf-8", "surrogateescape")
@@ -339,4 +394,5 @@ def _load(data: bytes) -> Prepared:
         backend_path=tuple(str(p) for p in found["backend-path"]),
         requires=tuple(str(r) for r in found["requires"]),
         compiles=None if compiles is None else str(compiles),
+        note=None if found.get("note") is None else str(found["note"]),
     )
