@@ -114,6 +114,7 @@ def _environment(venv_python: Path, home: Path) -> dict[str, str]:
         "LC_ALL": "C.UTF-8",
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",  # its output in the order written (the last lines matter)
         "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH,
         "PIP_NO_INDEX": "1",  # a backend that shells out to pip gets no index
         # no network for the build: an unusable proxy for whatever honours one
