@@ -178,3 +178,7 @@ def test_selection_builds_only_where_no_wheel_fits() -> None:
     chosen = {str(r.version): r.wheel.filename for r in core.releases}
     assert chosen == {"2.0": "p-2.0.tar.gz", "1.0": "p-1.0-py3-none-any.whl"}
     assert (Version("3.0"), "requires Python >=3.12, the target is 3.11.0") in core.rejected
+    assert (
+        Version("4.0"),
+        "p-4.0.tar.gz has no sha256 on the index, so it is not built",
+    ) in core.rejected

@@ -152,6 +152,7 @@ def select_core(
     names: dict[str, bool] = {}
     python_ok: dict[str, bool] = {}
     buildable: list[tuple[Version, DistFile]] = []
+    unhashed_sdists: list[tuple[Version, DistFile]] = []
     for file in files:
         filename = file.filename
         if not filename.endswith(".whl"):
@@ -160,6 +161,8 @@ def select_core(
                 sdists.add(found)
                 if build and file.sha256:
                     buildable.append((found, file))
+                elif build:
+                    unhashed_sdists.append((found, file))
             continue
         # Wheels are many (torch lists thousands): parse the filename by hand, cache the rest.
         parts = filename[:-4].split("-")
@@ -241,6 +244,11 @@ def select_core(
             or (rank == bucket[version][0] and file.filename < bucket[version][1].filename)
         ):
             bucket[version] = (rank, file)
+    for version, file in unhashed_sdists:
+        if version not in best and version not in yanked_best and version not in sdist_best:
+            rejected.append(
+                (version, f"{file.filename} has no sha256 on the index, so it is not built")
+            )
     best.update(sdist_best)
     for version, entry in yanked_sdists.items():
         if version not in best:
