@@ -98,6 +98,18 @@ class Limits:
     Each costs a few hundred bytes of memory however small the file (a million: about
     310 MB) and a layer of millions of empty files is a few MB of gzip; real images hold
     tens of thousands (a 6 GB PyTorch image: about 30,000)."""
+    # -- source distributions ------------------------------------------------------------
+    sdist_bytes: int = 512 * MiB
+    """One source distribution downloaded to be built (when its index lists no size)."""
+    sdist_unpacked_bytes: int = 2 * GiB
+    """A source distribution's files together, unpacked to be built."""
+    sdist_members: int = 100_000
+    """Files and folders in one source distribution."""
+    build_seconds: float = 900.0
+    """One build backend hook (preparing metadata, building a wheel) in its subprocess."""
+    build_output_bytes: int = 1 * MiB
+    """Output a build backend hook may write; what it writes beyond is dropped (its last
+    lines are kept for the error message)."""
 
 
 DEFAULT = Limits()

@@ -286,13 +286,13 @@ def test_sdist_only_is_a_clear_error(
     lock_cli: LockCli, tmp_path: Path, index_server: IndexServer, pypi: Any
 ) -> None:
     pypi.add(build_sdist(tmp_path, "onlysource", "1.0"))
-    _spec(tmp_path, ["onlysource"], extra=_default_index(index_server))
+    _spec(tmp_path, ["onlysource"], extra='sdists = "refuse"\n' + _default_index(index_server))
     run = lock_cli("lock")
     assert run.code == 3
     assert "Traceback" not in run.err
     assert (
-        "Rejected: 1.0: only an sdist is published; reprolock installs wheels only "
-        "(--only-binary), so it cannot lock a build from source."
+        "Rejected: 1.0: only an sdist is published, and building it is refused "
+        "(python.sdists, no-build, only-build)."
     ) in run.err
 
 

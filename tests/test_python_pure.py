@@ -372,8 +372,8 @@ def test_targets_with_the_same_tags_share_one_selection_and_explain_on_demand() 
                 ],
                 Version("0.9"): [f"no wheel for {target}; has x-0.9-cp27-cp27m-win32.whl"],
                 Version("0.8"): [
-                    "only an sdist is published; reprolock installs wheels only (--only-binary), "
-                    "so it cannot lock a build from source"
+                    "only an sdist is published, and building it is refused "
+                    "(python.sdists, no-build, only-build)"
                 ],
             }
         )

@@ -34,6 +34,7 @@ from reprolock.api.base_layer import registry_client, spec_registry_options
 from reprolock.api.build_base import PulledBase, cache_root, pull_base
 from reprolock.api.build_context import fetch
 from reprolock.api.build_output import Output, staging, write_output, write_record
+from reprolock.api.built_wheels import read_built
 from reprolock.api.bytecode import HostCompiler
 from reprolock.api.export import locate_lock, pick_target
 from reprolock.api.network import NetOptions
@@ -71,7 +72,7 @@ from reprolock.image.write import (
     BlobDir,
     ImageBlobs,
 )
-from reprolock.lock import InterpreterSource, LockedImage, LockedTarget, Lockfile
+from reprolock.lock import BuildWhere, InterpreterSource, LockedImage, LockedTarget, Lockfile, Wheel
 from reprolock.model import Digest, grammar
 from reprolock.model.oci import (
     DOCKER_LAYER_GZIP,
@@ -157,6 +158,14 @@ def _check_target(lock: Lockfile, target: LockedTarget) -> LockedImage:
             hint="Run `reprolock lock` to record [targets.interpreter].",
         )
     for package in target.packages:
+        if package.build is not None and package.build.where is BuildWhere.IMAGE:
+            raise InputError(
+                f"{package.name} {package.version} is built from its sdist with the base "
+                "image's compilers, which `reprolock build` does not run.",
+                hint="Build this lock with `reprolock dockerfile` and docker build.",
+            )
+        if package.sdist is not None:
+            continue  # its wheel is the one `reprolock fetch` built (built.json)
         if not any(w.sha256 for w in package.wheels):
             raise InputError(
                 f"{package.name} {package.version}: the lock has no sha256 for its wheel; "
@@ -481,11 +490,24 @@ def _python(
         with _open_checked(_under(here, "python", name), interpreter.sha256 or "", name) as raw:
             unpack_standalone(tree, raw, prefix, name)
     wheels = []
+    built = read_built(here)
     for package in target.packages:
-        wheel = sorted(package.wheels, key=lambda w: w.filename)[0]
+        folder = "wheels"
+        if package.sdist is not None:  # the wheel `reprolock fetch` built from it
+            found = built.get(package.name)
+            if found is None or found.sdist_sha256 != package.sdist.sha256:
+                raise InputError(
+                    f"{package.name} {package.version} is built from its sdist, and "
+                    f"{here}/built.json records no wheel built from the locked one.",
+                    hint="Run `reprolock fetch` first.",
+                )
+            wheel = Wheel(filename=found.filename, url=package.sdist.url, sha256=found.sha256)
+            folder = "built"
+        else:
+            wheel = sorted(package.wheels, key=lambda w: w.filename)[0]
         filename = word(wheel.filename, grammar.wheel_filename, f"{package.name} wheel")
         handle = stack.enter_context(
-            _open_checked(_under(here, "wheels", filename), wheel.sha256 or "", filename)
+            _open_checked(_under(here, folder, filename), wheel.sha256 or "", filename)
         )
         wheels.append((package, wheel, handle))
     layer = python_layer(

@@ -27,6 +27,7 @@ from typing import BinaryIO
 import requests
 
 from reprolock import limits
+from reprolock.api.built_wheels import build_fetched, read_built
 from reprolock.api.export import locate_lock, pick_target
 from reprolock.api.network import NetOptions
 from reprolock.api.progress import Observer, Silent
@@ -35,12 +36,16 @@ from reprolock.atomic import replace_file
 from reprolock.emit.dockerfile import (
     CONTEXT,
     DockerfileOptions,
+    build_requirements,
+    build_requirements_name,
     deb_filename,
     debs_sha256sums,
     dockerfile_name,
     dockerignore,
+    image_built,
     render,
     requirements,
+    sdists_sha256sums,
     standalone_filename,
     standalone_sha256sums,
 )
@@ -137,11 +142,15 @@ def write_dockerfiles(
             name += ".single-stage"
         files.append((_under(out_dir, name), render(lock, target, options)))
         here = _target_dir(out_dir, target)
-        files.append(
-            (_under(here, "requirements.txt"), requirements(target, wheelhouse=wheelhouse))
-        )
+        text = requirements(target, wheelhouse=wheelhouse, built=read_built(here))
+        files.append((_under(here, "requirements.txt"), text))
         if target.apt:
             files.append((_under(here, "debs", "SHA256SUMS"), debs_sha256sums(target)))
+        for package in image_built(target):  # built in the Dockerfile's build stage
+            name = build_requirements_name(package)
+            files.append((_under(here, name), build_requirements(package)))
+        if image_built(target):
+            files.append((_under(here, "sdists", "SHA256SUMS"), sdists_sha256sums(target)))
         if standalone_filename(target) is not None:
             files.append((_under(here, "python", "SHA256SUMS"), standalone_sha256sums(target)))
     files.append((_under(out_dir, ".dockerignore"), dockerignore(lock, wheelhouse=wheelhouse)))
@@ -153,6 +162,7 @@ class FetchResult:
     downloaded: int = 0
     reused: int = 0
     bytes: int = 0
+    built: int = 0  # wheels built from locked sdists
     folders: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -245,6 +255,7 @@ def fetch(
                         dest=_under(here, "wheels", name),
                     )
                 )
+        jobs.extend(_build_jobs(target, here))
         for deb in target.apt:
             name = deb_filename(deb)
             jobs.append(
@@ -285,7 +296,35 @@ def fetch(
         counts = _Counts(jobs)
         with (observer or Silent()).watch(counts.stats):
             _download_all(jobs, net, result, counts)
+        for target in _targets(lock, path, target_id):
+            result.built += build_fetched(target, _target_dir(out_dir, target))
     return result
+
+
+def _build_jobs(target: LockedTarget, here: Path) -> list[_Job]:
+    """The sdists the lock builds and their build environments' wheels (each once)."""
+    jobs: dict[Path, _Job] = {}
+    for package in target.packages:
+        if package.sdist is None or package.build is None:
+            continue
+        name = _checked(package.sdist.filename, grammar.sdist_filename, package.name)
+        dest = _under(here, "sdists", name)
+        jobs[dest] = _Job(
+            url=_checked(package.sdist.url, grammar.http_url, name),
+            sha256=_checked(package.sdist.sha256, grammar.sha256_hex, name),
+            size=package.sdist.size,
+            dest=dest,
+        )
+        for wheel in package.build.wheels:
+            wheel_name = _checked(wheel.filename, grammar.wheel_filename, package.name)
+            dest = _under(here, "build-wheels", wheel_name)
+            jobs[dest] = _Job(
+                url=_checked(wheel.url, grammar.http_url, wheel_name),
+                sha256=_checked(wheel.sha256 or "", grammar.sha256_hex, wheel_name),
+                size=wheel.size,
+                dest=dest,
+            )
+    return [jobs[d] for d in sorted(jobs)]
 
 
 def _checked(value: str, check: grammar.Grammar, what: str) -> str:

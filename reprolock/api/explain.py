@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,12 @@ from reprolock.api.python_layer import (
     target_id,
     targets_of,
 )
+from reprolock.api.sdist_layer import SdistBuilds
 from reprolock.api.stack_layer import plan_target
 from reprolock.errors import InputError, Unsatisfiable
-from reprolock.lock import LockedTarget
+from reprolock.lock import BuildEnv, LockedTarget
+from reprolock.net.cache import Cache
+from reprolock.net.session import new_session
 from reprolock.resolve.python.finder import Fetcher, Finder
 from reprolock.resolve.python.newer import Judge, Verdict, known_versions
 from reprolock.resolve.python.provider import PythonProvider
@@ -56,6 +60,7 @@ class PackageExplanation:
     rejected: tuple[Verdict, ...] = ()
     # the spec's requirements on it whose marker is false on this target
     not_applying: tuple[str, ...] = ()
+    build: BuildEnv | None = None  # how the chosen release is built from its sdist
 
 
 def explain_package(
@@ -83,8 +88,14 @@ def explain_package(
     for python_target in targets:
         tid = target_id(python_target)
         plan = plan_target(spec, tid, python_target, bases.get(python_target.platform), matrices)
-        with open_router(spec, net, plan.routes, [python_target]) as (router, _indexes):
+        with (
+            open_router(spec, net, plan.routes, [python_target]) as (router, _indexes),
+            contextlib.closing(new_session(net.config)) as session,
+        ):
             fetcher = Fetcher(router)
+            builds = SdistBuilds(
+                spec.python, fetcher, session, Cache(net.cache_dir), offline=net.config.offline
+            )
             try:
                 finder = Finder(
                     fetcher,
@@ -93,9 +104,11 @@ def explain_package(
                     allow_unhashed=frozenset(
                         canonicalize_name(n) for n in spec.python.allow_unhashed
                     ),
+                    sdists=builds,
+                    may_build=spec.python.may_build,
                 )
                 selection = finder.selection(project)
-                pin, failure, judge = None, None, None
+                pin, failure, judge, build = None, None, None, None
                 try:
                     resolution = resolve_python(
                         spec.python,
@@ -106,9 +119,12 @@ def explain_package(
                         patches=companion_patches(matrices.torch),
                         reasons={canonicalize_name(n): r for n, r in plan.reasons.items()},
                         index_urls=index_urls(router),
+                        sdists=builds,
                     )
                     pin = resolution.pins.get(project)
                     judge = resolution.judge
+                    if pin is not None and pin.release.is_sdist:
+                        build = builds.build_env(pin.release.wheel, python_target)
                 except Unsatisfiable as exc:
                     failure = exc.render()
                 if judge is None:  # unsatisfiable: the spec's policies, no resolved requirements
@@ -153,6 +169,7 @@ def explain_package(
                         installable=installable,
                         rejected=rejected,
                         not_applying=_not_applying(spec.python.requirements, project, env),
+                        build=build,
                     )
                 )
             finally:

@@ -14,15 +14,23 @@ from packaging.version import InvalidVersion, Version
 from reprolock.api.network import NetOptions, credential_key, with_credentials
 from reprolock.api.progress import Observer, Silent
 from reprolock.api.project import shipped_matrices
+from reprolock.api.sdist_layer import SdistBuilds
 from reprolock.errors import SourceError
-from reprolock.lock import BaseFacts, LockedDowngrade, LockedTarget, PythonPackage, Wheel
+from reprolock.lock import (
+    BaseFacts,
+    LockedDowngrade,
+    LockedTarget,
+    PythonPackage,
+    Sdist,
+    Wheel,
+)
 from reprolock.model import Platform, PythonVersion
 from reprolock.net.cache import Cache
 from reprolock.net.session import new_session
 from reprolock.resolve.python.finder import Fetcher
 from reprolock.resolve.python.http_index import PAGE_TTL, HttpIndex, strip_credentials
 from reprolock.resolve.python.provider import Patches
-from reprolock.resolve.python.resolve import PythonResolution, resolve_python
+from reprolock.resolve.python.resolve import Pin, PythonResolution, resolve_python
 from reprolock.resolve.python.routing import IndexRouter, RoutedIndex
 from reprolock.resolve.python.target import PythonTarget, libc_of, wheel_filter
 from reprolock.spec import Spec
@@ -194,44 +202,63 @@ def resolve_targets(
     for target in targets:
         plan = plans.get(target_id(target))
         groups.setdefault(plan.routes if plan else (), []).append(target)
-    for routes, members in groups.items():
-        with (
-            _fewer_collections(),
-            _explained_routes(routes, plans.get(target_id(members[0]))),
-            open_router(spec, net, routes, members) as (router, indexes),
-            observer.watch(lambda indexes=indexes: _total(indexes)),  # type: ignore[misc]
-        ):
-            fetcher = Fetcher(router)
-            try:
-                for target in members:
-                    tid = target_id(target)
-                    if spec.python is None:
-                        results[tid] = (tid, target, None)
-                        continue
-                    preferred = (
-                        preferred_pins(previous.get(tid), upgrade_packages) if keep_pins else {}
-                    )
-                    plan = plans.get(tid)
-                    constraints = {
-                        canonicalize_name(n): c
-                        for n, c in (plan.constraints if plan else {}).items()
-                    }
-                    resolution = resolve_python(
+    with contextlib.closing(new_session(net.config)) as sdist_session:
+        for routes, members in groups.items():
+            with (
+                _fewer_collections(),
+                _explained_routes(routes, plans.get(target_id(members[0]))),
+                open_router(spec, net, routes, members) as (router, indexes),
+                observer.watch(lambda indexes=indexes: _total(indexes)),  # type: ignore[misc]
+            ):
+                fetcher = Fetcher(router)
+                builds = (
+                    SdistBuilds(
                         spec.python,
-                        target,
                         fetcher,
-                        preferred=preferred,
-                        constraints=constraints,
-                        patches=patches,
-                        reasons={
-                            canonicalize_name(n): r
-                            for n, r in (plan.reasons if plan else {}).items()
-                        },
-                        index_urls=index_urls(router),
+                        sdist_session,
+                        Cache(net.cache_dir),
+                        offline=net.config.offline,
                     )
-                    results[tid] = (tid, target, resolution)
-            finally:
-                fetcher.close()
+                    if spec.python is not None
+                    else None
+                )
+                try:
+                    for target in members:
+                        tid = target_id(target)
+                        if spec.python is None:
+                            results[tid] = (tid, target, None)
+                            continue
+                        preferred = (
+                            preferred_pins(previous.get(tid), upgrade_packages) if keep_pins else {}
+                        )
+                        plan = plans.get(tid)
+                        constraints = {
+                            canonicalize_name(n): c
+                            for n, c in (plan.constraints if plan else {}).items()
+                        }
+                        resolution = resolve_python(
+                            spec.python,
+                            target,
+                            fetcher,
+                            preferred=preferred,
+                            constraints=constraints,
+                            patches=patches,
+                            reasons={
+                                canonicalize_name(n): r
+                                for n, r in (plan.reasons if plan else {}).items()
+                            },
+                            index_urls=index_urls(router),
+                            sdists=builds,
+                        )
+                        if builds is not None:
+                            for name, pin in resolution.pins.items():
+                                if pin.release.is_sdist:
+                                    resolution.builds[name] = builds.build_env(
+                                        pin.release.wheel, target
+                                    )
+                        results[tid] = (tid, target, resolution)
+                finally:
+                    fetcher.close()
     return [results[target_id(t)] for t in targets]
 
 
@@ -283,20 +310,37 @@ def locked_downgrades(resolution: PythonResolution) -> tuple[LockedDowngrade, ..
 
 
 def locked_packages(resolution: PythonResolution) -> tuple[PythonPackage, ...]:
-    return tuple(
-        PythonPackage(
+    return tuple(_locked(pin, resolution) for pin in resolution.pins.values())
+
+
+def _locked(pin: Pin, resolution: PythonResolution) -> PythonPackage:
+    file = pin.release.wheel
+    if pin.release.is_sdist:
+        assert file.sha256 is not None  # selection offers hashed sdists only
+        return PythonPackage(
             name=pin.name,
             version=str(pin.version),
-            index=pin.release.wheel.index,
+            index=file.index,
             dependencies=pin.dependencies,
-            wheels=(
-                Wheel(
-                    filename=pin.release.wheel.filename,
-                    url=strip_credentials(pin.release.wheel.url),
-                    sha256=pin.release.wheel.sha256,
-                    size=pin.release.wheel.size,
-                ),
+            sdist=Sdist(
+                filename=file.filename,
+                url=strip_credentials(file.url),
+                sha256=file.sha256,
+                size=file.size,
             ),
+            build=resolution.builds[pin.name],
         )
-        for pin in resolution.pins.values()
+    return PythonPackage(
+        name=pin.name,
+        version=str(pin.version),
+        index=file.index,
+        dependencies=pin.dependencies,
+        wheels=(
+            Wheel(
+                filename=file.filename,
+                url=strip_credentials(file.url),
+                sha256=file.sha256,
+                size=file.size,
+            ),
+        ),
     )

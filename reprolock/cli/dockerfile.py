@@ -100,7 +100,8 @@ def fetch_command(
 ) -> None:
     """Download every locked wheel and .deb of the target(s), and a standalone
     interpreter's tarball, into the build context (.reprolock/<target>/wheels, debs and
-    python), each checked against the lock's sha256 and size;
+    python), each checked against the lock's sha256 and size; build the wheels of locked
+    sdists with their locked build environments (built/, recorded in built.json);
     files already there and matching are kept. Exit 4 when a file is gone, its hash or size
     differs, or it cannot be written; exit 1 when the lock was edited by hand, or (with
     --locked) no longer matches its spec, which is otherwise a warning."""
@@ -123,6 +124,7 @@ def fetch_command(
                 "downloaded": result.downloaded,
                 "reused": result.reused,
                 "bytes": result.bytes,
+                "built": result.built,
                 "folders": [str(f) for f in result.folders],
             }
         )
@@ -133,3 +135,9 @@ def fetch_command(
         f"{result.reused} already there, all sha256-checked: "
         + ", ".join(str(f) for f in result.folders)
     )
+    if result.built:
+        wheels = "wheel" if result.built == 1 else "wheels"
+        settings.say(
+            f"built {result.built} {wheels} from locked sdists with their locked build "
+            "environments (recorded in built.json)"
+        )

@@ -19,7 +19,7 @@ from reprolock.api.explain import (
 from reprolock.cli import output
 from reprolock.cli.lock import net_options
 from reprolock.cli.options import spec_option, target_option
-from reprolock.lock import LockedTarget
+from reprolock.lock import BuildWhere, LockedTarget
 from reprolock.resolve.python.newer import Verdict
 from reprolock.stack.plan import group_verdicts
 
@@ -267,6 +267,15 @@ def _package_json(r: PackageExplanation) -> dict[str, object]:
             "file": r.pin.release.wheel.filename,
             "sha256": r.pin.release.wheel.sha256,
             "required-by": list(r.pin.required_by),
+            "built": None
+            if r.build is None
+            else {
+                "where": r.build.where.value,
+                "why": r.build.why,
+                "backend": r.build.backend,
+                "requires": list(r.build.requires),
+                "wheels": [w.filename for w in r.build.wheels],
+            },
         },
         "newer": [
             {"version": str(v.version), "rule": v.rule.value, "why": v.text} for v in r.newer
@@ -289,6 +298,15 @@ def _say_package(settings: output.Settings, r: PackageExplanation) -> None:
     if r.pin is not None:
         wheel = r.pin.release.wheel
         settings.say(f"  chosen: {r.pin.version}  {wheel.filename}")
+        if r.build is not None:
+            where = (
+                "by `reprolock fetch`"
+                if r.build.where is BuildWhere.FETCH
+                else "in the Dockerfile's build stage, for the target"
+            )
+            settings.say(f"  built from its sdist {where}: {r.build.why}")
+            wheels = ", ".join(sorted(w.filename for w in r.build.wheels))
+            settings.say(f"  build backend: {r.build.backend} with {wheels}")
         settings.say(f"  required by: {', '.join(r.pin.required_by) or 'nothing'}")
     elif r.failure:
         settings.say("  not locked: the requirements cannot all be satisfied:")

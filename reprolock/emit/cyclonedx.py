@@ -117,8 +117,14 @@ def lock_items(target: LockedTarget) -> list[Item]:
                 name=package.name,
                 version=package.version,
                 purl=pypi_purl(package.name, package.version),
-                sha256=tuple(sorted({w.sha256 for w in package.wheels if w.sha256})),
-                properties=tuple(("reprolock:wheel", w.filename) for w in package.wheels),
+                sha256=tuple(sorted({w.sha256 for w in package.wheels if w.sha256}))
+                or ((package.sdist.sha256,) if package.sdist is not None else ()),
+                properties=tuple(("reprolock:wheel", w.filename) for w in package.wheels)
+                + (
+                    (("reprolock:sdist", package.sdist.filename),)
+                    if package.sdist is not None
+                    else ()
+                ),
             )
         )
     cuda = target.cuda

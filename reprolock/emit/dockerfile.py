@@ -24,14 +24,23 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 from reprolock.emit.quoting import comment, exec_form, quoted, word
-from reprolock.emit.requirements import requirements_txt
+from reprolock.emit.requirements import BuiltWheel, requirements_txt
 from reprolock.emit.user import UserPlan, plan_user
 from reprolock.errors import InputError
-from reprolock.lock import AptPackage, InterpreterSource, LockedImage, LockedTarget, Lockfile
+from reprolock.lock import (
+    AptPackage,
+    BuildWhere,
+    InterpreterSource,
+    LockedImage,
+    LockedTarget,
+    Lockfile,
+    PythonPackage,
+)
 from reprolock.model import ImageRef, grammar
 
 CONTEXT = ".reprolock"  # the folder in the build context that reprolock writes and fetches
@@ -89,6 +98,12 @@ def dockerignore(lock: Lockfile, *, wheelhouse: bool) -> str:
             lines.append(f"!{here}/requirements.txt")
             if wheelhouse:
                 lines.append(f"!{here}/wheels/")
+            if fetch_built(target):
+                lines.append(f"!{here}/built/")
+            if image_built(target):
+                lines.append(f"!{here}/sdists/")
+                lines.append(f"!{here}/build-wheels/")
+                lines.extend(f"!{here}/{build_requirements_name(p)}" for p in image_built(target))
         if target.apt:
             lines.append(f"!{here}/debs/")
         if standalone_filename(target) is not None:
@@ -101,11 +116,120 @@ def dockerignore(lock: Lockfile, *, wheelhouse: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def requirements(target: LockedTarget, *, wheelhouse: bool) -> str:
+BUILT_MOUNT = "/tmp/reprolock/built"  # noqa: S108 (a build-time mount point)  the wheels `fetch` built
+
+
+def fetch_built(target: LockedTarget) -> list[str]:
+    """The packages of ``target`` that ``reprolock fetch`` builds from their sdist."""
+    return sorted(
+        p.name
+        for p in target.packages
+        if p.sdist is not None and p.build is not None and p.build.where is BuildWhere.FETCH
+    )
+
+
+def image_built(target: LockedTarget) -> list[PythonPackage]:
+    """The packages of ``target`` built from their sdist in the Dockerfile's build stage
+    (they compile extension modules for the target)."""
+    return sorted(
+        (
+            p
+            for p in target.packages
+            if p.sdist is not None and p.build is not None and p.build.where is BuildWhere.IMAGE
+        ),
+        key=lambda p: p.name,
+    )
+
+
+SOURCES = "/tmp/reprolock"  # noqa: S108 (a build-time mount point)  the target's folder
+
+
+def sdists_sha256sums(target: LockedTarget) -> str:
+    """``SHA256SUMS`` of the sdists built in the image (paths as mounted in the build)."""
+    lines = []
+    for package in image_built(target):
+        assert package.sdist is not None
+        filename = word(package.sdist.filename, grammar.sdist_filename, f"{package.name} sdist")
+        sha = word(package.sdist.sha256, grammar.sha256_hex, f"{package.name} sdist sha256")
+        lines.append(f"{sha}  {SOURCES}/sdists/{filename}\n")
+    return "".join(lines)
+
+
+def build_requirements(package: PythonPackage) -> str:
+    """The locked build environment of ``package`` as a hashed requirements file over the
+    fetched build wheels (``file://`` in the mounted target folder)."""
+    assert package.build is not None
+    lines = [f"# {package.name} {package.version}: its locked build environment."]
+    for wheel in sorted(package.build.wheels, key=lambda w: w.filename):
+        filename = word(wheel.filename, grammar.wheel_filename, f"{package.name} build wheel")
+        sha = word(wheel.sha256 or "", grammar.sha256_hex, f"{filename} sha256")
+        project = filename.split("-", 1)[0]
+        lines.append(
+            f"{project} @ file://{SOURCES}/build-wheels/{filename} \\\n    --hash=sha256:{sha}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def build_requirements_name(package: PythonPackage) -> str:
+    return f"build-{word(package.name, grammar.project_name, 'package name')}.txt"
+
+
+def _image_build_steps(target: LockedTarget, venv: str, here: str) -> list[str]:
+    """Build each image-built sdist for the target with the base's compilers, in a venv
+    of its locked build environment, and install the wheel into the venv."""
+    steps: list[str] = []
+    pip = "PIP_CONFIG_FILE=/dev/null /tmp/reprolock-build/bin/python -m pip"
+    quiet = "--no-cache-dir --disable-pip-version-check --no-index --no-deps"
+    for package in image_built(target):
+        assert package.sdist is not None and package.build is not None
+        name = word(package.name, grammar.project_name, "package name")
+        sdist = word(package.sdist.filename, grammar.sdist_filename, f"{name} sdist")
+        steps += [
+            "",
+            f"# {name}: built from its sdist for the target with the base's compilers",
+            f"# ({comment(package.build.why, 'build why')}).",
+            f"RUN --mount=type=bind,source={here},target={SOURCES} \\",
+            f"    sha256sum --check --strict --quiet {SOURCES}/sdists/SHA256SUMS \\",
+            f"    && {venv}/bin/python -m venv /tmp/reprolock-build \\",
+            f"    && {pip} install {quiet} --require-hashes \\",
+            f"       -r {SOURCES}/{build_requirements_name(package)} \\",
+            f"    && SOURCE_DATE_EPOCH=315532800 {pip} wheel {quiet} --no-build-isolation \\",
+            f"       -w /tmp/reprolock-built {SOURCES}/sdists/{sdist} \\",
+            f"    && PIP_CONFIG_FILE=/dev/null {venv}/bin/python -m pip install {quiet} \\",
+            "       /tmp/reprolock-built/*.whl \\",
+            "    && rm -rf /tmp/reprolock-build /tmp/reprolock-built",
+        ]
+    return steps
+
+
+def requirements(
+    target: LockedTarget, *, wheelhouse: bool, built: Mapping[str, BuiltWheel] | None = None
+) -> str:
     """Every locked wheel, hash-checked: by URL, or by name for ``--no-index`` installs
-    from the fetched wheelhouse."""
+    from the fetched wheelhouse.  A package built from its sdist by ``reprolock fetch``
+    is its built wheel (``built``, from ``built.json``), by its hash."""
     header = f"# {target_id(target)}: every locked wheel, hash-checked. Generated by reprolock."
-    return requirements_txt(target, urls=not wheelhouse, header=header, indexes=False)
+    missing = [n for n in fetch_built(target) if n not in (built or {})]
+    if missing:
+        raise InputError(
+            f"{target_id(target)}: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+            "built from an sdist, and no built wheel is recorded in "
+            f"{folder(target)}/built.json.",
+            hint="Run `reprolock fetch` first: it builds them with the locked build environment.",
+        )
+    in_image = {p.name for p in image_built(target)}
+    if in_image:  # installed by their own build step
+        target = replace(
+            target, packages=tuple(p for p in target.packages if p.name not in in_image)
+        )
+    return requirements_txt(
+        target,
+        urls=not wheelhouse,
+        header=header,
+        indexes=False,
+        built=built,
+        built_at=BUILT_MOUNT,
+    )
 
 
 def debs_sha256sums(target: LockedTarget) -> str:
@@ -288,15 +412,27 @@ def _venv_steps(
     seed = [n for n in _VENV_SEED if n not in locked]
     # Only what this mode uses is mounted (and let into the context: `dockerignore`): the
     # fetched wheels with --wheelhouse, else the requirements alone (pip downloads by URL).
+    built = bool(fetch_built(target))
     if options.wheelhouse:
-        source = "--no-index --find-links /tmp/reprolock/wheels -r /tmp/reprolock/requirements.txt"
-        mount = f"source={here},target=/tmp/reprolock"
+        links = " --find-links /tmp/reprolock/built" if built else ""
+        source = (
+            f"--no-index --find-links /tmp/reprolock/wheels{links} "
+            "-r /tmp/reprolock/requirements.txt"
+        )
+        mounts = [f"source={here},target=/tmp/reprolock"]
     else:
         source = "-r /tmp/reprolock/requirements.txt"
-        mount = f"source={here}/requirements.txt,target=/tmp/reprolock/requirements.txt"
+        mounts = [f"source={here}/requirements.txt,target=/tmp/reprolock/requirements.txt"]
+        if built:  # the wheels `fetch` built from sdists, named by file:// URL
+            mounts.append(f"source={here}/built,target={BUILT_MOUNT}")
     steps = ["", *_interpreter_steps(target, venv, here)]
+    in_image = _image_build_steps(target, venv, here)  # while the venv still has pip
+    steps += [*in_image, ""] if in_image else []
     steps += [
-        f"RUN --mount=type=bind,{mount} \\",
+        *(
+            f"RUN --mount=type=bind,{m} \\" if i == 0 else f"    --mount=type=bind,{m} \\"
+            for i, m in enumerate(mounts)
+        ),
         "    --mount=type=secret,id=ca --mount=type=secret,id=netrc,target=/root/.netrc \\",
         "    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \\",
         f"    && PIP_CONFIG_FILE=/dev/null {venv}/bin/python -m pip install --no-cache-dir \\",

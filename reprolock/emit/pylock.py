@@ -42,7 +42,27 @@ def pylock_dict(target: LockedTarget) -> dict[str, Any]:
         }
         if package.dependencies:
             item["dependencies"] = [{"name": d} for d in sorted(package.dependencies)]
-        item["wheels"] = wheels
+        if package.sdist is not None:
+            sdist: dict[str, Any] = {"name": package.sdist.filename, "url": package.sdist.url}
+            if package.sdist.size is not None:
+                sdist["size"] = package.sdist.size
+            sdist["hashes"] = {"sha256": package.sdist.sha256}
+            item["sdist"] = sdist
+        if wheels or package.sdist is None:
+            item["wheels"] = wheels
+        if package.build is not None:
+            # PEP 751 has no build environments: reprolock's own table carries the locked one
+            item["tool"] = {
+                "reprolock": {
+                    "build-backend": package.build.backend,
+                    "build-requires": list(package.build.requires),
+                    "build-where": package.build.where.value,
+                    "build-wheels": [
+                        {"name": w.filename, "url": w.url, "hashes": {"sha256": w.sha256}}
+                        for w in sorted(package.build.wheels, key=lambda w: w.filename)
+                    ],
+                }
+            }
         packages.append(item)
     return {
         "lock-version": "1.0",

@@ -9,6 +9,8 @@ from reprolock.lock.model import (
     BaseChoice,
     BaseFacts,
     BasePython,
+    BuildEnv,
+    BuildWhere,
     CudaStack,
     ExtensionKernels,
     Interpreter,
@@ -20,6 +22,7 @@ from reprolock.lock.model import (
     LockedTarget,
     Lockfile,
     PythonPackage,
+    Sdist,
     Wheel,
 )
 
@@ -29,6 +32,8 @@ __all__ = [
     "BaseChoice",
     "BaseFacts",
     "BasePython",
+    "BuildEnv",
+    "BuildWhere",
     "CudaStack",
     "Decoded",
     "ExtensionKernels",
@@ -43,6 +48,7 @@ __all__ = [
     "LockedTarget",
     "Lockfile",
     "PythonPackage",
+    "Sdist",
     "Wheel",
     "dumps",
     "from_dict",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import tomli_w
+from packaging.requirements import InvalidRequirement, Requirement
 
 from reprolock.document import toml
 from reprolock.document.checker import Checker
@@ -27,6 +28,8 @@ from reprolock.lock.model import (
     BaseChoice,
     BaseFacts,
     BasePython,
+    BuildEnv,
+    BuildWhere,
     CudaStack,
     ExtensionKernels,
     Interpreter,
@@ -38,6 +41,7 @@ from reprolock.lock.model import (
     LockedTarget,
     Lockfile,
     PythonPackage,
+    Sdist,
     Wheel,
 )
 from reprolock.model import ComputeCapability, ImageRef, Platform, grammar
@@ -186,17 +190,9 @@ def _target_to_dict(target: LockedTarget) -> dict[str, Any]:
                     "version": p.version,
                     "index": p.index,
                     "dependencies": sorted(set(p.dependencies)),
-                    "wheels": [
-                        _drop_none(
-                            {
-                                "filename": w.filename,
-                                "url": w.url,
-                                "sha256": w.sha256,
-                                "size": w.size,
-                            }
-                        )
-                        for w in sorted(p.wheels, key=lambda w: w.filename)
-                    ],
+                    "wheels": _wheels_to_list(p.wheels),
+                    "sdist": None if p.sdist is None else _sdist_to_dict(p.sdist),
+                    "build": None if p.build is None else _build_to_dict(p.build),
                 }
             )
             for p in sorted(target.packages, key=lambda p: p.name)
@@ -206,6 +202,31 @@ def _target_to_dict(target: LockedTarget) -> dict[str, Any]:
             {"name": d.name, "version": d.version, "newest": d.newest, "reason": d.reason}
             for d in sorted(target.downgrades, key=lambda d: d.name)
         ]
+    return out
+
+
+def _wheels_to_list(wheels: tuple[Wheel, ...]) -> list[dict[str, Any]]:
+    return [
+        _drop_none({"filename": w.filename, "url": w.url, "sha256": w.sha256, "size": w.size})
+        for w in sorted(wheels, key=lambda w: w.filename)
+    ]
+
+
+def _sdist_to_dict(sdist: Sdist) -> dict[str, Any]:
+    return _drop_none(
+        {"filename": sdist.filename, "url": sdist.url, "sha256": sdist.sha256, "size": sdist.size}
+    )
+
+
+def _build_to_dict(build: BuildEnv) -> dict[str, Any]:
+    out: dict[str, Any] = {"backend": build.backend}
+    if build.backend_path:
+        out["backend-path"] = list(build.backend_path)
+    out["requires"] = list(build.requires)
+    out["where"] = build.where.value
+    if build.why:
+        out["why"] = build.why
+    out["wheels"] = _wheels_to_list(build.wheels)
     return out
 
 
@@ -795,7 +816,8 @@ class _LockReader:
         )
 
     def package(self, value: object, path: KeyPath) -> PythonPackage | None:
-        table = self.table(value, path, ("name", "version", "index", "dependencies", "wheels"))
+        keys = ("name", "version", "index", "dependencies", "wheels", "sdist", "build")
+        table = self.table(value, path, keys)
         if table is None:
             return None
         name = self.required(table, path, "name", grammar.project_name)
@@ -803,6 +825,10 @@ class _LockReader:
         index = self.required(table, path, "index", grammar.index_url)
         dependencies = self.str_list(table, path, "dependencies", grammar.canonical_name)
         wheels = [w for p, v in self.rows(table, path, "wheels") if (w := self.wheel(v, p))]
+        sdist = self.sdist(table["sdist"], (*path, "sdist")) if "sdist" in table else None
+        build = self.build(table["build"], (*path, "build")) if "build" in table else None
+        if ("sdist" in table) != ("build" in table):
+            self.check.add(path, "an sdist and its build environment come together.")
         if name is None or version is None or index is None:
             return None
         return PythonPackage(
@@ -811,6 +837,45 @@ class _LockReader:
             index=index,
             dependencies=dependencies,
             wheels=tuple(wheels),
+            sdist=sdist,
+            build=build,
+        )
+
+    def sdist(self, value: object, path: KeyPath) -> Sdist | None:
+        table = self.table(value, path, ("filename", "url", "sha256", "size"))
+        if table is None:
+            return None
+        filename = self.required(table, path, "filename", grammar.sdist_filename)
+        url = self.required(table, path, "url", grammar.http_url)
+        sha = self.required(table, path, "sha256", grammar.sha256_hex)
+        size = self.integer(table, path, "size", required=False)
+        if filename is None or url is None or sha is None:
+            return None
+        return Sdist(filename=filename, url=url, sha256=sha, size=size)
+
+    def build(self, value: object, path: KeyPath) -> BuildEnv | None:
+        keys = ("backend", "backend-path", "requires", "where", "why", "wheels")
+        table = self.table(value, path, keys)
+        if table is None:
+            return None
+        backend = self.required(table, path, "backend", _backend)
+        backend_path = self.str_list(table, path, "backend-path", grammar.relative_file)
+        requires = self.str_list(table, path, "requires", _requirement)
+        where = self.required(table, path, "where", _build_where)
+        why = self.optional(table, path, "why", _long_text) or ""
+        wheels = [w for p, v in self.rows(table, path, "wheels") if (w := self.wheel(v, p))]
+        for i, wheel in enumerate(wheels):
+            if wheel.sha256 is None:
+                self.check.add((*path, "wheels", i, "sha256"), "is missing.")
+        if backend is None or where is None:
+            return None
+        return BuildEnv(
+            backend=backend,
+            backend_path=backend_path,
+            requires=requires,
+            wheels=tuple(wheels),
+            where=BuildWhere(where),
+            why=why,
         )
 
     def wheel(self, value: object, path: KeyPath) -> Wheel | None:
@@ -824,6 +889,34 @@ class _LockReader:
         if filename is None or url is None:
             return None
         return Wheel(filename=filename, url=url, sha256=sha, size=size)
+
+
+_BACKEND = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_.]*)?"
+)
+
+
+def _backend(text: str) -> str:
+    """A PEP 517 build-backend object reference (``module.sub:object``)."""
+    if len(text) > 200 or not _BACKEND.fullmatch(text):
+        raise ValueError(f"{grammar.show(text)} is not a build backend (module:object)")
+    return text
+
+
+def _requirement(text: str) -> str:
+    try:
+        Requirement(text)
+    except InvalidRequirement:
+        raise ValueError(f"{grammar.show(text)} is not a PEP 508 requirement") from None
+    if grammar.has_control(text) or len(text) > 1000:
+        raise ValueError(f"{grammar.show(text)} is not a PEP 508 requirement")
+    return text
+
+
+def _build_where(text: str) -> str:
+    if text not in {w.value for w in BuildWhere}:
+        raise ValueError(f"{grammar.show(text)} is not one of fetch, image")
+    return text
 
 
 def _section_name(text: str) -> str:

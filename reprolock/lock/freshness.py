@@ -46,9 +46,11 @@ def new_lockfile(
     inputs: Inputs, targets: tuple[LockedTarget, ...], image: LockedImage | None = None
 ) -> Lockfile:
     """A lock for ``targets`` stamped with ``inputs``."""
-    downgrades = any(t.downgrades for t in targets)
+    newer = any(t.downgrades for t in targets) or any(
+        p.sdist is not None for t in targets for p in t.packages
+    )
     return Lockfile(
-        lock_version=LOCK_VERSION if downgrades else PLAIN_VERSION,
+        lock_version=LOCK_VERSION if newer else PLAIN_VERSION,
         created_by=f"reprolock {__version__}",
         inputs_hash=inputs.inputs_hash,
         matrices_version=inputs.matrices_version,

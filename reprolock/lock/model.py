@@ -8,8 +8,9 @@ from enum import StrEnum
 from reprolock.model import Platform
 
 LOCK_VERSION = "1.4"  # the newest this reprolock reads and writes
-# A lock without 1.4's tables ([[targets.downgrades]]) is written as 1.3, so that reprolock
-# releases that read 1.3 keep reading it; one with them is 1.4.
+# A lock without 1.4's tables (a package's sdist and build environment, [[targets.downgrades]])
+# is written as 1.3, so that reprolock releases that read 1.3 keep reading it; one with them
+# is 1.4, which they read leniently only after warning.
 PLAIN_VERSION = "1.3"
 INTEGRITY_SINCE = (1, 1)  # locks of this version and newer carry [integrity] digests
 
@@ -23,12 +24,42 @@ class Wheel:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Sdist:
+    """A source distribution the lock builds a wheel from (lock-version 1.4)."""
+
+    filename: str
+    url: str
+    sha256: str
+    size: int | None = None
+
+
+class BuildWhere(StrEnum):
+    FETCH = "fetch"  # `reprolock fetch` builds the wheel on its host (a pure-Python wheel)
+    IMAGE = "image"  # the Dockerfile's build stage builds it for the target (C extensions)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildEnv:
+    """How a locked sdist is built: the PEP 517 backend and every wheel of its isolated
+    build environment, pinned with its sha256 (resolved for the target)."""
+
+    backend: str  # "setuptools.build_meta:__legacy__", "hatchling.build"
+    backend_path: tuple[str, ...] = ()  # in-tree backend folders (PEP 517 backend-path)
+    requires: tuple[str, ...] = ()  # build-system.requires and the backend's extra asks
+    wheels: tuple[Wheel, ...] = ()
+    where: BuildWhere = BuildWhere.FETCH
+    why: str = ""  # why it is built there: "pure Python (...)", "setup.py compiles ..."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PythonPackage:
     name: str
     version: str
     index: str
     dependencies: tuple[str, ...] = ()
     wheels: tuple[Wheel, ...] = ()
+    sdist: Sdist | None = None  # built from this, when no wheel fits the target
+    build: BuildEnv | None = None  # with this (present exactly when sdist is)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

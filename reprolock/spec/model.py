@@ -37,6 +37,14 @@ class PrereleasePolicy(StrEnum):
     IF_NECESSARY_OR_EXPLICIT = "if-necessary-or-explicit"
 
 
+class SdistPolicy(StrEnum):
+    """Whether a release published only as a source distribution may be built
+    (``[python] sdists``)."""
+
+    BUILD = "build"  # build it (reproducibly: a locked build environment)
+    REFUSE = "refuse"  # wheels only, as pip's --only-binary=:all:
+
+
 class InterpreterPolicy(StrEnum):
     """Where the CPython of the venv comes from (``[python] interpreter``)."""
 
@@ -111,6 +119,17 @@ class PythonSpec:
     interpreter: InterpreterPolicy = InterpreterPolicy.AUTO
     interpreter_prerelease: bool = False  # accept a distribution's release candidate
     standalone: StandaloneSpec | None = None
+    sdists: SdistPolicy = SdistPolicy.BUILD
+    no_build: tuple[str, ...] = ()  # canonical names never built from an sdist
+    only_build: tuple[str, ...] = ()  # when set: the only names that may be built
+
+    def may_build(self, name: str) -> bool:
+        """Whether project ``name`` (canonical) may be built from its sdist."""
+        if name in self.no_build:
+            return False
+        if self.only_build:
+            return name in self.only_build
+        return self.sdists is SdistPolicy.BUILD
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,13 @@ import hashlib
 import json
 from typing import Any
 
-from reprolock.spec.model import InterpreterPolicy, PythonSpec, Spec, UnknownCoverage
+from reprolock.spec.model import (
+    InterpreterPolicy,
+    PythonSpec,
+    SdistPolicy,
+    Spec,
+    UnknownCoverage,
+)
 
 
 def _requirement_key(text: str) -> str:
@@ -110,6 +116,13 @@ def _interpreter(py: PythonSpec) -> dict[str, Any]:
         out["interpreter-prerelease"] = True
     if py.standalone is not None:
         out["standalone"] = {"release": py.standalone.release, "url": py.standalone.url}
+    # likewise the sdist keys
+    if py.sdists != SdistPolicy.BUILD:
+        out["sdists"] = py.sdists.value
+    if py.no_build:
+        out["no-build"] = list(py.no_build)
+    if py.only_build:
+        out["only-build"] = list(py.only_build)
     return out
 
 

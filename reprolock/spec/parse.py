@@ -44,6 +44,7 @@ from reprolock.spec.model import (
     PrereleasePolicy,
     PythonSpec,
     RegistrySpec,
+    SdistPolicy,
     Spec,
     StandaloneSpec,
     UnknownCoverage,
@@ -404,6 +405,9 @@ class _SpecReader:
             "interpreter",
             "interpreter-prerelease",
             "standalone",
+            "sdists",
+            "no-build",
+            "only-build",
         )
         table = c.table(value, path, keys)
         if table is None:
@@ -482,6 +486,7 @@ class _SpecReader:
                 'Add [python.standalone] release = "20241016" (a python-build-standalone '
                 "release; url = for a mirror).",
             )
+        sdists, no_build, only_build = self.sdist_policy(table, path)
         return PythonSpec(
             requirements=tuple(requirements),
             requirements_files=tuple(name for _, name in files),
@@ -494,7 +499,45 @@ class _SpecReader:
             interpreter=interpreter,
             interpreter_prerelease=c.boolean(table, path, "interpreter-prerelease") or False,
             standalone=standalone,
+            sdists=sdists,
+            no_build=no_build,
+            only_build=only_build,
         )
+
+    def sdist_policy(
+        self, table: Mapping[str, Any], path: KeyPath
+    ) -> tuple[SdistPolicy, tuple[str, ...], tuple[str, ...]]:
+        """``sdists``, ``no-build`` and ``only-build``: the policy and two lists of names."""
+        c = self.check
+        sdists = SdistPolicy.BUILD
+        if (policy := c.string(table, path, "sdists")) is not None:
+            try:
+                sdists = SdistPolicy(policy)
+            except ValueError:
+                c.add(
+                    (*path, "sdists"),
+                    f"{show(policy)} is not an sdist policy.",
+                    f"Use one of {', '.join(p.value for p in SdistPolicy)}.",
+                )
+        lists: dict[str, tuple[str, ...]] = {}
+        for key in ("no-build", "only-build"):
+            lists[key] = tuple(
+                sorted(
+                    {
+                        canonicalize_name(n)
+                        for i, n in c.strings(table, path, key) or []
+                        if self.valid((*path, key, i), n, grammar.project_name)
+                    }
+                )
+            )
+        both = sorted(set(lists["no-build"]) & set(lists["only-build"]))
+        if both:
+            c.add(
+                (*path, "only-build"),
+                f"names {', '.join(both)}, which no-build also names.",
+                "A package is either built from its sdist or never built: keep it in one list.",
+            )
+        return sdists, lists["no-build"], lists["only-build"]
 
     def standalone(self, value: object, path: KeyPath) -> StandaloneSpec | None:
         c = self.check

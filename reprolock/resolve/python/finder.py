@@ -23,7 +23,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from reprolock.resolve.python.index import DistFile, PythonIndex
+from reprolock.resolve.python.index import DistFile, PythonIndex, SdistMetadata
 from reprolock.resolve.python.metadata import (
     CoreMetadata,
     applying,
@@ -174,7 +174,13 @@ class Finder:
         exclude_newer: dt.datetime | None,
         allow_unhashed: frozenset[NormalizedName] = frozenset(),
         choose: Callable[[NormalizedName, SpecifierSet, Selection], Release | None] | None = None,
+        sdists: SdistMetadata | None = None,
+        may_build: Callable[[NormalizedName], bool] | None = None,
     ) -> None:
+        """``sdists`` gives the metadata of releases that are built from their sdist; a
+        project is offered such releases only when ``may_build`` says it may be built."""
+        self.sdists = sdists
+        self.may_build = may_build if sdists is not None else None
         self.fetcher = fetcher
         self.target = target
         self.exclude_newer = exclude_newer
@@ -195,9 +201,12 @@ class Finder:
             unhashed = [f for f in files if not f.sha256 and f.is_wheel]
         else:
             hashed, unhashed = files, []
+        build = self.may_build is not None and self.may_build(name)
         core = self.fetcher.core_selection(
-            (name, self.target.selection_key, self.exclude_newer, unhashed_ok),
-            lambda: select_core(name, hashed, self.target, exclude_newer=self.exclude_newer),
+            (name, self.target.selection_key, self.exclude_newer, unhashed_ok, build),
+            lambda: select_core(
+                name, hashed, self.target, exclude_newer=self.exclude_newer, build=build
+            ),
         )
         selection = selection_for(
             name, core, self.target, other_files=self.fetcher.index.other_files(name)
@@ -220,6 +229,12 @@ class Finder:
             return self._selections[name]
 
     def metadata(self, release: Release) -> CoreMetadata:
+        if release.is_sdist:
+            if self.sdists is None:  # pragma: no cover - only offered with an sdist source
+                raise RuntimeError(f"{release.wheel.filename}: no way to read an sdist")
+            file = release.wheel
+            data = self.sdists.metadata(file, self.target)
+            return check_identity(parse_metadata(data), file.filename, file.index)
         return self.fetcher.metadata_now(release.wheel)
 
     def prefetch(self, wanted: Iterable[tuple[NormalizedName, SpecifierSet]]) -> None:
@@ -250,7 +265,8 @@ class Finder:
         release = self.choose(name, specifier, selection) if self.choose else None
         if release is None:
             release = next((r for r in selection.releases if specifier.contains(r.version)), None)
-        if release is not None and not self.fetcher.closed:
+        if release is not None and not release.is_sdist and not self.fetcher.closed:
+            # (an sdist's metadata is built, not fetched: only when the resolver asks)
             future = self.fetcher.metadata(release.wheel)
             future.add_done_callback(self._prefetch_dependencies)
 

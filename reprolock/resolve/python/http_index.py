@@ -208,7 +208,7 @@ class HttpIndex:
                     return True
                 other(filename)  # wheels no target can use: their names suffice
             elif filename.endswith((".tar.gz", ".zip")):
-                other(filename)  # sdists, by name
+                return True  # sdists: a release without a wheel for the target may be built
             return False
 
         with self._parse_lock:
@@ -241,7 +241,11 @@ class HttpIndex:
                 hint="Run once without --offline to fill the cache.",
             )
         data: bytes | None
-        if file.metadata:
+        if not file.is_wheel:  # an sdist: PEP 658 or nothing (there is no zip to read)
+            data = self._metadata_file(file)
+            if data is None:
+                raise SourceError(f"{file.filename}: the index serves no metadata for it.")
+        elif file.metadata:
             data = self._metadata_file(file)
             if data is None:
                 data = self._metadata_from_zip(file, None)

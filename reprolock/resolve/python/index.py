@@ -9,6 +9,8 @@ from typing import Protocol
 
 from packaging.utils import NormalizedName
 
+from reprolock.resolve.python.target import PythonTarget
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DistFile:
@@ -43,8 +45,8 @@ class PythonIndex(Protocol):
     """A source of project pages and core metadata (PEP 503/691/658).
 
     ``project_files`` returns the files the index lists for a project (empty
-    when the index does not have the project), possibly only the wheels some target
-    can use (then ``other_files`` names the rest: sdists and other wheels);
+    when the index does not have the project), possibly only the sdists and the wheels
+    some target can use (then ``other_files`` names the other wheels);
     ``metadata`` returns the core metadata (``METADATA``) of a wheel.  Both raise
     `SourceError` on trouble.
     """
@@ -54,5 +56,17 @@ class PythonIndex(Protocol):
     def metadata(self, file: DistFile) -> bytes: ...
 
     def other_files(self, name: NormalizedName) -> Sequence[str]:
-        """Filenames of listed files kept by name only (sdists, wheels no target can use)."""
+        """Filenames of listed files kept by name only (wheels no target can use)."""
         ...
+
+
+class SdistMetadata(Protocol):
+    """The core metadata of a source distribution, for one target.
+
+    ``metadata`` returns the ``METADATA`` the sdist's build backend prepares (or the
+    index's PEP 658 file for it), and remembers how it is built for ``target`` (the
+    build environment the lock records); it raises `SourceError` when the sdist cannot be
+    read or built.  Building runs the sdist's code: only in a subprocess, never here.
+    """
+
+    def metadata(self, file: DistFile, target: PythonTarget) -> bytes: ...

@@ -176,10 +176,15 @@ def parse_metadata(data: bytes) -> CoreMetadata:
 
 
 def check_identity(metadata: CoreMetadata, filename: str, source: str) -> CoreMetadata:
-    """``metadata`` when its Name and Version are those of the wheel ``filename``;
+    """``metadata`` when its Name and Version are those of the wheel (or sdist) ``filename``;
     `SourceError` otherwise (an index serving one project's metadata for another's file)."""
     try:
-        name, version, _build, _tags = parse_wheel_filename(filename)
+        if filename.endswith(".whl"):
+            name, version, _build, _tags = parse_wheel_filename(filename)
+        else:  # an sdist: name-version.tar.gz (or .zip)
+            stem = filename.removesuffix(".tar.gz").removesuffix(".zip")
+            name_text, _, version_text = stem.rpartition("-")
+            name, version = canonicalize_name(name_text), Version(version_text)
         same = metadata.name == name and Version(metadata.version) == version
     except (InvalidWheelFilename, InvalidVersion):
         same = False

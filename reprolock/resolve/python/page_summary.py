@@ -3,9 +3,9 @@
 A large project's page is megabytes of JSON listing every file ever uploaded; a lock
 keeps a few percent of them.  Parsing such pages is most of what a warm lock costs, so
 the index adapter stores, beside each cached page, a *summary*: the files the targets
-can use, written back as a PEP 691 page of those entries only (read with the same
-checks as any page), and the names of the other files (sdists, wheels for other
-targets), which only explanations use.
+can use and the sdists (which may be built), written back as a PEP 691 page of those
+entries only (read with the same checks as any page), and the names of the other files
+(wheels for other targets), which only explanations use.
 
 A summary is found by `summary_key`: the page's URL, the sha256 and media type of the
 page body it was made from, and the key of the filter that chose its files.  A page that changes
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.pages import PageError, decode_json, json_page_files
 
-FORMAT = 1
+FORMAT = 2  # 2: sdists are kept as files (1 named them only)
 _UNSAFE = re.compile(r"[\x00-\x20\x7f/\\]")
 
 try:  # the same fast codec as page parsing, when installed

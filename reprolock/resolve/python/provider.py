@@ -203,7 +203,7 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
             bad,
             pins={p for r in reqs if (p := r.pinned) is not None},
         )
-        if releases:
+        if releases and not releases[0].is_sdist:
             self.finder.fetcher.metadata(releases[0].wheel)
         self.offered[identifier] = releases
         total = len(releases)
@@ -318,7 +318,8 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         position = next((i for i, r in enumerate(offered) if r is candidate.release), 0)
         if position > 0:
             for release in offered[position + 1 : position + 1 + BACKTRACK_AHEAD]:
-                self.finder.fetcher.metadata(release.wheel)
+                if not release.is_sdist:  # built only when asked for
+                    self.finder.fetcher.metadata(release.wheel)
         metadata = self.finder.metadata(candidate.release)
         deps: list[Req] = []
         if candidate.extra is None:

@@ -14,7 +14,9 @@ from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Re
 from resolvelib.structs import RequirementInformation
 
 from reprolock.errors import InputError, Problem, ReprolockError, Unsatisfiable
+from reprolock.lock import BuildEnv
 from reprolock.resolve.python.finder import Fetcher, Finder
+from reprolock.resolve.python.index import SdistMetadata
 from reprolock.resolve.python.metadata import applying
 from reprolock.resolve.python.newer import Downgrade, Judge, why_unusable
 from reprolock.resolve.python.provider import (
@@ -58,6 +60,8 @@ class PythonResolution:
     # locked versions below the newest allowed for want of a usable file, by name
     downgrades: list[Downgrade] = field(default_factory=list)
     judge: Judge | None = None  # why newer versions were not chosen (for explain)
+    # how each pin that is built from its sdist is built (filled in by the caller)
+    builds: dict[NormalizedName, BuildEnv] = field(default_factory=dict)
 
 
 def resolve_python(
@@ -70,11 +74,14 @@ def resolve_python(
     patches: Patches | None = None,
     reasons: Mapping[NormalizedName, str] | None = None,
     index_urls: IndexUrls | None = None,
+    sdists: SdistMetadata | None = None,
 ) -> PythonResolution:
     """Pins for ``spec``'s requirements on ``target``; `Unsatisfiable` with causes otherwise,
     `InputError` when a requirement of the spec names a project no index has.
 
-    ``index_urls`` names the indexes a project is looked up on (for messages)."""
+    ``index_urls`` names the indexes a project is looked up on (for messages). With
+    ``sdists``, a release without a wheel for the target may be built from its sdist when
+    ``spec`` allows building the project (``[python] sdists``, ``no-build``, ...)."""
     env = {**target.marker_environment(), "extra": ""}
     roots: list[Req] = []
     for requirement in spec.requirements:
@@ -85,6 +92,8 @@ def resolve_python(
         target,
         exclude_newer=spec.exclude_newer,
         allow_unhashed=frozenset(canonicalize_name(n) for n in spec.allow_unhashed),
+        sdists=sdists,
+        may_build=spec.may_build,
     )
     provider = PythonProvider(
         finder,

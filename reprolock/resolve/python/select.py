@@ -30,12 +30,18 @@ from reprolock.resolve.python.target import PythonTarget
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Release:
-    """One version of a project with the target's best wheel."""
+    """One version of a project with the target's best wheel (or, for a version without
+    one, its sdist when the project may be built: ``wheel`` is then that sdist)."""
 
     name: NormalizedName
     version: Version
-    wheel: DistFile  # the best-ranked compatible wheel
+    wheel: DistFile  # the best-ranked compatible wheel, or the sdist to build
     yanked: str | None  # reason when every compatible file is yanked
+
+    @property
+    def is_sdist(self) -> bool:
+        """Whether this release is installed by building its sdist."""
+        return not self.wheel.is_wheel
 
 
 class Refusal(StrEnum):
@@ -125,13 +131,30 @@ class CoreSelection:
     versions: Mapping[str, Version | None]
 
 
-def _note_sdist(name: NormalizedName, filename: str, sdists: set[Version]) -> None:
-    """Add the version of ``name``'s sdist ``filename`` to ``sdists``."""
+def sdist_version(name: NormalizedName, filename: str) -> Version | None:
+    """The version of ``name``'s sdist ``filename`` (PEP 625 ``.tar.gz``, or a legacy
+    ``.zip``); None when it is not one of ``name``'s sdists."""
+    if filename.endswith(".zip"):
+        # packaging parses .tar.gz only; a .zip sdist has the same name-version stem
+        stem = filename[:-4]
+        found_name, _, text = stem.rpartition("-")
+        if not found_name or canonicalize_name(found_name) != name:
+            return None
+        try:
+            return Version(text)
+        except InvalidVersion:
+            return None
     try:
         fname, version = parse_sdist_filename(filename)
     except InvalidSdistFilename:
-        return
-    if fname == name:
+        return None
+    return version if fname == name else None
+
+
+def _note_sdist(name: NormalizedName, filename: str, sdists: set[Version]) -> None:
+    """Add the version of ``name``'s sdist ``filename`` to ``sdists``."""
+    version = sdist_version(name, filename)
+    if version is not None:
         sdists.add(version)
 
 
@@ -141,8 +164,12 @@ def select_core(
     target: PythonTarget,
     *,
     exclude_newer: dt.datetime | None = None,
+    build: bool = False,
 ) -> CoreSelection:
     """Group files by version and keep, per version, the best wheel for ``target``'s tags.
+
+    With ``build``, a version without such a wheel is kept with its sdist (a ``.tar.gz``
+    before a ``.zip``), when the index gives its sha256: it will be built.
 
     Depends on the target only through `PythonTarget.selection_key` (its ranked tags
     and interpreter version), so targets that share it can share the result.
@@ -151,16 +178,26 @@ def select_core(
     python = Version(target.full_version)
     best: dict[Version, tuple[int, DistFile]] = {}
     yanked_best: dict[Version, tuple[int, DistFile]] = {}
+    sdist_best: dict[Version, tuple[int, DistFile]] = {}
+    yanked_sdists: dict[Version, tuple[int, DistFile]] = {}
     seen: dict[Version, list[str]] = {}
     sdists: set[Version] = set()
     rejected: list[tuple[Version, str, Refusal]] = []
     versions: dict[str, Version | None] = {}
     names: dict[str, bool] = {}
     python_ok: dict[str, bool] = {}
+    buildable: list[tuple[Version, DistFile]] = []
+    unhashed_sdists: list[tuple[Version, DistFile]] = []
     for file in files:
         filename = file.filename
         if not filename.endswith(".whl"):
-            _note_sdist(name, filename, sdists)
+            found = sdist_version(name, filename)
+            if found is not None:
+                sdists.add(found)
+                if build and file.sha256:
+                    buildable.append((found, file))
+                elif build:
+                    unhashed_sdists.append((found, file))
             continue
         # Wheels are many (torch lists thousands): parse the filename by hand, cache the rest.
         parts = filename[:-4].split("-")
@@ -191,43 +228,10 @@ def select_core(
         )
         if rank is None:
             continue
-        if exclude_newer is not None:
-            if file.upload_time is None:
-                rejected.append(
-                    (
-                        version,
-                        f"{filename} has no upload time, so it cannot "
-                        "be shown to predate exclude-newer",
-                        Refusal.EXCLUDE_NEWER,
-                    )
-                )
-                continue
-            if file.upload_time > exclude_newer:
-                rejected.append(
-                    (
-                        version,
-                        f"uploaded {file.upload_time:%Y-%m-%d %H:%M}Z, after "
-                        f"exclude-newer {exclude_newer:%Y-%m-%d %H:%M}Z",
-                        Refusal.EXCLUDE_NEWER,
-                    )
-                )
-                continue
-        requires = file.requires_python
-        if requires:
-            if requires not in python_ok:
-                try:
-                    python_ok[requires] = SpecifierSet(requires).contains(python, prereleases=True)
-                except InvalidSpecifier:
-                    python_ok[requires] = True  # a broken Requires-Python is not ours to enforce
-            if not python_ok[requires]:
-                rejected.append(
-                    (
-                        version,
-                        f"requires Python {requires}, the target is {python}",
-                        Refusal.REQUIRES_PYTHON,
-                    )
-                )
-                continue
+        why = _unusable(file, python, python_ok, exclude_newer)
+        if why is not None:
+            rejected.append((version, *why))
+            continue
         bucket = yanked_best if file.yanked is not None else best
         if (
             version not in bucket
@@ -235,6 +239,34 @@ def select_core(
             or (rank == bucket[version][0] and file.filename < bucket[version][1].filename)
         ):
             bucket[version] = (rank, file)
+    for version, file in buildable:
+        if version in best or version in yanked_best:
+            continue  # a wheel always wins over building
+        why = _unusable(file, python, python_ok, exclude_newer)
+        if why is not None:
+            rejected.append((version, *why))
+            continue
+        rank = 0 if file.filename.endswith(".tar.gz") else 1
+        bucket = yanked_sdists if file.yanked is not None else sdist_best
+        if (
+            version not in bucket
+            or rank < bucket[version][0]
+            or (rank == bucket[version][0] and file.filename < bucket[version][1].filename)
+        ):
+            bucket[version] = (rank, file)
+    for version, file in unhashed_sdists:
+        if version not in best and version not in yanked_best and version not in sdist_best:
+            rejected.append(
+                (
+                    version,
+                    f"{file.filename} has no sha256 on the index, so it is not built",
+                    Refusal.UNHASHED,
+                )
+            )
+    best.update(sdist_best)
+    for version, entry in yanked_sdists.items():
+        if version not in best:
+            yanked_best[version] = entry
     releases = [
         Release(name=name, version=version, wheel=file, yanked=None)
         for version, (_rank, file) in sorted(best.items(), reverse=True)
@@ -252,6 +284,39 @@ def select_core(
         sdists=frozenset(sdists),
         versions=versions,
     )
+
+
+def _unusable(
+    file: DistFile,
+    python: Version,
+    python_ok: dict[str, bool],
+    exclude_newer: dt.datetime | None,
+) -> tuple[str, Refusal] | None:
+    """Why ``file`` (a wheel whose tags fit, or an sdist) cannot be used for the target (its
+    upload time or its Requires-Python) and what kind of rule that is, or None."""
+    if exclude_newer is not None:
+        if file.upload_time is None:
+            return (
+                f"{file.filename} has no upload time, so it cannot be shown to predate "
+                "exclude-newer",
+                Refusal.EXCLUDE_NEWER,
+            )
+        if file.upload_time > exclude_newer:
+            return (
+                f"uploaded {file.upload_time:%Y-%m-%d %H:%M}Z, after "
+                f"exclude-newer {exclude_newer:%Y-%m-%d %H:%M}Z",
+                Refusal.EXCLUDE_NEWER,
+            )
+    requires = file.requires_python
+    if requires:
+        if requires not in python_ok:
+            try:
+                python_ok[requires] = SpecifierSet(requires).contains(python, prereleases=True)
+            except InvalidSpecifier:
+                python_ok[requires] = True  # a broken Requires-Python is not ours to enforce
+        if not python_ok[requires]:
+            return f"requires Python {requires}, the target is {python}", Refusal.REQUIRES_PYTHON
+    return None
 
 
 def selection_for(
@@ -342,8 +407,8 @@ def _explain(
     for version in sdists - installable - set(selection._rejected):
         selection._add(
             version,
-            "only an sdist is published; reprolock installs wheels only "
-            "(--only-binary), so it cannot lock a build from source",
+            "only an sdist is published, and building it is refused "
+            "(python.sdists, no-build, only-build)",
             Refusal.SDIST_ONLY,
         )
 
@@ -355,11 +420,12 @@ def select_releases(
     *,
     exclude_newer: dt.datetime | None = None,
     other_files: Iterable[str] = (),
+    build: bool = False,
 ) -> Selection:
     """Group files by version and keep, per version, the best wheel for ``target``.
 
     ``other_files`` are filenames the index adapter kept by name only (sdists, wheels
     no target can use); they only feed the explanations of rejected versions.
     """
-    core = select_core(name, files, target, exclude_newer=exclude_newer)
+    core = select_core(name, files, target, exclude_newer=exclude_newer, build=build)
     return selection_for(name, core, target, other_files=other_files)
