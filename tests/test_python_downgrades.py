@@ -1,5 +1,7 @@
 """No silent downgrades, honest errors, pre-releases: `reprolock lock` and `explain` against a
-real loopback index of generated wheels and sdists."""
+real loopback index of generated wheels and sdists. The specs refuse to build sdists
+(``[python] sdists = "refuse"``), so that "only an sdist" is a reason a version is not usable;
+with building allowed (the default) such versions are candidates (tests/test_sdist_*.py)."""
 
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ def _spec(tmp_path: Path, server: IndexServer, requirements: list[str], extra: s
     reqs = ", ".join(f'"{r}"' for r in requirements)
     (tmp_path / "reprolock.toml").write_text(
         f'[environment]\npython = "3.11"\nplatforms = ["linux/amd64"]\n\n'
-        f"[python]\nrequirements = [{reqs}]\n{extra}"
-        f'\n[[python.index]]\nname = "pypi"\nurl = "{server.url("pypi")}"\ndefault = true\n'
+        f"[python]\nrequirements = [{reqs}]\n"
+        + ("" if "sdists" in extra else 'sdists = "refuse"\n')
+        + extra
+        + f'\n[[python.index]]\nname = "pypi"\nurl = "{server.url("pypi")}"\ndefault = true\n'
     )
 
 
@@ -275,8 +279,8 @@ def test_explain_names_the_first_rule_for_every_newer_version(
         '    2.1rc1: a pre-release, not allowed (python.prerelease = "if-necessary-or-explicit"'
         "; a requirement naming a pre-release allows them)\n"
         f"    2.0: {no_wheel} lib-2.0-cp311-cp311-win_amd64.whl\n"
-        "    1.9: only an sdist is published; reprolock installs wheels only (--only-binary), "
-        "so it cannot lock a build from source\n"
+        "    1.9: only an sdist is published, and building it is refused "
+        "(python.sdists, no-build, only-build)\n"
         "    1.8: requires Python >=3.12, the target is 3.11.0\n"
         "    1.7: uploaded 2025-07-01 00:00Z, after exclude-newer 2025-06-01 00:00Z\n"
         "    1.6: yanked: broken build\n"
