@@ -152,3 +152,62 @@ def test_torch_gpu_image_sizes(
     for name, size in sizes.items():
         SUMMARY.append(f"torch 2.5.1 image on {name}: {size / 1e6:.0f} MB")
     SUMMARY.append(f"system CUDA copy: {(sizes['system-cuda'] - sizes['slim']) / 1e6:.0f} MB")
+
+
+def test_live_sdist_only_packages_build_into_an_image_that_verifies_clean(
+    dockerd: Any, registry: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The issue's sdist-only packages from live PyPI: promise (setup.py only) and hydra-core,
+    whose 1.3 needs antlr4-python3-runtime==4.9.* (an sdist alone). Locked (hydra-core 1.3.x,
+    not the 0.11 a wheels-only resolver falls back to), fetched (the wheels built with their
+    locked build environments), built by dockerd from the Dockerfile on the debootstrap'd
+    bookworm, verified clean, and imported in the image."""
+    import json
+    import time
+
+    from tests.conftest import SUMMARY, run_cli
+    from tests.dockerd import BASE_TAG
+
+    root = tmp_path_factory.mktemp("live-sdists")
+    base = f"{registry.host}/reprolock/base:bookworm"
+    dockerd.docker("tag", BASE_TAG, base)
+    dockerd.docker("push", base)
+    context = root / "context"
+    context.mkdir()
+    (context / "reprolock.toml").write_text(
+        f'[environment]\npython = "3.11"\n\n[base]\nref = "{base}"\n\n'
+        '[python]\nrequirements = ["promise==2.3", "hydra-core"]\n'
+    )
+    timings: dict[str, float] = {}
+    for args in (["lock"], ["fetch"], ["dockerfile"]):
+        started = time.monotonic()
+        run = run_cli("--cache-dir", str(root / "cache"), *args, cwd=context)
+        assert run.code == 0, (args, run.err)
+        timings[args[0]] = time.monotonic() - started
+    lock = tomllib.loads((context / "reprolock.lock").read_text())
+    [target] = lock["targets"]
+    pins = {p["name"]: p for p in target["packages"]}
+    assert pins["hydra-core"]["version"].startswith("1.3.")
+    assert {n for n, p in pins.items() if "sdist" in p} == {"antlr4-python3-runtime", "promise"}
+    started = time.monotonic()
+    ca = "/etc/ssl/certs/ca-certificates.crt"  # pip in the build reaches PyPI (a proxy's CA)
+    dockerd.buildkit(
+        context, "Dockerfile", "reprolock-live/sdists:1", "--secret", f"id=ca,src={ca}"
+    )
+    timings["build"] = time.monotonic() - started
+    archive = root / "sdists.tar"
+    dockerd.docker("save", "-o", str(archive), "reprolock-live/sdists:1")
+    run = run_cli(
+        "--format", "json", "verify", "image", f"docker-archive:{archive}", cwd=context
+    )  # fmt: skip
+    assert run.code == 0, run.out + run.err
+    assert json.loads(run.out)["findings"] == []
+    out = dockerd.docker(
+        "run", "--rm", "--network", "none", "reprolock-live/sdists:1", "python", "-c",
+        "import antlr4, hydra, promise; print(hydra.__version__, promise.__version__)",
+    ).stdout.decode()  # fmt: skip
+    assert out.split() == [pins["hydra-core"]["version"], "2.3"]
+    SUMMARY.append(
+        "live sdists (promise, hydra-core + antlr4): "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+    )
