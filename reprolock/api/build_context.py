@@ -31,7 +31,7 @@ from reprolock.api.built_wheels import build_fetched, read_built
 from reprolock.api.export import locate_lock, pick_target
 from reprolock.api.network import NetOptions
 from reprolock.api.progress import Observer, Silent
-from reprolock.api.project import freshness, lock_digest, read_lock
+from reprolock.api.project import lock_digest, use_lock
 from reprolock.atomic import replace_file
 from reprolock.emit.dockerfile import (
     CONTEXT,
@@ -125,10 +125,7 @@ def write_dockerfiles(
     they are (byte-identical output for the same lock).  Warnings about the lock (a stale
     one: `freshness`; with ``locked`` that is an error) are appended to ``warnings``."""
     path = locate_lock(spec_path, lock_path, cwd)
-    lock, found = read_lock(path)
-    found += freshness(spec_path, path, lock, cwd=cwd, locked=locked)
-    if warnings is not None:
-        warnings.extend(found)
+    lock, _ = use_lock(path, spec_path, cwd=cwd, locked=locked, warnings=warnings)
     digest = lock_digest(path)
     out_dir = output or path.parent
     options = DockerfileOptions(
@@ -227,10 +224,7 @@ def fetch(
     leftovers of a killed fetch are removed by the next one.
     """
     path = locate_lock(spec_path, lock_path, cwd)
-    lock, found = read_lock(path)
-    found += freshness(spec_path, path, lock, cwd=cwd, locked=locked)
-    if warnings is not None:
-        warnings.extend(found)
+    lock, found = use_lock(path, spec_path, cwd=cwd, locked=locked, warnings=warnings)
     out_dir = output or path.parent
     jobs: list[_Job] = []
     result = FetchResult(warnings=found)

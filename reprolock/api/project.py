@@ -140,6 +140,26 @@ def read_lock(path: Path) -> tuple[Lockfile, list[str]]:
     return trusted_lock(decode_lock(path), str(path))
 
 
+def use_lock(
+    path: Path,
+    spec_path: Path | None,
+    *,
+    cwd: Path,
+    locked: bool,
+    warnings: list[str] | None = None,
+) -> tuple[Lockfile, list[str]]:
+    """The lock at ``path`` for a command that uses it (dockerfile, fetch, verify), and the
+    warnings about it: `read_lock`'s and `freshness`'s (a stale lock; with ``locked`` an
+    error), also appended to ``warnings`` as soon as they are known."""
+    if not path.exists():
+        raise InputError(f"{path}: no such lock.", hint="Create it with `reprolock lock`.")
+    lock, found = read_lock(path)
+    found += freshness(spec_path, path, lock, cwd=cwd, locked=locked)
+    if warnings is not None:
+        warnings.extend(found)
+    return lock, found
+
+
 def read_lock_text(text: str, name: str) -> tuple[Lockfile, list[str]]:
     """`read_lock` of a lock's text from elsewhere (standard input, a git revision);
     ``name`` says where in messages."""

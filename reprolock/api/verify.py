@@ -8,8 +8,7 @@ from reprolock.api.export import locate_lock, pick_target
 from reprolock.api.inspect import InspectOptions, inspect
 from reprolock.api.network import NetOptions
 from reprolock.api.progress import Observer
-from reprolock.api.project import freshness, lock_digest, read_lock, shipped_matrices
-from reprolock.errors import InputError
+from reprolock.api.project import lock_digest, shipped_matrices, use_lock
 from reprolock.inventory.dpkg import parse_status
 from reprolock.inventory.model import DebPackage
 from reprolock.verify.findings import Report, verify
@@ -33,12 +32,7 @@ def verify_image(
     """Compare the image with its locked target. Warnings about the lock (a stale one:
     `freshness`; with ``locked`` that is an error) are appended to ``warnings``."""
     path = locate_lock(spec_path, lock_path, cwd)
-    if not path.exists():
-        raise InputError(f"{path}: no such lock.", hint="Create it with `reprolock lock`.")
-    lock, found = read_lock(path)
-    found += freshness(spec_path, path, lock, cwd=cwd, locked=locked)
-    if warnings is not None:
-        warnings.extend(found)
+    lock, _ = use_lock(path, spec_path, cwd=cwd, locked=locked, warnings=warnings)
     target = pick_target(lock, path, target_id)
     options = InspectOptions(
         platform=target.platform,

@@ -19,7 +19,7 @@ from reprolock.api.build_output import read_record
 from reprolock.api.export import locate_lock, pick_target
 from reprolock.api.inspect import InspectOptions, open_image, parse_image_arg
 from reprolock.api.network import NetOptions
-from reprolock.api.project import freshness, lock_digest, read_lock
+from reprolock.api.project import lock_digest, use_lock
 from reprolock.build.record import NAME, Built
 from reprolock.errors import InputError
 from reprolock.model import Digest, Platform
@@ -85,12 +85,7 @@ def recorded_build(
     """(the target's id, its build recorded for this very lock, if any). Warnings about
     the lock (a stale one: `freshness`; with ``locked`` an error) go to ``warnings``."""
     path = locate_lock(spec_path, lock_path, cwd)
-    if not path.exists():
-        raise InputError(f"{path}: no such lock.", hint="Create it with `reprolock lock`.")
-    lock, found = read_lock(path)
-    found += freshness(spec_path, path, lock, cwd=cwd, locked=locked)
-    if warnings is not None:
-        warnings.extend(found)
+    lock, found = use_lock(path, spec_path, cwd=cwd, locked=locked, warnings=warnings)
     target = pick_target(lock, path, target_id)
     try:
         record = read_record(path)
