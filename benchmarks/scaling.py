@@ -477,6 +477,8 @@ def plot(
                 if (tool, family, size) in cells
             ]
             xs = [size for size, c in points if c.median("cpu") is not None]
+            if not xs:
+                continue
             label = f"{tool}, {family}"
             left.plot(
                 xs,
@@ -500,6 +502,13 @@ def plot(
                 marker="o",
                 label=label,
             )
+    stopped = [
+        f"{tool}, {family}, {size}: {next((x.note for x in cell.samples if not x.ok), '')}"
+        for (tool, family, size), cell in sorted(cells.items())
+        if cell.median("cpu") is None
+    ]
+    if stopped:  # runs with no result have no point: say so under the plot
+        figure.text(0.01, 0.01, "no result: " + "; ".join(stopped), fontsize=7)
     base = cells.get((tools[0], "plain", sizes[0]))
     if base is not None and base.median("cpu"):
         start = base.median("cpu") or 1.0
@@ -514,7 +523,7 @@ def plot(
         axis.grid(True, which="both", alpha=0.3)
     left.legend(fontsize=7)
     right.legend(fontsize=7)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.04 if stopped else 0, 1, 1))
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=110, metadata={"Software": None})
     return f"plot: {png}"
