@@ -21,6 +21,7 @@ access to PyPI.
 from __future__ import annotations
 
 import argparse
+import compileall
 import hashlib
 import json
 import os
@@ -181,6 +182,8 @@ def main() -> None:
             ["skopeo", "copy", "-q", f"docker-archive:{archive}", f"oci:{layout}:ml"], check=True
         )
     size = archive.stat().st_size
+    # bytecode, as an install has it (with PYTHONDONTWRITEBYTECODE set every start compiles)
+    compileall.compile_dir(ROOT / "reprolock", quiet=1)
     reprolock = [sys.executable, "-m", "reprolock", "--format", "json", "inspect"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     syft = shutil.which("syft") or "syft"

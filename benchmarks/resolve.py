@@ -21,6 +21,7 @@ network access to PyPI and `uv` on PATH (`pip-compile` and `py-spy` when asked f
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import re
@@ -541,6 +542,8 @@ def main() -> None:
     if args.baseline:
         reprolocks.append(Reprolock("before", args.baseline.resolve()))
     labels = [r.label for r in reprolocks]
+    for tool in reprolocks:  # as an install has them (PYTHONDONTWRITEBYTECODE may be set)
+        compileall.compile_dir(tool.tree / "reprolock", quiet=1)
     work = args.work or Path(tempfile.mkdtemp(prefix="reprolock-bench-"))
     uv = subprocess.run(["uv", "--version"], capture_output=True, text=True, check=False)
     header = (

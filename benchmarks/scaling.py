@@ -6,9 +6,11 @@ builds the same ones) in two families:
 
 * ``plain``: every requirement is a lower bound the newest release meets, so the newest
   of everything fits and nothing backtracks;
-* ``backtrack``: as plain, plus for one package in 25 a conflict — its two newest
+* ``backtrack``: as plain, plus for up to one package in 25 a conflict — its two newest
   releases cap a dependency below the release that another requirement asks for — so the
-  resolver must walk back.
+  resolver must walk back; no package takes part in two conflicts;
+* ``tangled`` (not run unless asked for): the same conflicts, but a package may take part
+  in several, so walking back out of one can lead into another.
 
 Releases per package follow a long tail (most have a handful, some dozens), dependencies
 per release average three, drawn toward nearby and popular packages; about one package in
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import compileall
 import hashlib
 import io
 import itertools
@@ -55,6 +58,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (100, 200, 400, 800, 1600)
 FAMILIES = ("plain", "backtrack")
+ALL_FAMILIES = (*FAMILIES, "tangled")
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 
 
@@ -120,27 +124,33 @@ def make_graph(size: int, family: str, seed: int) -> Graph:
                 requires.append(f"{names[j]}>={_version(floor)}")
             releases.append(Release(_version(k), requires))
         packages[name] = releases
-    if family == "backtrack":
+    if family in ("backtrack", "tangled"):
         # Conflicts: the two newest releases of a cap a dependency b below its newest release,
-        # while an earlier package asks for b's newest, so a must walk back to a third release.
-        # a is never someone's b (it would be asked for at its newest), and what asks for a
-        # accepts that third release, so every graph has a solution.
+        # while an earlier package (the asker) asks for b's newest, so a must walk back to a
+        # third release.  a is never someone's b (it would be asked for at its newest), and
+        # what asks for a accepts that third release, so every graph has a solution.  In
+        # "backtrack" the conflicts are independent: no package takes part in two of them
+        # (as a, b or asker); in "tangled" an asker may be another conflict's a or b.
         capped: set[int] = set()
         needed: set[int] = set()
+        involved: set[int] = set()
         candidates = [i for i in range(1, size) if counts[i] >= 3 and deps[i]]
         for a in rng.sample(candidates, max(1, len(candidates) // 25)):
             b = max(deps[a])
             if counts[b] < 2 or a in needed or b in capped or a in capped:
                 continue
+            asker = rng.randrange(0, a)
+            if family == "backtrack" and {a, b, asker} & involved:
+                continue
             capped.add(a)
             needed.add(b)
+            involved |= {a, b, asker}
             newest_b = _version(counts[b] - 1)
             for release in packages[names[a]][-2:]:
                 release.requires = [
                     f"{r},<{newest_b}" if r.startswith(f"{names[b]}>=") else r
                     for r in release.requires
                 ]
-            asker = rng.randrange(0, a)
             for release in packages[names[asker]]:
                 release.requires = [
                     r for r in release.requires if not r.startswith(f"{names[b]}>=")
@@ -319,7 +329,7 @@ def run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 1800
             if time.perf_counter() - start > timeout:
                 proc.kill()
                 os.wait4(proc.pid, 0)
-                return Sample(timeout, 0, 0, False, note="timed out")
+                return Sample(timeout, 0, 0, False, note=f"stopped after {timeout:.0f} s")
             time.sleep(0.005)
         seconds = time.perf_counter() - start
         code = os.waitstatus_to_exitcode(status)
@@ -332,7 +342,9 @@ def run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 1800
     )
 
 
-def run_reprolock(folder: Path, index: Index, roots: list[str]) -> tuple[Sample, dict[str, str]]:
+def run_reprolock(
+    folder: Path, index: Index, roots: list[str], timeout: float
+) -> tuple[Sample, dict[str, str]]:
     reqs = ", ".join(json.dumps(r) for r in roots)
     (folder / "reprolock.toml").write_text(
         '[environment]\npython = "3.11"\nplatforms = ["linux/amd64"]\n\n'
@@ -342,7 +354,7 @@ def run_reprolock(folder: Path, index: Index, roots: list[str]) -> tuple[Sample,
     shutil.rmtree(folder / "cache-reprolock", ignore_errors=True)
     (folder / "reprolock.lock").unlink(missing_ok=True)
     cmd = [sys.executable, "-m", "reprolock", "-q", "--cache-dir", "cache-reprolock", "lock"]
-    sample = run(cmd, cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    sample = run(cmd, cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=timeout)
     pins: dict[str, str] = {}
     if sample.ok:
         lock = tomllib.loads((folder / "reprolock.lock").read_text())
@@ -350,7 +362,9 @@ def run_reprolock(folder: Path, index: Index, roots: list[str]) -> tuple[Sample,
     return sample, pins
 
 
-def run_uv(folder: Path, index: Index, roots: list[str]) -> tuple[Sample, dict[str, str]]:
+def run_uv(
+    folder: Path, index: Index, roots: list[str], timeout: float
+) -> tuple[Sample, dict[str, str]]:
     (folder / "requirements.in").write_text("\n".join(roots) + "\n")
     shutil.rmtree(folder / "cache-uv", ignore_errors=True)
     cmd = [
@@ -358,7 +372,7 @@ def run_uv(folder: Path, index: Index, roots: list[str]) -> tuple[Sample, dict[s
         *("--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.11"),
         *("--generate-hashes", "-o", "uv.txt", "requirements.in"),
     ]
-    sample = run(cmd, cwd=folder, env={**os.environ, "UV_NO_PROGRESS": "1"})
+    sample = run(cmd, cwd=folder, env={**os.environ, "UV_NO_PROGRESS": "1"}, timeout=timeout)
     pins: dict[str, str] = {}
     if sample.ok:
         for line in (folder / "uv.txt").read_text().splitlines():
@@ -397,7 +411,7 @@ def table(cells: dict[tuple[str, str, int], Cell], sizes: list[int], tools: list
         head += [f"{tool} metadata read"]
     head += ["pins"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for family in FAMILIES:
+    for family in ALL_FAMILIES:
         for size in sizes:
             if (tools[0], family, size) not in cells:
                 continue
@@ -408,8 +422,9 @@ def table(cells: dict[tuple[str, str, int], Cell], sizes: list[int], tools: list
                 cell = cells[(tool, family, size)]
                 wall, cpu, rss = cell.median("seconds"), cell.median("cpu"), cell.median("peak_mib")
                 reads = [s.requests.get("metadata", 0) for s in cell.samples if s.ok]
+                failure = next((x.note for x in cell.samples if not x.ok), "failed")
                 row += [
-                    f"{wall:.2f} s" if wall is not None else "failed",
+                    f"{wall:.2f} s" if wall is not None else failure,
                     f"{cpu:.2f} s" if cpu is not None else "—",
                     f"{cpu / size * 1000:.1f} ms" if cpu is not None else "—",
                     f"{rss:.0f} MiB" if rss is not None else "—",
@@ -422,7 +437,7 @@ def table(cells: dict[tuple[str, str, int], Cell], sizes: list[int], tools: list
             lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     for tool in tools:
-        for family in FAMILIES:
+        for family in ALL_FAMILIES:
             for what, label in (("cpu", "CPU"), ("seconds", "wall")):
                 points = [
                     (size, value)
@@ -453,15 +468,17 @@ def plot(
     except ImportError:
         return "matplotlib is not installed: no plot (pip install 'reprolock[bench]')"
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    styles = {"plain": "-", "backtrack": "--"}
+    styles = {"plain": "-", "backtrack": "--", "tangled": ":"}
     for tool in tools:
-        for family in FAMILIES:
+        for family in ALL_FAMILIES:
             points = [
                 (size, cells[(tool, family, size)])
                 for size in sizes
                 if (tool, family, size) in cells
             ]
             xs = [size for size, c in points if c.median("cpu") is not None]
+            if not xs:
+                continue
             label = f"{tool}, {family}"
             left.plot(
                 xs,
@@ -485,6 +502,13 @@ def plot(
                 marker="o",
                 label=label,
             )
+    stopped = [
+        f"{tool}, {family}, {size}: {next((x.note for x in cell.samples if not x.ok), '')}"
+        for (tool, family, size), cell in sorted(cells.items())
+        if cell.median("cpu") is None
+    ]
+    if stopped:  # runs with no result have no point: say so under the plot
+        figure.text(0.01, 0.01, "no result: " + "; ".join(stopped), fontsize=7)
     base = cells.get((tools[0], "plain", sizes[0]))
     if base is not None and base.median("cpu"):
         start = base.median("cpu") or 1.0
@@ -499,7 +523,7 @@ def plot(
         axis.grid(True, which="both", alpha=0.3)
     left.legend(fontsize=7)
     right.legend(fontsize=7)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.04 if stopped else 0, 1, 1))
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=110, metadata={"Software": None})
     return f"plot: {png}"
@@ -512,6 +536,7 @@ def main() -> None:
     parser.add_argument("--tools", default="reprolock,uv")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--timeout", type=float, default=600, help="seconds a run may take")
     parser.add_argument("--work", type=Path, default=None, help="keep work files here")
     parser.add_argument("--png", type=Path, default=None, help="write the plot here")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
@@ -519,7 +544,9 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     tools = args.tools.split(",")
     work = args.work or Path(tempfile.mkdtemp(prefix="reprolock-scaling-"))
-    runners = {"reprolock": run_reprolock, "uv": run_uv}
+    runners: dict[str, Any] = {"reprolock": run_reprolock, "uv": run_uv}
+    # bytecode, as an install has it (with PYTHONDONTWRITEBYTECODE set every start compiles)
+    compileall.compile_dir(ROOT / "reprolock", quiet=1)
     cells: dict[tuple[str, str, int], Cell] = {}
     for family in args.families.split(","):
         for size in sizes:
@@ -539,7 +566,7 @@ def main() -> None:
                         folder = work / f"{family}-{size}-{tool}"
                         folder.mkdir(parents=True, exist_ok=True)
                         index.counts()
-                        sample, pins = runners[tool](folder, index, graph.roots)
+                        sample, pins = runners[tool](folder, index, graph.roots, args.timeout)
                         sample.requests = {**index.counts(), "releases": releases}
                         cell = cells.setdefault((tool, family, size), Cell())
                         cell.samples.append(sample)

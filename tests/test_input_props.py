@@ -4,16 +4,20 @@ any input gives a value or the parser's one documented error, never another exce
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import zipfile
+import zlib
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from packaging.utils import canonicalize_name
 
+from reprolock import bounded
 from reprolock.apt.index import parse_packages, parse_release, parse_status
 from reprolock.bounded import Decompressor, read_capped
 from reprolock.errors import ReprolockError, SourceError
@@ -264,3 +268,31 @@ def test_applying_requirements_is_what_evaluating_every_marker_gives(
         )
     extra_name = None if extra is None else canonicalize_name(extra)
     assert core_metadata.applying(metadata, env, extra_name) == expected
+
+
+GZIP_INPUT = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.binary(max_size=3000), min_size=1, max_size=3).map(
+        lambda parts: b"".join(gzip.compress(p, mtime=0) for p in parts)  # members, as pigz
+    ),
+    st.tuples(st.binary(min_size=1, max_size=3000), st.integers(1, 40)).map(
+        lambda t: gzip.compress(t[0], mtime=0)[: -t[1]]  # truncated
+    ),
+)
+
+
+@given(GZIP_INPUT)
+def test_gzip_reads_the_same_with_zlib_and_with_the_inflater_in_use(data: bytes) -> None:
+    # bounded inflates gzip with ISA-L where python-isal is installed, zlib otherwise: the
+    # same bytes, or a SourceError for both.
+    def read(inflate: Any) -> bytes | None:
+        with mock.patch.object(bounded, "_INFLATE", inflate):
+            stream = Decompressor(
+                io.BytesIO(data), "gzip", what="x", max_output=1 << 20, limit_name="apt_index_bytes"
+            )
+            try:
+                return read_capped(stream, 1 << 20, "x", "apt_index_bytes")
+            except SourceError:
+                return None
+
+    assert read(bounded._INFLATE) == read(zlib)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -527,3 +528,57 @@ def test_pages_are_revalidated_with_etags(
     assert lock_cli("lock", "--refresh").code == 0
     pages = [status for path, _, status in index_server.responses if "/simple/" in path]
     assert pages == [304]  # unchanged: revalidated, not downloaded again
+
+
+def _backtracking_graph(index: Any) -> None:
+    """lib's two newest releases cap core below what tool>=2 needs: lib walks back to 1.0."""
+    index.wheel("lib", "1.0", requires=["core"])
+    index.wheel("lib", "2.0", requires=["core<2", "helper"])
+    index.wheel("lib", "3.0", requires=["core<2", "helper>=1.1"])
+    index.wheel("helper", "1.0")
+    index.wheel("helper", "1.1", requires=["core>=1"])
+    index.wheel("tool", "1.0", requires=["core>=1"])
+    index.wheel("tool", "2.0", requires=["core>=2", "helper"])
+    for version in ("1.0", "1.5", "2.0", "2.1"):
+        index.wheel("core", version)
+
+
+def test_the_plain_resolver_locks_what_the_memoizing_one_does(
+    lock_cli: LockCli,
+    tmp_path: Path,
+    index_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The memo of pin checks rests on resolvelib's private names; without them lock falls
+    # back to resolvelib's plain Resolver, which must give the same lock.
+    from reprolock.resolve.python import resolve
+
+    _backtracking_graph(index_server.add_index("pypi", tmp_path / "pypi"))
+    _spec(tmp_path, ["lib", "tool>=2"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    memoized = _packages(tmp_path)
+    assert {n: p["version"] for n, p in memoized.items()} == {
+        "lib": "1.0",
+        "tool": "2.0",
+        "core": "2.1",
+        "helper": "1.1",
+    }
+    (tmp_path / "reprolock.lock").unlink()
+    monkeypatch.setattr(resolve, "_MEMOIZING_RESOLVER", None)
+    assert lock_cli("lock").code == 0
+    assert _packages(tmp_path) == memoized
+
+
+def test_without_resolvelibs_private_names_the_plain_resolver_is_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from resolvelib import Resolver
+
+    from reprolock.resolve.python import resolve
+
+    if resolve._memoizing_resolver() is None:
+        pytest.skip("this resolvelib (before 1.1) has not the private names: plain Resolver")
+    monkeypatch.setitem(sys.modules, "resolvelib.resolvers.resolution", None)
+    assert resolve._memoizing_resolver() is None
+    monkeypatch.setattr(resolve, "_MEMOIZING_RESOLVER", None)
+    assert type(resolve._resolver(object())) is Resolver  # type: ignore[arg-type]

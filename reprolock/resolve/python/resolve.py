@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from packaging.requirements import Requirement
@@ -11,6 +11,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib.providers import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
 from reprolock.errors import InputError, Problem, ReprolockError, Unsatisfiable
@@ -38,6 +39,71 @@ SHOWN_CAUSES = 5  # projects named in an unsatisfiable set; the rest counted
 
 # Where a project was looked up: the index URLs (without credentials), in order.
 IndexUrls = Callable[[NormalizedName], Sequence[str]]
+
+
+def _memoizing_resolver() -> type[Resolver[Req, Candidate, str]] | None:
+    """A Resolver whose resolution remembers whether a project's pin satisfies its criterion.
+
+    On every round resolvelib asks, for every project it has pinned, whether the pin still
+    satisfies that project's criterion: work that grows with the square of the number of
+    projects.  A criterion is never changed once made (resolvelib makes a new one whenever
+    its requirements change: ``_add_to_criteria``, ``_remove_information_from_criteria``,
+    backjumping's patches) and neither is a pin, so the answer for the pair stands: the last
+    one per project is kept, and asked again only when the criterion or the pin is another
+    object.
+
+    This overrides resolvelib's private ``Resolution._is_current_pin_satisfying`` and uses
+    its private ``_build_result``, both as resolvelib 1.1 and 1.2 have them (the
+    ``resolvelib.resolvers`` package); with any other layout this returns None and the plain
+    Resolver is used, which gives the same result, only slower on large graphs.
+    """
+    try:
+        from resolvelib.resolvers import Criterion, Resolution, Result  # noqa: PLC0415
+        from resolvelib.resolvers.resolution import _build_result  # noqa: PLC0415
+    except ImportError:
+        return None
+    if not callable(getattr(Resolution, "_is_current_pin_satisfying", None)):
+        return None
+
+    class _Resolution(Resolution[Req, Candidate, str]):
+        def __init__(
+            self,
+            provider: AbstractProvider[Req, Candidate, str],
+            reporter: BaseReporter[Req, Candidate, str],
+        ) -> None:
+            super().__init__(provider, reporter)
+            self._satisfying: dict[str, tuple[Criterion[Req, Candidate], Candidate, bool]] = {}
+
+        def _is_current_pin_satisfying(
+            self, name: str, criterion: Criterion[Req, Candidate]
+        ) -> bool:
+            pin = self.state.mapping.get(name)
+            if pin is None:
+                return False
+            found = self._satisfying.get(name)
+            if found is None or found[0] is not criterion or found[1] is not pin:
+                found = (criterion, pin, super()._is_current_pin_satisfying(name, criterion))
+                self._satisfying[name] = found
+            return found[2]
+
+    class _Resolver(Resolver[Req, Candidate, str]):
+        def resolve(  # type: ignore[override]  # as resolvelib's own Resolver.resolve
+            self, requirements: Iterable[Req], max_rounds: int = 100
+        ) -> Result[Req, Candidate, str]:
+            resolution = _Resolution(self.provider, self.reporter)
+            return _build_result(resolution.resolve(requirements, max_rounds=max_rounds))
+
+    return _Resolver
+
+
+_MEMOIZING_RESOLVER = _memoizing_resolver()
+
+
+def _resolver(provider: AbstractProvider[Req, Candidate, str]) -> Resolver[Req, Candidate, str]:
+    """resolvelib's Resolver, memoizing pin checks where this resolvelib allows it."""
+    if _MEMOIZING_RESOLVER is not None:
+        return _MEMOIZING_RESOLVER(provider, BaseReporter())
+    return Resolver(provider, BaseReporter())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,7 +173,7 @@ def resolve_python(
     finder.prefetch((r.name, r.specifier) for r in roots)
     urls = index_urls or (lambda _name: ())
     _check_found(roots, finder, urls, known=preferred or {})
-    resolver: Resolver[Req, Candidate, str] = Resolver(provider, BaseReporter())
+    resolver = _resolver(provider)
     try:
         result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
     except ResolutionImpossible as exc:
