@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -85,7 +86,7 @@ def diff_command(
         options=options,
         net=net_options(settings),
         cwd=Path(),
-        stdin=click.get_binary_stream("stdin"),
+        stdin=sys.stdin.buffer,
         observe=lambda side: ProgressLine.for_terminal(f"reading {side}", settings.verbosity < 0),
     )
     fmt = fmt or settings.format
