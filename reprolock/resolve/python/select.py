@@ -232,13 +232,7 @@ def select_core(
         if why is not None:
             rejected.append((version, *why))
             continue
-        bucket = yanked_best if file.yanked is not None else best
-        if (
-            version not in bucket
-            or rank < bucket[version][0]
-            or (rank == bucket[version][0] and file.filename < bucket[version][1].filename)
-        ):
-            bucket[version] = (rank, file)
+        _keep_best(yanked_best if file.yanked is not None else best, version, rank, file)
     for version, file in buildable:
         if version in best or version in yanked_best:
             continue  # a wheel always wins over building
@@ -247,13 +241,7 @@ def select_core(
             rejected.append((version, *why))
             continue
         rank = 0 if file.filename.endswith(".tar.gz") else 1
-        bucket = yanked_sdists if file.yanked is not None else sdist_best
-        if (
-            version not in bucket
-            or rank < bucket[version][0]
-            or (rank == bucket[version][0] and file.filename < bucket[version][1].filename)
-        ):
-            bucket[version] = (rank, file)
+        _keep_best(yanked_sdists if file.yanked is not None else sdist_best, version, rank, file)
     for version, file in unhashed_sdists:
         if version not in best and version not in yanked_best and version not in sdist_best:
             rejected.append(
@@ -284,6 +272,16 @@ def select_core(
         sdists=frozenset(sdists),
         versions=versions,
     )
+
+
+def _keep_best(
+    bucket: dict[Version, tuple[int, DistFile]], version: Version, rank: int, file: DistFile
+) -> None:
+    """Keep ``file`` as ``version``'s file when it ranks better (lower) than the one kept, or
+    as well with a name that sorts first (the same choice on every run)."""
+    kept = bucket.get(version)
+    if kept is None or rank < kept[0] or (rank == kept[0] and file.filename < kept[1].filename):
+        bucket[version] = (rank, file)
 
 
 def _unusable(
