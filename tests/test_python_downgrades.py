@@ -100,9 +100,18 @@ def test_a_downgrade_for_an_sdist_only_dependency_is_said_and_recorded(
         assert strict.err.endswith(
             f"error: --strict-latest: not locked at the newest version its requirements "
             f"allow: {line}.\nPublish a wheel of what the newer version needs on a "
-            "[[python.index]], or drop --strict-latest for it to accept the older version.\n"
+            "[[python.index]], allow building its sdist ([python] sdists, no-build), or drop "
+            "--strict-latest for it to accept the older version.\n"
         )
     assert lock_cli("lock", "--strict-latest", "omegaconf", "--refresh").code == 0
+    # a name the lock does not hold (a typo) is bad input, not a silent pass
+    typo = lock_cli("lock", "--strict-latest", "hydra_core", "--strict-latest", "hydracore")
+    assert typo.code == 2
+    assert typo.err == (
+        "error: --strict-latest: hydracore is not a locked Python package of any target.\n"
+        "Name a package the lock holds (see `reprolock explain NAME`), or drop the option "
+        "for it.\n"
+    )
 
 
 def test_a_downgrade_two_levels_down(

@@ -342,7 +342,19 @@ def lock(
 
 def _refuse_downgrades(targets: Iterable[LockedTarget], strict: frozenset[str]) -> None:
     """`Unsatisfiable` when a ``--strict-latest`` package is locked below the newest version
-    its requirements allow (the lock is not written)."""
+    its requirements allow (the lock is not written); `InputError` when a name is locked in
+    no target (a misspelled name would otherwise promise a check it never makes)."""
+    targets = tuple(targets)
+    locked = {canonicalize_name(p.name) for t in targets for p in t.packages}
+    unknown = sorted(strict - locked)
+    if unknown:
+        raise InputError(
+            f"--strict-latest: {', '.join(unknown)} "
+            + ("is" if len(unknown) == 1 else "are")
+            + " not a locked Python package of any target.",
+            hint="Name a package the lock holds (see `reprolock explain NAME`), or drop the "
+            "option for it.",
+        )
     found = [
         f"{t.id}: {d.name} {d.version} chosen; {d.newest} {d.reason}"
         for t in targets
@@ -355,8 +367,9 @@ def _refuse_downgrades(targets: Iterable[LockedTarget], strict: frozenset[str]) 
         "--strict-latest: not locked at the newest version its requirements allow: "
         + "; ".join(found)
         + ".",
-        hint="Publish a wheel of what the newer version needs on a [[python.index]], or drop "
-        "--strict-latest for it to accept the older version.",
+        hint="Publish a wheel of what the newer version needs on a [[python.index]], allow "
+        "building its sdist ([python] sdists, no-build), or drop --strict-latest for it to "
+        "accept the older version.",
     )
 
 
