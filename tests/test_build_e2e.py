@@ -7,7 +7,7 @@ arm64 would need emulation).
 - two builds of each target, in other folders, with other umasks, TMPDIRs and caches, at
   other times, give the same manifest and config digests (amd64's second build is the
   registry output, pulled by digest by dockerd);
-- the amd64 image, loaded with `docker load`, runs `python -c "import greeting, numpy"`
+- the amd64 image, loaded with `docker load`, runs `python -c "import greeting, numpy, requests"`
   (numpy 2.1.3's real manylinux wheel) and the apt package's program; `verify image` is
   clean, and its digest matches the build record;
 - the same lock built with `reprolock dockerfile` + BuildKit: `reprolock diff` shows no
@@ -45,6 +45,7 @@ from tests.ociregistry import (
     python_files,
 )
 from tests.pyindex import serve
+from tests.pypiwheels import requests_wheels
 from tests.test_image_checks_docker import _numpy_wheel
 
 pytestmark = [needs_apt_tools, pytest.mark.slow]
@@ -173,7 +174,8 @@ def _spec(base: str, index: str, apt_url: str, packages: str) -> str:
     return (
         '[environment]\npython = "3.11"\nplatforms = ["linux/amd64", "linux/arm64"]\n\n'
         f'[base]\nref = "{base}"\n\n'
-        '[python]\nrequirements = ["greeting-cli", "numpy; platform_machine == \'x86_64\'"]\n'
+        '[python]\nrequirements = ["greeting-cli", "requests", '
+        "\"numpy; platform_machine == 'x86_64'\"]\n"
         f'[[python.index]]\nname = "e2e"\nurl = "{index}"\ndefault = true\n\n'
         f'[apt]\npackages = [{packages}]\nmirror = "{apt_url}"\nkeyrings = ["archive.gpg"]\n\n'
         '[image]\nworkdir = "/app"\nuser = "app"\ncopy = [["src", "/app/src"]]\n'
@@ -216,6 +218,8 @@ def world(
             },
         )
         index.add(_numpy_wheel())
+        for wheel in requests_wheels():
+            index.add(wheel)
         project = root / "project"
         (project / "src" / "app").mkdir(parents=True)
         (project / "src" / "app" / "__main__.py").write_text(APP)
@@ -412,9 +416,9 @@ def test_loaded_image_runs_and_verifies(builds: Builds, dockerd: Dockerd) -> Non
         tag,
         "python",
         "-c",
-        "import greeting, numpy; print('ok', numpy.__version__)",
+        "import greeting, numpy, requests; print('ok', numpy.__version__, requests.__version__)",
     )
-    assert run.stdout.decode().split() == ["ok", "2.1.3"]
+    assert run.stdout.decode().split() == ["ok", "2.1.3", "2.32.3"]
     assert dockerd.docker("run", "--rm", "--network", "none", tag).stdout.decode().strip() == (
         "hello from greeting 1.0"
     )

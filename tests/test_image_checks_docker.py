@@ -12,10 +12,7 @@ and a user site.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from tests.checkfiles import write_lock
 from tests.conftest import SUMMARY, Run
 from tests.dockerd import BASE_TAG, Dockerd
 from tests.pyindex import IndexServer, serve
+from tests.pypiwheels import real_wheel
 
 Cli = Callable[..., Run]
 NUMPY = "numpy-2.1.3-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
@@ -40,23 +38,7 @@ PIP = "python3 /usr/share/python-wheels/pip-23.0.1-py3-none-any.whl/pip"  # Debi
 
 def _numpy_wheel() -> Path:
     """The real wheel, downloaded once (sha256-checked) into the tests' cache."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "reprolock-tests"
-    path = cache / NUMPY
-    if not path.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        try:
-            with urllib.request.urlopen(NUMPY_URL, timeout=120) as response:
-                partial.write_bytes(response.read())
-        except OSError as exc:
-            if os.environ.get("CI"):
-                raise
-            pytest.skip(f"cannot fetch {NUMPY} from PyPI: {exc}")
-        if hashlib.sha256(partial.read_bytes()).hexdigest() != NUMPY_SHA256:
-            partial.unlink()
-            raise AssertionError(f"{NUMPY} from PyPI does not match its sha256")
-        partial.replace(path)
-    return path
+    return real_wheel(NUMPY, NUMPY_URL.rsplit("/", 1)[0], NUMPY_SHA256)
 
 
 @pytest.fixture(scope="module")
