@@ -642,3 +642,16 @@ def test_a_conflict_behind_a_chain_of_innocent_pins_is_not_walked_release_by_rel
     }
     assert counts["resolving_conflicts"] <= 40, counts
     assert counts["starting_round"] <= 150, counts
+    # resolvelib before 1.1 does not narrow: get_preference then finds the causes itself
+    from reprolock.resolve.python.provider import PythonProvider
+
+    def unnarrowed(self: object, identifiers: Any, *args: Any, **kwargs: Any) -> Any:
+        return identifiers
+
+    monkeypatch.setattr(PythonProvider, "narrow_requirement_selection", unnarrowed)
+    locked = (tmp_path / "reprolock.lock").read_text()
+    (tmp_path / "reprolock.lock").unlink()
+    counts.clear()
+    assert lock_cli("lock").code == 0
+    assert (tmp_path / "reprolock.lock").read_text() == locked
+    assert counts["resolving_conflicts"] <= 40, counts
