@@ -582,3 +582,76 @@ def test_without_resolvelibs_private_names_the_plain_resolver_is_used(
     assert resolve._memoizing_resolver() is None
     monkeypatch.setattr(resolve, "_MEMOIZING_RESOLVER", None)
     assert type(resolve._resolver(object())) is Resolver  # type: ignore[arg-type]
+
+
+class _Counting:
+    """Counts what resolvelib reports (rounds, conflicts), passing each on to ``inner``."""
+
+    def __init__(self, inner: Any, counts: dict[str, int]) -> None:
+        self.inner = inner
+        self.counts = counts
+
+    def __getattr__(self, hook: str) -> Callable[..., None]:
+        def both(*args: Any, **kwargs: Any) -> None:
+            self.counts[hook] = self.counts.get(hook, 0) + 1
+            getattr(self.inner, hook)(*args, **kwargs)
+
+        return both
+
+
+def test_a_conflict_behind_a_chain_of_innocent_pins_is_not_walked_release_by_release(
+    lock_cli: LockCli,
+    tmp_path: Path,
+    index_server: IndexServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # cap's newest release caps core below 2, and is pinned first (a direct requirement with
+    # the fewest candidates); asker, at the end of a chain of five packages of three releases
+    # each that all require core, needs core>=2.  resolvelib backjumps to the most recent pin
+    # connected to the conflict, a link of the chain, and walked the chain's combinations of
+    # releases before undoing cap (619 rounds, 243 conflicts); now the culprit, learned from
+    # the first conflicts, is pinned last in a new attempt (53 rounds, 16 conflicts).
+    from reprolock.resolve.python import resolve
+
+    index = index_server.add_index("pypi", tmp_path / "pypi")
+    index.wheel("cap", "1.0", requires=["core"])
+    index.wheel("cap", "2.0", requires=["core<2"])
+    for version in ("1.0", "2.0"):
+        index.wheel("core", version)
+    links = [f"link{i}" for i in range(5)]
+    for link, then in zip(links, [*links[1:], "asker"], strict=True):
+        for version in ("1.0", "2.0", "3.0"):
+            index.wheel(link, version, requires=[then, "core"])
+    index.wheel("asker", "1.0", requires=["core>=2"])
+    counts: dict[str, int] = {}
+    plain = resolve._resolver
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        resolver = plain(*args, **kwargs)
+        resolver.reporter = _Counting(resolver.reporter, counts)  # type: ignore[assignment]
+        return resolver
+
+    monkeypatch.setattr(resolve, "_resolver", counting)
+    _spec(tmp_path, ["cap", "link0"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    assert _pins(tmp_path) == {
+        "cap": "1.0",
+        "core": "2.0",
+        "asker": "1.0",
+        **dict.fromkeys(links, "3.0"),
+    }
+    assert counts["resolving_conflicts"] <= 40, counts
+    assert counts["starting_round"] <= 150, counts
+    # resolvelib before 1.1 does not narrow: get_preference then finds the causes itself
+    from reprolock.resolve.python.provider import PythonProvider
+
+    def unnarrowed(self: object, identifiers: Any, *args: Any, **kwargs: Any) -> Any:
+        return identifiers
+
+    monkeypatch.setattr(PythonProvider, "narrow_requirement_selection", unnarrowed)
+    locked = (tmp_path / "reprolock.lock").read_text()
+    (tmp_path / "reprolock.lock").unlink()
+    counts.clear()
+    assert lock_cli("lock").code == 0
+    assert (tmp_path / "reprolock.lock").read_text() == locked
+    assert counts["resolving_conflicts"] <= 40, counts

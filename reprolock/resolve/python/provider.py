@@ -4,10 +4,21 @@ Preference order (which undecided project resolvelib works on next), the
 first difference wins:
 
 1. projects pinned with ``==`` (nothing to choose);
-2. projects named in a backtracking cause (settle conflicts early);
-3. projects the spec asks for directly;
-4. projects with fewer candidates left;
-5. the name, for determinism.
+2. not a known culprit (`PythonProvider.culprits`): a project whose pin has ruled out every
+   candidate of another is pinned after the others in the next attempt, so that the others'
+   requirements reach it first and rule out its releases that conflict with them (each a
+   rejected candidate) rather than its pin ruling them out (each a conflict to backjump
+   over: resolvelib undoes the most recent pin connected to the conflict, rarely the
+   culprit, see `resolve.Restart`);
+3. projects named in a backtracking cause (settle conflicts early);
+4. projects the spec asks for directly;
+5. projects with fewer candidates left;
+6. the name, for determinism.
+
+`PythonProvider.narrow_requirement_selection` (resolvelib 1.1 and later) keeps only the
+projects of the best of the first three tiers, working out the names in the causes once per
+round, so that `get_preference` (called for each project it keeps) looks a name up in a set
+rather than scanning every cause; with an older resolvelib `get_preference` scans them.
 
 Candidates are offered newest first, except that a version pinned by the
 existing lock comes first (minimal updates).
@@ -149,6 +160,14 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         # per project: the versions rejected for a dependency with nothing installable
         self.dead_ends: dict[NormalizedName, dict[Version, Req]] = {}
         self.offered: dict[str, list[Release]] = {}
+        # projects whose pins ruled out every candidate of another (`find_culprits`),
+        # pinned after the others (the resolver adds to them before a new attempt)
+        self.culprits: frozenset[str] = frozenset()
+        # the backtrack causes `narrow_requirement_selection` saw last, their names, and
+        # whether the projects it kept are pinned with ``==``
+        self._narrowed: (
+            tuple[Sequence[RequirementInformation[Req, Candidate]], frozenset[str], bool] | None
+        ) = None
         self._allows: dict[int, tuple[SpecifierSet, dict[int, tuple[Version, bool]]]] = {}
         self._applies: dict[
             tuple[int, NormalizedName | None], tuple[CoreMetadata, tuple[Requirement, ...]]
@@ -161,6 +180,58 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
         return requirement_or_candidate.key
 
+    def find_culprits(
+        self, information: Iterable[RequirementInformation[Req, Candidate]], rejected: Candidate
+    ) -> set[str]:
+        """The projects whose requirement, among ``information`` (a criterion that no release
+        fits once ``rejected``'s requirement joined it), no release fits together with
+        ``rejected``'s own: the pins that ruled ``rejected`` out."""
+        infos = list(information)
+        new = [i.requirement for i in infos if i.parent is rejected]
+        found: set[str] = set()
+        for req in new:
+            selection = self.finder.selection(req.name)
+            for info in infos:
+                parent = info.parent
+                if parent is None or parent is rejected or parent.key == rejected.key:
+                    continue
+                if not self.matching(
+                    req.name, [req.specifier, info.requirement.specifier], selection
+                ):
+                    found.add(parent.key)
+        return found
+
+    def _cause_names(
+        self, backtrack_causes: Sequence[RequirementInformation[Req, Candidate]]
+    ) -> frozenset[str]:
+        """The projects named in ``backtrack_causes``: their requirements' and parents'."""
+        names = {c.requirement.key for c in backtrack_causes}
+        names.update(c.parent.key for c in backtrack_causes if c.parent is not None)
+        return frozenset(names)
+
+    def narrow_requirement_selection(
+        self,
+        identifiers: Iterable[str],
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+        backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
+    ) -> Iterable[str]:
+        # The first three tiers of `get_preference`, worked out once for all the projects:
+        # what is left over is what `get_preference` would put after them anyway.
+        causes = self._cause_names(backtrack_causes)
+        names = list(identifiers)
+        pinned = [n for n in names if any(i.requirement.pinned is not None for i in information[n])]
+        # for this round's `get_preference`: what is kept is pinned, or none of it is
+        self._narrowed = (backtrack_causes, causes, bool(pinned))
+        names = pinned or names
+        culprits = self.culprits
+        if culprits:
+            names = [n for n in names if n not in culprits] or names
+        if pinned:
+            return names
+        return [n for n in names if n in causes] or names
+
     def get_preference(
         self,
         identifier: str,
@@ -169,11 +240,14 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
         backtrack_causes: Sequence[RequirementInformation[Req, Candidate]],
     ) -> tuple[object, ...]:
-        pinned = any(i.requirement.pinned is not None for i in information[identifier])
-        cause = any(
-            c.requirement.key == identifier or (c.parent is not None and c.parent.key == identifier)
-            for c in backtrack_causes
-        )
+        known = self._narrowed
+        if known is not None and known[0] is backtrack_causes:  # narrowed this round
+            _, names, pinned = known
+        else:  # resolvelib before 1.1 does not narrow: work them out here
+            names = self._cause_names(backtrack_causes)
+            pinned = any(i.requirement.pinned is not None for i in information[identifier])
+        cause = identifier in names
+        culprit = identifier in self.culprits
         direct = identifier in self.direct
         if pinned:
             count = 0
@@ -183,7 +257,7 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
             # over hundreds of candidates, on every round, for every undecided project).
             first = next(candidates[identifier], None)
             count = 0 if first is None else first.left
-        return (not pinned, not cause, not direct, count, identifier)
+        return (not pinned, culprit, not cause, not direct, count, identifier)
 
     # -- candidates --------------------------------------------------------------------
     def find_matches(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -32,6 +33,9 @@ from reprolock.resolve.python.select import Release, Selection
 from reprolock.resolve.python.target import PythonTarget
 from reprolock.spec import PythonSpec
 
+if TYPE_CHECKING:
+    from resolvelib.resolvers import Result
+
 MAX_ROUNDS = 200_000
 SHOWN_VERSIONS = 20  # versions named in one cause of an unsatisfiable set; the rest counted
 SHOWN_PER_GROUP = 5  # of them, per requirement that many versions of one project make
@@ -58,7 +62,7 @@ def _memoizing_resolver() -> type[Resolver[Req, Candidate, str]] | None:
     Resolver is used, which gives the same result, only slower on large graphs.
     """
     try:
-        from resolvelib.resolvers import Criterion, Resolution, Result  # noqa: PLC0415
+        from resolvelib.resolvers import Criterion, Resolution  # noqa: PLC0415
         from resolvelib.resolvers.resolution import _build_result  # noqa: PLC0415
     except ImportError:
         return None
@@ -99,11 +103,65 @@ def _memoizing_resolver() -> type[Resolver[Req, Candidate, str]] | None:
 _MEMOIZING_RESOLVER = _memoizing_resolver()
 
 
-def _resolver(provider: AbstractProvider[Req, Candidate, str]) -> Resolver[Req, Candidate, str]:
+# Restarts: after RESTART_CONFLICTS conflicts that named a new culprit the resolution starts
+# over with the culprits pinned last; each restart doubles the number, at most RESTARTS.
+RESTART_CONFLICTS = 16
+RESTARTS = 8
+
+
+class Restart(Exception):
+    """Start the resolution over: new culprits are known (see `ConflictReporter`)."""
+
+
+class ConflictReporter(BaseReporter[Req, Candidate, str]):
+    """Learns, on each conflict, which pins ruled out every candidate of the project the
+    resolver tried to pin (`PythonProvider.find_culprits`), and asks for a `Restart` once
+    ``patience`` conflicts have named culprits the provider does not yet pin last.
+
+    resolvelib backjumps to the most recent pin connected to a conflict: with a project many
+    others require, that is rarely the culprit, and the pins between are undone and redone
+    with older releases, one combination after another, before the culprit is reached.  A
+    new attempt that pins the culprits last does not meet the conflict at all.  Only
+    resolvelib's public reporter hooks."""
+
+    def __init__(self, provider: PythonProvider | None, patience: int | None) -> None:
+        self.provider = provider
+        self.patience = patience
+        self.rejected: list[tuple[object, Candidate]] = []
+        self.learned: set[str] = set()
+        self.conflicts = 0
+        self.rounds = 0
+
+    def starting_round(self, index: int) -> None:
+        self.rejected.clear()
+        self.rounds = index + 1
+
+    def rejecting_candidate(self, criterion: object, candidate: Candidate) -> None:
+        self.rejected.append((criterion, candidate))
+
+    def resolving_conflicts(
+        self, causes: Collection[RequirementInformation[Req, Candidate]]
+    ) -> None:
+        provider = self.provider
+        if provider is None or self.patience is None:
+            return
+        for criterion, candidate in self.rejected:
+            information = getattr(criterion, "information", ())
+            self.learned |= provider.find_culprits(information, candidate) - provider.culprits
+        if self.learned:
+            self.conflicts += 1
+            if self.conflicts >= self.patience:
+                raise Restart
+
+
+def _resolver(
+    provider: AbstractProvider[Req, Candidate, str], reporter: ConflictReporter | None = None
+) -> Resolver[Req, Candidate, str]:
     """resolvelib's Resolver, memoizing pin checks where this resolvelib allows it."""
+    reporter = reporter or ConflictReporter(None, None)
     if _MEMOIZING_RESOLVER is not None:
-        return _MEMOIZING_RESOLVER(provider, BaseReporter())
-    return Resolver(provider, BaseReporter())
+        return _MEMOIZING_RESOLVER(provider, reporter)
+    return Resolver(provider, reporter)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,9 +231,8 @@ def resolve_python(
     finder.prefetch((r.name, r.specifier) for r in roots)
     urls = index_urls or (lambda _name: ())
     _check_found(roots, finder, urls, known=preferred or {})
-    resolver = _resolver(provider)
     try:
-        result = resolver.resolve(roots, max_rounds=MAX_ROUNDS)
+        result = _resolve(provider, roots)
     except ResolutionImpossible as exc:
         raise _explain_impossible(
             exc.causes, finder, provider, target, constraints or {}, reasons or {}, urls
@@ -191,7 +248,7 @@ def resolve_python(
     pins = _pins(result.mapping, result.graph, roots)
     resolution = PythonResolution(target=target, pins=pins)
     resolution.selections = {name: finder.selection(name) for name in pins}
-    resolution.warnings.extend(provider.extras_missing)
+    resolution.warnings.extend(dict.fromkeys(provider.extras_missing))  # once each
     requirements: dict[NormalizedName, list[Req]] = {}
     for criterion in result.criteria.values():
         for info in criterion.information:
@@ -208,6 +265,21 @@ def resolve_python(
     )
     resolution.downgrades = resolution.judge.downgrades()
     return resolution
+
+
+def _resolve(provider: PythonProvider, roots: Sequence[Req]) -> Result[Req, Candidate, str]:
+    """resolvelib's resolution of ``roots``, started over with the culprits pinned last
+    (`Restart`) while conflicts name new ones, `RESTARTS` times at most."""
+    patience, rounds = RESTART_CONFLICTS, MAX_ROUNDS  # the attempts share the rounds
+    for _ in range(RESTARTS):
+        reporter = ConflictReporter(provider, patience)
+        try:
+            return _resolver(provider, reporter).resolve(roots, max_rounds=rounds)
+        except Restart:
+            provider.culprits |= reporter.learned
+            patience *= 2
+            rounds -= reporter.rounds
+    return _resolver(provider).resolve(roots, max_rounds=rounds)
 
 
 def _found(finder: Finder, name: NormalizedName) -> bool:
