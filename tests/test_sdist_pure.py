@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 from packaging.utils import canonicalize_name
@@ -187,3 +189,31 @@ def test_selection_builds_only_where_no_wheel_fits() -> None:
         "p-4.0.tar.gz has no sha256 on the index, so it is not built",
         Refusal.UNHASHED,
     ) in core.rejected
+
+
+def test_unpacking_streams_files_and_refuses_a_truncated_one(tmp_path: Path) -> None:
+    """Files are copied to disk a chunk at a time (a large member is never held whole), and
+    an archive cut inside a file is a SourceError naming it, not a traceback; a member
+    whose pyproject.toml is cut short is refused by read_sdist the same way."""
+    import os
+
+    from reprolock.pep517.unpack import unpack
+
+    big = os.urandom(3 << 20)  # three chunks, incompressible
+    data = _tar({"pkg-1.0/": None, "pkg-1.0/blob.bin": big, "pkg-1.0/pyproject.toml": b""})
+    tree = unpack(data, "pkg-1.0.tar.gz", tmp_path / "ok")
+    assert (tree / "blob.bin").read_bytes() == big
+    cut = data[: len(data) // 2]
+    with pytest.raises(SourceError) as caught:
+        unpack(cut, "pkg-1.0.tar.gz", tmp_path / "cut")
+    assert caught.value.message == (
+        "pkg-1.0.tar.gz: corrupt compressed data (the compressed stream is truncated)."
+    )
+    plain = gzip.decompress(data)  # an uncompressed tar cut inside blob.bin
+    with pytest.raises(SourceError) as caught:
+        unpack(plain[: 2 << 20], "pkg-1.0.tar.gz", tmp_path / "plain")
+    assert caught.value.message.startswith(
+        "pkg-1.0.tar.gz is not a safe, readable source distribution: member 'blob.bin'"
+    ), caught.value.message
+    with pytest.raises(SourceError):
+        read_sdist(_tar({"pkg-1.0/pyproject.toml": b"x" * 100_000})[:2_000], "pkg-1.0.tar.gz")

@@ -23,7 +23,8 @@ def unpack(data: bytes, filename: str, into: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.is_symlink() or target.is_dir():
                 raise SdistProblem(f"member {member.path[:200]!r} is listed twice")  # noqa: TRY301
-            target.write_bytes(member.data)
+            with target.open("wb") as out:
+                member.copy_to(out)
             target.chmod(0o755 if member.executable else 0o644)
     except SdistProblem as exc:
         raise SourceError(

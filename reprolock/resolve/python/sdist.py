@@ -22,6 +22,7 @@ import tomllib
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -72,12 +73,45 @@ class SdistFacts:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Member:
-    """One file or folder of an sdist, with its path below the top folder."""
+    """One file or folder of an sdist, with its path below the top folder. A file's bytes
+    are read from the archive as they are asked for (`read`, `copy_to`), until the next
+    member is taken: never more than one chunk of a large file is held in memory."""
 
     path: str  # "src/pkg/__init__.py" (POSIX, relative, no ..); "" for the top folder
     is_dir: bool
     executable: bool
-    data: bytes  # the file's bytes (empty for a folder)
+    size: int = 0  # the file's size, as the archive declares it
+    reader: IO[bytes] | None = None  # the file's bytes (None for a folder)
+
+    def read(self) -> bytes:
+        """The whole file (for the small files reprolock parses)."""
+        data = self._read(self.size + 1)
+        if len(data) != self.size:
+            raise SdistProblem(f"member {self.path[:200]!r} is not the size it declares")
+        return data
+
+    def copy_to(self, out: IO[bytes]) -> None:
+        """The file's bytes written to ``out``, a chunk at a time (a failing write is the
+        caller's `OSError`; a failing read, `SdistProblem`)."""
+        copied = 0
+        while chunk := self._read(_CHUNK):
+            copied += len(chunk)
+            if copied > self.size:
+                break
+            out.write(chunk)
+        if copied != self.size:
+            raise SdistProblem(f"member {self.path[:200]!r} is not the size it declares")
+
+    def _read(self, size: int) -> bytes:
+        if self.reader is None:
+            return b""
+        try:
+            return self.reader.read(size)
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+            raise SdistProblem(f"member {self.path[:200]!r} cannot be read ({exc})") from None
+
+
+_CHUNK = 1 << 20
 
 
 def members(data: bytes, filename: str) -> Iterator[tuple[str, Member]]:
@@ -141,19 +175,14 @@ def _tar_members(data: bytes, filename: str) -> Iterator[tuple[str, Member]]:
                     raise SdistProblem(f"member {info.name[:200]!r} is {kind}")
                 top, path = _check_path(info.name, tops)
                 budget.take(info.size, filename)
-                body = b""
-                if info.isreg():
-                    handle = tar.extractfile(info)
-                    body = handle.read() if handle is not None else b""
-                    if len(body) != info.size:
-                        raise SdistProblem(f"member {info.name[:200]!r} is truncated")
                 yield (
                     top,
                     Member(
                         path=path,
                         is_dir=info.isdir(),
                         executable=bool(info.mode & 0o111) and info.isreg(),
-                        data=body,
+                        size=info.size if info.isreg() else 0,
+                        reader=tar.extractfile(info) if info.isreg() else None,
                     ),
                 )
     except (tarfile.TarError, EOFError, OSError) as exc:
@@ -173,11 +202,20 @@ def _zip_members(data: bytes) -> Iterator[tuple[str, Member]]:
                 top, path = _check_path(info.filename, tops)
                 budget.take(info.file_size, "the sdist")
                 is_dir = info.is_dir()
-                body = b"" if is_dir else archive.read(info)
-                yield (
-                    top,
-                    Member(path=path, is_dir=is_dir, executable=bool(mode & 0o111), data=body),
-                )
+                if is_dir:
+                    yield top, Member(path=path, is_dir=True, executable=False)
+                    continue
+                with archive.open(info) as handle:
+                    yield (
+                        top,
+                        Member(
+                            path=path,
+                            is_dir=False,
+                            executable=bool(mode & 0o111),
+                            size=info.file_size,
+                            reader=handle,
+                        ),
+                    )
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
         raise SdistProblem(f"it is not a readable zip ({exc})") from None
 
@@ -191,8 +229,8 @@ def read_sdist(data: bytes, filename: str) -> SdistFacts:
     try:
         for folder, member in members(data, filename):
             top = folder
-            if member.path in _READ and len(member.data) <= _SMALL:
-                found[member.path] = member.data
+            if member.path in _READ and not member.is_dir and member.size <= _SMALL:
+                found[member.path] = member.read()
             if member.path.endswith((".c", ".cc", ".cpp", ".cxx", ".pyx", ".f90", ".cu")):
                 sources = True
     except SdistProblem as exc:
