@@ -331,19 +331,24 @@ def prejudge(packages: Sequence[tuple[AptPackage, DebFile]]) -> None:
     )
     problems: list[Problem] = []
     for locked, deb in sorted(packages, key=lambda p: (p[0].name, p[0].architecture)):
-        control = deb.control()
-        _check_identity(control, locked, deb.what)
-        package = _Package(
-            locked=locked,
-            deb=deb,
-            control=control,
-            key=_info_key(control, locked),
-            old=None,
-            activates=(),
-            ldconfig=False,
-        )
-        _judge(package, empty, problems)
+        _judge(_package(locked, deb, None), empty, problems)
     _refuse(problems)
+
+
+def _package(locked: AptPackage, deb: DebFile, old: tuple[str, str] | None) -> _Package:
+    """A locked package and its .deb, checked to be the same package, before judging; ``old``
+    is the base's record it upgrades, if any."""
+    control = deb.control()
+    _check_identity(control, locked, deb.what)
+    return _Package(
+        locked=locked,
+        deb=deb,
+        control=control,
+        key=_info_key(control, locked),
+        old=old,
+        activates=(),
+        ldconfig=False,
+    )
 
 
 def apt_layer(
@@ -360,8 +365,6 @@ def apt_layer(
     notes: list[str] = []
     prepared: list[_Package] = []
     for locked, deb in sorted(packages, key=lambda p: (p[0].name, p[0].architecture)):
-        control = deb.control()
-        _check_identity(control, locked, deb.what)
         old = next(
             (
                 key
@@ -372,15 +375,7 @@ def apt_layer(
         )
         if old is None and locked.architecture == "all":
             old = next((k for k in base.stanzas if k[0] == locked.name), None)
-        package = _Package(
-            locked=locked,
-            deb=deb,
-            control=control,
-            key=_info_key(control, locked),
-            old=old,
-            activates=(),
-            ldconfig=False,
-        )
+        package = _package(locked, deb, old)
         _judge(package, base, problems)
         prepared.append(package)
     _refuse(problems)
