@@ -1,6 +1,10 @@
-"""The compatibility knowledge in ``matrices/``, as typed tables and pure questions."""
+"""The compatibility knowledge in ``matrices/``, as typed tables and pure questions.
 
-from reprolock.compat.gpus import GpuModel, GpuTable
+Only `Matrices` is imported here: a table's module (``compat.gpus``, ``compat.cuda``…) is
+imported by whoever needs it, so a command that needs no table (an up-to-date ``lock``)
+imports none of them.
+"""
+
 from reprolock.compat.matrices import Matrices, load_matrices
 
-__all__ = ["GpuModel", "GpuTable", "Matrices", "load_matrices"]
+__all__ = ["Matrices", "load_matrices"]

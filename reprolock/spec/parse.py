@@ -15,7 +15,6 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from reprolock.compat import Matrices
-from reprolock.compat.gpus import UnknownGpu
 from reprolock.document import toml
 from reprolock.document.checker import Checker, toml_type
 from reprolock.document.checker import show as show_value
@@ -308,6 +307,9 @@ class _SpecReader:
         )
 
     def device(self, path: KeyPath, text: str) -> GpuDevice | None:
+        # the GPU table's module on first use: an up-to-date lock reads no table
+        from reprolock.compat.gpus import UnknownGpu  # noqa: PLC0415
+
         if ComputeCapability.looks_like(text):
             return GpuDevice(requested=text, model=None, capability=ComputeCapability.parse(text))
         try:

@@ -21,14 +21,14 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
 
 from reprolock import limits
 from reprolock.errors import SourceError
 from reprolock.net import http
 from reprolock.net.cache import Cache, PageRecord, public_url
 from reprolock.net.session import redact
-from reprolock.resolve.python import page_summary, pages, wheelzip
+from reprolock.resolve.python import page_summary, pages, select, wheelzip
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import WheelFilter
 
@@ -222,6 +222,10 @@ class HttpIndex:
                     hint="The index is broken or hostile; fix it, or stop using it for this "
                     "package.",
                 ) from None
+            if wheel_filter is not None:
+                files = select.without_dominated_sdists(
+                    canonicalize_name(name), files, wheel_filter.everywhere
+                )
             summary = page_summary.dump_summary(files, others, page_url=url)
             if summary is not None:
                 key = self._summary_key(url, digest, content_type)

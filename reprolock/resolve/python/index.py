@@ -32,13 +32,15 @@ class DistFile:
 
     @property
     def upload_time(self) -> dt.datetime | None:
-        """The upload time, parsed on use (most locks never ask)."""
+        """The upload time, parsed on use (most locks never ask); one without a zone is UTC,
+        as PEP 700 writes them (so it compares with exclude-newer)."""
         if not self.upload_time_text:
             return None
         try:
-            return dt.datetime.fromisoformat(self.upload_time_text.replace("Z", "+00:00"))
+            found = dt.datetime.fromisoformat(self.upload_time_text.replace("Z", "+00:00"))
         except ValueError:
             return None
+        return found if found.tzinfo is not None else found.replace(tzinfo=dt.UTC)
 
 
 class PythonIndex(Protocol):

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.pages import PageError, decode_json, json_page_files
 
-FORMAT = 2  # 2: sdists are kept as files (1 named them only)
+FORMAT = 3  # 2: sdists are kept as files (1 named them only); 3: less dominated sdists
 _UNSAFE = re.compile(r"[\x00-\x20\x7f/\\]")
 
 try:  # the same fast codec as page parsing, when installed

@@ -10,18 +10,14 @@ only to explanations, so a `Selection` works them out the first time they are as
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import (
-    InvalidSdistFilename,
-    NormalizedName,
-    canonicalize_name,
-    parse_sdist_filename,
-)
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from reprolock.resolve.python.index import DistFile
@@ -131,24 +127,79 @@ class CoreSelection:
     versions: Mapping[str, Version | None]
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def version_of(text: str) -> Version | None:
+    """``text`` parsed as a version, or None when it is not one.  Remembered: the same
+    version texts recur in a project's many files (and `Version` parses by regex)."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _canonical(text: str) -> NormalizedName:
+    return canonicalize_name(text)
+
+
 def sdist_version(name: NormalizedName, filename: str) -> Version | None:
     """The version of ``name``'s sdist ``filename`` (PEP 625 ``.tar.gz``, or a legacy
-    ``.zip``); None when it is not one of ``name``'s sdists."""
+    ``.zip``); None when it is not one of ``name``'s sdists.  The name and version are
+    split at the last hyphen, as `packaging.utils.parse_sdist_filename` does."""
     if filename.endswith(".zip"):
-        # packaging parses .tar.gz only; a .zip sdist has the same name-version stem
         stem = filename[:-4]
-        found_name, _, text = stem.rpartition("-")
-        if not found_name or canonicalize_name(found_name) != name:
-            return None
-        try:
-            return Version(text)
-        except InvalidVersion:
-            return None
-    try:
-        fname, version = parse_sdist_filename(filename)
-    except InvalidSdistFilename:
+    elif filename.endswith(".tar.gz"):
+        stem = filename[:-7]
+    else:
         return None
-    return version if fname == name else None
+    found_name, _, text = stem.rpartition("-")
+    if not found_name or _canonical(found_name) != name:
+        return None
+    return version_of(text)
+
+
+def without_dominated_sdists(
+    name: NormalizedName, files: list[DistFile], everywhere: Callable[[str], bool]
+) -> list[DistFile]:
+    """``files`` less the sdists that no target would ever choose or explain.
+
+    Selection builds an sdist only for a version without a usable wheel.  An sdist is
+    *dominated* when a wheel of the same version fits every target's tags
+    (``everywhere(py-abi-platform)``), has a sha256, is not yanked, has the same
+    Requires-Python and was uploaded no later than the sdist (so exclude-newer never
+    admits the sdist without the wheel): wherever the sdist could be used, that wheel is,
+    and where the wheel is refused, the sdist is too, for the same reason.  Projects
+    publish both for most releases, so this halves what large pages keep.
+    """
+    wheels: dict[Version, list[DistFile]] = {}
+    for file in files:
+        filename = file.filename
+        if not filename.endswith(".whl") or not file.sha256 or file.yanked is not None:
+            continue
+        parts = filename[:-4].split("-")
+        if len(parts) not in (5, 6) or _canonical(parts[0]) != name:
+            continue
+        version = version_of(parts[1])
+        if version is not None and everywhere("-".join(parts[-3:])):
+            wheels.setdefault(version, []).append(file)
+    if not wheels:
+        return files
+    kept = []
+    for file in files:
+        if not file.filename.endswith(".whl"):
+            version = sdist_version(name, file.filename)
+            found = wheels.get(version) if version is not None else None
+            if found and any(_dominates(wheel, file) for wheel in found):
+                continue
+        kept.append(file)
+    return kept
+
+
+def _dominates(wheel: DistFile, sdist: DistFile) -> bool:
+    if wheel.requires_python != sdist.requires_python:
+        return False
+    wheel_time, sdist_time = wheel.upload_time, sdist.upload_time
+    return wheel_time is not None and sdist_time is not None and wheel_time <= sdist_time
 
 
 def _note_sdist(name: NormalizedName, filename: str, sdists: set[Version]) -> None:
@@ -204,14 +255,11 @@ def select_core(
         if len(parts) not in (5, 6):
             continue
         if parts[0] not in names:
-            names[parts[0]] = canonicalize_name(parts[0]) == name
+            names[parts[0]] = _canonical(parts[0]) == name
         if not names[parts[0]]:
             continue
         if parts[1] not in versions:
-            try:
-                versions[parts[1]] = Version(parts[1])
-            except InvalidVersion:
-                versions[parts[1]] = None
+            versions[parts[1]] = version_of(parts[1])
         version = versions[parts[1]]
         if version is None:
             continue
@@ -339,19 +387,9 @@ def selection_for(
 
     def newest() -> Version | None:
         found = [*core.seen, *core.sdists]
-        parsed = dict(core.versions)
-        for filename in other_files:
-            text = _version_text(filename)
-            if text is None:
-                continue
-            if text not in parsed:
-                try:
-                    parsed[text] = Version(text)
-                except InvalidVersion:
-                    parsed[text] = None
-            listed = parsed[text]
-            if listed is not None:
-                found.append(listed)
+        # Many files share a version (a release has a wheel per platform): each text once.
+        texts = {_version_text(filename) for filename in other_files}
+        found.extend(v for t in texts if t is not None and (v := version_of(t)) is not None)
         return max(found, default=None)
 
     selection._pending = explain
@@ -389,10 +427,7 @@ def _explain(
             continue
         parts = filename[:-4].split("-")
         if len(parts) in (5, 6) and parts[1] not in versions:
-            try:
-                versions[parts[1]] = Version(parts[1])
-            except InvalidVersion:
-                versions[parts[1]] = None
+            versions[parts[1]] = version_of(parts[1])
         other_version = versions.get(parts[1]) if len(parts) in (5, 6) else None
         if other_version is not None:
             seen.setdefault(other_version, []).append(filename)

@@ -130,9 +130,13 @@ class WheelFilter:
 
     def __init__(self, targets: Iterable[PythonTarget]) -> None:
         tags: set[tuple[str, str, str]] = set()
+        each: list[frozenset[tuple[str, str, str]]] = []
         for target in targets:
             tags.update(target.tag_ranks)
+            each.append(frozenset(target.tag_ranks))
         self.tags = frozenset(tags)
+        self._each = tuple(each)
+        self._everywhere: dict[str, bool] = {}
         self._platforms = frozenset(plat for _py, _abi, plat in tags)
         digest = hashlib.sha256("\n".join(sorted("-".join(t) for t in tags)).encode())
         self.key = digest.hexdigest()
@@ -162,6 +166,28 @@ class WheelFilter:
                 for q in plat.split(".")
             )
             self._decisions[triple] = found
+        return found
+
+    def everywhere(self, triple: str) -> bool:
+        """Whether a wheel tagged ``triple`` (``py3-none-any``, compressed tag sets allowed)
+        fits every one of the targets (there is at least one)."""
+        found = self._everywhere.get(triple)
+        if found is None:
+            parts = triple.split("-")
+            found = (
+                len(parts) == 3
+                and bool(self._each)
+                and all(
+                    any(
+                        (p, a, q) in tags
+                        for p in parts[0].split(".")
+                        for a in parts[1].split(".")
+                        for q in parts[2].split(".")
+                    )
+                    for tags in self._each
+                )
+            )
+            self._everywhere[triple] = found
         return found
 
 
