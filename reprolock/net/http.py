@@ -12,9 +12,11 @@ slower than ``limits.min_bytes_per_second`` on average is cut off).
 from __future__ import annotations
 
 import contextlib
+import os
+import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -66,6 +68,44 @@ class Deadline:
 UNREACHABLE_HINT = "Check the network, the proxy settings and the URL."
 
 
+class _Senders:
+    """Daemon threads that wait for responses' headers, reused from request to request
+    (starting a thread per request cost ~1 ms).  A stalled request keeps its thread (it
+    is abandoned, not waited for); a job finds an idle thread or gets a new one, so none
+    waits behind another.  Daemon threads: an abandoned one never holds up the exit."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:  # a forked child has none of the parent's threads
+        self._jobs = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` (which must not raise) on a sender thread."""
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1  # that idle thread will take a job
+        self._jobs.put(job)
+        if start:
+            threading.Thread(target=self._serve, name="reprolock-http", daemon=True).start()
+
+    def _serve(self) -> None:
+        jobs = self._jobs
+        while True:
+            jobs.get()()
+            with self._lock:
+                self._idle += 1
+
+
+_SENDERS = _Senders()
+
+
 def _send(
     session: requests.Session,
     url: str,
@@ -97,8 +137,7 @@ def _send(
         finally:
             done.set()
 
-    thread = threading.Thread(target=run, name="reprolock-http", daemon=True)
-    thread.start()
+    _SENDERS.submit(run)
     if not done.wait(seconds):
         abandoned.set()
         raise SourceError(
