@@ -13,23 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reprolock import limits
-from reprolock.api.apt_layer import (
-    AptArchive,
-    AptResult,
-    load_archive,
-    solve_wants,
-    spec_keyrings,
-    wanted_packages,
-)
-from reprolock.api.base_image import BaseContents, read_base
 from reprolock.api.network import NetOptions
 from reprolock.api.stack_layer import with_chosen_base
 from reprolock.apt.sources import parse_sources
 from reprolock.compat import Matrices
 from reprolock.errors import InputError, ReprolockError, SourceError
-from reprolock.inventory.base_facts import debian_python_version
 from reprolock.lock import BaseFacts, LockedBase, LockedTarget
 from reprolock.lock.model import InterpreterSource
 from reprolock.model import Platform
@@ -43,6 +34,10 @@ from reprolock.resolve.standalone import (
     release_folder,
 )
 from reprolock.spec import Spec
+
+if TYPE_CHECKING:  # imported where used: a lock without a base reads no image, no archive
+    from reprolock.api.apt_layer import AptArchive, AptResult
+    from reprolock.api.base_image import BaseContents
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +73,8 @@ class _Sources:
         self.previous = previous
 
     def apt(self, feature: str) -> AptPython:
+        from reprolock.inventory.base_facts import debian_python_version  # noqa: PLC0415
+
         if not parse_sources(self.contents.files.sources()):
             return AptPython(
                 python=None,
@@ -175,11 +172,12 @@ def provide(
 ) -> dict[Platform, Provided]:
     """Per platform: the base's facts, the interpreter and the apt closure."""
     out: dict[Platform, Provided] = {}
-    keyrings = spec_keyrings(spec, spec_dir)
+    apt_packages = spec.apt is not None and bool(spec.apt.packages)
+    keyrings: Mapping[str, bytes] | None = None
     for platform, target in targets.items():
         base = bases.get(platform)
         if base is None:
-            if wanted_packages(spec):
+            if apt_packages:
                 raise InputError(
                     f"{target}: [apt] packages need a base image to know the distribution, "
                     "its archives and what is installed already.",
@@ -187,9 +185,14 @@ def provide(
                 )
             out[platform] = Provided()
             continue
-        if spec.python is None and not wanted_packages(spec):
+        if spec.python is None and not apt_packages:
             out[platform] = Provided()
             continue
+        from reprolock.api.apt_layer import solve_wants, spec_keyrings, wanted_packages  # noqa: PLC0415
+        from reprolock.api.base_image import read_base  # noqa: PLC0415
+
+        if keyrings is None:
+            keyrings = spec_keyrings(spec, spec_dir)
         contents = read_base(base, platform, spec, net)
         archive = _Archive(spec, target, platform, contents, net, keyrings)
         choice = None
@@ -238,6 +241,8 @@ class _Archive:
 
     def __call__(self) -> AptArchive:
         if self.loaded is None:
+            from reprolock.api.apt_layer import load_archive  # noqa: PLC0415
+
             self.loaded = load_archive(*self.args, keyrings=self.keyrings)
         return self.loaded
 

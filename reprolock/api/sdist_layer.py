@@ -32,6 +32,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 from packaging.requirements import Requirement
@@ -43,16 +44,15 @@ from reprolock.lock import BuildEnv, BuildWhere, Wheel
 from reprolock.net import http
 from reprolock.net.cache import Cache
 from reprolock.net.session import redact
-from reprolock.pep517.env import make_venv
-from reprolock.pep517.hooks import Backend, BuildFailed
-from reprolock.pep517.unpack import unpack
 from reprolock.resolve.python.finder import Fetcher
 from reprolock.resolve.python.http_index import strip_credentials
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.resolve import resolve_python
-from reprolock.resolve.python.sdist import read_sdist
 from reprolock.resolve.python.target import PythonTarget
 from reprolock.spec import PythonSpec, SdistPolicy
+
+if TYPE_CHECKING:  # the build machinery is imported when a build happens (most locks: never)
+    from reprolock.pep517.hooks import Backend, BuildFailed
 
 _FORMAT = 2  # of the cached preparation (2: the probe build's note)
 
@@ -151,6 +151,10 @@ class SdistBuilds:
             return None  # damaged: prepare again
 
     def _build_metadata(self, file: DistFile, target: PythonTarget) -> Prepared:
+        from reprolock.pep517.hooks import Backend, BuildFailed  # noqa: PLC0415
+        from reprolock.pep517.unpack import unpack  # noqa: PLC0415
+        from reprolock.resolve.python.sdist import read_sdist  # noqa: PLC0415
+
         data = self.download(file.url, _sha(file), file.size, file.filename, "sdist_bytes")
         facts = read_sdist(data, file.filename)
         system = facts.build_system
@@ -218,6 +222,8 @@ class SdistBuilds:
             path.parent.mkdir(exist_ok=True)
             path.write_bytes(data)
             paths.append(path)
+        from reprolock.pep517.env import make_venv  # noqa: PLC0415
+
         return make_venv(self.python, folder / "venv", paths)
 
     def _resolve(
@@ -305,6 +311,8 @@ def _sha(file: DistFile) -> str:
 def _probe(backend: Backend, folder: Path) -> Path | None:
     """The wheel ``backend`` builds on this host, or None when it cannot (no compiler
     here, say: the target's build stage has its own)."""
+    from reprolock.pep517.hooks import BuildFailed  # noqa: PLC0415
+
     folder.mkdir()
     try:
         return backend.build_wheel(folder)
