@@ -10,7 +10,12 @@ from packaging.utils import canonicalize_name
 
 from reprolock.model import Platform, PythonVersion
 from reprolock.resolve.python.index import DistFile
-from reprolock.resolve.python.select import select_core, without_dominated_sdists
+from reprolock.resolve.python.select import (
+    select_core,
+    select_releases,
+    version_of,
+    without_dominated_sdists,
+)
 from reprolock.resolve.python.target import PythonTarget, wheel_filter
 
 NAME = canonicalize_name("pkg")
@@ -159,3 +164,43 @@ def test_dropping_dominated_sdists_changes_no_selection(
     kept = without_dominated_sdists(NAME, files, wheel_filter(targets).everywhere)
     for target in targets:
         assert _summary(kept, target, cutoff) == _summary(files, target, cutoff)
+
+
+_OTHERS = st.lists(
+    st.sampled_from(
+        [
+            "pkg-9.0-cp39-cp39-win_amd64.whl",
+            "pkg-10.0-1-cp39-cp39-macosx_11_0_arm64.whl",  # a build tag
+            "pkg-1.0.0-cp39-cp39-win32.whl",
+            "pkg-bad-version-py3-none-win32.whl",
+            "pkg-11.0.whl",  # too few parts: not a wheel name
+            "pkg-12.0-a-b-c-d-e.whl",  # too many
+            "pkg-13.0.tar.gz",
+            "pkg-14.0.zip",
+            "pkg-15.0.exe",
+        ]
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_pages(), _OTHERS)
+def test_the_newest_listed_version_counts_every_file(
+    files: list[DistFile], others: list[str]
+) -> None:
+    selection = select_releases(NAME, files, T311, other_files=others, build=True)
+    listed = [f.filename for f in files] + others
+    versions = []
+    for filename in listed:
+        if filename.endswith(".whl"):
+            parts = filename[:-4].split("-")
+            text = parts[1] if len(parts) in (5, 6) else None
+        elif filename.endswith((".tar.gz", ".zip")):
+            text = filename.removesuffix(".tar.gz").removesuffix(".zip").rpartition("-")[2]
+        else:
+            text = None
+        version = version_of(text) if text else None
+        if version is not None:
+            versions.append(version)
+    assert selection.newest_listed() == max(versions, default=None)
