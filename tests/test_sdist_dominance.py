@@ -204,3 +204,17 @@ def test_the_newest_listed_version_counts_every_file(
         if version is not None:
             versions.append(version)
     assert selection.newest_listed() == max(versions, default=None)
+
+
+def test_the_filter_key_tells_targets_apart_not_only_their_tags() -> None:
+    """Two targets whose tags together equal one target's keep other sdists: a page's
+    summary made for one must not be found for the other."""
+    old_glibc = PythonTarget(
+        python=PythonVersion.parse("3.11"), platform=Platform.parse("linux/amd64"), glibc=(2, 17)
+    )
+    one = wheel_filter([T311])
+    two = wheel_filter([T311, old_glibc])
+    assert one.tags == two.tags
+    assert one.key != two.key
+    assert one.everywhere("cp311-cp311-manylinux_2_28_x86_64")
+    assert not two.everywhere("cp311-cp311-manylinux_2_28_x86_64")

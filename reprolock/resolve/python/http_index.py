@@ -21,14 +21,14 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName
 
 from reprolock import limits
 from reprolock.errors import SourceError
 from reprolock.net import http
 from reprolock.net.cache import Cache, PageRecord, public_url
 from reprolock.net.session import redact
-from reprolock.resolve.python import page_summary, pages, select, wheelzip
+from reprolock.resolve.python import page_parse, page_summary, pages, wheelzip
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import WheelFilter
 
@@ -77,10 +77,12 @@ class HttpIndex:
         self._side = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reprolock-tail")
         self._lock = threading.Lock()
         self._parse_lock = threading.Lock()
+        self.worker = page_parse.PageWorker(wheel_filter)
         self.stats = {"pages": 0, "metadata": 0, "ranges": 0, "downloads": 0, "bytes": 0}
 
     def close(self) -> None:
         self._side.shutdown(wait=False, cancel_futures=True)
+        self.worker.close()
 
     def _count(self, key: str, size: int) -> None:
         with self._lock:
@@ -193,43 +195,38 @@ class HttpIndex:
     def _parse(
         self, url: str, name: str, body: bytes, content_type: str, digest: str
     ) -> tuple[list[DistFile], list[str]]:
-        """Parse a page body, one at a time: parsing holds the interpreter's lock anyway,
-        and one large page's objects at a time keep memory low.  The summary is cached."""
+        """Parse a page body: a large one in the worker process (`page_parse.PageWorker`),
+        the others here, one at a time (parsing holds the interpreter's lock anyway, and
+        one large page's objects at a time keep memory low).  The summary is cached."""
         if not body:  # a 404 remembered: the index has no such project
             return [], []
-        others: list[str] = []
-        wheel_filter = self.wheel_filter
-
-        other = others.append
-
-        def keep(filename: str) -> bool:
-            if filename.endswith(".whl"):
-                if wheel_filter is None or wheel_filter(filename):
-                    return True
-                other(filename)  # wheels no target can use: their names suffice
-            elif filename.endswith((".tar.gz", ".zip")):
-                return True  # sdists: a release without a wheel for the target may be built
-            return False
-
-        with self._parse_lock:
-            try:
-                files = pages.parse_page(
-                    body, content_type, page_url=url, index=self.public_url, keep=keep
-                )
-            except pages.PageError as exc:
-                raise SourceError(
-                    f'{redact(self.public_url)}: the index page of "{name}" is malformed: {exc}.',
-                    hint="The index is broken or hostile; fix it, or stop using it for this "
-                    "package.",
-                ) from None
-            if wheel_filter is not None:
-                files = select.without_dominated_sdists(
-                    canonicalize_name(name), files, wheel_filter.everywhere
-                )
-            summary = page_summary.dump_summary(files, others, page_url=url)
+        try:
+            summary = self.worker.summary(
+                body, content_type, page_url=url, index=self.public_url, name=name
+            )
             if summary is not None:
-                key = self._summary_key(url, digest, content_type)
-                self.cache.put_ref("page-summary", key, summary)
+                files, others = page_summary.load_summary(
+                    summary, page_url=url, index=self.public_url
+                )
+            else:
+                with self._parse_lock:
+                    files, others = page_parse.parse(
+                        body,
+                        content_type,
+                        page_url=url,
+                        index=self.public_url,
+                        name=name,
+                        wheel_filter=self.wheel_filter,
+                    )
+                    summary = page_summary.dump_summary(files, others, page_url=url)
+        except pages.PageError as exc:
+            raise SourceError(
+                f'{redact(self.public_url)}: the index page of "{name}" is malformed: {exc}.',
+                hint="The index is broken or hostile; fix it, or stop using it for this package.",
+            ) from None
+        if summary is not None:
+            key = self._summary_key(url, digest, content_type)
+            self.cache.put_ref("page-summary", key, summary)
         return files, others
 
     # -- metadata -----------------------------------------------------------------------

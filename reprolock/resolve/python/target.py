@@ -125,21 +125,36 @@ class WheelFilter:
     interpreters and platforms (torch's page lists thousands).  Most files are for other
     platforms, which the last part of the name shows; decisions are remembered per
     platform part and per tag triple, which many files of a project share.  ``key`` names
-    the tag set, for caches of what the filter kept.
+    the targets' tag sets, for caches of what the filter kept.
     """
 
     def __init__(self, targets: Iterable[PythonTarget]) -> None:
+        self._setup([frozenset(target.tag_ranks) for target in targets])
+
+    @classmethod
+    def of_tag_sets(cls, each: Iterable[frozenset[tuple[str, str, str]]]) -> WheelFilter:
+        """The filter of targets with these tag sets (`tag_sets` gives them back)."""
+        made = cls.__new__(cls)
+        made._setup(list(each))
+        return made
+
+    @property
+    def tag_sets(self) -> tuple[frozenset[tuple[str, str, str]], ...]:
+        """Each target's (python, abi, platform) triples."""
+        return self._each
+
+    def _setup(self, each: list[frozenset[tuple[str, str, str]]]) -> None:
         tags: set[tuple[str, str, str]] = set()
-        each: list[frozenset[tuple[str, str, str]]] = []
-        for target in targets:
-            tags.update(target.tag_ranks)
-            each.append(frozenset(target.tag_ranks))
+        for one in each:
+            tags.update(one)
         self.tags = frozenset(tags)
         self._each = tuple(each)
         self._everywhere: dict[str, bool] = {}
         self._platforms = frozenset(plat for _py, _abi, plat in tags)
-        digest = hashlib.sha256("\n".join(sorted("-".join(t) for t in tags)).encode())
-        self.key = digest.hexdigest()
+        # Each target's tags, not only their union: which sdists a page keeps depends on
+        # what every target can install (`select.without_dominated_sdists`).
+        per_target = sorted({" ".join(sorted("-".join(t) for t in one)) for one in each})
+        self.key = hashlib.sha256("\n".join(per_target).encode()).hexdigest()
         self._by_platform: dict[str, bool] = {}
         self._decisions: dict[str, bool] = {}
 

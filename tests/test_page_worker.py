@@ -1,0 +1,115 @@
+"""Large index pages are parsed in a worker process, with the same result as here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from reprolock.model import Platform, PythonVersion
+from reprolock.resolve.python import page_parse, page_summary, pages
+from reprolock.resolve.python.target import PythonTarget, wheel_filter
+
+URL = "https://index.example/simple/pkg/"
+INDEX = "https://index.example/simple"
+TARGET = PythonTarget(python=PythonVersion.parse("3.11"), platform=Platform.parse("linux/amd64"))
+PLATFORMS = ["manylinux_2_17_x86_64", "win_amd64", "macosx_11_0_arm64", "musllinux_1_1_x86_64"]
+
+
+def _page(releases: int) -> bytes:
+    files = []
+    for n in range(releases):
+        version = f"1.{n}"
+        for platform in PLATFORMS:
+            files.append(
+                {
+                    "filename": f"pkg-{version}-cp311-cp311-{platform}.whl",
+                    "url": f"https://files.example/pkg-{version}-cp311-cp311-{platform}.whl",
+                    "hashes": {"sha256": f"{n:064x}"},
+                    "requires-python": ">=3.9",
+                    "upload-time": "2024-01-01T00:00:00.000000Z",
+                    "size": 1000 + n,
+                    "yanked": n % 7 == 0,
+                    "core-metadata": {"sha256": f"{n + 1:064x}"},
+                }
+            )
+        files.append(
+            {
+                "filename": f"pkg-{version}.tar.gz",
+                "url": f"https://files.example/pkg-{version}.tar.gz",
+                "hashes": {"sha256": f"{n + 2:064x}"},
+                "upload-time": "2024-01-01T00:00:00.000000Z",
+            }
+        )
+    return json.dumps({"meta": {"api-version": "1.1"}, "name": "pkg", "files": files}).encode()
+
+
+@pytest.fixture
+def worker() -> Iterator[page_parse.PageWorker]:
+    found = page_parse.PageWorker(wheel_filter([TARGET]))
+    yield found
+    found.close()
+
+
+def test_a_large_page_parsed_in_the_worker_reads_as_parsed_here(
+    worker: page_parse.PageWorker,
+) -> None:
+    body = _page(400)
+    assert len(body) > page_parse.WORKER_BYTES
+    summary = worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
+    assert summary is not None
+    there = page_summary.load_summary(summary, page_url=URL, index=INDEX)
+    here = page_parse.parse(
+        body,
+        pages.JSON_TYPE,
+        page_url=URL,
+        index=INDEX,
+        name="pkg",
+        wheel_filter=wheel_filter([TARGET]),
+    )
+    assert there == here
+    files, others = here
+    assert len(files) == 400 + 400  # the target's wheel and the sdist of each release
+    assert len(others) == 3 * 400
+
+
+def test_small_pages_are_parsed_here(worker: page_parse.PageWorker) -> None:
+    body = _page(3)
+    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
+
+
+def test_a_malformed_large_page_fails_as_it_would_here(worker: page_parse.PageWorker) -> None:
+    body = _page(400).replace(b'"hashes": {"sha256": "' + b"0" * 63, b'"hashes": {"sha256": "x', 1)
+    with pytest.raises(pages.PageError, match="is not 64 hex digits"):
+        worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
+    with pytest.raises(pages.PageError, match="is not 64 hex digits"):
+        page_parse.parse(
+            body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg", wheel_filter=None
+        )
+
+
+def test_without_a_worker_the_page_is_parsed_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_processes(*args: object, **kwargs: object) -> object:
+        raise OSError("no processes in this sandbox")
+
+    monkeypatch.setattr(subprocess, "Popen", no_processes)
+    worker = page_parse.PageWorker(wheel_filter([TARGET]))
+    body = _page(400)
+    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
+    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
+    worker.close()
+
+
+def test_a_worker_that_dies_is_not_asked_again(worker: page_parse.PageWorker) -> None:
+    body = _page(400)
+    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
+    process = worker._process
+    assert process is not None and process.pid != os.getpid()
+    process.kill()
+    process.wait()
+    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
+    assert worker._process is None  # reaped, and not started again
+    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
