@@ -11,6 +11,7 @@ slower than ``limits.min_bytes_per_second`` on average is cut off).
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import queue
@@ -93,7 +94,9 @@ class _Senders:
                 self._idle -= 1  # that idle thread will take a job
         self._jobs.put(job)
         if start:
-            threading.Thread(target=self._serve, name="reprolock-http", daemon=True).start()
+            # not threading.Thread: its start() waits until the thread runs, which takes a
+            # switch interval when other threads hold the interpreter's lock
+            _thread.start_new_thread(self._serve, ())
 
     def _serve(self) -> None:
         jobs = self._jobs

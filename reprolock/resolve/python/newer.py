@@ -27,7 +27,7 @@ from packaging.version import Version
 from reprolock.resolve.python.finder import Finder
 from reprolock.resolve.python.metadata import applying
 from reprolock.resolve.python.provider import Patches, PythonProvider, Req
-from reprolock.resolve.python.select import Refusal, Release, Selection
+from reprolock.resolve.python.select import Refusal, Release, Selection, version_key
 
 DEPTH = 3  # levels of dependencies checked below a newer version
 FANOUT = 8  # dependencies followed per level (those the lock does not satisfy)
@@ -94,7 +94,7 @@ class Downgrade:
 def known_versions(selection: Selection) -> list[Version]:
     """Every version the index lists for the project (installable or not), newest first."""
     found = {r.version for r in selection.releases} | set(selection.rejected)
-    return sorted(found, reverse=True)
+    return sorted(found, key=version_key, reverse=True)
 
 
 def why_unusable(
