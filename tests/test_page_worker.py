@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -48,14 +49,14 @@ def _page(releases: int) -> bytes:
 
 
 @pytest.fixture
-def worker() -> Iterator[page_parse.PageWorker]:
-    found = page_parse.PageWorker(wheel_filter([TARGET]))
+def worker() -> Iterator[page_parse.PageWorkers]:
+    found = page_parse.PageWorkers(wheel_filter([TARGET]))
     yield found
     found.close()
 
 
 def test_a_large_page_parsed_in_the_worker_reads_as_parsed_here(
-    worker: page_parse.PageWorker,
+    worker: page_parse.PageWorkers,
 ) -> None:
     body = _page(400)
     assert len(body) > page_parse.WORKER_BYTES
@@ -76,12 +77,12 @@ def test_a_large_page_parsed_in_the_worker_reads_as_parsed_here(
     assert len(others) == 3 * 400
 
 
-def test_small_pages_are_parsed_here(worker: page_parse.PageWorker) -> None:
+def test_small_pages_are_parsed_here(worker: page_parse.PageWorkers) -> None:
     body = _page(3)
     assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
 
 
-def test_a_malformed_large_page_fails_as_it_would_here(worker: page_parse.PageWorker) -> None:
+def test_a_malformed_large_page_fails_as_it_would_here(worker: page_parse.PageWorkers) -> None:
     body = _page(400).replace(b'"hashes": {"sha256": "' + b"0" * 63, b'"hashes": {"sha256": "x', 1)
     with pytest.raises(pages.PageError, match="is not 64 hex digits"):
         worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
@@ -96,20 +97,43 @@ def test_without_a_worker_the_page_is_parsed_here(monkeypatch: pytest.MonkeyPatc
         raise OSError("no processes in this sandbox")
 
     monkeypatch.setattr(subprocess, "Popen", no_processes)
-    worker = page_parse.PageWorker(wheel_filter([TARGET]))
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]))
     body = _page(400)
     assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
     assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
     worker.close()
 
 
-def test_a_worker_that_dies_is_not_asked_again(worker: page_parse.PageWorker) -> None:
+def test_a_worker_that_dies_is_not_asked_again() -> None:
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=1)
     body = _page(400)
     assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
-    process = worker._process
+    (only,) = worker._idle
+    process = only.process
     assert process is not None and process.pid != os.getpid()
     process.kill()
     process.wait()
     assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
-    assert worker._process is None  # reaped, and not started again
+    assert only.process is None and not worker._idle  # reaped, and not started again
     assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
+    worker.close()
+
+
+def test_pages_wait_for_a_free_worker_and_all_are_parsed() -> None:
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=2)
+    body = _page(400)
+    expected = worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
+    with ThreadPoolExecutor(6) as pool:
+        found = list(
+            pool.map(
+                lambda _n: worker.summary(
+                    body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg"
+                ),
+                range(12),
+            )
+        )
+    assert found == [expected] * 12
+    assert worker._started == 2
+    processes = [w.process for w in worker._idle]
+    worker.close()
+    assert all(p is not None and p.returncode == 0 for p in processes)  # reaped, exited

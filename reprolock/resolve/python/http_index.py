@@ -77,7 +77,7 @@ class HttpIndex:
         self._side = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reprolock-tail")
         self._lock = threading.Lock()
         self._parse_lock = threading.Lock()
-        self.worker = page_parse.PageWorker(wheel_filter)
+        self.worker = page_parse.PageWorkers(wheel_filter)
         self.stats = {"pages": 0, "metadata": 0, "ranges": 0, "downloads": 0, "bytes": 0}
 
     def close(self) -> None:
@@ -195,7 +195,7 @@ class HttpIndex:
     def _parse(
         self, url: str, name: str, body: bytes, content_type: str, digest: str
     ) -> tuple[list[DistFile], list[str]]:
-        """Parse a page body: a large one in the worker process (`page_parse.PageWorker`),
+        """Parse a page body: a large one in the worker process (`page_parse.PageWorkers`),
         the others here, one at a time (parsing holds the interpreter's lock anyway, and
         one large page's objects at a time keep memory low).  The summary is cached."""
         if not body:  # a 404 remembered: the index has no such project

@@ -3,7 +3,7 @@
 A cold lock is bound by one interpreter's lock: the resolver, HTTP and page parsing take
 turns on one core while the second idles.  Parsing a large page (hundreds of kilobytes to
 megabytes of JSON, most of it files for other platforms) is the largest share, and it needs
-nothing but the page's bytes and the targets' tags, so `PageWorker` does it in a worker
+nothing but the page's bytes and the targets' tags, so `PageWorkers` does it in a worker
 process and hands back the page's summary (`page_summary`: the kept files and the others'
 names), which the caller reads as it would a cached one.  Small pages, and any page when a
 worker cannot be had, are parsed here.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import WheelFilter
 
 WORKER_BYTES = 256 * 1024  # smaller pages parse faster here than they travel
+# One worker per core beyond the one this interpreter keeps busy, two at most.
+WORKERS = min(2, max(1, (os.cpu_count() or 2) - 1))
 
 
 def parse(
@@ -130,56 +133,31 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
 
 
 # -- in the caller ----------------------------------------------------------------------
-class PageWorker:
-    """One worker process that parses large pages into summaries, started on first use.
-
-    `summary` returns None when the page is better parsed here: it is small, the worker is
-    busy with another page (this core parses that one meanwhile), no worker could be
-    started, or it died (it is then not tried again).  A malformed page raises
-    `pages.PageError` as parsing here would.
-    """
+class _Worker:
+    """One worker process, started on first use."""
 
     def __init__(self, wheel_filter: WheelFilter | None) -> None:
         self.wheel_filter = wheel_filter
-        self._process: subprocess.Popen[bytes] | None = None
-        self._failed = False
-        self._busy = threading.Lock()
+        self.process: subprocess.Popen[bytes] | None = None
 
-    def _started(self) -> subprocess.Popen[bytes]:
-        if self._process is None:
-            self._process = subprocess.Popen(
+    def ask(self, head: bytes, body: bytes) -> bytes:
+        """The worker's answer for one page; OSError, EOFError or ValueError when it
+        cannot be started or asked."""
+        if self.process is None:
+            self.process = subprocess.Popen(
                 [sys.executable, "-m", "reprolock.resolve.python.page_parse"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
             )
-            assert self._process.stdin is not None
-            _write(self._process.stdin, _filter_message(self.wheel_filter))
-        return self._process
+            assert self.process.stdin is not None
+            _write(self.process.stdin, _filter_message(self.wheel_filter))
+        assert self.process.stdin is not None and self.process.stdout is not None
+        _write(self.process.stdin, head, body)
+        return _read(self.process.stdout, 4 * len(body) + (1 << 20))
 
-    def summary(
-        self, body: bytes, content_type: str, *, page_url: str, index: str, name: str
-    ) -> bytes | None:
-        if len(body) < WORKER_BYTES or self._failed or not self._busy.acquire(blocking=False):
-            return None
-        try:
-            process = self._started()
-            assert process.stdin is not None and process.stdout is not None
-            head = json.dumps([content_type, page_url, index, name]).encode()
-            _write(process.stdin, head, body)
-            answer = _read(process.stdout, 4 * len(body) + (1 << 20))
-        except (OSError, EOFError, ValueError):
-            self._failed = True
-            self._stop()
-            return None
-        finally:
-            self._busy.release()
-        if answer[:1] == b"e":
-            raise pages.PageError(answer[1:].decode("utf-8", "replace"))
-        return answer[1:] if answer[:1] == b"s" else None
-
-    def _stop(self) -> None:
-        process, self._process = self._process, None
+    def stop(self) -> None:
+        process, self.process = self.process, None
         if process is None:
             return
         with contextlib.suppress(OSError):
@@ -193,10 +171,70 @@ class PageWorker:
         if process.stdout is not None:
             process.stdout.close()
 
+
+class PageWorkers:
+    """Worker processes that parse large pages into summaries, started as pages come.
+
+    `summary` returns None when the page is better parsed here: it is small, or no worker
+    could be started or one died (workers are then not tried again).  A page waits for a
+    free worker otherwise: this interpreter's time is the resolver's.  A malformed page
+    raises `pages.PageError` as parsing here would.
+    """
+
+    def __init__(self, wheel_filter: WheelFilter | None, *, size: int = WORKERS) -> None:
+        self.wheel_filter = wheel_filter
+        self.size = size
+        self._idle: list[_Worker] = []
+        self._started = 0
+        self._failed = False
+        self._free = threading.Condition()
+
+    def _take(self) -> _Worker | None:
+        with self._free:
+            while not self._failed:
+                if self._idle:
+                    return self._idle.pop()
+                if self._started < self.size:
+                    self._started += 1
+                    return _Worker(self.wheel_filter)
+                self._free.wait()
+            return None
+
+    def summary(
+        self, body: bytes, content_type: str, *, page_url: str, index: str, name: str
+    ) -> bytes | None:
+        if len(body) < WORKER_BYTES:
+            return None
+        worker = self._take()
+        if worker is None:
+            return None
+        head = json.dumps([content_type, page_url, index, name]).encode()
+        try:
+            answer = worker.ask(head, body)
+        except (OSError, EOFError, ValueError):
+            worker.stop()
+            with self._free:
+                self._failed = True
+                self._free.notify_all()
+            return None
+        with self._free:
+            closed = self._failed
+            if not closed:
+                self._idle.append(worker)
+                self._free.notify()
+        if closed:
+            worker.stop()
+        if answer[:1] == b"e":
+            raise pages.PageError(answer[1:].decode("utf-8", "replace"))
+        return answer[1:] if answer[:1] == b"s" else None
+
     def close(self) -> None:
-        with self._busy:
+        with self._free:
             self._failed = True
-            self._stop()
+            idle, self._idle = self._idle, []
+            self._free.notify_all()
+        for worker in idle:
+            worker.stop()
 
 
 if __name__ == "__main__":
