@@ -363,7 +363,10 @@ WAITING = (
 CATEGORIES = [  # the first that matches a sample's stack wins
     ("start-up and imports", ("_find_and_load",)),
     ("writing the lock", ("tomli_w/", "lock/codec.py", "atomic.py", "write_lock")),
-    ("index pages: JSON decode and entries", ("parse_json_page", "json_page_files", "parse_page")),
+    (
+        "index pages: JSON decode and entries",
+        ("parse_json_page", "json_page_files", "parse_page", "page_parse.py"),
+    ),
     ("page summaries", ("dump_summary", "load_summary")),
     ("cache reads and writes", ("net/cache.py",)),
     ("metadata: zip reads and parsing", ("read_member", "ZipFile", "parse_metadata", "applying")),

@@ -18,6 +18,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from typing import IO
 
 from packaging.utils import canonicalize_name
@@ -144,8 +145,13 @@ class _Worker:
         """The worker's answer for one page; OSError, EOFError or ValueError when it
         cannot be started or asked."""
         if self.process is None:
+            # the same interpreter with the same flags (-I, -E, -S...): the same reprolock
+            flags_of: Callable[[], list[str]] = getattr(
+                subprocess, "_args_from_interpreter_flags", list
+            )
+            flags = flags_of()
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "reprolock.resolve.python.page_parse"],
+                [sys.executable, *flags, "-m", "reprolock.resolve.python.page_parse"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
