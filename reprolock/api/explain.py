@@ -116,7 +116,7 @@ def explain_package(
                         fetcher,
                         preferred=preferred_pins(previous.get(tid), frozenset()),
                         constraints={canonicalize_name(n): c for n, c in plan.constraints.items()},
-                        patches=companion_patches(matrices.torch),
+                        patches=companion_patches(lambda: matrices.torch),
                         reasons={canonicalize_name(n): r for n, r in plan.reasons.items()},
                         index_urls=index_urls(router),
                         sdists=builds,

@@ -240,7 +240,7 @@ def lock(
         upgrade_packages=upgrades,
         observer=observer,
         plans=plans,
-        patches=companion_patches(matrices.torch),
+        patches=companion_patches(lambda: matrices.torch),
     )
     targets = []
     resolutions = []

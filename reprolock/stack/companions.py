@@ -10,7 +10,8 @@ release that has a known companion of its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName
@@ -20,17 +21,24 @@ from reprolock.compat.frameworks import COMPANIONS, TorchTable
 from reprolock.resolve.python.provider import Patches
 
 
-def companion_patches(table: TorchTable) -> Patches:
-    known = {name: table.with_companion(name) for name in COMPANIONS}
+def companion_patches(torch_table: Callable[[], TorchTable]) -> Patches:
+    """The patches of companion releases; the PyTorch table is read when the first
+    companion is met (a lock without torchvision or torchaudio never reads it)."""
+
+    @functools.cache
+    def known() -> tuple[TorchTable, dict[str, tuple[Version, ...]]]:
+        table = torch_table()
+        return table, {name: table.with_companion(name) for name in COMPANIONS}
 
     def patch(name: NormalizedName, version: Version) -> Sequence[Requirement]:
-        if name not in known:
+        if name not in COMPANIONS:
             return ()
+        table, pinned = known()
         torch = table.companion_range(name, version)
         if torch is not None:
             return (Requirement(f"torch{torch}"),)
-        if not known[name]:
+        if not pinned[name]:
             return ()
-        return (Requirement("torch" + ",".join(f"!={v}" for v in known[name])),)
+        return (Requirement("torch" + ",".join(f"!={v}" for v in pinned[name])),)
 
     return patch

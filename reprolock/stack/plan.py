@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from packaging.specifiers import SpecifierSet
@@ -319,7 +319,7 @@ def plan(
         constraints=constraints,
         reasons=reasons,
         shown=shown,
-        routes=_routes(choices, pytorch_index or m.torch.index_url),
+        routes=_routes(choices, lambda: pytorch_index or m.torch.index_url),
         notes=tuple(dict.fromkeys(notes)),
     )
 
@@ -504,7 +504,9 @@ def _known_versions(name: str, m: Matrices) -> list[Version]:
     return [r.version for r in m.jax.releases]
 
 
-def _routes(choices: list[Choice], base_url: str) -> tuple[Route, ...]:
+def _routes(choices: list[Choice], base_url: Callable[[], str]) -> tuple[Route, ...]:
+    """The indexes the chosen builds come from; ``base_url`` is asked only for one (it
+    reads the PyTorch table, which a spec without torch never needs)."""
     out = []
     for choice in choices:
         build = choice.verdict.build
@@ -512,7 +514,7 @@ def _routes(choices: list[Choice], base_url: str) -> tuple[Route, ...]:
             out.append(
                 Route(
                     name=f"pytorch-{build.index}",
-                    url=f"{base_url.rstrip('/')}/{build.index}",
+                    url=f"{base_url().rstrip('/')}/{build.index}",
                     packages=TORCH_FAMILY,
                 )
             )
