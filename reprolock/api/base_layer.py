@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from reprolock.api.network import NetOptions
 from reprolock.errors import SourceError
 from reprolock.lock import LockedBase, LockedTarget
 from reprolock.model import ImageRef, Platform
-from reprolock.net.session import new_session
-from reprolock.registry import CredentialStore, PinnedImage, RegistryClient, RegistryOptions
 from reprolock.spec import Spec
+
+if TYPE_CHECKING:  # the registry client is imported when a base is pinned (not every lock)
+    from reprolock.registry import PinnedImage, RegistryClient, RegistryOptions
 
 
 def registry_client(net: NetOptions, options: RegistryOptions) -> RegistryClient:
     """A client with the given mirrors and insecure registries and the user's logins."""
+    from reprolock.net.session import new_session  # noqa: PLC0415
+    from reprolock.registry import CredentialStore, RegistryClient  # noqa: PLC0415
+
     credentials = CredentialStore()
     if net.docker_config is not None:
         text, source = net.docker_config
@@ -23,6 +28,8 @@ def registry_client(net: NetOptions, options: RegistryOptions) -> RegistryClient
 
 
 def spec_registry_options(spec: Spec) -> RegistryOptions:
+    from reprolock.registry import RegistryOptions  # noqa: PLC0415
+
     return RegistryOptions(
         mirrors=dict(spec.registry.mirrors), insecure=frozenset(spec.registry.insecure)
     )
