@@ -404,10 +404,12 @@ def selection_for(
         found = [*core.seen, *core.sdists]
         # Many files share a version (a release has a wheel per platform): each text once.
         # Wheels (nearly all of them) inline: ``name-version-[build-]py-abi-platform.whl``.
-        texts: set[str | None] = {
-            f.split("-", 2)[1] for f in other_files if f.endswith(".whl") and 4 <= f.count("-") <= 5
+        texts = {
+            f.split("-", 2)[1]
+            if f.endswith(".whl") and 4 <= f.count("-") <= 5
+            else _version_text(f)
+            for f in other_files
         }
-        texts.update(_version_text(f) for f in other_files if not f.endswith(".whl"))
         found.extend(v for t in texts if t is not None and (v := version_of(t)) is not None)
         return max(found, default=None)
 
