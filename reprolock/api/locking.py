@@ -22,13 +22,13 @@ if TYPE_CHECKING:
     from reprolock.resolve.python.target import PythonTarget
     from reprolock.spec import Spec
     from reprolock.stack.base import BaseChoice as StackChoice
+from reprolock.api.heap import fewer_collections
 from reprolock.api.project import (
     EditedLock,
     default_lock_path,
     find_spec,
     load_spec,
     shipped_matrices,
-    write_lock,
 )
 from reprolock.errors import InputError, Unsatisfiable
 from reprolock.lock import (
@@ -44,7 +44,7 @@ from reprolock.lock import (
     new_lockfile,
 )
 from reprolock.lock.freshness import locked_image
-from reprolock.lock.io import read_text
+from reprolock.lock.io import read_text, write_atomic
 from reprolock.model import CudaVersion, PythonVersion
 from reprolock.resolve.python.target import DEFAULT_GLIBC
 from reprolock.spec.model import UnknownCoverage
@@ -325,10 +325,11 @@ def lock(
         and old_base.manifest_digest != t.base.manifest_digest
     )
     lockfile = new_lockfile(inputs, tuple(targets), locked_image(spec))
-    text = dumps(lockfile)
+    with fewer_collections():  # the heap is large now: a full collection costs ~50 ms
+        text = dumps(lockfile)
     changed = text != old_text
     if changed:
-        write_lock(lock_file, lockfile)
+        write_atomic(lock_file, text.encode("utf-8"))  # the text just compared, not again
     return LockResult(
         spec_path=spec_file,
         lock_path=lock_file,

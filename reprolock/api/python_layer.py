@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import gc
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from reprolock.api.heap import fewer_collections
 from reprolock.api.network import NetOptions, credential_key, with_credentials
 from reprolock.api.progress import Observer, Silent
 from reprolock.api.project import shipped_matrices
@@ -157,26 +157,6 @@ def _return_large_buffers() -> None:
 _M_MMAP_THRESHOLD = -3  # <malloc.h>
 
 
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector less while resolving.
-
-    Parsing pages and metadata allocates millions of short-lived objects without cycles,
-    and every 700 of them started a collection that walked more of the heap each time.
-    The objects alive when resolving starts (modules, the spec, the matrices) are frozen out
-    of its walks, and it starts every 20,000 allocations; both are restored afterwards
-    (kitchen sink, warm: 1.3 s -> 1.15 s of CPU, same peak memory).
-    """
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(20_000, thresholds[1], thresholds[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
 def resolve_targets(
     spec: Spec,
     net: NetOptions,
@@ -205,7 +185,7 @@ def resolve_targets(
     with contextlib.closing(new_session(net.config)) as sdist_session:
         for routes, members in groups.items():
             with (
-                _fewer_collections(),
+                fewer_collections(),
                 _explained_routes(routes, plans.get(target_id(members[0]))),
                 open_router(spec, net, routes, members) as (router, indexes),
                 observer.watch(lambda indexes=indexes: _total(indexes)),  # type: ignore[misc]
