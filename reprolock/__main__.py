@@ -1,6 +1,6 @@
 """`python -m reprolock` runs the command line."""
 
-from reprolock.cli.main import main
+from reprolock.cli.main import run
 
 if __name__ == "__main__":
-    main()
+    run()

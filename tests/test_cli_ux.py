@@ -376,3 +376,30 @@ def test_the_without_docker_hub_page_is_in_the_site_and_its_specs_are_valid(
         (folder / "reprolock.toml").write_text(f'[environment]\npython = "3.11"\n\n{block}')
         run = cli("check", cwd=folder)
         assert run.code == 0, (block, run.err)
+
+
+def test_the_program_exits_quickly_yet_flushes_and_runs_exit_handlers(tmp_path: Path) -> None:
+    """`run` (the console script, ``python -m reprolock``) leaves with os._exit after
+    `main`: the output must be complete, atexit handlers (coverage, logging) must have run,
+    and the exit status be the command's."""
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('exit handler ran', file=sys.stderr))\n"
+        "from reprolock.cli.main import run\n"
+        "sys.argv = ['reprolock', *sys.argv[1:]]\n"
+        "run()\n"
+    )
+    ok = subprocess.run(
+        [sys.executable, "-c", script, "--version"], capture_output=True, text=True, check=False
+    )
+    assert ok.returncode == 0
+    assert ok.stdout.startswith("reprolock, version ")
+    assert "exit handler ran" in ok.stderr
+    bad = subprocess.run(
+        [sys.executable, "-c", script, "lock", "--spec", str(tmp_path / "missing.toml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "no such file" in bad.stderr and "exit handler ran" in bad.stderr
