@@ -151,10 +151,12 @@ class _Hashes:
     """The hashing a layer scan needs, on one thread beside the tar walk (hashlib releases
     the GIL on large buffers), in the order given: the diff_id over the tar and the blob
     digest over the stored bytes on one, the RECORD-style sha256 of wanted files on
-    another.  If no thread can be started (a memory limit), hashing is done in line."""
+    another.  Jobs are handed over in batches of about `STEP` bytes (a small file's digest
+    alone would cost the two threads a hand-over each).  If no thread can be started (a
+    memory limit), hashing is done in line.  Used from one thread at a time."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=16)
+        self._queue: queue.Queue[list[Callable[[], None]] | None] = queue.Queue(maxsize=16)
         self._thread: threading.Thread | None = threading.Thread(target=self._run, daemon=True)
         try:
             self._thread.start()
@@ -163,21 +165,32 @@ class _Hashes:
         self._batch: list[bytes] = []
         self._batched = 0
         self._fed: Hasher = None  # the hasher of the pieces in the batch
+        self._jobs: list[Callable[[], None]] = []  # not handed over yet
+        self._jobs_bytes = 0
 
     def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
-            job()
+        while (jobs := self._queue.get()) is not None:
+            for job in jobs:
+                job()
 
-    def _do(self, job: Callable[[], None]) -> None:
+    def _do(self, job: Callable[[], None], size: int) -> None:
         if self._thread is None:
             job()
-        else:
-            self._queue.put(job)
+            return
+        self._jobs.append(job)
+        self._jobs_bytes += size
+        if self._jobs_bytes >= STEP or len(self._jobs) >= _MAX_JOBS:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if self._jobs:
+            self._queue.put(self._jobs)
+            self._jobs, self._jobs_bytes = [], 0
 
     def update(self, hasher: Hasher, *data: Buffer) -> None:
         """Hash ``data`` with ``hasher``, after everything given before."""
         if data:
-            self._do(functools.partial(_update, hasher, data))
+            self._do(functools.partial(_update, hasher, data), sum(map(len, data)))
 
     def feed(self, hasher: Hasher, data: bytes) -> None:
         """`update` for many small pieces of one hasher: passed on about `STEP` at a time
@@ -193,17 +206,20 @@ class _Hashes:
         """Hash ``data`` with ``hasher``, then set ``entry.sha256`` (``entry.md5`` with
         ``md5``) from it once what was given before is hashed: one job for a small file."""
         done = _md5_hash if md5 else _record_hash
-        self._do(functools.partial(_finish, done, entry, hasher, data))
+        self._do(functools.partial(_finish, done, entry, hasher, data), sum(map(len, data)))
 
     def close(self) -> None:
         """Wait until everything given is hashed."""
         if self._batch:
             self.update(self._fed, *self._batch)
             self._batch, self._batched = [], 0
+        self._hand_over()
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
 
+
+_MAX_JOBS = 256  # jobs in one hand-over, however small
 
 Hasher = Any  # hashlib's hash objects (no public type)
 Buffer = bytes | memoryview  # what is hashed: the layer's pieces, or views into them
@@ -248,11 +264,72 @@ def copy_facts(entry: Entry, original: Entry, wants: Wants) -> None:
         entry.kernels = original.kernels
 
 
+AHEAD = 4
+"""Decompressed pieces a layer's reader may be ahead of its walk (each at most `STEP`)."""
+
+
+class _ReadAhead:
+    """The pieces ``read`` returns, read on a thread of their own up to `AHEAD` pieces ahead
+    of `next` (decompressing and reading overlap the walk); an error there is raised by
+    the `next` whose piece it kept from coming.  If no thread can be started (a memory
+    limit), pieces are read in line."""
+
+    def __init__(self, read: Callable[[], bytes]) -> None:
+        self._read = read
+        self._pieces: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=AHEAD)
+        self._stop = threading.Event()
+        self._ended = False
+        self._thread: threading.Thread | None = threading.Thread(target=self._run, daemon=True)
+        try:
+            self._thread.start()
+        except RuntimeError:  # no thread to be had (memory limits): read in line instead
+            self._thread = None
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._read()
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as exc:  # raised again by `next`, in the walk's thread
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._pieces.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return
+
+    def next(self) -> bytes:
+        """The next piece; empty at the end."""
+        if self._ended:
+            return b""
+        if self._thread is None:
+            item: bytes | BaseException = self._read()
+        else:
+            item = self._pieces.get()
+        if isinstance(item, BaseException):
+            self._ended = True
+            raise item
+        self._ended = not item
+        return item
+
+    def close(self) -> None:
+        """Stop reading ahead (the walk ended, or failed); returns once the reader has."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 class _LayerStream:
     """A layer's tar, decompressed within the caps (at most `STEP` bytes of output at a
     time), the stored bytes hashed for the blob digest and the output for the diff_id.
 
-    It is the file `tarfile` reads headers from (``read``, ``tell``, and ``seek`` forward
+    The pieces are read, decompressed and hashed ahead of the walk (`_ReadAhead`). It is
+    the file `tarfile` reads headers from (``read``, ``tell``, and ``seek`` forward
     only: a backward seek is an `OSError`), and the walk reads a file's bytes with `views`:
     slices of the decompressed pieces, never copied (each piece is an immutable ``bytes``,
     so the hashing thread may hold views into it)."""
@@ -275,6 +352,7 @@ class _LayerStream:
             limit_name="layer_bytes",
             on_input=None if self.blob_hash is None else self._feed_blob,
         )
+        self._ahead = _ReadAhead(self._read)
         self._piece = b""  # the current decompressed piece
         self._at = 0  # where in it the next byte is
         self._position = 0  # the tar offset of the next byte
@@ -290,17 +368,22 @@ class _LayerStream:
     def uncompressed(self) -> int:
         return self.source.uncompressed
 
-    def _more(self) -> int:
-        """Bytes left in the current piece, reading the next one (hashed for the diff_id)
-        when it is used up; 0 at the end of the layer."""
-        left = len(self._piece) - self._at
-        if left:
-            return left
+    def _read(self) -> bytes:
+        """The next decompressed piece, given to the diff_id's hashing (on the reader's
+        thread: the blob digest's is fed there too)."""
         data = self.source.read(STEP)
         if data:
             self.hashes.update(self.diff_hash, data)
-        self._piece, self._at = data, 0
-        return len(data)
+        return data
+
+    def _more(self) -> int:
+        """Bytes left in the current piece, taking the next one when it is used up; 0 at
+        the end of the layer."""
+        left = len(self._piece) - self._at
+        if left:
+            return left
+        self._piece, self._at = self._ahead.next(), 0
+        return len(self._piece)
 
     def tell(self) -> int:
         return self._position
@@ -352,6 +435,7 @@ class _LayerStream:
             self._at = len(self._piece)
 
     def close(self) -> None:
+        self._ahead.close()  # first: the reader gives the hashing work
         self.hashes.close()
 
 
