@@ -35,7 +35,6 @@ from reprolock.image.tarheaders import members, open_tar
 
 Kind = Literal["file", "dir", "symlink", "hardlink", "other"]
 
-CHUNK = 1 << 20
 _HINT = "The image is damaged; rebuild or re-pull it."
 _HOSTILE = "This layer is hostile or broken; do not use the image."
 
