@@ -256,7 +256,9 @@ def test_an_unknown_gpu_is_an_input_error(cli: Cli, tmp_path: Path) -> None:
     )
 
 
-def _lock(tmp_path: Path, *, base: bool, extension_arches: tuple[str, ...]) -> Path:
+def _lock(
+    tmp_path: Path, *, base: bool, extension_arches: tuple[str, ...], cuda: bool = True
+) -> Path:
     from reprolock import api
     from reprolock.lock import (
         CudaStack,
@@ -279,7 +281,9 @@ def _lock(tmp_path: Path, *, base: bool, extension_arches: tuple[str, ...]) -> P
         )
         if base
         else None,
-        cuda=CudaStack(
+        cuda=None
+        if not cuda
+        else CudaStack(
             toolkit="12.4.1",
             driver_min="550.54.14",
             devices=(("V100", "sm_70"), ("A100", "sm_80"), ("H100", "sm_90")),
@@ -405,6 +409,71 @@ def test_verify_finds_a_measured_extension_that_changed(cli: Cli, tmp_path: Path
         "demo/_C.so (demo-1.0-cp311-cp311-linux_x86_64.whl sha256:" + "c" * 64 + "); the "
         f"image's /{SP}/demo/_C.so carries sm_90a sm_100f sm_120, PTX compute_120 (ISA 9.0)",
     }
+
+
+@pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every fatbin scanner a read starts, from a layer or from a folder."""
+    from reprolock.compat.fatbin import FatbinScanner
+
+    started: list[object] = []
+
+    class Counted(FatbinScanner):
+        def __init__(self) -> None:
+            super().__init__()
+            started.append(self)
+
+    monkeypatch.setattr("reprolock.image.scan.FatbinScanner", Counted)
+    monkeypatch.setattr("reprolock.image.rootfs.FatbinScanner", Counted)
+    return started
+
+
+def test_no_kernel_scan_skips_it_and_says_so(cli: Cli, tmp_path: Path, scans: list[object]) -> None:
+    image = _image(tmp_path)
+    scanned = _json(cli, image)
+    assert len(scans) == 10  # every shared object the layers write (not the hard link)
+    scans.clear()
+    run = cli("inspect", image, "--no-kernel-scan")
+    assert run.code == 0, run.err
+    assert run.out.splitlines()[-1] == "kernels: not scanned (--no-kernel-scan)"
+    skipped = _json(cli, image, "--no-kernel-scan")
+    assert skipped.pop("kernels") is None  # not [], which says none were found
+    assert scanned.pop("kernels")
+    assert skipped == scanned  # the rest of the inventory as with the scan
+    write_rootfs(tmp_path / "rootfs", [BASE, APP])
+    assert _json(cli, f"dir:{tmp_path / 'rootfs'}", "--no-kernel-scan")["kernels"] is None
+    assert scans == []
+
+
+def test_no_kernel_scan_and_gpus_exclude_each_other(cli: Cli, tmp_path: Path) -> None:
+    run = cli("inspect", _image(tmp_path), "--no-kernel-scan", "--gpus", "A100")
+    assert run.code == 2
+    assert run.err == (
+        "error: --gpus says how the image's CUDA kernels run those GPUs: it needs the kernel "
+        "scan that --no-kernel-scan skips.\nDrop one of them.\n"
+    )
+
+
+def test_verify_scans_kernels_only_for_a_lock_with_gpus(
+    cli: Cli, tmp_path: Path, scans: list[object]
+) -> None:
+    """A target without a CUDA stack has no kernel findings to make: its image is read
+    without the scan (with GPUs, `test_verify_finds_gpus_without_kernels` finds them)."""
+    _, found = _verify(cli, tmp_path, _lock(tmp_path, base=True, extension_arches=(), cuda=False))
+    assert (found, scans) == ([], [])
+    _, found = _verify(cli, tmp_path, _lock(tmp_path, base=True, extension_arches=("sm_80",)))
+    assert found and len(scans) == 10
+
+
+def test_a_diff_of_two_images_scans_no_kernels(
+    cli: Cli, tmp_path: Path, scans: list[object]
+) -> None:
+    """No section of a diff compares kernels."""
+    write_oci_layout(tmp_path / "layout", Image(layers=[BASE], env={"CUDA_VERSION": "12.4.1"}))
+    run = cli("diff", f"oci:{tmp_path / 'layout'}", _image(tmp_path))
+    assert run.code == 0, run.err
+    assert "torch" in run.out
+    assert scans == []
 
 
 @pytest.mark.parametrize("size", [0, 7, 64, 4096])

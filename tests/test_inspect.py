@@ -359,3 +359,54 @@ def test_not_an_archive(cli: Cli, tmp_path: Path) -> None:
     run = cli("inspect", f"oci:{tmp_path}")
     assert run.code == 4
     assert "is not an OCI image layout (no index.json)" in run.err
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_files_across_the_layer_pieces_are_read_whole(compress: bool) -> None:
+    """The walk reads a file's bytes as views of the decompressed pieces (`STEP` each):
+    files of every size around a piece's end, behind long (pax) names and between other
+    members, are hashed and kept byte for byte, and the diff_id covers the whole tar."""
+    from reprolock.bounded import STEP
+    from reprolock.image.scan import HEAD_BYTES, scan_layer
+
+    sizes = [0, 1, 511, 512, 513, STEP - 1, STEP, STEP + 1, 3 * STEP + 17, 700, 5]
+    files = {
+        f"site-packages/{'long' * 40 if i % 3 == 0 else 'f'}{i}.pyc": bytes(
+            (i * 7 + j) % 251 for j in range(size)
+        )
+        for i, size in enumerate(sizes)
+    }
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        folder = tarfile.TarInfo("site-packages/dir")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        link = tarfile.TarInfo("site-packages/link.pyc")
+        link.type, link.linkname = tarfile.LNKTYPE, "site-packages/f7.pyc"
+        tar.addfile(link)
+    plain = out.getvalue() + bytes(3000)  # and something after the end-of-archive marker
+    scan = scan_layer(
+        io.BytesIO(gzip.compress(plain) if compress else plain),
+        0,
+        what="test layer",
+        want_content=lambda path: path.endswith(("1.pyc", "7.pyc", "8.pyc")),
+        want_hash=lambda _path: True,
+        want_md5=lambda path: path.endswith("8.pyc"),
+        want_head=lambda _path: True,
+    )
+    assert scan.diff_id == "sha256:" + hashlib.sha256(plain).hexdigest()
+    assert scan.uncompressed_size == len(plain)
+    entries = {e.path: e for e in scan.entries}
+    for name, data in files.items():
+        entry = entries[name]
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        assert (entry.size, entry.sha256, entry.head) == (len(data), digest, data[:HEAD_BYTES])
+        assert entry.content == (data if name.endswith(("1.pyc", "7.pyc", "8.pyc")) else None)
+    big = files["site-packages/f8.pyc"]
+    assert entries["site-packages/f8.pyc"].md5 == hashlib.md5(big).hexdigest()
+    assert entries["site-packages/link.pyc"].sha256 == entries["site-packages/f7.pyc"].sha256
+    assert entries["site-packages/dir"].kind == "dir"

@@ -101,6 +101,8 @@ class InspectOptions:
     docker_host: str | None = None  # DOCKER_HOST, read by the CLI
     workers: int = 4
     gpus: tuple[str, ...] = ()  # --gpus: how each package's CUDA kernels run these GPUs
+    # shared objects scanned for the CUDA kernels they carry (--no-kernel-scan: not)
+    scan_kernels: bool = True
 
 
 @contextlib.contextmanager
@@ -236,12 +238,21 @@ def inspect(
     """Read and catalog the image ``text`` names; ``observer`` watches the layers being
     read (`reprolock.image.progress.ReadCounts`)."""
     gpus = gpu_devices(options.gpus)
+    if gpus and not options.scan_kernels:
+        raise InputError(
+            "--gpus says how the image's CUDA kernels run those GPUs: it needs the kernel "
+            "scan that --no-kernel-scan skips.",
+            hint="Drop one of them.",
+        )
     read = _read(parse_image_arg(text), options, net, registry, observer or Silent())
     inventory = build_inventory(
-        read, check_record=options.check_record, check_dpkg=options.check_dpkg
+        read,
+        check_record=options.check_record,
+        check_dpkg=options.check_dpkg,
+        scan_kernels=options.scan_kernels,
     )
     size = size_report(read, inventory) if options.size else None
-    runs = kernel_runs(inventory.kernels, gpus)
+    runs = kernel_runs(inventory.kernels or (), gpus)
     return InspectResult(image=read, inventory=inventory, size=size, gpus=gpus, runs=runs)
 
 
@@ -257,6 +268,7 @@ def _read(
     head = want_head if options.check_record else _never
     source = want_source if options.check_record else None
     md5 = want_md5 if options.check_dpkg else _never
+    kernels = want_kernels if options.scan_kernels else _never
     if spec.transport == "dir":
         return read_rootfs(
             Path(spec.target),
@@ -265,7 +277,7 @@ def _read(
             want_md5=md5,
             want_head=head,
             want_source=source,
-            want_kernels=want_kernels,
+            want_kernels=kernels,
         )
     counts = ReadCounts()
     with observer.watch(counts.stats), open_image(spec, options, net, registry, counts) as image:
@@ -276,7 +288,7 @@ def _read(
             want_md5=md5,
             want_head=head,
             want_source=source,
-            want_kernels=want_kernels,
+            want_kernels=kernels,
             workers=options.workers,
         )
 
@@ -382,7 +394,7 @@ def inventory_dict(result: InspectResult) -> dict[str, Any]:
         "apt-sources": list(inv.apt_sources),
         "dpkg-integrity": _dpkg_dict(inv),
         "data-files": [_data_file(f) for f in inv.data_files],
-        "kernels": kernels_list(inv.kernels, result.runs),
+        "kernels": None if inv.kernels is None else kernels_list(inv.kernels, result.runs),
         **({} if result.size is None else {"size": size_dict(result.size)}),
     }
 

@@ -11,6 +11,7 @@ from reprolock.api.progress import Observer
 from reprolock.api.project import lock_digest, shipped_matrices, use_lock
 from reprolock.inventory.dpkg import parse_status
 from reprolock.inventory.model import DebPackage
+from reprolock.verify import kernels
 from reprolock.verify.findings import Report, verify
 
 
@@ -40,6 +41,7 @@ def verify_image(
         check_dpkg=options.check_dpkg,
         docker_host=options.docker_host,
         workers=options.workers,
+        scan_kernels=kernels.wanted(target),  # read only for the lock's GPUs and extensions
     )
     result = inspect(image, options, net, observer=observer)
     base_debs: list[DebPackage] = []

@@ -77,7 +77,11 @@ def diff_command(
     layer that changed them. A lock compared with an image built on its base leaves out
     what comes unchanged from that base, and says so in one line."""
     settings = output.current()
-    options = InspectOptions(platform=platform, docker_host=os.environ.get("DOCKER_HOST"))
+    options = InspectOptions(
+        platform=platform,
+        docker_host=os.environ.get("DOCKER_HOST"),
+        scan_kernels=False,  # no section of a diff compares kernels
+    )
     result = diff_sides(
         a,
         b,

@@ -36,6 +36,12 @@ from reprolock.model import Platform
     help="Skip hashing Debian packages' files against dpkg's md5sums (faster).",
 )
 @click.option(
+    "--no-kernel-scan",
+    is_flag=True,
+    help="Skip scanning shared objects for the CUDA kernels they carry (faster; the kernels "
+    "section then says it was not scanned; excludes --gpus).",
+)
+@click.option(
     "--size",
     is_flag=True,
     help="Also report where the bytes go: per layer and package, wasted by later layers, "
@@ -76,6 +82,7 @@ def inspect_command(
     platform: Platform,
     no_record_check: bool,
     no_dpkg_check: bool,
+    no_kernel_scan: bool,
     size: bool,
     gpus: tuple[str, ...],
     fmt: str | None,
@@ -86,7 +93,8 @@ def inspect_command(
     their files checked against dpkg's md5sums), Python distributions (with RECORD
     integrity and bytecode checked against its source), the CUDA stack, the CUDA kernels
     each package's shared objects carry, data files, and the image config. --size adds
-    where the bytes go; --gpus how the kernels run those GPUs.
+    where the bytes go; --gpus how the kernels run those GPUs. --no-record-check,
+    --no-dpkg-check and --no-kernel-scan skip those checks and the scan (faster).
 
     \b
     IMAGE is one of:
@@ -103,6 +111,7 @@ def inspect_command(
         platform=platform,
         check_record=not no_record_check,
         check_dpkg=not no_dpkg_check,
+        scan_kernels=not no_kernel_scan,
         docker_host=os.environ.get("DOCKER_HOST"),
         size=size or report == "html",
         gpus=gpus,

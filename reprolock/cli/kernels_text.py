@@ -14,8 +14,10 @@ from reprolock.stack.judge import device_name
 
 def render_kernels(result: InspectResult, *, verbose: bool) -> list[str]:
     """``kernels: ...`` and a line per package (``-v``: per library too), each GPU of
-    ``--gpus`` below it (``!`` where it has no kernels)."""
+    ``--gpus`` below it (``!`` where it has no kernels); a line saying the scan was skipped."""
     packages = result.inventory.kernels
+    if packages is None:
+        return ["kernels: not scanned (--no-kernel-scan)"]
     if not packages and not result.gpus:
         return []
     files = sum(1 for p in packages if p.kind == "file")

@@ -76,8 +76,16 @@ class TarMembers:
         return member
 
     def open(self, name: str) -> IO[bytes]:
+        """The member's bytes, unbuffered: every reader of an image reads in large steps
+        (`read_capped`, a layer scan), each one ``pread`` into the bytes it returns."""
         member = self._member(name)
-        return window(self.file.fileno(), member.offset, member.size, f"{self.what}: {name}")
+        return window(
+            self.file.fileno(),
+            member.offset,
+            member.size,
+            f"{self.what}: {name}",
+            buffered=False,
+        )
 
     def read(self, name: str, cap: int, limit_name: str) -> bytes:
         """A whole member of at most ``cap`` bytes (``limit_name`` names the cap)."""

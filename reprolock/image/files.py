@@ -85,7 +85,9 @@ def spool() -> IO[bytes]:
 
 class Window(io.RawIOBase):
     """``length`` bytes of an open file from ``offset``, read with ``pread``: any number
-    of windows onto one descriptor can be read at once, from any threads."""
+    of windows onto one descriptor can be read at once, from any threads.  ``read`` returns
+    the bytes ``pread`` made and ``readinto`` reads straight into the caller's buffer
+    (``preadv``): the kernel's copy is the only one."""
 
     def __init__(
         self, fd: int, offset: int, length: int, what: str, owner: IO[bytes] | None = None
@@ -104,24 +106,47 @@ class Window(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self.left <= 0:
-            return 0
-        want = min(len(buffer), self.left)
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        want = min(size, self.left)
+        if want <= 0:
+            return b""
         data = os.pread(self.fd, want, self.position)
-        if not data:
+        self._advance(len(data))
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        with memoryview(buffer) as view:
+            want = min(view.nbytes, self.left)
+            if want <= 0:
+                return 0
+            with view.cast("B")[:want] as target:
+                got = os.preadv(self.fd, [target], self.position)
+        self._advance(got)
+        return got
+
+    def _advance(self, got: int) -> None:
+        if not got:
             raise SourceError(
                 f"{self.what}: the file ends {self.left} bytes early.",
                 hint="The file is truncated; make it again.",
             )
-        buffer[: len(data)] = data
-        self.position += len(data)
-        self.left -= len(data)
-        return len(data)
+        self.position += got
+        self.left -= got
 
 
 def window(
-    fd: int, offset: int, length: int, what: str, *, owner: IO[bytes] | None = None
+    fd: int,
+    offset: int,
+    length: int,
+    what: str,
+    *,
+    owner: IO[bytes] | None = None,
+    buffered: bool = True,
 ) -> IO[bytes]:
-    """A buffered `Window` (closing it closes ``owner``, the file ``fd`` belongs to)."""
-    return cast(IO[bytes], io.BufferedReader(Window(fd, offset, length, what, owner), 1 << 20))
+    """A `Window` (closing it closes ``owner``, the file ``fd`` belongs to): buffered for
+    readers of small pieces; unbuffered (``buffered=False``) for those that read in large
+    steps, such as a layer scan, whose every read is then one ``pread``."""
+    raw = Window(fd, offset, length, what, owner)
+    return cast(IO[bytes], io.BufferedReader(raw, 1 << 20) if buffered else raw)

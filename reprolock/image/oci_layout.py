@@ -224,8 +224,10 @@ class _Folder:
         what = f"oci:{self.root}"
         file = open_regular(inside(self.root, name, what), what, follow=False)
         size = os.fstat(file.fileno()).st_size
-        # a window of the size seen now: a file that grows while it is read is not read on
-        return Opened(window(file.fileno(), 0, size, f"{what}: {name}", owner=file), size)
+        # a window of the size seen now: a file that grows while it is read is not read on;
+        # unbuffered, as `TarMembers.open`
+        stream = window(file.fileno(), 0, size, f"{what}: {name}", owner=file, buffered=False)
+        return Opened(stream, size)
 
     def close(self) -> None:
         pass

@@ -23,7 +23,7 @@ import posixpath
 import queue
 import tarfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, cast
 
@@ -35,11 +35,6 @@ from reprolock.image.tarheaders import members, open_tar
 
 Kind = Literal["file", "dir", "symlink", "hardlink", "other"]
 
-CHUNK = 1 << 20
-# tarfile's stream buffer: its small reads copy the buffer's remainder, its skips read
-# through in buffer-sized steps; 64 KiB measured fastest on a 6 GB layer (8.8 s against
-# 11.8 s for its 10 KiB default and 12.3 s for 1 MiB).
-TAR_BUFFER = 64 * 1024
 _HINT = "The image is damaged; rebuild or re-pull it."
 _HOSTILE = "This layer is hostile or broken; do not use the image."
 
@@ -155,10 +150,12 @@ class _Hashes:
     """The hashing a layer scan needs, on one thread beside the tar walk (hashlib releases
     the GIL on large buffers), in the order given: the diff_id over the tar and the blob
     digest over the stored bytes on one, the RECORD-style sha256 of wanted files on
-    another.  If no thread can be started (a memory limit), hashing is done in line."""
+    another.  Jobs are handed over in batches of about `STEP` bytes (a small file's digest
+    alone would cost the two threads a hand-over each).  If no thread can be started (a
+    memory limit), hashing is done in line.  Used from one thread at a time."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=16)
+        self._queue: queue.Queue[list[Callable[[], None]] | None] = queue.Queue(maxsize=16)
         self._thread: threading.Thread | None = threading.Thread(target=self._run, daemon=True)
         try:
             self._thread.start()
@@ -167,21 +164,32 @@ class _Hashes:
         self._batch: list[bytes] = []
         self._batched = 0
         self._fed: Hasher = None  # the hasher of the pieces in the batch
+        self._jobs: list[Callable[[], None]] = []  # not handed over yet
+        self._jobs_bytes = 0
 
     def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
-            job()
+        while (jobs := self._queue.get()) is not None:
+            for job in jobs:
+                job()
 
-    def _do(self, job: Callable[[], None]) -> None:
+    def _do(self, job: Callable[[], None], size: int) -> None:
         if self._thread is None:
             job()
-        else:
-            self._queue.put(job)
+            return
+        self._jobs.append(job)
+        self._jobs_bytes += size
+        if self._jobs_bytes >= STEP or len(self._jobs) >= _MAX_JOBS:
+            self._hand_over()
 
-    def update(self, hasher: Hasher, *data: bytes) -> None:
+    def _hand_over(self) -> None:
+        if self._jobs:
+            self._queue.put(self._jobs)
+            self._jobs, self._jobs_bytes = [], 0
+
+    def update(self, hasher: Hasher, *data: Buffer) -> None:
         """Hash ``data`` with ``hasher``, after everything given before."""
         if data:
-            self._do(functools.partial(_update, hasher, data))
+            self._do(functools.partial(_update, hasher, data), sum(map(len, data)))
 
     def feed(self, hasher: Hasher, data: bytes) -> None:
         """`update` for many small pieces of one hasher: passed on about `STEP` at a time
@@ -193,27 +201,39 @@ class _Hashes:
             self.update(hasher, *self._batch)
             self._batch, self._batched = [], 0
 
-    def finish(self, entry: Entry, hasher: Hasher, *, md5: bool = False) -> None:
-        """Set ``entry.sha256`` (``entry.md5`` with ``md5``) from ``hasher`` once what was
-        given before is hashed."""
-        self._do(functools.partial(_md5_hash if md5 else _record_hash, entry, hasher))
+    def finish(self, entry: Entry, hasher: Hasher, *data: Buffer, md5: bool = False) -> None:
+        """Hash ``data`` with ``hasher``, then set ``entry.sha256`` (``entry.md5`` with
+        ``md5``) from it once what was given before is hashed: one job for a small file."""
+        done = _md5_hash if md5 else _record_hash
+        self._do(functools.partial(_finish, done, entry, hasher, data), sum(map(len, data)))
 
     def close(self) -> None:
         """Wait until everything given is hashed."""
         if self._batch:
             self.update(self._fed, *self._batch)
             self._batch, self._batched = [], 0
+        self._hand_over()
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
 
 
+_MAX_JOBS = 256  # jobs in one hand-over, however small
+
 Hasher = Any  # hashlib's hash objects (no public type)
+Buffer = bytes | memoryview  # what is hashed: the layer's pieces, or views into them
 
 
-def _update(hasher: Hasher, data: tuple[bytes, ...]) -> None:
+def _update(hasher: Hasher, data: tuple[Buffer, ...]) -> None:
     for piece in data:
         hasher.update(piece)
+
+
+def _finish(
+    done: Callable[[Entry, Hasher], None], entry: Entry, hasher: Hasher, data: tuple[Buffer, ...]
+) -> None:
+    _update(hasher, data)
+    done(entry, hasher)
 
 
 def _record_hash(entry: Entry, hasher: Hasher) -> None:
@@ -243,10 +263,75 @@ def copy_facts(entry: Entry, original: Entry, wants: Wants) -> None:
         entry.kernels = original.kernels
 
 
+AHEAD = 4
+"""Decompressed pieces a layer's reader may be ahead of its walk (each at most `STEP`)."""
+
+
+class _ReadAhead:
+    """The pieces ``read`` returns, read on a thread of their own up to `AHEAD` pieces ahead
+    of `next` (decompressing and reading overlap the walk); an error there is raised by
+    the `next` whose piece it kept from coming.  If no thread can be started (a memory
+    limit), pieces are read in line."""
+
+    def __init__(self, read: Callable[[], bytes]) -> None:
+        self._read = read
+        self._pieces: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=AHEAD)
+        self._stop = threading.Event()
+        self._ended = False
+        self._thread: threading.Thread | None = threading.Thread(target=self._run, daemon=True)
+        try:
+            self._thread.start()
+        except RuntimeError:  # no thread to be had (memory limits): read in line instead
+            self._thread = None
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._read()
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as exc:  # raised again by `next`, in the walk's thread
+            self._put(exc)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._pieces.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return
+
+    def next(self) -> bytes:
+        """The next piece; empty at the end."""
+        if self._ended:
+            return b""
+        if self._thread is None:
+            item: bytes | BaseException = self._read()
+        else:
+            item = self._pieces.get()
+        if isinstance(item, BaseException):
+            self._ended = True
+            raise item
+        self._ended = not item
+        return item
+
+    def close(self) -> None:
+        """Stop reading ahead (the walk ended, or failed); returns once the reader has."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
 class _LayerStream:
-    """A layer's tar as tarfile reads it: decompressed within the caps (at most `STEP`
-    bytes of output at a time), the stored bytes hashed for the blob digest and the
-    output for the diff_id."""
+    """A layer's tar, decompressed within the caps (at most `STEP` bytes of output at a
+    time), the stored bytes hashed for the blob digest and the output for the diff_id.
+
+    The pieces are read, decompressed and hashed ahead of the walk (`_ReadAhead`). It is
+    the file `tarfile` reads headers from (``read``, ``tell``, and ``seek`` forward
+    only: a backward seek is an `OSError`), and the walk reads a file's bytes with `views`:
+    slices of the decompressed pieces, never copied (each piece is an immutable ``bytes``,
+    so the hashing thread may hold views into it)."""
 
     def __init__(self, raw: IO[bytes], what: str) -> None:
         head = b""
@@ -266,9 +351,10 @@ class _LayerStream:
             limit_name="layer_bytes",
             on_input=None if self.blob_hash is None else self._feed_blob,
         )
-        self._pending = b""
-        self._offset = 0
-        self._eof = False
+        self._ahead = _ReadAhead(self._read)
+        self._piece = b""  # the current decompressed piece
+        self._at = 0  # where in it the next byte is
+        self._position = 0  # the tar offset of the next byte
 
     def _feed_blob(self, data: bytes) -> None:
         self.hashes.feed(self.blob_hash, data)
@@ -281,40 +367,74 @@ class _LayerStream:
     def uncompressed(self) -> int:
         return self.source.uncompressed
 
+    def _read(self) -> bytes:
+        """The next decompressed piece, given to the diff_id's hashing (on the reader's
+        thread: the blob digest's is fed there too)."""
+        data = self.source.read(STEP)
+        if data:
+            self.hashes.update(self.diff_hash, data)
+        return data
+
+    def _more(self) -> int:
+        """Bytes left in the current piece, taking the next one when it is used up; 0 at
+        the end of the layer."""
+        left = len(self._piece) - self._at
+        if left:
+            return left
+        self._piece, self._at = self._ahead.next(), 0
+        return len(self._piece)
+
+    def tell(self) -> int:
+        return self._position
+
     def read(self, size: int = -1) -> bytes:
-        # tarfile reads in small pieces: serve them from the current batch by offset
-        # (slicing the remainder off each time would copy the batch over and over).
+        """``size`` bytes (fewer at the end): a header, or an extended header within
+        ``tar_header_bytes`` (`reprolock.image.tarheaders`)."""
         if size is None or size < 0:
             size = STEP
-        available = len(self._pending) - self._offset
-        if available < size and not self._eof:
-            self._pending = self._fill(self._pending[self._offset :], size)
-            self._offset = 0
-            available = len(self._pending)
-        if size >= available:
-            out = self._pending[self._offset :] if self._offset else self._pending
-            self._pending, self._offset = b"", 0
-            return out
-        out = self._pending[self._offset : self._offset + size]
-        self._offset += size
-        return out
+        parts = []
+        while size > 0 and (left := self._more()):
+            step = min(size, left)
+            parts.append(self._piece[self._at : self._at + step])
+            self._at += step
+            self._position += step
+            size -= step
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def _fill(self, rest: bytes, size: int) -> bytes:
-        """``rest`` and at least ``max(size, STEP)`` more bytes (less at the end): the
-        decompressor's small steps are batched, so the hashing thread gets big buffers."""
-        parts = [rest]
-        want, got = max(size, STEP), 0
-        while got < want:
-            data = self.source.read(STEP)
-            if not data:
-                self._eof = True
-                break
-            parts.append(data)
-            got += len(data)
-        self.hashes.update(self.diff_hash, *parts[1:])
-        return b"".join(parts)
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Pass over bytes up to ``offset`` (hashed all the same); forward only."""
+        if whence != 0 or offset < self._position:
+            raise OSError("the layer is read front to back: a seek backwards")
+        skip = offset - self._position
+        while skip > 0 and (left := self._more()):
+            step = min(skip, left)
+            self._at += step
+            self._position += step
+            skip -= step
+        return self._position
+
+    def views(self, size: int) -> Iterator[memoryview]:
+        """The next ``size`` bytes, as views of the pieces they lie in;
+        `tarfile.ReadError` if the layer ends first."""
+        while size > 0:
+            left = self._more()
+            if not left:
+                raise tarfile.ReadError("unexpected end of data")
+            step = min(size, left)
+            view = memoryview(self._piece)[self._at : self._at + step]
+            self._at += step
+            self._position += step
+            size -= step
+            yield view
+
+    def drain(self) -> None:
+        """Read (and hash) whatever is left: the digest covers the whole tar."""
+        while self._more():
+            self._position += len(self._piece) - self._at
+            self._at = len(self._piece)
 
     def close(self) -> None:
+        self._ahead.close()  # first: the reader gives the hashing work
         self.hashes.close()
 
 
@@ -395,7 +515,8 @@ def _walk(
 ) -> LayerScan:
     """The tar's entries (the digests are set by `scan_layer` once hashing is done)."""
     scan = LayerScan(index=index)
-    tar = open_tar(cast(IO[bytes], stream), what, hint=_HINT, bufsize=TAR_BUFFER)
+    # not tarfile's own stream mode: its buffer copies every byte twice more
+    tar = open_tar(cast(IO[bytes], stream), what, hint=_HINT, stream=False)
     caps = limits.current()
     seen: dict[str, Entry] = {}
     for member in members(tar, what, hint=_HINT):
@@ -419,7 +540,7 @@ def _walk(
         entry = Entry(path=path, kind="other", size=member.size, mode=member.mode)
         if member.isreg():
             entry.kind = "file"
-            _read_file(tar, member, entry, what, wants, budget, files)
+            _read_file(stream, member, entry, what, wants, budget, files)
         elif member.isdir():
             entry.kind = "dir"
         elif member.issym():
@@ -443,15 +564,14 @@ def _walk(
         seen[path] = entry
         scan.entries.append(entry)
     # Drain whatever follows the end-of-archive marker, so the digest covers the whole tar.
-    while stream.read(CHUNK):
-        pass
+    stream.drain()
     scan.compressed_size = stream.compressed
     scan.uncompressed_size = stream.uncompressed
     return scan
 
 
 def _read_file(
-    tar: tarfile.TarFile,
+    stream: _LayerStream,
     member: tarfile.TarInfo,
     entry: Entry,
     what: str,
@@ -476,24 +596,26 @@ def _read_file(
     whole = keep or bool(keys)
     if not (whole or sha256 or md5 or head or scanner):
         return
-    handle = tar.extractfile(member)
-    assert handle is not None
-    parts: list[bytes] = []
+    parts: list[memoryview] = []
     hashers: list[tuple[Hasher, bool]] = []  # (hasher, is md5)
     if sha256:
         hashers.append((hashlib.sha256(), False))
     if md5:
         hashers.append((hashlib.md5(usedforsecurity=False), True))
+    last: tuple[memoryview, ...] = ()  # hashed with the digest's job (most files: all of it)
     try:
-        while chunk := handle.read(CHUNK):
-            for hasher, _ in hashers:
-                hashes.update(hasher, chunk)
+        stream.seek(member.offset_data)
+        for view in stream.views(member.size):
+            if last:
+                for hasher, _ in hashers:
+                    hashes.update(hasher, *last)
+            last = (view,)
             if whole or (head and not parts):
-                parts.append(chunk)
+                parts.append(view)
             if scanner is not None:
-                scanner.feed(chunk)
+                scanner.feed(view)
         for hasher, is_md5 in hashers:
-            hashes.finish(entry, hasher, md5=is_md5)
+            hashes.finish(entry, hasher, *last, md5=is_md5)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise SourceError(f"{what}: {path} is truncated ({exc}).", hint=_HINT) from None
     _keep(entry, parts, keep=keep, head=head, keys=keys)
@@ -507,7 +629,7 @@ def _found(scanner: FatbinScanner) -> Kernels | None:
 
 
 def _keep(
-    entry: Entry, parts: list[bytes], *, keep: bool, head: bool, keys: tuple[int, ...] | None
+    entry: Entry, parts: list[memoryview], *, keep: bool, head: bool, keys: tuple[int, ...] | None
 ) -> None:
     """What a file's bytes leave on its entry once read: its content, its head, the SipHash
     of a Python source."""
@@ -515,6 +637,6 @@ def _keep(
     if keep:
         entry.content = data
     if head:
-        entry.head = (data or (parts[0] if parts else b""))[:HEAD_BYTES]
+        entry.head = bytes((data or (parts[0] if parts else b""))[:HEAD_BYTES])
     if keys:
         entry.source_hashes = source_hashes(data, keys)

@@ -63,8 +63,15 @@ want_kernels = is_shared_object  # shared objects: the CUDA kernels they carry
 
 
 def build_inventory(
-    image: ImageRead, *, check_record: bool = True, check_dpkg: bool = True
+    image: ImageRead,
+    *,
+    check_record: bool = True,
+    check_dpkg: bool = True,
+    scan_kernels: bool = True,
 ) -> Inventory:
+    """What ``image`` holds.  ``check_record``, ``check_dpkg`` and ``scan_kernels`` must say
+    what the read was asked to keep (the ``want_*`` predicates); without the dpkg check or
+    the kernel scan those sections are None (not looked at), never empty (none found)."""
     view = image.view
     os_info: OsInfo | None = None
     for path in ("etc/os-release", "usr/lib/os-release"):
@@ -124,7 +131,9 @@ def build_inventory(
         users=_users(view.read("etc/passwd")),
         dpkg_integrity=dpkg_files.check_dpkg(view, status_text) if check_dpkg else None,
         data_files=tuple(catalog_data_files(view, owned)),
-        kernels=tuple(catalog_kernels(view, owned, debs=debs, envs=envs, cuda=image_cuda(cuda))),
+        kernels=tuple(catalog_kernels(view, owned, debs=debs, envs=envs, cuda=image_cuda(cuda)))
+        if scan_kernels
+        else None,
     )
 
 

@@ -148,7 +148,8 @@ class Inventory:
     users: tuple[tuple[str, str], ...] = ()  # (uid, name) from /etc/passwd
     dpkg_integrity: DpkgIntegrity | None = None  # None: no dpkg database, or not checked
     data_files: tuple[DataFile, ...] = ()
-    kernels: tuple[PackageKernels, ...] = ()  # packages (and loose files) with CUDA kernels
+    # packages (and loose files) with CUDA kernels; None: not scanned for (--no-kernel-scan)
+    kernels: tuple[PackageKernels, ...] | None = ()
 
     def user_name(self) -> str:
         """The config's user as a name: ``10001:10001`` → the passwd name of uid 10001."""

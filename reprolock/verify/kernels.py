@@ -26,7 +26,7 @@ from reprolock.compat.fatbin import Kernels
 from reprolock.compat.frameworks import is_framework_dist
 from reprolock.inventory import PackageKernels
 from reprolock.inventory.kernels import image_cuda, summarize
-from reprolock.lock import CudaStack
+from reprolock.lock import CudaStack, LockedTarget
 from reprolock.model import ComputeCapability, CudaVersion, DriverVersion
 from reprolock.spec.model import GpuDevice
 from reprolock.stack.extensions import judge_devices
@@ -70,6 +70,20 @@ def _driver(stack: CudaStack) -> DriverVersion | None:
         return None
 
 
+def wanted(target: LockedTarget) -> bool:
+    """Whether these sections judge anything for ``target`` (GPUs or measured extensions
+    in its CUDA stack): if not, the image's shared objects need not be scanned."""
+    stack = target.cuda
+    return stack is not None and bool(_devices(stack) or stack.extensions)
+
+
+def _scanned(ctx: Context) -> tuple[PackageKernels, ...]:
+    found = ctx.inventory.kernels
+    if found is None:  # `wanted` said yes, and the image was read without the scan
+        raise RuntimeError("verify: the image was read without its CUDA kernels")
+    return found
+
+
 def gpu_kernels(ctx: Context) -> Iterator[Finding]:
     """``gpu-kernels``: a GPU of the target that a package has neither SASS of its family
     nor PTX for; ``gpu-jit-driver``: one it runs only by JIT-compiling PTX whose ISA needs a
@@ -82,7 +96,7 @@ def gpu_kernels(ctx: Context) -> Iterator[Finding]:
     if not devices:
         return
     cuda, driver = _cuda(stack, ctx), _driver(stack)
-    for package in ctx.inventory.kernels:
+    for package in _scanned(ctx):
         if not any(ctx.after_base(lib.layer) for lib in package.libraries):
             continue
         library, kernels = summarize(package.name, package.libraries, cuda)
@@ -151,9 +165,7 @@ def extension_kernels(ctx: Context) -> Iterator[Finding]:
         for d in e.dists
     }
     carrying = {
-        canonicalize_name(p.name): p
-        for p in ctx.inventory.kernels
-        if p.kind == "python" and p.env in envs
+        canonicalize_name(p.name): p for p in _scanned(ctx) if p.kind == "python" and p.env in envs
     }
     for ext in stack.extensions:
         name = canonicalize_name(ext.name)
