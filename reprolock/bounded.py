@@ -13,7 +13,7 @@ import io
 import lzma
 import zlib
 from collections.abc import Callable
-from typing import IO, Any, Literal, Protocol
+from typing import IO, Any, Literal, Protocol, cast
 
 import zstandard
 
@@ -36,7 +36,8 @@ except ImportError:  # pragma: no cover - depends on what is installed
     pass
 else:  # pragma: no cover - depends on what is installed
     _INFLATE = isal_zlib
-    _INFLATE_ERRORS = (zlib.error, isal_zlib.error)
+    # isal's stubs type its error as an instance; it is the exception class
+    _INFLATE_ERRORS = (zlib.error, cast("type[Exception]", isal_zlib.error))
 _CORRUPT: tuple[type[Exception], ...] = (
     *_INFLATE_ERRORS,
     lzma.LZMAError,
