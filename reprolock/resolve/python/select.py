@@ -172,15 +172,16 @@ def sdist_version(name: NormalizedName, filename: str) -> Version | None:
 def without_dominated_sdists(
     name: NormalizedName, files: list[DistFile], everywhere: Callable[[str], bool]
 ) -> list[DistFile]:
-    """``files`` less the sdists that no target would ever choose or explain.
+    """``files`` less the sdists that no target would ever choose.
 
     Selection builds an sdist only for a version without a usable wheel.  An sdist is
     *dominated* when a wheel of the same version fits every target's tags
     (``everywhere(py-abi-platform)``), has a sha256, is not yanked, has the same
     Requires-Python and was uploaded no later than the sdist (so exclude-newer never
     admits the sdist without the wheel): wherever the sdist could be used, that wheel is,
-    and where the wheel is refused, the sdist is too, for the same reason.  Projects
-    publish both for most releases, so this halves what large pages keep.
+    and where the wheel is refused, the sdist is too, for the same reason (an explanation
+    names the wheel's, and no longer repeats it for the sdist).  Projects publish both for
+    most releases, so this halves what large pages keep.
     """
     wheels: dict[Version, list[DistFile]] = {}
     for file in files:
