@@ -5,13 +5,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from reprolock.model import Platform, PythonVersion
+from reprolock.net.cache import Cache
+from reprolock.net.config import NetConfig
+from reprolock.net.session import new_session
 from reprolock.resolve.python import page_parse, page_summary, pages
+from reprolock.resolve.python.http_index import HttpIndex
 from reprolock.resolve.python.target import PythonTarget, wheel_filter
 
 URL = "https://index.example/simple/pkg/"
@@ -137,3 +145,51 @@ def test_pages_wait_for_a_free_worker_and_all_are_parsed() -> None:
     processes = [w.process for w in worker._idle]
     worker.close()
     assert all(p is not None and p.returncode == 0 for p in processes)  # reaped, exited
+
+
+def test_an_index_parses_its_large_pages_in_a_worker(tmp_path: Path) -> None:
+    """Through a real loopback index: a large page goes to a worker, and what the index
+    gives (and caches as the page's summary) is what parsing here gives."""
+    body = _page(400)
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != "/simple/pkg/":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", pages.JSON_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/simple"
+    session = new_session(NetConfig())
+    try:
+        index = HttpIndex(url, session, Cache(tmp_path), wheel_filter=wheel_filter([TARGET]))
+        files = list(index.project_files(canonicalize_name("pkg")))
+        assert index.worker._started == 1  # the page went to a worker
+        index.close()
+        here, others = page_parse.parse(
+            body,
+            pages.JSON_TYPE,
+            page_url=f"{url}/pkg/",
+            index=url,
+            name="pkg",
+            wheel_filter=wheel_filter([TARGET]),
+        )
+        assert files == here and index.other_files(canonicalize_name("pkg")) == others
+        # A second run reads the summary the first cached: no page parsed, no worker.
+        again = HttpIndex(url, session, Cache(tmp_path), wheel_filter=wheel_filter([TARGET]))
+        assert list(again.project_files(canonicalize_name("pkg"))) == here
+        assert again.worker._started == 0
+        again.close()
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()

@@ -92,11 +92,12 @@ class _Senders:
             start = self._idle == 0
             if not start:
                 self._idle -= 1  # that idle thread will take a job
-        self._jobs.put(job)
         if start:
             # not threading.Thread: its start() waits until the thread runs, which takes a
-            # switch interval when other threads hold the interpreter's lock
+            # switch interval when other threads hold the interpreter's lock.  Started before
+            # the job is queued: a thread that cannot start strands no job.
             _thread.start_new_thread(self._serve, ())
+        self._jobs.put(job)
 
     def _serve(self) -> None:
         jobs = self._jobs
