@@ -105,6 +105,10 @@ class Index:
     uploaded: dict[str, dt.datetime] = field(default_factory=dict)
     requires_python: dict[str, str] = field(default_factory=dict)
     slow: float = 0.0  # seconds over which a whole file's bytes are spread (a slow mirror)
+    range_delay: float = 0.0  # seconds before a range request is answered (ranges upstream)
+    # file name -> another: the first is answered only once the second has been asked for
+    # (or after `HOLD_SECONDS`), to check that requests are made together, not in turn
+    hold_until: dict[str, str] = field(default_factory=dict)
 
     def add(
         self,
@@ -243,6 +247,10 @@ class _Handler(BaseHTTPRequestHandler):
         return ("<!DOCTYPE html><html><body>\n" + "\n".join(rows) + "\n</body></html>").encode()
 
     def _file(self, index: Index, filename: str) -> None:
+        self.server.asked(filename)
+        awaited = index.hold_until.get(filename)
+        if awaited is not None:
+            self.server.held.append((filename, self.server.wait_for(awaited)))
         if filename.endswith(".metadata"):
             path = index.folder / filename.removesuffix(".metadata")
             if index.pep658 == "none" or not path.exists():
@@ -257,6 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
         data = path.read_bytes()
         wanted = self.headers.get("Range")
         if wanted and index.ranges and wanted.startswith("bytes="):
+            time.sleep(index.range_delay)
             start_text, _, end_text = wanted[6:].partition("-")
             if not start_text:
                 start, end = max(0, len(data) - int(end_text)), len(data) - 1
@@ -301,6 +310,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+HOLD_SECONDS = 5.0
+
+
 class IndexServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -309,6 +321,19 @@ class IndexServer(ThreadingHTTPServer):
         self.indexes: dict[str, Index] = {}
         self.log: list[tuple[str, str | None, str | None]] = []
         self.responses: list[tuple[str, str | None, int]] = []
+        self.held: list[tuple[str, bool]] = []  # (file held, whether its awaited one came)
+        self._asked: dict[str, threading.Event] = {}
+        self._asked_lock = threading.Lock()
+
+    def _event(self, filename: str) -> threading.Event:
+        with self._asked_lock:
+            return self._asked.setdefault(filename, threading.Event())
+
+    def asked(self, filename: str) -> None:
+        self._event(filename).set()
+
+    def wait_for(self, filename: str) -> bool:
+        return self._event(filename).wait(HOLD_SECONDS)
 
     def url(self, index: str) -> str:
         return f"{self.root}/{index}/simple"

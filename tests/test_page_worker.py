@@ -147,6 +147,27 @@ def test_pages_wait_for_a_free_worker_and_all_are_parsed() -> None:
     assert all(p is not None and p.returncode == 0 for p in processes)  # reaped, exited
 
 
+def test_prepared_workers_are_running_before_the_first_page_and_then_used() -> None:
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=2)
+    worker.prepare()
+    processes = [w.process for w in worker._idle]
+    assert len(processes) == 2 and all(p is not None and p.poll() is None for p in processes)
+    worker.prepare()  # once only
+    assert worker._started == 2 and len(worker._idle) == 2
+    body = _page(400)
+    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
+    assert {w.process for w in worker._idle} == set(processes)  # no third process
+    worker.close()
+    assert all(p is not None and p.returncode == 0 for p in processes)
+
+
+def test_a_closed_pool_prepares_nothing() -> None:
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=2)
+    worker.close()
+    worker.prepare()
+    assert worker._idle == [] and worker._started == 0
+
+
 def test_an_index_parses_its_large_pages_in_a_worker(tmp_path: Path) -> None:
     """Through a real loopback index: a large page goes to a worker, and what the index
     gives (and caches as the page's summary) is what parsing here gives."""

@@ -112,6 +112,25 @@ def test_cpu_target_gets_the_cpu_build(
     assert "cuda" not in target
 
 
+def test_companions_the_table_rules_out_are_fetched_at_once(
+    lock_cli: LockCli, tmp_path: Path, indexes: IndexServer
+) -> None:
+    # torch==2.5.1 is pinned: the table says torchaudio 2.11 and 2.10 need torch 2.11 and
+    # 2.10, so the resolver will walk past them to 2.5.1; their metadata is asked for
+    # together (the newest is answered only once 2.5.1's has been asked for).
+    pypi = indexes.indexes["pypi"]
+    pypi.wheel("torchaudio", "2.10.0", tag=X86)
+    newest = "torchaudio-2.11.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    pypi.hold_until[f"{newest}.metadata"] = (
+        "torchaudio-2.5.1-cp311-cp311-manylinux_2_17_x86_64.whl.metadata"
+    )
+    _spec(tmp_path, indexes, ["torch==2.5.1", "torchaudio"], '[gpu]\ndevices = ["A100"]')
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    assert _pins(_target(tmp_path))["torchaudio"] == "2.5.1"
+    assert indexes.held == [(f"{newest}.metadata", True)]
+
+
 def test_an_unpinned_companion_is_held_to_the_torch_minors_it_was_built_and_released_for(
     lock_cli: LockCli, tmp_path: Path, index_server: IndexServer
 ) -> None:

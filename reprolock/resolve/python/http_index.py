@@ -1,9 +1,10 @@
 """A `PythonIndex` over HTTP: simple API pages (JSON or HTML) and core metadata.
 
-Metadata is read the cheapest way that works: the PEP 658 ``.metadata`` file
-(also tried when not advertised, since PyPI often has it), then a suffix range
-request into the wheel's zip, then — only for servers without range support —
-the whole file, streamed to a private temporary file and checked against its sha256.
+Metadata is read the cheapest way that works: the PEP 658 ``.metadata`` file when the
+page advertises it; when it does not, range requests into the wheel's zip, hedged by a
+request for that file when they fail or are slow (the first answer wins); only for
+servers without range support (and without the file), the whole wheel, streamed to a
+private temporary file and checked against its sha256.
 Every read is bounded (`reprolock.limits`): pages, metadata and the bytes fetched to
 find a member in a remote zip.  Pages are cached with their validators; metadata is
 cached by the URL and sha256 it was read for (`Cache.put_ref`), as the bytes received.
@@ -17,8 +18,8 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 
 import requests
 from packaging.utils import NormalizedName
@@ -33,6 +34,7 @@ from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import WheelFilter
 
 TAIL = 64 * 1024
+HEDGE_SECONDS = 0.25  # unadvertised metadata: ask for `.metadata` too when ranges take longer
 PAGE_TTL = 600.0  # seconds a page without validators is reused before it is fetched again
 _CONTENT_RANGE = re.compile(r"^bytes (\d{1,15})-(\d{1,15})/(\d{1,15})$")
 _TAMPERED = "The index may be serving tampered files; report it."
@@ -74,7 +76,7 @@ class HttpIndex:
         self.wheel_filter = wheel_filter
         self._others: dict[NormalizedName, list[str]] = {}
         self._pages: dict[NormalizedName, list[DistFile]] = {}
-        self._side = ThreadPoolExecutor(max_workers=8, thread_name_prefix="reprolock-tail")
+        self._side = ThreadPoolExecutor(max_workers=16, thread_name_prefix="reprolock-side")
         self._lock = threading.Lock()
         self._parse_lock = threading.Lock()
         self.worker = page_parse.PageWorkers(wheel_filter)
@@ -125,6 +127,8 @@ class HttpIndex:
                 "forbids fetching it.",
                 hint="Run once without --offline to fill the cache.",
             )
+        if record is None:  # a page never fetched: a cold cache, large pages likely
+            self.worker.prepare()
         headers = {"Accept": pages.ACCEPT}
         if record is not None and record.etag and _clean_header(record.etag):
             headers["If-None-Match"] = record.etag
@@ -249,18 +253,73 @@ class HttpIndex:
         elif file.metadata:
             data = self._metadata_file(file)
             if data is None:
-                data = self._metadata_from_zip(file, None)
+                data = self._metadata_from_zip(file)
         else:
-            # Not advertised: ask for `.metadata` and the wheel's tail at once, and
-            # use whichever answers; a miss then costs no extra round trip.
-            tail = self._side.submit(self._tail, file)
-            data = self._metadata_file(file)
-            if data is None:
-                data = self._metadata_from_zip(file, tail)
-            else:
-                tail.cancel()
+            data = self._first_metadata(file)
         self.cache.put_ref("metadata", key, data)
         return data
+
+    def _first_metadata(self, file: DistFile) -> bytes:
+        """Metadata that the page does not advertise: read from the wheel's zip by range
+        requests, with the ``.metadata`` file asked for too when that fails or has not
+        answered within `HEDGE_SECONDS` (then the first to give it wins; the other is
+        abandoned).  A mirror may serve ranges from its cache and fetch ``.metadata``
+        upstream, or have no ``.metadata`` at all; asking for both every time would double
+        the requests.  Without either, and without range support, the wheel is
+        downloaded; when both fail, the ``.metadata`` request's error is reported."""
+        from_zip = self._spawn(self._zip_metadata, file)
+        wait([from_zip], timeout=HEDGE_SECONDS)
+        if from_zip.done() and not from_zip.cancelled() and from_zip.exception() is None:
+            found = from_zip.result()
+            if found is not None:
+                return found
+        from_file = self._spawn(self._metadata_file, file)
+        pending = {from_file, from_zip}
+        failures: dict[Future[bytes | None], BaseException] = {}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    data = future.result()
+                except CancelledError:  # closed while waiting: nothing more will come
+                    continue
+                except Exception as exc:  # kept: reported if the other gives nothing
+                    failures[future] = exc
+                    continue
+                if data is not None:
+                    for other in pending:
+                        other.cancel()
+                    return data
+        for future in (from_file, from_zip):
+            failure = failures.get(future)
+            if failure is not None and not isinstance(failure, _NoRanges):
+                raise failure
+        if isinstance(failures.get(from_zip), _NoRanges):
+            return self._metadata_from_download(file)
+        raise SourceError(  # pragma: no cover - both cancelled: the index was closed
+            f"the metadata of {file.filename} was not fetched (the run is ending).",
+            hint="Run the command again.",
+        )
+
+    def _spawn(
+        self, work: Callable[[DistFile], bytes | None], file: DistFile
+    ) -> Future[bytes | None]:
+        """``work(file)`` on a side thread (here, when the side pool is shut down)."""
+        try:
+            return self._side.submit(work, file)
+        except RuntimeError:
+            future: Future[bytes | None] = Future()
+            try:
+                future.set_result(work(file))
+            except Exception as exc:
+                future.set_exception(exc)
+            return future
+
+    def _zip_metadata(self, file: DistFile) -> bytes:
+        """METADATA read from the wheel's zip by range requests; `_NoRanges` when the
+        server has no range support."""
+        size, body = self._tail(file)
+        return self._read(file, size, body, self._range_fetcher(file))
 
     def _tail(self, file: DistFile) -> tuple[int, bytes]:
         """The last `TAIL` bytes and the file's size; `_NoRanges` when unsupported."""
@@ -375,12 +434,9 @@ class HttpIndex:
 
         return fetch
 
-    def _metadata_from_zip(self, file: DistFile, tail: Future[tuple[int, bytes]] | None) -> bytes:
-        if tail is not None and tail.cancel():
-            tail = None  # not started yet (the side pool is busy): ask for it from here
+    def _metadata_from_zip(self, file: DistFile) -> bytes:
         try:
-            size, body = tail.result() if tail is not None else self._tail(file)
-            return self._read(file, size, body, self._range_fetcher(file))
+            return self._zip_metadata(file)
         except _NoRanges:
             return self._metadata_from_download(file)
 
@@ -446,7 +502,9 @@ class HttpIndex:
 
     def _read(self, file: DistFile, size: int, tail: bytes, fetch: wheelzip.Fetch) -> bytes:
         try:
-            member = wheelzip.read_member(size, tail, fetch, wheelzip.is_metadata)
+            member = wheelzip.read_member(
+                size, tail, fetch, wheelzip.is_metadata, suffix=wheelzip.METADATA_SUFFIX
+            )
         except wheelzip.ZipProblem as exc:
             raise SourceError(
                 f"{file.filename} is not a readable wheel ({exc}).",

@@ -141,23 +141,29 @@ class _Worker:
         self.wheel_filter = wheel_filter
         self.process: subprocess.Popen[bytes] | None = None
 
+    def start(self) -> None:
+        """Start the process (it boots while this one goes on); OSError when it cannot."""
+        if self.process is not None:
+            return
+        # the same interpreter with the same flags (-I, -E, -S...): the same reprolock
+        flags_of: Callable[[], list[str]] = getattr(
+            subprocess, "_args_from_interpreter_flags", list
+        )
+        flags = flags_of()
+        self.process = subprocess.Popen(
+            [sys.executable, *flags, "-m", "reprolock.resolve.python.page_parse"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert self.process.stdin is not None
+        _write(self.process.stdin, _filter_message(self.wheel_filter))
+
     def ask(self, head: bytes, body: bytes) -> bytes:
         """The worker's answer for one page; OSError, EOFError or ValueError when it
         cannot be started or asked."""
-        if self.process is None:
-            # the same interpreter with the same flags (-I, -E, -S...): the same reprolock
-            flags_of: Callable[[], list[str]] = getattr(
-                subprocess, "_args_from_interpreter_flags", list
-            )
-            flags = flags_of()
-            self.process = subprocess.Popen(
-                [sys.executable, *flags, "-m", "reprolock.resolve.python.page_parse"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
-            assert self.process.stdin is not None
-            _write(self.process.stdin, _filter_message(self.wheel_filter))
+        self.start()
+        assert self.process is not None
         assert self.process.stdin is not None and self.process.stdout is not None
         _write(self.process.stdin, head, body)
         return _read(self.process.stdout, 4 * len(body) + (1 << 20))
@@ -205,6 +211,37 @@ class PageWorkers:
                     return _Worker(self.wheel_filter)
                 self._free.wait()
             return None
+
+    def prepare(self) -> None:
+        """Start the workers now, so that they have booted when the first large page
+        comes (called before the first page is fetched; a worker that cannot start
+        leaves parsing here, as in `summary`)."""
+        with self._free:
+            if self._failed or self._started >= self.size:
+                return
+            missing = self.size - self._started
+            self._started = self.size
+        started: list[_Worker] = []
+        try:
+            for _ in range(missing):
+                worker = _Worker(self.wheel_filter)
+                worker.start()
+                started.append(worker)
+        except (OSError, ValueError):
+            for worker in started:
+                worker.stop()
+            with self._free:
+                self._failed = True
+                self._free.notify_all()
+            return
+        with self._free:
+            closed = self._failed
+            if not closed:
+                self._idle.extend(started)
+                self._free.notify_all()
+        if closed:
+            for worker in started:
+                worker.stop()
 
     def summary(
         self, body: bytes, content_type: str, *, page_url: str, index: str, name: str

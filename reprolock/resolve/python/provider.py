@@ -113,6 +113,7 @@ def requirement_to_reqs(requirement: Requirement, parent: Candidate | None) -> l
 
 
 BACKTRACK_AHEAD = 8
+PATCH_AHEAD = 32  # releases fetched at once that the patches already rule out (at most)
 # Versions of one project the resolver may reject for a dependency that has no installable
 # release at all before it stops walking down: tfds-nightly has 1,347 versions, every one
 # needing the sdist-only promise; trying each costs a metadata read (two minutes, cold).
@@ -160,6 +161,8 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         # per project: the versions rejected for a dependency with nothing installable
         self.dead_ends: dict[NormalizedName, dict[Version, Req]] = {}
         self.offered: dict[str, list[Release]] = {}
+        # the version a project's requirements pin it to with ``==`` when last matched
+        self._pinned: dict[NormalizedName, Version] = {}
         # projects whose pins ruled out every candidate of another (`find_culprits`),
         # pinned after the others (the resolver adds to them before a new attempt)
         self.culprits: frozenset[str] = frozenset()
@@ -277,14 +280,36 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
             bad,
             pins={p for r in reqs if (p := r.pinned) is not None},
         )
+        pins = {p for r in reqs if (p := r.pinned) is not None}
+        if len(pins) == 1:
+            self._pinned[name] = next(iter(pins))
         if releases and not releases[0].is_sdist:
             self.finder.fetcher.metadata(releases[0].wheel)
+        if releases and self.patches is not None:
+            self._prefetch_past_patches(name, releases)
         self.offered[identifier] = releases
         total = len(releases)
         return [
             Candidate(name, extra, r, r.version, total - position)
             for position, r in enumerate(releases)
         ]
+
+    def _prefetch_past_patches(self, name: NormalizedName, releases: Sequence[Release]) -> None:
+        """Fetch at once the metadata of the releases the resolver will walk past: the
+        newest ones whose patches (the companion table) need another version of a project
+        that a requirement pins with ``==`` (torchaudio 2.11 for torch==2.5.1), and the
+        first one they do not rule out.  Only fetching: the resolver still decides."""
+        assert self.patches is not None
+        for release in releases[:PATCH_AHEAD]:
+            if not release.is_sdist:
+                self.finder.fetcher.metadata(release.wheel)
+            ruled_out = False
+            for requirement in self.patches(name, release.version):
+                pin = self._pinned.get(canonicalize_name(requirement.name))
+                if pin is not None and not requirement.specifier.contains(pin, prereleases=True):
+                    ruled_out = True
+            if not ruled_out:
+                return
 
     def matching(
         self,
