@@ -10,16 +10,19 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from packaging.utils import canonicalize_name
 
+from reprolock.errors import SourceError
 from reprolock.model import Platform, PythonVersion
 from reprolock.net.cache import Cache
 from reprolock.net.config import NetConfig
 from reprolock.net.session import new_session
 from reprolock.resolve.python import page_parse, page_summary, pages
 from reprolock.resolve.python.http_index import HttpIndex
+from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import PythonTarget, wheel_filter
 
 URL = "https://index.example/simple/pkg/"
@@ -59,19 +62,14 @@ def _page(releases: int) -> bytes:
 @pytest.fixture
 def worker() -> Iterator[page_parse.PageWorkers]:
     found = page_parse.PageWorkers(wheel_filter([TARGET]))
+    found.prepare()
+    assert found.wait_ready(30)
     yield found
     found.close()
 
 
-def test_a_large_page_parsed_in_the_worker_reads_as_parsed_here(
-    worker: page_parse.PageWorkers,
-) -> None:
-    body = _page(400)
-    assert len(body) > page_parse.WORKER_BYTES
-    summary = worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
-    assert summary is not None
-    there = page_summary.load_summary(summary, page_url=URL, index=INDEX)
-    here = page_parse.parse(
+def _here(body: bytes) -> tuple[list[DistFile], list[str]]:
+    return page_parse.parse(
         body,
         pages.JSON_TYPE,
         page_url=URL,
@@ -79,21 +77,38 @@ def test_a_large_page_parsed_in_the_worker_reads_as_parsed_here(
         name="pkg",
         wheel_filter=wheel_filter([TARGET]),
     )
-    assert there == here
-    files, others = here
+
+
+def _there(
+    worker: page_parse.PageWorkers, body: bytes
+) -> tuple[list[DistFile], list[str], bytes | None] | None:
+    return worker.parse(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
+
+
+def test_a_large_page_parsed_in_the_worker_reads_as_parsed_here(
+    worker: page_parse.PageWorkers,
+) -> None:
+    body = _page(400)
+    assert len(body) > page_parse.WORKER_BYTES
+    parsed = _there(worker, body)
+    assert parsed is not None
+    files, others, summary = parsed
+    assert summary is not None
+    assert (files, others) == _here(body)
     assert len(files) == 400 + 400  # the target's wheel and the sdist of each release
     assert len(others) == 3 * 400
+    # the summary to cache reads back (checked) as the same files
+    assert page_summary.load_summary(summary, page_url=URL, index=INDEX) == (files, others)
 
 
 def test_small_pages_are_parsed_here(worker: page_parse.PageWorkers) -> None:
-    body = _page(3)
-    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
+    assert _there(worker, _page(3)) is None
 
 
 def test_a_malformed_large_page_fails_as_it_would_here(worker: page_parse.PageWorkers) -> None:
     body = _page(400).replace(b'"hashes": {"sha256": "' + b"0" * 63, b'"hashes": {"sha256": "x', 1)
     with pytest.raises(pages.PageError, match="is not 64 hex digits"):
-        worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
+        _there(worker, body)
     with pytest.raises(pages.PageError, match="is not 64 hex digits"):
         page_parse.parse(
             body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg", wheel_filter=None
@@ -107,42 +122,46 @@ def test_without_a_worker_the_page_is_parsed_here(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(subprocess, "Popen", no_processes)
     worker = page_parse.PageWorkers(wheel_filter([TARGET]))
     body = _page(400)
-    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
-    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
+    assert _there(worker, body) is None
+    assert _there(worker, body) is None
+    worker.close()
+
+
+def test_while_workers_start_pages_are_parsed_here() -> None:
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=1)
+    assert _there(worker, _page(400)) is None  # started now, not waited for
+    assert worker.wait_ready(30)
+    assert _there(worker, _page(400)) is not None
     worker.close()
 
 
 def test_a_worker_that_dies_is_not_asked_again() -> None:
     worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=1)
+    worker.prepare()
+    assert worker.wait_ready(30)
     body = _page(400)
-    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
-    (only,) = worker._idle
+    assert _there(worker, body)
+    (only,) = worker._workers
     process = only.process
     assert process is not None and process.pid != os.getpid()
     process.kill()
     process.wait()
-    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
-    assert only.process is None and not worker._idle  # reaped, and not started again
-    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg") is None
+    assert _there(worker, body) is None
+    assert not worker._workers  # stopped, and not started again
+    assert _there(worker, body) is None
     worker.close()
 
 
-def test_pages_wait_for_a_free_worker_and_all_are_parsed() -> None:
+def test_pages_in_flight_at_once_all_come_back_to_their_askers() -> None:
     worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=2)
-    body = _page(400)
-    expected = worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
+    worker.prepare()
+    assert worker.wait_ready(30)
+    bodies = [_page(300 + n) for n in range(12)]
     with ThreadPoolExecutor(6) as pool:
-        found = list(
-            pool.map(
-                lambda _n: worker.summary(
-                    body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg"
-                ),
-                range(12),
-            )
-        )
-    assert found == [expected] * 12
-    assert worker._started == 2
-    processes = [w.process for w in worker._idle]
+        found = list(pool.map(lambda body: _there(worker, body), bodies))
+    assert [f[:2] if f else None for f in found] == [_here(body) for body in bodies]
+    processes = [w.process for w in worker._workers]
+    assert len(processes) == 2
     worker.close()
     assert all(p is not None and p.returncode == 0 for p in processes)  # reaped, exited
 
@@ -150,13 +169,13 @@ def test_pages_wait_for_a_free_worker_and_all_are_parsed() -> None:
 def test_prepared_workers_are_running_before_the_first_page_and_then_used() -> None:
     worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=2)
     worker.prepare()
-    processes = [w.process for w in worker._idle]
+    processes = [w.process for w in worker._workers]
     assert len(processes) == 2 and all(p is not None and p.poll() is None for p in processes)
     worker.prepare()  # once only
-    assert worker._started == 2 and len(worker._idle) == 2
-    body = _page(400)
-    assert worker.summary(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
-    assert {w.process for w in worker._idle} == set(processes)  # no third process
+    assert [w.process for w in worker._workers] == processes
+    assert worker.wait_ready(30)
+    assert _there(worker, _page(400)) is not None
+    assert [w.process for w in worker._workers] == processes  # no third process
     worker.close()
     assert all(p is not None and p.returncode == 0 for p in processes)
 
@@ -165,52 +184,100 @@ def test_a_closed_pool_prepares_nothing() -> None:
     worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=2)
     worker.close()
     worker.prepare()
-    assert worker._idle == [] and worker._started == 0
+    assert worker._workers == []
 
 
-def test_an_index_parses_its_large_pages_in_a_worker(tmp_path: Path) -> None:
-    """Through a real loopback index: a large page goes to a worker, and what the index
-    gives (and caches as the page's summary) is what parsing here gives."""
+class _Pages(BaseHTTPRequestHandler):
+    """/simple/pkg/: a large page; /simple/broken/: 500; anything else: 404."""
+
     body = _page(400)
+    seen: ClassVar[list[str]] = []
 
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path != "/simple/pkg/":
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", pages.JSON_TYPE)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        if self.path == "/simple/broken/":
+            self.send_error(500)
+            return
+        if self.path != "/simple/pkg/":
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", pages.JSON_TYPE)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
 
-        def log_message(self, *args: object) -> None:
-            pass
+    def log_message(self, *args: object) -> None:
+        pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+
+@pytest.fixture
+def loopback() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/simple"
-    session = new_session(NetConfig())
+    _Pages.seen = []
     try:
-        index = HttpIndex(url, session, Cache(tmp_path), wheel_filter=wheel_filter([TARGET]))
-        files = list(index.project_files(canonicalize_name("pkg")))
-        assert index.worker._started == 1  # the page went to a worker
-        index.close()
-        here, others = page_parse.parse(
-            body,
-            pages.JSON_TYPE,
-            page_url=f"{url}/pkg/",
-            index=url,
-            name="pkg",
-            wheel_filter=wheel_filter([TARGET]),
-        )
-        assert files == here and index.other_files(canonicalize_name("pkg")) == others
-        # A second run reads the summary the first cached: no page parsed, no worker.
-        again = HttpIndex(url, session, Cache(tmp_path), wheel_filter=wheel_filter([TARGET]))
-        assert list(again.project_files(canonicalize_name("pkg"))) == here
-        assert again.worker._started == 0
-        again.close()
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple"
     finally:
-        session.close()
         server.shutdown()
         server.server_close()
+
+
+def _index(url: str, cache: Path, *, fetch: bool) -> HttpIndex:
+    index = HttpIndex(
+        url,
+        new_session(NetConfig()),
+        Cache(cache),
+        wheel_filter=wheel_filter([TARGET]),
+        net_config=NetConfig() if fetch else None,
+    )
+    index.worker.prepare()
+    assert index.worker.wait_ready(30)
+    return index
+
+
+@pytest.mark.parametrize("fetch", [True, False], ids=["fetched-there", "parsed-there"])
+def test_an_index_has_its_cold_pages_done_by_a_worker(
+    tmp_path: Path, loopback: str, fetch: bool
+) -> None:
+    """Through a real loopback index: a page never fetched is fetched and parsed by a
+    worker (given the network settings), or fetched here and parsed there (a large one);
+    either way the files are what parsing here gives, and the page and its summary are
+    cached for the next run, which needs no worker."""
+    url = loopback
+    index = _index(url, tmp_path, fetch=fetch)
+    files = list(index.project_files(canonicalize_name("pkg")))
+    assert index.worker.fetched == (1 if fetch else 0)
+    assert index.stats["pages"] == 1 and index.stats["bytes"] == len(_Pages.body)
+    index.close()
+    here, others = page_parse.parse(
+        _Pages.body,
+        pages.JSON_TYPE,
+        page_url=f"{url}/pkg/",
+        index=url,
+        name="pkg",
+        wheel_filter=wheel_filter([TARGET]),
+    )
+    assert files == here and index.other_files(canonicalize_name("pkg")) == others
+    again = HttpIndex(
+        url, new_session(NetConfig()), Cache(tmp_path), wheel_filter=wheel_filter([TARGET])
+    )
+    assert list(again.project_files(canonicalize_name("pkg"))) == here
+    assert again.worker._workers == [] and _Pages.seen == ["/simple/pkg/"]
+    again.close()
+
+
+def test_a_worker_fetch_fails_as_fetching_here_would(tmp_path: Path, loopback: str) -> None:
+    there = _index(loopback, tmp_path / "a", fetch=True)
+    with pytest.raises(SourceError) as failed_there:
+        there.project_files(canonicalize_name("broken"))
+    assert there.worker.fetched == 0
+    assert there.project_files(canonicalize_name("missing")) == []  # a 404: no such project
+    assert there.worker.fetched == 1
+    there.close()
+    here = _index(loopback, tmp_path / "b", fetch=False)
+    with pytest.raises(SourceError) as failed_here:
+        here.project_files(canonicalize_name("broken"))
+    here.close()
+    assert failed_there.value.render() == failed_here.value.render()
+    assert "answered 500" in failed_there.value.message

@@ -105,6 +105,7 @@ def open_router(
             offline=net.config.offline,
             page_ttl=0.0 if net.refresh else PAGE_TTL,
             wheel_filter=accept,
+            net_config=net.config,
         )
         indexes.append(index)
         return RoutedIndex(

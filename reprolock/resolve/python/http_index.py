@@ -28,6 +28,7 @@ from reprolock import limits
 from reprolock.errors import SourceError
 from reprolock.net import http
 from reprolock.net.cache import Cache, PageRecord, public_url
+from reprolock.net.config import NetConfig
 from reprolock.net.session import redact
 from reprolock.resolve.python import page_parse, page_summary, pages, wheelzip
 from reprolock.resolve.python.index import DistFile
@@ -64,9 +65,13 @@ class HttpIndex:
         offline: bool = False,
         page_ttl: float = PAGE_TTL,
         wheel_filter: WheelFilter | None = None,
+        net_config: NetConfig | None = None,
+        workers: int = page_parse.WORKERS,
     ) -> None:
         """``wheel_filter`` keeps only the wheels some target can install (by filename);
-        the others are remembered by name only, for explanations."""
+        the others are remembered by name only, for explanations.  Pages never fetched are
+        fetched by ``workers`` worker processes (`page_parse.PageWorkers`) when
+        ``net_config`` tells them how; large pages are parsed there in any case."""
         self.url = url.rstrip("/") + "/"
         self.public_url = strip_credentials(url.rstrip("/"))
         self.session = session
@@ -79,7 +84,10 @@ class HttpIndex:
         self._side = ThreadPoolExecutor(max_workers=16, thread_name_prefix="reprolock-side")
         self._lock = threading.Lock()
         self._parse_lock = threading.Lock()
-        self.worker = page_parse.PageWorkers(wheel_filter)
+        fetch = None
+        if net_config is not None and not offline:
+            fetch = page_parse.FetchSetup(net_config, cache.root)
+        self.worker = page_parse.PageWorkers(wheel_filter, size=workers, fetch=fetch)
         self.stats = {"pages": 0, "metadata": 0, "ranges": 0, "downloads": 0, "bytes": 0}
 
     def close(self) -> None:
@@ -128,13 +136,34 @@ class HttpIndex:
                 hint="Run once without --offline to fill the cache.",
             )
         if record is None:  # a page never fetched: a cold cache, large pages likely
-            self.worker.prepare()
+            found = self._page_from_worker(url, name)
+            if found is not None:
+                return found
+        files, others, _summary = self.fetch_page(url, name, record)
+        return files, others
+
+    def _page_from_worker(self, url: str, name: str) -> tuple[list[DistFile], list[str]] | None:
+        """The page fetched and parsed by a worker process, or None: fetch it here."""
+        found = self.worker.fetch(
+            index_url=self.url, page_url=url, name=name, index=self.public_url
+        )
+        if found is None:
+            return None
+        files, others, received = found
+        self._count("pages", received)
+        return files, others
+
+    def fetch_page(
+        self, url: str, name: str, record: PageRecord | None
+    ) -> tuple[list[DistFile], list[str], bytes | None]:
+        """Fetch the page at ``url`` here (revalidating ``record``), cache it, and parse it:
+        its files, the other wheels' names and its summary (None when it has none)."""
+        what = f'the index page of "{name}"'
         headers = {"Accept": pages.ACCEPT}
         if record is not None and record.etag and _clean_header(record.etag):
             headers["If-None-Match"] = record.etag
         if record is not None and record.last_modified and _clean_header(record.last_modified):
             headers["If-Modified-Since"] = record.last_modified
-        what = f'the index page of "{name}"'
         reply = http.get(
             self.session,
             url,
@@ -148,7 +177,7 @@ class HttpIndex:
             found = self._cached_page(url, name, record)
             if found is not None:
                 self.cache.touch_response(url)
-                return found
+                return found[0], found[1], None
             reply = http.get(  # the cached body is gone: ask again, unconditionally
                 self.session,
                 url,
@@ -160,7 +189,7 @@ class HttpIndex:
             )
         if reply.status == 404:
             self.cache.put_response(url, b"", "", None, None)
-            return [], []
+            return [], [], None
         self._raise_for(reply, what)
         self._count("pages", len(reply.body))
         content_type = reply.header("Content-Type", "text/html")[:200]
@@ -190,7 +219,8 @@ class HttpIndex:
         body = self.cache.get_blob(record.sha256, cap=cap)
         if body is None:
             return None
-        return self._parse(url, name, body, record.content_type, record.sha256)
+        files, others, _summary = self._parse(url, name, body, record.content_type, record.sha256)
+        return files, others
 
     def _summary_key(self, url: str, digest: str, content_type: str) -> str:
         kept = "all" if self.wheel_filter is None else self.wheel_filter.key
@@ -198,20 +228,18 @@ class HttpIndex:
 
     def _parse(
         self, url: str, name: str, body: bytes, content_type: str, digest: str
-    ) -> tuple[list[DistFile], list[str]]:
+    ) -> tuple[list[DistFile], list[str], bytes | None]:
         """Parse a page body: a large one in the worker process (`page_parse.PageWorkers`),
         the others here, one at a time (parsing holds the interpreter's lock anyway, and
         one large page's objects at a time keep memory low).  The summary is cached."""
         if not body:  # a 404 remembered: the index has no such project
-            return [], []
+            return [], [], None
         try:
-            summary = self.worker.summary(
+            parsed = self.worker.parse(
                 body, content_type, page_url=url, index=self.public_url, name=name
             )
-            if summary is not None:
-                files, others = page_summary.load_summary(
-                    summary, page_url=url, index=self.public_url
-                )
+            if parsed is not None:
+                files, others, summary = parsed
             else:
                 with self._parse_lock:
                     files, others = page_parse.parse(
@@ -231,7 +259,7 @@ class HttpIndex:
         if summary is not None:
             key = self._summary_key(url, digest, content_type)
             self.cache.put_ref("page-summary", key, summary)
-        return files, others
+        return files, others, summary
 
     # -- metadata -----------------------------------------------------------------------
     def metadata(self, file: DistFile) -> bytes:

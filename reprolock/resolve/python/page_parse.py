@@ -1,28 +1,37 @@
-"""Parse index pages: the files some target can use, on this core or on another.
+"""Index pages: fetched and parsed into the files some target can use, on another core.
 
 A cold lock is bound by one interpreter's lock: the resolver, HTTP and page parsing take
-turns on one core while the second idles.  Parsing a large page (hundreds of kilobytes to
-megabytes of JSON, most of it files for other platforms) is the largest share, and it needs
-nothing but the page's bytes and the targets' tags, so `PageWorkers` does it in a worker
-process and hands back the page's summary (`page_summary`: the kept files and the others'
-names), which the caller reads as it would a cached one.  Small pages, and any page when a
-worker cannot be had, are parsed here.
+turns on one core while the second idles.  Pages are the bulk of what a cold lock reads
+(tens of megabytes of JSON, most of it files for other platforms), and fetching and parsing
+one needs only its URL, the network settings and the targets' tags, so `PageWorkers` has
+worker processes do it: a worker fetches a page never fetched before, caches it with its
+summary (`page_summary`) as this process would, and answers with the kept files and the
+other wheels' names, which never pass through this interpreter as bytes.  A large page
+fetched here (a revalidation that changed) is parsed there too.  Small pages, any page
+while the workers start, and everything when no worker can be had, are done here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
-from typing import IO
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
 
 from packaging.utils import canonicalize_name
 
+from reprolock import errors, limits
+from reprolock.errors import ReprolockError
+from reprolock.net.config import NetConfig
 from reprolock.resolve.python import page_summary, pages, select
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import WheelFilter
@@ -64,13 +73,64 @@ def parse(
     return files, others
 
 
+def dump_rows(files: Sequence[DistFile], others: Sequence[str], summary: bytes | None) -> bytes:
+    """A worker's answer: the files as rows (their fields in order, but the index) and the
+    others' names, then the page summary to cache (empty: none)."""
+    rows = [
+        [
+            f.filename,
+            f.url,
+            f.sha256,
+            f.requires_python,
+            f.yanked,
+            f.upload_time_text,
+            f.size,
+            f.metadata,
+        ]
+        for f in files
+    ]
+    head = page_summary.dumps([rows, list(others)])
+    return _LENGTH.pack(len(head)) + head + (summary or b"")
+
+
+def load_rows(payload: bytes, index: str) -> tuple[list[DistFile], list[str], bytes | None]:
+    """`dump_rows` read back.  The rows are not checked again: the worker made them from a
+    page it checked, with this code, and sent them over a pipe only the two share (a
+    cached summary, which anything could have written, is checked on reading)."""
+    (size,) = _LENGTH.unpack_from(payload)
+    rows, others = pages.decode_json(payload[_LENGTH.size : _LENGTH.size + size])
+    summary = payload[_LENGTH.size + size :] or None
+    files = [
+        DistFile(
+            filename=r[0],
+            url=r[1],
+            index=index,
+            sha256=r[2],
+            requires_python=r[3],
+            yanked=r[4],
+            upload_time_text=r[5],
+            size=r[6],
+            metadata=r[7],
+        )
+        for r in rows
+    ]
+    return files, others, summary
+
+
 # -- the worker process -----------------------------------------------------------------
 # Messages are framed by their length, over the worker's stdin and stdout (only this
-# process and the child it started speak on them).  The first is the targets' tag sets
-# (JSON); then per page a JSON header [content type, page URL, index, name] and the body;
-# each page is answered b"s" + its summary, b"n" (no summary can be stored) or b"e" + the
-# PageError's text.
+# process and the child it started speak on them).  The first is the setup (JSON: the
+# targets' tag sets, and how to fetch: network settings, cache folder, limits).  Then each
+# request is a JSON header with an id — {"op": "parse", content type, page URL, index,
+# name} followed by the page's body, or {"op": "fetch", page URL, index URL, name} — and
+# is answered, in any order, by a JSON header {"id", "kind", "bytes"} and a payload:
+# kind "r" (`dump_rows`: the files; with the summary to cache for a parse, a fetch has
+# cached it), "e" (a PageError's text), "x" (a ReprolockError as JSON) or "f" (the
+# worker failed: the caller does the work itself).
 _LENGTH = struct.Struct(">Q")
+_HEADER_CAP = 1 << 20
+_WORKER_THREADS = 8  # fetches in flight per worker (each mostly waits on the network)
+READY = -1  # the id of the answer a worker sends once set up
 
 
 def _write(stream: IO[bytes], *payloads: bytes) -> None:
@@ -93,53 +153,154 @@ def _read(stream: IO[bytes], cap: int) -> bytes:
     return payload
 
 
-def _filter_message(wheel_filter: WheelFilter | None) -> bytes:
-    if wheel_filter is None:
-        return b"null"
-    return json.dumps([sorted(tags) for tags in wheel_filter.tag_sets]).encode()
+@dataclass(frozen=True, slots=True)
+class FetchSetup:
+    """What a worker needs to fetch pages as this process would: the network settings,
+    the cache folder (shared: its writes are atomic) and the limits in force."""
+
+    net: NetConfig
+    cache_root: Path | None
+
+    def message(self) -> dict[str, object]:
+        return {
+            "net": dataclasses.asdict(self.net),
+            "cache": None if self.cache_root is None else str(self.cache_root),
+            "limits": dataclasses.asdict(limits.current()),
+        }
 
 
-def _filter_of(message: bytes) -> WheelFilter | None:
-    sets = json.loads(message)
-    if sets is None:
+def _setup_message(wheel_filter: WheelFilter | None, fetch: FetchSetup | None) -> bytes:
+    tags = None if wheel_filter is None else [sorted(t) for t in wheel_filter.tag_sets]
+    return json.dumps({"tags": tags, "fetch": None if fetch is None else fetch.message()}).encode()
+
+
+def _filter_of(tags: object) -> WheelFilter | None:
+    if tags is None:
         return None
-    return WheelFilter.of_tag_sets(frozenset((p, a, q) for p, a, q in tags) for tags in sets)
+    assert isinstance(tags, list)
+    return WheelFilter.of_tag_sets(frozenset((p, a, q) for p, a, q in sets) for sets in tags)
+
+
+class _Fetching:
+    """In the worker: pages fetched by an `HttpIndex` per index, parsed here."""
+
+    def __init__(self, setup: dict[str, Any], wheel_filter: WheelFilter | None) -> None:
+        from reprolock.net.cache import Cache  # noqa: PLC0415 - only a fetching worker
+        from reprolock.net.session import new_session  # noqa: PLC0415
+        from reprolock.resolve.python import http_index  # noqa: PLC0415, F401 - now, not later
+
+        limits.install(limits.Limits(**setup["limits"]))
+        self.session = new_session(NetConfig(**setup["net"]))
+        self.cache = Cache(None if setup["cache"] is None else Path(setup["cache"]))
+        self.wheel_filter = wheel_filter
+        self._indexes: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def fetch(
+        self, index_url: str, page_url: str, name: str
+    ) -> tuple[list[DistFile], list[str], int]:
+        """The page's files and others' names (the page cached, with its summary when it
+        can have one), and the bytes received; `ReprolockError` as fetching it in the
+        caller would raise."""
+        from reprolock.resolve.python.http_index import HttpIndex  # noqa: PLC0415 - a cycle
+
+        with self._lock:
+            index = self._indexes.get(index_url)
+            if index is None:
+                index = self._indexes[index_url] = HttpIndex(
+                    index_url, self.session, self.cache, wheel_filter=self.wheel_filter, workers=0
+                )
+        before = index.stats["bytes"]
+        files, others, _summary = index.fetch_page(page_url, name, None)
+        return files, others, index.stats["bytes"] - before
 
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
-    """The worker's loop: parse each page it is sent until its input ends."""
+    """The worker's loop: read requests until the input ends, answer each on a thread."""
     cap = 1 << 40
-    wheel_filter = _filter_of(_read(requests, cap))
-    while True:
-        try:
-            head = _read(requests, 1 << 20)
-        except EOFError:
-            return
-        content_type, page_url, index, name = json.loads(head)
-        body = _read(requests, cap)
+    setup = json.loads(_read(requests, _HEADER_CAP * 16))
+    wheel_filter = _filter_of(setup["tags"])
+    fetching = None if setup["fetch"] is None else _Fetching(setup["fetch"], wheel_filter)
+    writing = threading.Lock()
+    with writing:  # set up (imports done): the caller may send work now
+        _write(answers, json.dumps({"id": READY, "kind": "ready", "bytes": 0}).encode(), b"")
+
+    def answer(ident: int, kind: str, payload: bytes = b"", received: int = 0) -> None:
+        head = json.dumps({"id": ident, "kind": kind, "bytes": received}).encode()
+        with writing:
+            _write(answers, head, payload)
+
+    def parse_one(ident: int, request: dict[str, Any], body: bytes) -> None:
         try:
             files, others = parse(
                 body,
-                content_type,
-                page_url=page_url,
-                index=index,
-                name=name,
+                request["content_type"],
+                page_url=request["page_url"],
+                index=request["index"],
+                name=request["name"],
                 wheel_filter=wheel_filter,
             )
         except pages.PageError as exc:
-            _write(answers, b"e" + str(exc).encode("utf-8", "replace"))
-            continue
-        summary = page_summary.dump_summary(files, others, page_url=page_url)
-        _write(answers, b"n" if summary is None else b"s" + summary)
+            answer(ident, "e", str(exc).encode("utf-8", "replace"))
+            return
+        summary = page_summary.dump_summary(files, others, page_url=request["page_url"])
+        answer(ident, "r", dump_rows(files, others, summary))
+
+    def fetch_one(ident: int, request: dict[str, Any]) -> None:
+        if fetching is None:  # not set up to fetch: the caller fetches it itself
+            answer(ident, "f")
+            return
+        try:
+            files, others, received = fetching.fetch(
+                request["index_url"], request["page_url"], request["name"]
+            )
+        except ReprolockError as exc:
+            error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+            answer(ident, "x", json.dumps(error).encode())
+            return
+        except Exception:  # a bug or an odd failure: the caller fetches it itself
+            answer(ident, "f")
+            return
+        answer(ident, "r", dump_rows(files, others, None), received)
+
+    with ThreadPoolExecutor(max_workers=_WORKER_THREADS) as pool:
+        while True:
+            try:
+                request = json.loads(_read(requests, _HEADER_CAP))
+            except EOFError:
+                break
+            ident = int(request["id"])
+            if request["op"] == "parse":
+                pool.submit(parse_one, ident, request, _read(requests, cap))
+            else:
+                pool.submit(fetch_one, ident, request)
 
 
 # -- in the caller ----------------------------------------------------------------------
-class _Worker:
-    """One worker process, started on first use."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    kind: str  # see the protocol above
+    payload: bytes
+    received: int
 
-    def __init__(self, wheel_filter: WheelFilter | None) -> None:
-        self.wheel_filter = wheel_filter
+
+class _Worker:
+    """One worker process, started on first use, asked several things at once: a reader
+    thread hands each answer to the request it belongs to."""
+
+    def __init__(self, setup: bytes) -> None:
+        self.setup = setup
         self.process: subprocess.Popen[bytes] | None = None
+        self._pending: dict[int, Future[Answer]] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+        self.dead = False
+        self.ready = threading.Event()  # set up: imports done, work is answered at once
+
+    @property
+    def busy(self) -> int:
+        with self._lock:
+            return len(self._pending)
 
     def start(self) -> None:
         """Start the process (it boots while this one goes on); OSError when it cannot."""
@@ -156,20 +317,59 @@ class _Worker:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
-        assert self.process.stdin is not None
-        _write(self.process.stdin, _filter_message(self.wheel_filter))
-
-    def ask(self, head: bytes, body: bytes) -> bytes:
-        """The worker's answer for one page; OSError, EOFError or ValueError when it
-        cannot be started or asked."""
-        self.start()
-        assert self.process is not None
         assert self.process.stdin is not None and self.process.stdout is not None
-        _write(self.process.stdin, head, body)
-        return _read(self.process.stdout, 4 * len(body) + (1 << 20))
+        _write(self.process.stdin, self.setup)
+        reader = threading.Thread(
+            target=self._read_answers, args=(self.process.stdout,), daemon=True
+        )
+        reader.start()
+
+    def ask(self, request: Mapping[str, object], body: bytes | None = None) -> Answer:
+        """The worker's answer to one request; OSError, EOFError or ValueError when it
+        cannot be started or asked, or dies first."""
+        future: Future[Answer] = Future()
+        with self._lock:
+            if self.dead:
+                raise EOFError("the page worker has died")
+            self.start()
+            assert self.process is not None and self.process.stdin is not None
+            ident = self._next
+            self._next += 1
+            self._pending[ident] = future
+            head = json.dumps({**request, "id": ident}).encode()
+            try:
+                _write(self.process.stdin, head, *(() if body is None else (body,)))
+            except (OSError, ValueError):
+                del self._pending[ident]
+                raise
+        return future.result()
+
+    def _read_answers(self, answers: IO[bytes]) -> None:
+        error: Exception = EOFError("the page worker closed its pipe")
+        try:
+            while True:
+                head = json.loads(_read(answers, _HEADER_CAP))
+                payload = _read(answers, 1 << 40)
+                if head["id"] == READY:
+                    self.ready.set()
+                    continue
+                with self._lock:
+                    future = self._pending.pop(int(head["id"]), None)
+                if future is not None:
+                    answer = Answer(str(head["kind"]), payload, int(head.get("bytes", 0)))
+                    future.set_result(answer)
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+            error = exc if isinstance(exc, OSError | EOFError | ValueError) else ValueError(exc)
+        with self._lock:
+            self.dead = True
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            future.set_exception(error)
 
     def stop(self) -> None:
-        process, self.process = self.process, None
+        with self._lock:
+            process, self.process = self.process, None
+            self.dead = True
         if process is None:
             return
         with contextlib.suppress(OSError):
@@ -181,103 +381,152 @@ class _Worker:
             process.kill()
             process.wait()
         if process.stdout is not None:
-            process.stdout.close()
+            with contextlib.suppress(OSError):
+                process.stdout.close()
 
 
 class PageWorkers:
-    """Worker processes that parse large pages into summaries, started as pages come.
+    """Worker processes that fetch pages and parse them into summaries.
 
-    `summary` returns None when the page is better parsed here: it is small, or no worker
-    could be started or one died (workers are then not tried again).  A page waits for a
-    free worker otherwise: this interpreter's time is the resolver's.  A malformed page
-    raises `pages.PageError` as parsing here would.
+    `fetch` has a worker fetch a page, store it in the cache and answer with its summary:
+    the page's bytes never enter this interpreter (a cold lock reads tens of megabytes of
+    JSON, and this interpreter's time is the resolver's).  `summary` has one parse a large
+    page fetched here.  Both return None when the work is better done here: a small page, no
+    fetch setup, or no worker could be started or one died (workers are then not tried
+    again).  A malformed page raises `pages.PageError`, a failed fetch the
+    `ReprolockError` fetching it here would raise.
     """
 
-    def __init__(self, wheel_filter: WheelFilter | None, *, size: int = WORKERS) -> None:
+    def __init__(
+        self,
+        wheel_filter: WheelFilter | None,
+        *,
+        size: int = WORKERS,
+        fetch: FetchSetup | None = None,
+    ) -> None:
         self.wheel_filter = wheel_filter
         self.size = size
-        self._idle: list[_Worker] = []
-        self._started = 0
+        self.fetch_setup = fetch
+        self._setup: bytes | None = None
+        self._workers: list[_Worker] = []
         self._failed = False
-        self._free = threading.Condition()
+        self._lock = threading.Lock()
+        self.fetched = 0  # pages fetched by a worker
+        self.received = 0  # and the bytes they received
 
-    def _take(self) -> _Worker | None:
-        with self._free:
-            while not self._failed:
-                if self._idle:
-                    return self._idle.pop()
-                if self._started < self.size:
-                    self._started += 1
-                    return _Worker(self.wheel_filter)
-                self._free.wait()
-            return None
+    def _worker(self) -> _Worker | None:
+        """The least busy worker that is set up, or None (none is yet: the work is done
+        here rather than waiting for one to start)."""
+        with self._lock:
+            if self._failed:
+                return None
+            ready = [w for w in self._workers if w.ready.is_set()]
+            return min(ready, key=lambda w: w.busy) if ready else None
+
+    def _fail(self) -> None:
+        with self._lock:
+            self._failed = True
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.stop()
 
     def prepare(self) -> None:
-        """Start the workers now, so that they have booted when the first large page
-        comes (called before the first page is fetched; a worker that cannot start
-        leaves parsing here, as in `summary`)."""
-        with self._free:
-            if self._failed or self._started >= self.size:
+        """Start the workers now, so that they have booted when the first page comes
+        (called before the first page is fetched)."""
+        with self._lock:
+            if self._failed or self.size <= 0:
                 return
-            missing = self.size - self._started
-            self._started = self.size
-        started: list[_Worker] = []
+            if self._setup is None:
+                self._setup = _setup_message(self.wheel_filter, self.fetch_setup)
+            while len(self._workers) < self.size:
+                self._workers.append(_Worker(self._setup))
+            workers = list(self._workers)
         try:
-            for _ in range(missing):
-                worker = _Worker(self.wheel_filter)
+            for worker in workers:
                 worker.start()
-                started.append(worker)
         except (OSError, ValueError):
-            for worker in started:
-                worker.stop()
-            with self._free:
-                self._failed = True
-                self._free.notify_all()
-            return
-        with self._free:
-            closed = self._failed
-            if not closed:
-                self._idle.extend(started)
-                self._free.notify_all()
-        if closed:
-            for worker in started:
-                worker.stop()
+            self._fail()
 
-    def summary(
-        self, body: bytes, content_type: str, *, page_url: str, index: str, name: str
-    ) -> bytes | None:
-        if len(body) < WORKER_BYTES:
-            return None
-        worker = self._take()
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether every worker has started and is set up within ``timeout`` seconds (for
+        callers that want the work done there; `prepare` first)."""
+        with self._lock:
+            workers = list(self._workers)
+        return bool(workers) and all(w.ready.wait(timeout) for w in workers)
+
+    def _ask(self, request: Mapping[str, object], body: bytes | None = None) -> Answer | None:
+        worker = self._worker()
         if worker is None:
             return None
-        head = json.dumps([content_type, page_url, index, name]).encode()
         try:
-            answer = worker.ask(head, body)
+            return worker.ask(request, body)
         except (OSError, EOFError, ValueError):
-            worker.stop()
-            with self._free:
-                self._failed = True
-                self._free.notify_all()
+            self._fail()
             return None
-        with self._free:
-            closed = self._failed
-            if not closed:
-                self._idle.append(worker)
-                self._free.notify()
-        if closed:
-            worker.stop()
-        if answer[:1] == b"e":
-            raise pages.PageError(answer[1:].decode("utf-8", "replace"))
-        return answer[1:] if answer[:1] == b"s" else None
+
+    def fetch(
+        self, *, index_url: str, page_url: str, name: str, index: str
+    ) -> tuple[list[DistFile], list[str], int] | None:
+        """A worker's fetch of the page: its files (listed on ``index``), the others' names
+        and the bytes received, the page cached with its summary; None when it is fetched
+        here."""
+        if self.fetch_setup is None:
+            return None
+        self.prepare()
+        request = {"op": "fetch", "index_url": index_url, "page_url": page_url, "name": name}
+        answer = self._ask(request)  # while the workers start, pages are fetched here
+        if answer is None or answer.kind == "f":
+            return None
+        if answer.kind == "x":
+            raise _error_of(answer.payload)
+        with self._lock:
+            self.fetched += 1
+            self.received += answer.received
+        files, others, _summary = load_rows(answer.payload, index)
+        return files, others, answer.received
+
+    def parse(
+        self, body: bytes, content_type: str, *, page_url: str, index: str, name: str
+    ) -> tuple[list[DistFile], list[str], bytes | None] | None:
+        """A large page parsed by a worker: its files, the others' names and its summary
+        to cache (None: it has none); None when it is parsed here."""
+        if len(body) < WORKER_BYTES:
+            return None
+        request = {
+            "op": "parse",
+            "content_type": content_type,
+            "page_url": page_url,
+            "index": index,
+            "name": name,
+        }
+        self.prepare()
+        answer = self._ask(request, body)  # while the workers start, pages are parsed here
+        if answer is None:
+            return None
+        if answer.kind == "e":
+            raise pages.PageError(answer.payload.decode("utf-8", "replace"))
+        return load_rows(answer.payload, index) if answer.kind == "r" else None
 
     def close(self) -> None:
-        with self._free:
+        with self._lock:
             self._failed = True
-            idle, self._idle = self._idle, []
-            self._free.notify_all()
-        for worker in idle:
+            workers, self._workers = self._workers, []
+        for worker in workers:
             worker.stop()
+
+
+def _error_of(payload: bytes) -> ReprolockError:
+    """The error a worker's fetch met, as this process raises it."""
+    try:
+        fields = json.loads(payload)
+        kind = getattr(errors, str(fields["type"]), None)
+        message, hint = str(fields["message"]), fields.get("hint")
+    except (ValueError, KeyError, TypeError):
+        return errors.SourceError("a page worker sent a malformed error.", hint="Run it again.")
+    if not (isinstance(kind, type) and issubclass(kind, ReprolockError)):
+        kind = errors.SourceError
+    error: ReprolockError = kind(message, hint=hint if isinstance(hint, str) else None)
+    return error
 
 
 if __name__ == "__main__":

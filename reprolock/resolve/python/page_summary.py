@@ -29,13 +29,15 @@ _UNSAFE = re.compile(r"[\x00-\x20\x7f/\\]")
 try:  # the same fast codec as page parsing, when installed
     import orjson
 
-    def _dumps(value: object) -> bytes:
+    def dumps(value: object) -> bytes:
+        """``value`` as compact JSON (orjson when installed)."""
         return orjson.dumps(value)
 
 except ImportError:  # pragma: no cover - orjson is a dependency
     import json
 
-    def _dumps(value: object) -> bytes:
+    def dumps(value: object) -> bytes:
+        """``value`` as compact JSON (orjson when installed)."""
         return json.dumps(value, separators=(",", ":")).encode()
 
 
@@ -94,7 +96,7 @@ def dump_summary(
         if url is None:
             return None
         entries.append(_entry(file, url))
-    return _dumps(
+    return dumps(
         {"meta": {"reprolock-page-summary": FORMAT}, "files": entries, "others": list(others)}
     )
 
