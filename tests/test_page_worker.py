@@ -281,3 +281,27 @@ def test_a_worker_fetch_fails_as_fetching_here_would(tmp_path: Path, loopback: s
     here.close()
     assert failed_there.value.render() == failed_here.value.render()
     assert "answered 500" in failed_there.value.message
+
+
+def test_booted_workers_are_taken_by_the_first_pool() -> None:
+    page_parse.boot(1)
+    (booted,) = page_parse._BOOTED
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=1)
+    worker.prepare()
+    assert page_parse._BOOTED == [] and worker._workers[0].process is booted
+    assert worker.wait_ready(30)
+    assert _there(worker, _page(400)) is not None
+    worker.close()
+    assert booted.returncode == 0
+
+
+def test_booted_workers_no_pool_takes_exit_with_this_process() -> None:
+    page_parse.boot(2)
+    booted = list(page_parse._BOOTED)
+    assert len(booted) == 2
+    page_parse._release_booted()  # (what exiting runs)
+    assert page_parse._BOOTED == []
+    assert [p.wait(timeout=30) for p in booted] == [0, 0]
+    for process in booted:
+        assert process.stdout is not None
+        process.stdout.close()

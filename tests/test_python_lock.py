@@ -662,3 +662,25 @@ def test_a_conflict_behind_a_chain_of_innocent_pins_is_not_walked_release_by_rel
     assert lock_cli("lock").code == 0
     assert (tmp_path / "reprolock.lock").read_text() == locked
     assert counts["resolving_conflicts"] <= 40, counts
+
+
+def test_page_workers_boot_early_only_for_a_cache_without_pages(
+    lock_cli: LockCli,
+    tmp_path: Path,
+    index_server: IndexServer,
+    pypi: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reprolock.resolve.python import page_parse
+
+    booted: list[str] = []
+    monkeypatch.setattr(page_parse, "boot", lambda: booted.append("booted"))
+    _spec(tmp_path, ["alpha"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    assert booted == ["booted"]  # an empty cache: every page is to be fetched
+    (tmp_path / "reprolock.lock").unlink()
+    assert lock_cli("lock").code == 0
+    assert len(booted) == 1  # pages cached: no early start
+    (tmp_path / "reprolock.lock").unlink()
+    monkeypatch.setattr(page_parse, "boot", lambda: pytest.fail("booted offline"))
+    assert lock_cli("--offline", "lock").code == 0

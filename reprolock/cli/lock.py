@@ -17,6 +17,7 @@ from reprolock.cli.progress import ProgressLine
 from reprolock.lock import LockedTarget
 from reprolock.lock.io import read_text
 from reprolock.net.config import NetConfig
+from reprolock.resolve.python import page_parse
 
 
 def net_options(settings: output.Settings, *, refresh: bool = False) -> NetOptions:
@@ -126,6 +127,11 @@ def lock_command(
     """
     settings = output.current()
     net = net_options(settings, refresh=refresh or upgrade or bool(upgrade_packages))
+    cache = net.cache_dir
+    if not net.config.offline and cache is not None and not (cache / "http").is_dir():
+        # A cache without a single index page: this lock fetches them all.  The page workers
+        # start now, importing while this process does, not when the first page is due.
+        page_parse.boot()
     result = lock(
         spec_path,
         lock_path,

@@ -13,6 +13,7 @@ while the workers start, and everything when no worker can be had, are done here
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import json
@@ -215,10 +216,16 @@ class _Fetching:
         return files, others, index.stats["bytes"] - before
 
 
-def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
-    """The worker's loop: read requests until the input ends, answer each on a thread."""
+def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> None:
+    """The worker's loop: read requests until the input ends, answer each on a thread
+    (with ``preload``, the fetching stack is imported before the setup is read)."""
     cap = 1 << 40
-    setup = json.loads(_read(requests, _HEADER_CAP * 16))
+    if preload:
+        from reprolock.resolve.python import http_index  # noqa: PLC0415, F401 - while waiting
+    try:
+        setup = json.loads(_read(requests, _HEADER_CAP * 16))
+    except EOFError:  # booted, never taken
+        return
     wheel_filter = _filter_of(setup["tags"])
     fetching = None if setup["fetch"] is None else _Fetching(setup["fetch"], wheel_filter)
     writing = threading.Lock()
@@ -277,6 +284,62 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
 
 
 # -- in the caller ----------------------------------------------------------------------
+_BOOTED: list[subprocess.Popen[bytes]] = []  # started by `boot`, not yet taken by a pool
+_BOOTING = threading.Lock()
+
+
+def _spawn(*, preload: bool) -> subprocess.Popen[bytes]:
+    """A worker process: the same interpreter with the same flags (-I, -E, -S...), so the
+    same reprolock; with ``preload`` it imports the fetching stack before its setup comes."""
+    flags_of: Callable[[], list[str]] = getattr(subprocess, "_args_from_interpreter_flags", list)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            *flags_of(),
+            "-m",
+            "reprolock.resolve.python.page_parse",
+            *(["--preload"] if preload else []),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def boot(count: int = WORKERS) -> None:
+    """Start ``count`` workers now, before any page is asked for (a lock whose cache has no
+    page yet will want them): they import while this process does, and the first
+    `PageWorkers` takes them.  Those never taken are told to exit when this process does.
+    A worker that cannot be started is left to `PageWorkers` to try again (or do without)."""
+    with _BOOTING:
+        if _BOOTED:
+            return
+        first = True
+        for _ in range(count):
+            try:
+                _BOOTED.append(_spawn(preload=True))
+            except OSError:
+                break
+            if first:
+                atexit.register(_release_booted)
+                first = False
+
+
+def _adopt() -> subprocess.Popen[bytes] | None:
+    with _BOOTING:
+        return _BOOTED.pop() if _BOOTED else None
+
+
+def _release_booted() -> None:
+    """Close the input of booted workers no pool took: they exit (not waited for)."""
+    with _BOOTING:
+        left, _BOOTED[:] = list(_BOOTED), []
+    for process in left:
+        with contextlib.suppress(OSError):
+            if process.stdin is not None:
+                process.stdin.close()
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     kind: str  # see the protocol above
@@ -293,7 +356,9 @@ class _Worker:
         self.process: subprocess.Popen[bytes] | None = None
         self._pending: dict[int, Future[Answer]] = {}
         self._next = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pending requests, the process
+        self._sending = threading.Lock()  # one message at a time on the worker's input
+        self._starting = threading.Lock()
         self.dead = False
         self.ready = threading.Event()  # set up: imports done, work is answered at once
 
@@ -303,45 +368,42 @@ class _Worker:
             return len(self._pending)
 
     def start(self) -> None:
-        """Start the process (it boots while this one goes on); OSError when it cannot."""
-        if self.process is not None:
-            return
-        # the same interpreter with the same flags (-I, -E, -S...): the same reprolock
-        flags_of: Callable[[], list[str]] = getattr(
-            subprocess, "_args_from_interpreter_flags", list
-        )
-        flags = flags_of()
-        self.process = subprocess.Popen(
-            [sys.executable, *flags, "-m", "reprolock.resolve.python.page_parse"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        _write(self.process.stdin, self.setup)
-        reader = threading.Thread(
-            target=self._read_answers, args=(self.process.stdout,), daemon=True
-        )
-        reader.start()
+        """Start the process (it boots while this one goes on; one `boot` started is taken
+        first); OSError when it cannot."""
+        with self._starting:
+            if self.process is not None or self.dead:
+                return
+            process = _adopt() or _spawn(preload=False)
+            assert process.stdin is not None and process.stdout is not None
+            with self._sending:
+                _write(process.stdin, self.setup)
+            with self._lock:
+                self.process = process
+            reader = threading.Thread(
+                target=self._read_answers, args=(process.stdout,), daemon=True
+            )
+            reader.start()
 
     def ask(self, request: Mapping[str, object], body: bytes | None = None) -> Answer:
         """The worker's answer to one request; OSError, EOFError or ValueError when it
         cannot be started or asked, or dies first."""
         future: Future[Answer] = Future()
+        self.start()
         with self._lock:
-            if self.dead:
+            process = self.process
+            if self.dead or process is None or process.stdin is None:
                 raise EOFError("the page worker has died")
-            self.start()
-            assert self.process is not None and self.process.stdin is not None
             ident = self._next
             self._next += 1
             self._pending[ident] = future
-            head = json.dumps({**request, "id": ident}).encode()
-            try:
-                _write(self.process.stdin, head, *(() if body is None else (body,)))
-            except (OSError, ValueError):
-                del self._pending[ident]
-                raise
+        head = json.dumps({**request, "id": ident}).encode()
+        try:
+            with self._sending:  # (not under the lock: the reader takes it for each answer)
+                _write(process.stdin, head, *(() if body is None else (body,)))
+        except (OSError, ValueError):
+            with self._lock:
+                self._pending.pop(ident, None)
+            raise
         return future.result()
 
     def _read_answers(self, answers: IO[bytes]) -> None:
@@ -386,15 +448,15 @@ class _Worker:
 
 
 class PageWorkers:
-    """Worker processes that fetch pages and parse them into summaries.
+    """Worker processes that fetch pages and parse them, several requests in flight each.
 
-    `fetch` has a worker fetch a page, store it in the cache and answer with its summary:
-    the page's bytes never enter this interpreter (a cold lock reads tens of megabytes of
-    JSON, and this interpreter's time is the resolver's).  `summary` has one parse a large
-    page fetched here.  Both return None when the work is better done here: a small page, no
-    fetch setup, or no worker could be started or one died (workers are then not tried
-    again).  A malformed page raises `pages.PageError`, a failed fetch the
-    `ReprolockError` fetching it here would raise.
+    `fetch` has a worker fetch a page, cache it with its summary and answer with the kept
+    files: the page's bytes never enter this interpreter (a cold lock reads tens of
+    megabytes of JSON, and this interpreter's time is the resolver's).  `parse` has one
+    parse a large page fetched here.  Both return None when the work is better done here:
+    a small page, no fetch setup, no worker set up yet (they are not waited for), or none
+    could be started or one died (workers are then not tried again).  A malformed page
+    raises `pages.PageError`, a failed fetch the `ReprolockError` fetching it here would.
     """
 
     def __init__(
@@ -530,4 +592,4 @@ def _error_of(payload: bytes) -> ReprolockError:
 
 
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    serve(sys.stdin.buffer, sys.stdout.buffer, preload="--preload" in sys.argv[1:])
