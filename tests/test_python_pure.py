@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.tags import Tag
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -379,3 +381,25 @@ def test_targets_with_the_same_tags_share_one_selection_and_explain_on_demand() 
         )
     finally:
         fetcher.close()
+
+
+_PART = st.text(alphabet="abz019._+!", min_size=0, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            lambda parts, suffix: "-".join(parts) + suffix,
+            st.lists(_PART, min_size=1, max_size=8),
+            st.sampled_from([".whl", ".tar.gz", ".zip", ".egg", ""]),
+        ),
+        max_size=30,
+    )
+)
+def test_listed_versions_reads_each_name_as_its_shape_says(names: list[str]) -> None:
+    from reprolock.resolve.python.select import _version_text, listed_versions
+
+    one_by_one = {t for n in names if (t := _version_text(n)) is not None}
+    assert listed_versions(names) == one_by_one
+    assert listed_versions(iter(names)) == one_by_one

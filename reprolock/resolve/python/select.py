@@ -403,20 +403,27 @@ def selection_for(
 
     def newest() -> Version | None:
         found = [*core.seen, *core.sdists]
-        # Many files share a version (a release has a wheel per platform): each text once.
-        # Wheels (nearly all of them) inline: ``name-version-[build-]py-abi-platform.whl``.
-        texts = {
-            f.split("-", 2)[1]
-            if f.endswith(".whl") and 4 <= f.count("-") <= 5
-            else _version_text(f)
-            for f in other_files
-        }
-        found.extend(v for t in texts if t is not None and (v := version_of(t)) is not None)
+        found.extend(v for t in listed_versions(other_files) if (v := version_of(t)) is not None)
         return max(found, default=None)
 
     selection._pending = explain
     selection._newest = newest
     return selection
+
+
+def listed_versions(filenames: Iterable[str]) -> set[str]:
+    """The version texts of these files, each once (a release has a wheel per platform).
+    Wheels, nearly all of them, inline: ``name-version-[build-]py-abi-platform.whl``."""
+    return {
+        t
+        for f in filenames
+        if (
+            t := f.split("-", 2)[1]
+            if f.endswith(".whl") and 4 <= f.count("-") <= 5
+            else _version_text(f)
+        )
+        is not None
+    }
 
 
 def _version_text(filename: str) -> str | None:
