@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 import sys
 import time
 import tomllib
@@ -678,6 +679,12 @@ def test_page_workers_boot_early_only_for_a_cache_without_pages(
     _spec(tmp_path, ["alpha"], extra=_default_index(index_server))
     assert lock_cli("lock").code == 0
     assert booted == ["booted"]  # an empty cache: every page is to be fetched
+    shutil.move(tmp_path / "cache", tmp_path / "kept")
+    up_to_date = lock_cli("lock")
+    assert up_to_date.code == 0 and "up to date" in up_to_date.err + up_to_date.out
+    assert booted == ["booted"]  # nothing to resolve: no workers, even for an empty cache
+    shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+    shutil.move(tmp_path / "kept", tmp_path / "cache")
     (tmp_path / "reprolock.lock").unlink()
     assert lock_cli("lock").code == 0
     assert len(booted) == 1  # pages cached: no early start

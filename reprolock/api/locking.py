@@ -108,8 +108,13 @@ def lock(
     observer: Observer | None = None,
     measure_kernels: bool = False,
     strict_latest: Iterable[str] = (),
+    resolving: Callable[[], None] | None = None,
 ) -> LockResult:
     """Resolve ``spec`` and write the lock; existing pins are kept where they still fit.
+
+    ``resolving`` is called once the lock is known to need resolving (not when it is up to
+    date), before the resolver and the HTTP stack are imported: the CLI starts the index
+    page workers then.
 
     ``measure_kernels`` measures, from their wheels, the candidate framework builds whose
     GPU kernels the tables do not know, instead of refusing them.  A package locked below
@@ -161,6 +166,8 @@ def lock(
             warnings=tuple(warnings),
             up_to_date=True,
         )
+    if resolving is not None:
+        resolving()
     # Imported here: the fast path above needs neither the resolver nor the HTTP stack.
     from reprolock.api.base_layer import measure_beyond_os, pin_bases  # noqa: PLC0415
     from reprolock.api.interpreter_layer import provide  # noqa: PLC0415

@@ -128,10 +128,13 @@ def lock_command(
     settings = output.current()
     net = net_options(settings, refresh=refresh or upgrade or bool(upgrade_packages))
     cache = net.cache_dir
-    if not net.config.offline and cache is not None and not (cache / "http").is_dir():
-        # A cache without a single index page: this lock fetches them all.  The page workers
-        # start now, importing while this process does, not when the first page is due.
-        page_parse.boot()
+
+    def resolving() -> None:
+        if not net.config.offline and cache is not None and not (cache / "http").is_dir():
+            # A cache without a single index page: this lock fetches them all.  The page
+            # workers start now, importing while this process does, not when a page is due.
+            page_parse.boot()
+
     result = lock(
         spec_path,
         lock_path,
@@ -143,6 +146,7 @@ def lock_command(
         observer=ProgressLine.for_terminal("locking", settings.verbosity < 0),
         measure_kernels=measure_kernels,
         strict_latest=strict_latest,
+        resolving=resolving,
     )
     for warning in result.warnings:
         settings.warn(warning)
