@@ -132,32 +132,41 @@ def json_page_files(
 def _json_file(
     item: dict[str, Any], filename: str, position: int, page_url: str, index: str
 ) -> DistFile:
-    where = f"files[{position}] ({filename})"
+    # Run for every kept entry of every page and summary: the common, clean entry takes
+    # the short way through each check; anything else goes through the full one.
     url = item.get("url")
-    if not (isinstance(url, str) and url.startswith(("https://", "http://"))) or (
-        _CONTROL.search(url)
-    ):
-        url = _url(url, page_url, where)
+    if type(url) is not str or not url.startswith(("https://", "http://")) or _CONTROL.search(url):
+        url = _url(url, page_url, _where(position, filename))
     hashes = item.get("hashes") or {}
-    if not isinstance(hashes, dict):
-        raise PageError(f"{where}: hashes is not an object")
-    meta = item.get("core-metadata", item.get("data-dist-info-metadata", False))
+    if type(hashes) is not dict:
+        raise PageError(f"{_where(position, filename)}: hashes is not an object")
+    sha256 = hashes.get("sha256")
+    if sha256 is not None and (type(sha256) is not str or not _SHA256.match(sha256)):
+        sha256 = _sha256(sha256, _where(position, filename))  # upper case, or an error
+    meta = (
+        item["core-metadata"]
+        if "core-metadata" in item
+        else item.get("data-dist-info-metadata", False)
+    )
     size = item.get("size")
     requires = item.get("requires-python")
     uploaded = item.get("upload-time")
+    yanked = item.get("yanked")
     return DistFile(
         filename=filename,
         url=url,
         index=index,
-        sha256=_sha256(hashes.get("sha256"), where),
-        requires_python=requires if isinstance(requires, str) and requires else None,
-        yanked=_yanked(item.get("yanked")),
-        upload_time_text=uploaded if isinstance(uploaded, str) else None,
-        size=size
-        if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 1 << 48
-        else None,
-        metadata=_metadata(meta, where) if meta else False,
+        sha256=sha256,
+        requires_python=requires if type(requires) is str and requires else None,
+        yanked=None if yanked is None or yanked is False else _yanked(yanked),
+        upload_time_text=uploaded if type(uploaded) is str else None,
+        size=size if type(size) is int and 0 <= size < 1 << 48 else None,
+        metadata=_metadata(meta, _where(position, filename)) if meta else False,
     )
+
+
+def _where(position: int, filename: str) -> str:
+    return f"files[{position}] ({filename})"
 
 
 class _Anchors(HTMLParser):

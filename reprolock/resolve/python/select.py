@@ -249,6 +249,7 @@ def select_core(
     versions: dict[str, Version | None] = {}
     names: dict[str, bool] = {}
     python_ok: dict[str, bool] = {}
+    tag_rank: dict[tuple[str, str, str], int | None] = {}
     buildable: list[tuple[Version, DistFile]] = []
     unhashed_sdists: list[tuple[Version, DistFile]] = []
     for file in files:
@@ -276,16 +277,20 @@ def select_core(
         if version is None:
             continue
         seen.setdefault(version, []).append(filename)
-        rank = min(
-            (
-                ranks[(py, abi, plat)]
-                for py in parts[-3].split(".")
-                for abi in parts[-2].split(".")
-                for plat in parts[-1].split(".")
-                if (py, abi, plat) in ranks
-            ),
-            default=None,
-        )
+        tags = (parts[-3], parts[-2], parts[-1])  # a project's wheels share few tag sets
+        if tags in tag_rank:
+            rank = tag_rank[tags]
+        else:
+            rank = tag_rank[tags] = min(
+                (
+                    ranks[(py, abi, plat)]
+                    for py in parts[-3].split(".")
+                    for abi in parts[-2].split(".")
+                    for plat in parts[-1].split(".")
+                    if (py, abi, plat) in ranks
+                ),
+                default=None,
+            )
         if rank is None:
             continue
         why = _unusable(file, python, python_ok, exclude_newer)
