@@ -3,10 +3,11 @@
 Nothing from the network chooses a file name here.  Blobs are stored under the sha256
 of the bytes actually received (``blobs/sha256/ab/ab…``) and are hashed again when read;
 a lookup key (a URL, a claimed hash) is itself hashed into a file name and points at a
-blob (a *ref*), so a hostile index that claims another file's hash poisons only its own
-key.  Cached pages are stored with the sha256 of their body, checked on read; URLs are
-stored without credentials.  A damaged or unreadable entry is a miss, never an error,
-and a cache that cannot be written (read-only, full disk) only costs speed.
+blob (a *ref*), or holds small data itself with its sha256 (checked the same way), so a
+hostile index that claims another file's hash poisons only its own key.  Cached pages
+are stored with the sha256 of their body, checked on read; URLs are stored without
+credentials.  A damaged or unreadable entry is a miss, never an error, and a cache that
+cannot be written (read-only, full disk) only costs speed.
 
 Files are 0600 in 0700 folders; every write is atomic (a temporary file renamed into
 place), so concurrent runs can share the cache.
@@ -30,6 +31,9 @@ from reprolock import limits
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 STALE_TMP_SECONDS = 3600.0  # a temporary file this old was left by a killed process
+INLINE_BYTES = 64 * 1024  # data up to this size is kept in its ref, not in a blob
+_INLINE = b"inline sha256:"  # then 64 hex digits, a newline and the data
+_INLINE_HEAD = len(_INLINE) + 65
 
 
 def public_url(url: str) -> str:
@@ -182,24 +186,36 @@ class Cache:
 
     # -- refs: a key (any text) → a blob ---------------------------------------------------
     def put_ref(self, kind: str, key: str, data: bytes) -> None:
-        """Store ``data`` as a blob and remember it under (``kind``, ``key``)."""
+        """Store ``data`` under (``kind``, ``key``): in the ref itself, with its sha256, when
+        it is small (a wheel's metadata: one file written, not two), else as a blob."""
         if self.root is None:
             return
+        path = self.root / "refs" / kind / self._key(key)
+        if len(data) <= INLINE_BYTES:
+            self._write(path, _INLINE + sha256_hex(data).encode() + b"\n" + data)
+            return
         digest = self.put_blob(data)
-        self._write(self.root / "refs" / kind / self._key(key), digest.encode())
+        self._write(path, digest.encode())
 
     def get_ref(self, kind: str, key: str, *, cap: int) -> bytes | None:
-        """The blob stored under (``kind``, ``key``), checked; None on a miss."""
+        """The data stored under (``kind``, ``key``), checked; None on a miss."""
         if self.root is None:
             return None
-        pointer = self._read(self.root / "refs" / kind / self._key(key), 64)
-        if pointer is None:
+        found = self._read(self.root / "refs" / kind / self._key(key), _INLINE_HEAD + INLINE_BYTES)
+        if found is None:
+            return None
+        if found.startswith(_INLINE):
+            digest, data = found[len(_INLINE) : _INLINE_HEAD], found[_INLINE_HEAD:]
+            if found[_INLINE_HEAD - 1 : _INLINE_HEAD] != b"\n" or len(data) > cap:
+                return None
+            return data if sha256_hex(data).encode() == digest[:-1] else None
+        if len(found) > 64:
             return None
         try:
-            digest = pointer.decode("ascii")
+            digest_text = found.decode("ascii")
         except UnicodeDecodeError:
             return None
-        return self.get_blob(digest, cap=cap)
+        return self.get_blob(digest_text, cap=cap)
 
     # -- HTTP pages ------------------------------------------------------------------------
     def _page_base(self, url: str) -> Path:
