@@ -30,7 +30,12 @@ MEMBERS = st.dictionaries(NAMES, st.binary(max_size=3000), min_size=1, max_size=
 
 
 def _archive(
-    members: dict[str, bytes], *, deflate: bool, zip64: bool, comment: bytes, prepend: bytes
+    members: dict[str, bytes],
+    *,
+    deflate: bool = False,
+    zip64: bool = False,
+    comment: bytes = b"",
+    prepend: bytes = b"",
 ) -> bytes:
     buffer = io.BytesIO()
     method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
@@ -88,22 +93,14 @@ def test_an_end_record_lookalike_in_the_comment_is_passed_over() -> None:
     data = _archive(
         {"pkg-1.0.dist-info/METADATA": b"Name: pkg\n"},
         deflate=True,
-        zip64=False,
         comment=b"PK\x05\x06 lookalike",
-        prepend=b"",
     )
     tail, fetch, _calls = _remote(data, 65536)
     assert wheelzip.read_member(len(data), tail, fetch, wheelzip.is_metadata) == b"Name: pkg\n"
 
 
 def test_a_wheel_whose_directory_is_in_the_tail_costs_no_request() -> None:
-    data = _archive(
-        {"pkg/a.py": b"x" * 100_000, "pkg-1.0.dist-info/METADATA": b"Name: pkg\n"},
-        deflate=False,
-        zip64=False,
-        comment=b"",
-        prepend=b"",
-    )
+    data = _archive({"pkg/a.py": b"x" * 100_000, "pkg-1.0.dist-info/METADATA": b"Name: pkg\n"})
     tail, fetch, calls = _remote(data, 65536)
     assert wheelzip.read_member(len(data), tail, fetch, wheelzip.is_metadata) == b"Name: pkg\n"
     assert calls == []
@@ -112,7 +109,7 @@ def test_a_wheel_whose_directory_is_in_the_tail_costs_no_request() -> None:
 def test_a_large_directory_beyond_the_tail_is_read_in_one_request() -> None:
     members = {f"pkg/m{i:05}.py": b"" for i in range(4000)}
     members["pkg-1.0.dist-info/METADATA"] = b"Name: pkg\n"
-    data = _archive(members, deflate=True, zip64=False, comment=b"", prepend=b"")
+    data = _archive(members, deflate=True)
     tail, fetch, calls = _remote(data, 4096)
     assert wheelzip.read_member(len(data), tail, fetch, wheelzip.is_metadata) == b"Name: pkg\n"
     assert len(calls) == 2  # the directory, then the member (near its start)
@@ -133,13 +130,7 @@ def _corrupt(data: bytes, old: bytes, new: bytes) -> bytes:
     ],
 )
 def test_damage_is_a_zip_problem(damage: object, message: str) -> None:
-    data = _archive(
-        {"pkg-1.0.dist-info/METADATA": b"Name: pkg\n"},
-        deflate=False,
-        zip64=False,
-        comment=b"",
-        prepend=b"",
-    )
+    data = _archive({"pkg-1.0.dist-info/METADATA": b"Name: pkg\n"})
     broken = damage(data)  # type: ignore[operator]
     tail, fetch, _calls = _remote(broken, 65536)
     with pytest.raises(wheelzip.ZipProblem, match=message):
@@ -147,13 +138,7 @@ def test_damage_is_a_zip_problem(damage: object, message: str) -> None:
 
 
 def test_a_member_larger_than_the_cap_is_refused_before_it_is_read() -> None:
-    data = _archive(
-        {"pkg-1.0.dist-info/METADATA": b"a" * 5_000_000},
-        deflate=True,
-        zip64=False,
-        comment=b"",
-        prepend=b"",
-    )
+    data = _archive({"pkg-1.0.dist-info/METADATA": b"a" * 5_000_000}, deflate=True)
     tail, fetch, calls = _remote(data, 65536)
     limits.install(limits.Limits(metadata_bytes=1_000_000))
     try:

@@ -570,11 +570,7 @@ class PageWorkers:
         return load_rows(answer.payload, index) if answer.kind == "r" else None
 
     def close(self) -> None:
-        with self._lock:
-            self._failed = True
-            workers, self._workers = self._workers, []
-        for worker in workers:
-            worker.stop()
+        self._fail()  # (closed: nothing more is asked of a worker)
 
 
 def _error_of(payload: bytes) -> ReprolockError:
