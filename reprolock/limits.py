@@ -42,7 +42,9 @@ class Limits:
     page_bytes: int = 64 * MiB
     """One simple-index project page (PEP 503 HTML or PEP 691 JSON)."""
     metadata_bytes: int = 16 * MiB
-    """One core metadata file (PEP 658 ``.metadata`` or a wheel's ``METADATA``)."""
+    """One core metadata file (PEP 658 ``.metadata`` or a wheel's ``METADATA``); four times
+    it bounds a wheel's zip directory read to find it, and what range requests fetch for
+    that beyond the wheel's tail."""
     wheel_bytes: int = 16 * GiB
     """A wheel downloaded whole when its index lists no size (no range support)."""
     manifest_bytes: int = 4 * MiB
@@ -92,7 +94,7 @@ class Limits:
     tar's global pax headers together."""
     archive_members: int = 100_000
     """Members of the outer tar of a ``docker-archive:`` or ``oci-archive:`` (indexed in
-    memory)."""
+    memory), and of a wheel's zip listed to measure its kernels."""
     image_entries: int = 1_000_000
     """Entries (files, folders, links, whiteouts) one image read keeps, its layers together.
     Each costs a few hundred bytes of memory however small the file (a million: about

@@ -147,3 +147,28 @@ def test_a_member_larger_than_the_cap_is_refused_before_it_is_read() -> None:
     finally:
         limits.install(limits.DEFAULT)
     assert calls == []
+
+
+def test_a_directory_larger_than_its_bound_is_refused_unread() -> None:
+    members = {f"pkg/m{i:05}.py": b"" for i in range(3000)}
+    data = _archive(members)
+    tail, fetch, calls = _remote(data, 4096)
+    limits.install(limits.Limits(metadata_bytes=10_000))  # a directory bound of 40,000 bytes
+    try:
+        with pytest.raises(wheelzip.ZipProblem, match="central directory claims"):
+            wheelzip.read_member(len(data), tail, fetch, wheelzip.is_metadata)
+    finally:
+        limits.install(limits.DEFAULT)
+    assert calls == []
+
+
+def test_a_listing_beyond_the_members_limit_is_refused() -> None:
+    data = _archive({f"pkg/m{i}.py": b"" for i in range(20)})
+    tail, fetch, _calls = _remote(data, 65536)
+    assert len(wheelzip.members(len(data), tail, fetch)) == 20
+    limits.install(limits.Limits(archive_members=10))
+    try:
+        with pytest.raises(wheelzip.ZipProblem, match="more than 10 members"):
+            wheelzip.members(len(data), tail, fetch)
+    finally:
+        limits.install(limits.DEFAULT)

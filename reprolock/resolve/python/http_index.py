@@ -426,8 +426,7 @@ class HttpIndex:
     def _range_fetcher(self, file: DistFile) -> wheelzip.Fetch:
         """``fetch(start, end)`` by range requests, within a budget of bytes beyond the tail
         (a zip whose directory points everywhere cannot make us read the whole file)."""
-        caps = limits.current()
-        budget = [caps.metadata_bytes * 4]
+        budget = [wheelzip.directory_cap()]
 
         def fetch(start: int, end: int) -> bytes:
             budget[0] -= end - start

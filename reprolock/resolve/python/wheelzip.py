@@ -129,8 +129,20 @@ def _directory(remote: _Remote) -> tuple[bytes, int]:
     prepended = end_offset + _END.size - trailer - directory_size - directory_offset
     if prepended < 0:
         raise ZipProblem("Bad offset for central directory")
+    bound = directory_cap()
+    if directory_size > bound:
+        raise ZipProblem(
+            f"its central directory claims {directory_size} bytes, more than the {bound} "
+            f"read for one ({limits.ENV_PREFIX}METADATA_BYTES × 4)"
+        )
     start = directory_offset + prepended
     return remote.read(start, start + directory_size), prepended
+
+
+def directory_cap() -> int:
+    """The most bytes of central directory read for one wheel (also what range reads may
+    fetch beyond its tail): four times the metadata limit, ~300,000 members' worth."""
+    return limits.current().metadata_bytes * 4
 
 
 def _zip64(extra: bytes, compressed: int, size: int, offset: int) -> tuple[int, int, int]:
@@ -253,13 +265,18 @@ def read_member(
 def members(size: int, tail: bytes, fetch: Fetch) -> list[tuple[str, int, int, int, int]]:
     """Every member of a remote zip from its central directory: (name, offset of its local
     header, compressed size, size, compression method). `ZipProblem` when unreadable."""
+    most = limits.current().archive_members
+    found: list[tuple[str, int, int, int, int]] = []
     try:
-        return [
-            (e.name, e.offset, e.compressed, e.size, e.method)
-            for e in _entries(_Remote(size, fetch, tail))
-        ]
+        for e in _entries(_Remote(size, fetch, tail)):
+            if len(found) == most:
+                raise ZipProblem(
+                    f"it lists more than {most} members ({limits.ENV_PREFIX}ARCHIVE_MEMBERS)"
+                )
+            found.append((e.name, e.offset, e.compressed, e.size, e.method))
     except _PROBLEMS as exc:
         raise ZipProblem(str(exc)[:200] or type(exc).__name__) from None
+    return found
 
 
 METADATA_SUFFIX = b"/METADATA"  # `read_member`'s suffix for `is_metadata` (the same in cp437)
