@@ -139,7 +139,7 @@ class HttpIndex:
             found = self._page_from_worker(url, name)
             if found is not None:
                 return found
-        files, others, _summary = self.fetch_page(url, name, record)
+        files, others, _summary, _received = self.fetch_page(url, name, record)
         return files, others
 
     def _page_from_worker(self, url: str, name: str) -> tuple[list[DistFile], list[str]] | None:
@@ -155,9 +155,10 @@ class HttpIndex:
 
     def fetch_page(
         self, url: str, name: str, record: PageRecord | None
-    ) -> tuple[list[DistFile], list[str], bytes | None]:
+    ) -> tuple[list[DistFile], list[str], bytes | None, int]:
         """Fetch the page at ``url`` here (revalidating ``record``), cache it, and parse it:
-        its files, the other wheels' names and its summary (None when it has none)."""
+        its files, the other wheels' names, its summary (None when it has none) and the bytes
+        of the page received."""
         what = f'the index page of "{name}"'
         headers = {"Accept": pages.ACCEPT}
         if record is not None and record.etag and _clean_header(record.etag):
@@ -177,7 +178,7 @@ class HttpIndex:
             found = self._cached_page(url, name, record)
             if found is not None:
                 self.cache.touch_response(url)
-                return found[0], found[1], None
+                return found[0], found[1], None, 0
             reply = http.get(  # the cached body is gone: ask again, unconditionally
                 self.session,
                 url,
@@ -189,7 +190,7 @@ class HttpIndex:
             )
         if reply.status == 404:
             self.cache.put_response(url, b"", "", None, None)
-            return [], [], None
+            return [], [], None, 0
         self._raise_for(reply, what)
         self._count("pages", len(reply.body))
         content_type = reply.header("Content-Type", "text/html")[:200]
@@ -200,7 +201,7 @@ class HttpIndex:
             _clean_header(reply.header("ETag")) or None,
             _clean_header(reply.header("Last-Modified")) or None,
         )
-        return self._parse(url, name, reply.body, content_type, digest)
+        return (*self._parse(url, name, reply.body, content_type, digest), len(reply.body))
 
     def _cached_page(
         self, url: str, name: str, record: PageRecord
