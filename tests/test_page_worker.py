@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -305,3 +307,32 @@ def test_booted_workers_no_pool_takes_exit_with_this_process() -> None:
     for process in booted:
         assert process.stdout is not None
         process.stdout.close()
+
+
+def test_a_worker_that_stops_answering_is_given_up_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=1)
+    worker.prepare()
+    assert worker.wait_ready(30)
+    (only,) = worker._workers
+    process = only.process
+    assert process is not None
+    monkeypatch.setattr(page_parse, "answer_seconds", lambda: 0.5)
+    os.kill(process.pid, signal.SIGSTOP)  # alive, but answering nothing
+    try:
+        assert _there(worker, _page(400)) is None  # given up on: parsed here instead
+        assert worker._workers == []  # and not asked again
+        assert _there(worker, _page(400)) is None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGCONT)
+        worker.close()
+    assert process.poll() is not None  # stopped for good (killed when it would not exit)
+
+
+def test_a_worker_fetch_counts_the_bytes_of_its_page_alone(tmp_path: Path, loopback: str) -> None:
+    index = _index(loopback, tmp_path, fetch=True)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(index.project_files, [canonicalize_name(n) for n in ("pkg", "a", "b")]))
+    assert index.worker.fetched == 3
+    assert index.stats["bytes"] == len(_Pages.body)  # 404s add nothing, and nothing twice
+    index.close()

@@ -18,10 +18,12 @@ import contextlib
 import dataclasses
 import json
 import os
+import select as io_select
 import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -141,6 +143,26 @@ def _write(stream: IO[bytes], *payloads: bytes) -> None:
     stream.flush()
 
 
+def _send(fd: int, payloads: Sequence[bytes], deadline: float) -> None:
+    """`_write` to a worker's input (a non-blocking pipe) by ``deadline`` (time.monotonic):
+    a worker that stops reading makes this raise TimeoutError, not hang."""
+    poller = io_select.poll()
+    poller.register(fd, io_select.POLLOUT)
+    for payload in payloads:
+        for piece in (_LENGTH.pack(len(payload)), payload):
+            view = memoryview(piece)
+            while view:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("the page worker takes no more input")
+                if not poller.poll(remaining * 1000):
+                    continue
+                try:
+                    view = view[os.write(fd, view[: 1 << 20]) :]
+                except BlockingIOError:
+                    continue
+
+
 def _read(stream: IO[bytes], cap: int) -> bytes:
     head = stream.read(_LENGTH.size)
     if len(head) != _LENGTH.size:
@@ -211,9 +233,8 @@ class _Fetching:
                 index = self._indexes[index_url] = HttpIndex(
                     index_url, self.session, self.cache, wheel_filter=self.wheel_filter, workers=0
                 )
-        before = index.stats["bytes"]
-        files, others, _summary = index.fetch_page(page_url, name, None)
-        return files, others, index.stats["bytes"] - before
+        files, others, _summary, received = index.fetch_page(page_url, name, None)
+        return files, others, received
 
 
 def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> None:
@@ -375,8 +396,9 @@ class _Worker:
                 return
             process = _adopt() or _spawn(preload=False)
             assert process.stdin is not None and process.stdout is not None
+            os.set_blocking(process.stdin.fileno(), False)  # writes are bounded in time
             with self._sending:
-                _write(process.stdin, self.setup)
+                _send(process.stdin.fileno(), [self.setup], time.monotonic() + answer_seconds())
             with self._lock:
                 self.process = process
             reader = threading.Thread(
@@ -384,9 +406,12 @@ class _Worker:
             )
             reader.start()
 
-    def ask(self, request: Mapping[str, object], body: bytes | None = None) -> Answer:
+    def ask(
+        self, request: Mapping[str, object], body: bytes | None = None, *, timeout: float
+    ) -> Answer:
         """The worker's answer to one request; OSError, EOFError or ValueError when it
-        cannot be started or asked, or dies first."""
+        cannot be started or asked, or dies first; TimeoutError (an OSError) when it has
+        not answered within ``timeout`` seconds."""
         future: Future[Answer] = Future()
         self.start()
         with self._lock:
@@ -397,14 +422,15 @@ class _Worker:
             self._next += 1
             self._pending[ident] = future
         head = json.dumps({**request, "id": ident}).encode()
+        deadline = time.monotonic() + timeout
         try:
             with self._sending:  # (not under the lock: the reader takes it for each answer)
-                _write(process.stdin, head, *(() if body is None else (body,)))
+                _send(process.stdin.fileno(), [head, *(() if body is None else (body,))], deadline)
         except (OSError, ValueError):
             with self._lock:
                 self._pending.pop(ident, None)
             raise
-        return future.result()
+        return future.result(timeout=max(0.0, deadline - time.monotonic()))
 
     def _read_answers(self, answers: IO[bytes]) -> None:
         error: Exception = EOFError("the page worker closed its pipe")
@@ -445,6 +471,14 @@ class _Worker:
         if process.stdout is not None:
             with contextlib.suppress(OSError):
                 process.stdout.close()
+
+
+def answer_seconds() -> float:
+    """How long a worker's answer is waited for: what fetching the largest page allowed at
+    the slowest rate allowed may take here, and a minute to parse it.  A worker past that
+    is stopped and the work done here, as if it had died."""
+    caps = limits.current()
+    return caps.request_seconds + caps.page_bytes / caps.min_bytes_per_second + 60.0
 
 
 class PageWorkers:
@@ -521,8 +555,8 @@ class PageWorkers:
         if worker is None:
             return None
         try:
-            return worker.ask(request, body)
-        except (OSError, EOFError, ValueError):
+            return worker.ask(request, body, timeout=answer_seconds())
+        except (OSError, EOFError, ValueError):  # (a worker that hangs too: TimeoutError)
             self._fail()
             return None
 
