@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -107,12 +108,23 @@ def build_deb(folder: Path, deb: Deb) -> Path:
     return out
 
 
+def _stop_agent(home: Path) -> None:
+    """Stop the gpg-agent that signing started in ``home`` (it would outlive the tests)."""
+    subprocess.run(
+        ["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"],
+        check=False,
+        capture_output=True,
+    )
+
+
 class GpgKey:
-    """A throwaway signing key in its own home."""
+    """A throwaway signing key in its own home; its gpg-agent is stopped when the key is
+    dropped, or at the latest when the test session ends."""
 
     def __init__(self, home: Path, name: str = "reprolock test archive") -> None:
         home.mkdir(parents=True, mode=0o700)
         self.home = home
+        weakref.finalize(self, _stop_agent, home)
         self._gpg(
             "--quick-gen-key", f"{name} <archive@example.invalid>", "ed25519", "sign", "never"
         )
