@@ -665,6 +665,53 @@ def test_a_conflict_behind_a_chain_of_innocent_pins_is_not_walked_release_by_rel
     assert counts["resolving_conflicts"] <= 40, counts
 
 
+def _metadata_asked(server: IndexServer, project: str) -> list[str]:
+    """The versions of ``project`` whose metadata (file or wheel range) was asked for."""
+    found = set()
+    for path, _, _ in server.log:
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith(f"{project}-") and ".whl" in name:
+            found.add(name.split("-")[1])
+    return sorted(found)
+
+
+def test_one_release_too_new_fetches_one_ahead_not_a_whole_window(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer
+) -> None:
+    # alpha 1.9 needs beta>=2 beside beta==1.0: the resolver takes 1.8, which fits.  Only the
+    # next release is fetched ahead while it tries 1.8, not the eight below it.
+    index = index_server.add_index("pypi", tmp_path / "pypi")
+    index.wheel("beta", "1.0")
+    index.wheel("beta", "2.0")
+    for minor in range(10):
+        requires = ["beta>=2"] if minor == 9 else ["beta"]
+        index.wheel("alpha", f"1.{minor}", requires=requires)
+    _spec(tmp_path, ["alpha", "beta==1.0"], extra=_default_index(index_server))
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    assert _pins(tmp_path) == {"alpha": "1.8", "beta": "1.0"}
+    assert _metadata_asked(index_server, "alpha") == ["1.7", "1.8", "1.9"]
+
+
+def test_a_long_walk_down_fetches_the_releases_ahead_together(
+    lock_cli: LockCli, tmp_path: Path, index_server: IndexServer
+) -> None:
+    # alpha 1.9 … 1.3 all need beta>=2 beside beta==1.0: the window ahead doubles with each
+    # rejection, so 1.5's metadata (held until 1.2's is asked for) is answered before the
+    # hold runs out, which a walk fetching one release at a time would not do.
+    index = index_server.add_index("pypi", tmp_path / "pypi")
+    index.wheel("beta", "1.0")
+    index.wheel("beta", "2.0")
+    for minor in range(10):
+        index.wheel("alpha", f"1.{minor}", requires=["beta>=2"] if minor >= 3 else ["beta"])
+    index.hold_until["alpha-1.5-py3-none-any.whl.metadata"] = "alpha-1.2-py3-none-any.whl.metadata"
+    _spec(tmp_path, ["alpha", "beta==1.0"], extra=_default_index(index_server))
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    assert _pins(tmp_path) == {"alpha": "1.2", "beta": "1.0"}
+    assert index_server.held == [("alpha-1.5-py3-none-any.whl.metadata", True)]
+
+
 def test_page_workers_boot_early_only_for_a_cache_without_pages(
     lock_cli: LockCli,
     tmp_path: Path,

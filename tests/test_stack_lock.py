@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests import pyindex
 from tests.conftest import Run
 from tests.ociregistry import Image, Registry, python_files
 from tests.pyindex import IndexServer
@@ -129,6 +130,26 @@ def test_companions_the_table_rules_out_are_fetched_at_once(
     assert run.code == 0, run.err
     assert _pins(_target(tmp_path))["torchaudio"] == "2.5.1"
     assert indexes.held == [(f"{newest}.metadata", True)]
+
+
+def test_below_the_companion_the_table_allows_nothing_is_fetched_ahead(
+    lock_cli: LockCli, tmp_path: Path, indexes: IndexServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The resolver walks past torchaudio 2.11 and 2.10 (the table rules them out beside
+    # torch==2.5.1) to 2.5.1, the release the table expects to fit: those two are not
+    # rejections that call for fetching further down.  2.5.1's metadata is held until
+    # 2.5.0's is asked for, which it never is.
+    monkeypatch.setattr(pyindex, "HOLD_SECONDS", 1.0)
+    pypi = indexes.indexes["pypi"]
+    pypi.wheel("torchaudio", "2.10.0", tag=X86)
+    pypi.wheel("torchaudio", "2.5.0", requires=["torch==2.5.0"], tag=X86)
+    expected = "torchaudio-2.5.1-cp311-cp311-manylinux_2_17_x86_64.whl.metadata"
+    pypi.hold_until[expected] = "torchaudio-2.5.0-cp311-cp311-manylinux_2_17_x86_64.whl.metadata"
+    _spec(tmp_path, indexes, ["torch==2.5.1", "torchaudio"], '[gpu]\ndevices = ["A100"]')
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    assert _pins(_target(tmp_path))["torchaudio"] == "2.5.1"
+    assert indexes.held == [(expected, False)]
 
 
 def test_an_unpinned_companion_is_held_to_the_torch_minors_it_was_built_and_released_for(

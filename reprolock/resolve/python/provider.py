@@ -112,7 +112,7 @@ def requirement_to_reqs(requirement: Requirement, parent: Candidate | None) -> l
     return reqs
 
 
-BACKTRACK_AHEAD = 8
+BACKTRACK_AHEAD = 8  # releases fetched ahead at most once the resolver walks down a project
 PATCH_AHEAD = 32  # releases fetched at once that the patches already rule out (at most)
 # Versions of one project the resolver may reject for a dependency that has no installable
 # release at all before it stops walking down: tfds-nightly has 1,347 versions, every one
@@ -299,17 +299,43 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         newest ones whose patches (the companion table) need another version of a project
         that a requirement pins with ``==`` (torchaudio 2.11 for torch==2.5.1), and the
         first one they do not rule out.  Only fetching: the resolver still decides."""
-        assert self.patches is not None
         for release in releases[:PATCH_AHEAD]:
             if not release.is_sdist:
                 self.finder.fetcher.metadata(release.wheel)
-            ruled_out = False
-            for requirement in self.patches(name, release.version):
-                pin = self._pinned.get(canonicalize_name(requirement.name))
-                if pin is not None and not requirement.specifier.contains(pin, prereleases=True):
-                    ruled_out = True
-            if not ruled_out:
+            if not self._ruled_out_by_patches(name, release.version):
                 return
+
+    def _ruled_out_by_patches(self, name: NormalizedName, version: Version) -> bool:
+        """Whether the companion table says ``name`` ``version`` needs another version of a
+        project that a requirement pins with ``==`` (so the resolver will reject it)."""
+        if self.patches is None:
+            return False
+        for requirement in self.patches(name, version):
+            pin = self._pinned.get(canonicalize_name(requirement.name))
+            if pin is not None and not requirement.specifier.contains(pin, prereleases=True):
+                return True
+        return False
+
+    def _fetch_ahead(self, offered: Sequence[Release], position: int) -> None:
+        """Fetch the metadata of the releases after ``offered[position]``, the one the
+        resolver tries now, having rejected those before it.
+
+        The window doubles with each rejection (1, 2, 4, … up to `BACKTRACK_AHEAD`): one
+        release too new is common (accelerate 1.16 needs torch>=2.6 beside torch==2.5.1) and
+        the next one usually fits, while a long walk down soon has its releases asked for
+        together.  Releases the companion table ruled out do not count as rejections: the
+        first one it allows is the one expected to fit (torchaudio 2.5.1 for torch 2.5.1)."""
+        rejected = position
+        while rejected > 0 and self._ruled_out_by_patches(
+            offered[position - rejected].name, offered[position - rejected].version
+        ):
+            rejected -= 1
+        if rejected <= 0:
+            return
+        window = min(BACKTRACK_AHEAD, 1 << (rejected - 1))
+        for release in offered[position + 1 : position + 1 + window]:
+            if not release.is_sdist:  # built only when asked for
+                self.finder.fetcher.metadata(release.wheel)
 
     def matching(
         self,
@@ -412,13 +438,11 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
     # -- dependencies -------------------------------------------------------------------
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
         # resolvelib tries the offered candidates in order; once the first has failed it
-        # is walking down the list, so fetch several ahead in parallel.
+        # is walking down the list, so fetch ahead in parallel.
         offered = self.offered.get(candidate.key, [])
         position = next((i for i, r in enumerate(offered) if r is candidate.release), 0)
         if position > 0:
-            for release in offered[position + 1 : position + 1 + BACKTRACK_AHEAD]:
-                if not release.is_sdist:  # built only when asked for
-                    self.finder.fetcher.metadata(release.wheel)
+            self._fetch_ahead(offered, position)
         metadata = self.finder.metadata(candidate.release)
         deps: list[Req] = []
         if candidate.extra is None:
