@@ -113,22 +113,39 @@ def test_cpu_target_gets_the_cpu_build(
     assert "cuda" not in target
 
 
-def test_companions_the_table_rules_out_are_fetched_at_once(
+def test_companions_the_table_rules_out_beside_the_specs_pin_need_no_metadata(
     lock_cli: LockCli, tmp_path: Path, indexes: IndexServer
 ) -> None:
-    # torch==2.5.1 is pinned: the table says torchaudio 2.11 and 2.10 need torch 2.11 and
-    # 2.10, so the resolver will walk past them to 2.5.1; their metadata is asked for
-    # together (the newest is answered only once 2.5.1's has been asked for).
+    # torch==2.5.1 is the spec's own pin: the table says torchaudio 2.11 and 2.10 need torch
+    # 2.11 and 2.10, so the resolver rejects them on that alone, without their metadata.
     pypi = indexes.indexes["pypi"]
     pypi.wheel("torchaudio", "2.10.0", tag=X86)
-    newest = "torchaudio-2.11.0-cp311-cp311-manylinux_2_17_x86_64.whl"
-    pypi.hold_until[f"{newest}.metadata"] = (
-        "torchaudio-2.5.1-cp311-cp311-manylinux_2_17_x86_64.whl.metadata"
-    )
     _spec(tmp_path, indexes, ["torch==2.5.1", "torchaudio"], '[gpu]\ndevices = ["A100"]')
     run = lock_cli("lock")
     assert run.code == 0, run.err
     assert _pins(_target(tmp_path))["torchaudio"] == "2.5.1"
+    asked = [path for path, _, _ in indexes.log if "/files/torchaudio-" in path]
+    assert asked == ["/pypi/files/torchaudio-2.5.1-cp311-cp311-manylinux_2_17_x86_64.whl.metadata"]
+
+
+def test_companions_the_table_rules_out_beside_a_dependencys_pin_are_fetched_at_once(
+    lock_cli: LockCli, tmp_path: Path, indexes: IndexServer
+) -> None:
+    # torch==2.5.1 comes from a dependency (which backtracking could drop): the resolver reads
+    # torchaudio 2.11 and 2.10 before walking past them to 2.5.1, and their metadata is asked
+    # for together (the newest is answered only once 2.5.1's has been asked for).
+    pypi = indexes.indexes["pypi"]
+    pypi.wheel("torchaudio", "2.10.0", tag=X86)
+    pypi.wheel("pinner", "1.0", requires=["torch==2.5.1"])
+    newest = "torchaudio-2.11.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+    pypi.hold_until[f"{newest}.metadata"] = (
+        "torchaudio-2.5.1-cp311-cp311-manylinux_2_17_x86_64.whl.metadata"
+    )
+    _spec(tmp_path, indexes, ["pinner", "torchaudio"], '[gpu]\ndevices = ["A100"]')
+    run = lock_cli("lock")
+    assert run.code == 0, run.err
+    pins = _pins(_target(tmp_path))
+    assert (pins["torch"], pins["torchaudio"]) == ("2.5.1", "2.5.1")
     assert indexes.held == [(f"{newest}.metadata", True)]
 
 

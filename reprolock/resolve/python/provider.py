@@ -149,6 +149,7 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         direct: Iterable[str],
         constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
         patches: Patches | None = None,
+        roots: Iterable[Req] = (),
     ) -> None:
         self.finder = finder
         self.constraints = dict(constraints or {})
@@ -161,8 +162,14 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         # per project: the versions rejected for a dependency with nothing installable
         self.dead_ends: dict[NormalizedName, dict[Version, Req]] = {}
         self.offered: dict[str, list[Release]] = {}
-        # the version a project's requirements pin it to with ``==`` when last matched
+        # the version a project's requirements pin it to with ``==`` when last matched, and
+        # the pins of the spec's own requirements (which no backtracking takes away)
         self._pinned: dict[NormalizedName, Version] = {}
+        found: dict[NormalizedName, set[Version]] = {}
+        for req in roots:
+            if req.pinned is not None:
+                found.setdefault(req.name, set()).add(req.pinned)
+        self._root_pins = {name: next(iter(v)) for name, v in found.items() if len(v) == 1}
         # projects whose pins ruled out every candidate of another (`find_culprits`),
         # pinned after the others (the resolver adds to them before a new attempt)
         self.culprits: frozenset[str] = frozenset()
@@ -283,10 +290,10 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         pins = {p for r in reqs if (p := r.pinned) is not None}
         if len(pins) == 1:
             self._pinned[name] = next(iter(pins))
-        if releases and not releases[0].is_sdist:
-            self.finder.fetcher.metadata(releases[0].wheel)
         if releases and self.patches is not None:
             self._prefetch_past_patches(name, releases)
+        elif releases and not releases[0].is_sdist:
+            self.finder.fetcher.metadata(releases[0].wheel)
         self.offered[identifier] = releases
         total = len(releases)
         return [
@@ -297,21 +304,35 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
     def _prefetch_past_patches(self, name: NormalizedName, releases: Sequence[Release]) -> None:
         """Fetch at once the metadata of the releases the resolver will walk past: the
         newest ones whose patches (the companion table) need another version of a project
-        that a requirement pins with ``==`` (torchaudio 2.11 for torch==2.5.1), and the
-        first one they do not rule out.  Only fetching: the resolver still decides."""
+        that a requirement pins with ``==`` (torchaudio 2.11 for a torch==2.5.1 that a
+        dependency asks for), and the first one they do not rule out.  Those ruled out by
+        a pin of the spec's own need no metadata (`get_dependencies`).  Only fetching: the
+        resolver still decides."""
         for release in releases[:PATCH_AHEAD]:
+            if self._ruled_out_by_patches(name, release.version, self._root_pins):
+                continue  # rejected without its metadata (`get_dependencies`)
             if not release.is_sdist:
                 self.finder.fetcher.metadata(release.wheel)
             if not self._ruled_out_by_patches(name, release.version):
                 return
 
-    def _ruled_out_by_patches(self, name: NormalizedName, version: Version) -> bool:
+    def _ruled_out_by_patches(
+        self,
+        name: NormalizedName,
+        version: Version,
+        pins: Mapping[NormalizedName, Version] | None = None,
+    ) -> bool:
         """Whether the companion table says ``name`` ``version`` needs another version of a
-        project that a requirement pins with ``==`` (so the resolver will reject it)."""
+        project that a requirement pins with ``==`` (so the resolver will reject it); of a
+        project in ``pins`` when given, else in the spec or any requirement last matched."""
         if self.patches is None:
             return False
         for requirement in self.patches(name, version):
-            pin = self._pinned.get(canonicalize_name(requirement.name))
+            key = canonicalize_name(requirement.name)
+            if pins is not None:
+                pin = pins.get(key)
+            else:
+                pin = self._pinned.get(key) or self._root_pins.get(key)
             if pin is not None and not requirement.specifier.contains(pin, prereleases=True):
                 return True
         return False
@@ -405,9 +426,13 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
     def choose(
         self, name: NormalizedName, specifier: SpecifierSet, selection: Selection
     ) -> Release | None:
-        """The release the resolver will most likely try first (for prefetching)."""
+        """The release the resolver will most likely try first (for prefetching): past
+        those the companion table rules out beside a pin of the spec's."""
         found = self.matching(name, [specifier], selection)
-        return found[0] if found else None
+        return next(
+            (r for r in found if not self._ruled_out_by_patches(name, r.version, self._root_pins)),
+            None,
+        )
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         # resolvelib asks this for every requirement of every pinned project on every round
@@ -441,7 +466,23 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         # is walking down the list, so fetch ahead in parallel.
         offered = self.offered.get(candidate.key, [])
         position = next((i for i, r in enumerate(offered) if r is candidate.release), 0)
-        if position > 0:
+        if candidate.extra is None and self._ruled_out_by_patches(
+            candidate.name, candidate.version, self._root_pins
+        ):
+            # The table's requirement alone conflicts with a pin of the spec's own (no
+            # backtracking removes it): the resolver rejects this release on it, so its
+            # metadata is neither needed nor fetched (torchaudio 2.11 … 2.6 for torch==2.5.1).
+            assert self.patches is not None
+            return [
+                req
+                for requirement in self.patches(candidate.name, candidate.version)
+                for req in requirement_to_reqs(requirement, candidate)
+            ]
+        if self._ruled_out_by_patches(candidate.name, candidate.version):
+            # Ruled out beside a pin that a dependency asks for: the releases the resolver
+            # will walk past, and the first one the table allows, are fetched together.
+            self._prefetch_past_patches(candidate.name, offered[position:])
+        elif position > 0:
             self._fetch_ahead(offered, position)
         metadata = self.finder.metadata(candidate.release)
         deps: list[Req] = []

@@ -226,6 +226,7 @@ def resolve_python(
         direct={r.key for r in roots},
         constraints=constraints,
         patches=patches,
+        roots=roots,
     )
     finder.choose = provider.choose
     finder.prefetch((r.name, r.specifier) for r in roots)
