@@ -217,6 +217,9 @@ def run() -> NoReturn:
     is written atomically and closed before this point.  In-process callers (tests) use
     `main`, which raises `SystemExit` as usual.
     """
+    from reprolock.net.startup import without_charset_detection  # noqa: PLC0415
+
+    without_charset_detection()
     try:
         main()
     except SystemExit as exc:

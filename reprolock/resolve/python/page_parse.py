@@ -622,6 +622,9 @@ def _error_of(payload: bytes) -> ReprolockError:
 
 
 if __name__ == "__main__":
+    from reprolock.net.startup import without_charset_detection
+
+    without_charset_detection()
     serve(sys.stdin.buffer, sys.stdout.buffer, preload="--preload" in sys.argv[1:])
     sys.stdout.flush()
     os._exit(0)  # every answer is written: tearing down the heap of pages only costs time
