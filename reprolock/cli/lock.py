@@ -17,7 +17,6 @@ from reprolock.cli.progress import ProgressLine
 from reprolock.lock import LockedTarget
 from reprolock.lock.io import read_text
 from reprolock.net.config import NetConfig
-from reprolock.resolve.python import page_parse
 
 
 def net_options(settings: output.Settings, *, refresh: bool = False) -> NetOptions:
@@ -133,6 +132,8 @@ def lock_command(
         if not net.config.offline and cache is not None and not (cache / "http").is_dir():
             # A cache without a single index page: this lock fetches them all.  The page
             # workers start now, importing while this process does, not when a page is due.
+            from reprolock.resolve.python import page_parse  # noqa: PLC0415 - resolving only
+
             page_parse.boot()
 
     result = lock(
