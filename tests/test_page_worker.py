@@ -155,7 +155,7 @@ def test_a_worker_that_dies_is_not_asked_again() -> None:
 
 
 def test_pages_in_flight_at_once_all_come_back_to_their_askers() -> None:
-    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=2)
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=2, first=2)
     worker.prepare()
     assert worker.wait_ready(30)
     bodies = [_page(300 + n) for n in range(12)]
@@ -169,7 +169,7 @@ def test_pages_in_flight_at_once_all_come_back_to_their_askers() -> None:
 
 
 def test_prepared_workers_are_running_before_the_first_page_and_then_used() -> None:
-    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=2)
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=2, first=2)
     worker.prepare()
     processes = [w.process for w in worker._workers]
     assert len(processes) == 2 and all(p is not None and p.poll() is None for p in processes)
@@ -179,6 +179,31 @@ def test_prepared_workers_are_running_before_the_first_page_and_then_used() -> N
     assert _there(worker, _page(400)) is not None
     assert [w.process for w in worker._workers] == processes  # no third process
     worker.close()
+    assert all(p is not None and p.returncode == 0 for p in processes)
+
+
+def test_the_second_worker_starts_only_when_the_lock_shows_it_is_a_large_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bodies = [_page(300 + n) for n in range(12)]
+    monkeypatch.setattr(page_parse, "SPREAD_BUSY", 10**6)
+    small = page_parse.PageWorkers(wheel_filter([TARGET]), size=2)
+    small.prepare()
+    assert small.wait_ready(30)
+    with ThreadPoolExecutor(6) as pool:
+        assert all(pool.map(lambda body: _there(small, body), bodies))
+    assert [w.started for w in small._workers] == [True, False]  # one was enough
+    small.close()
+    monkeypatch.setattr(page_parse, "SPREAD_BUSY", 0)  # a backlog from the first request on
+    large = page_parse.PageWorkers(wheel_filter([TARGET]), size=2)
+    large.prepare()
+    assert [w.started for w in large._workers] == [True, False]
+    assert large.wait_ready(30)
+    assert _there(large, bodies[0]) is not None
+    assert [w.started for w in large._workers] == [True, True]
+    assert large.wait_ready(30)  # both set up: the next pages go to the less busy
+    processes = [w.process for w in large._workers]
+    large.close()
     assert all(p is not None and p.returncode == 0 for p in processes)
 
 
@@ -295,6 +320,24 @@ def test_booted_workers_are_taken_by_the_first_pool() -> None:
     assert _there(worker, _page(400)) is not None
     worker.close()
     assert booted.returncode == 0
+
+
+def test_a_pool_takes_every_booted_worker_and_starts_them_at_once() -> None:
+    page_parse.boot(2)
+    booted = list(page_parse._BOOTED)
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=2)  # first=1: booted win
+    worker.prepare()
+    assert page_parse._BOOTED == []
+    assert sorted(id(w.process) for w in worker._workers) == sorted(map(id, booted))
+    assert worker.wait_ready(30)
+    worker.close()
+    assert [p.returncode for p in booted] == [0, 0]
+
+
+def test_a_large_spec_starts_every_worker_a_small_one_one() -> None:
+    assert page_parse.workers_for(1) == 1
+    assert page_parse.workers_for(page_parse.LARGE_SPEC - 1) == 1
+    assert page_parse.workers_for(page_parse.LARGE_SPEC) == page_parse.WORKERS
 
 
 def test_booted_workers_no_pool_takes_exit_with_this_process() -> None:

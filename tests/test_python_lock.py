@@ -721,20 +721,29 @@ def test_page_workers_boot_early_only_for_a_cache_without_pages(
 ) -> None:
     from reprolock.resolve.python import page_parse
 
-    booted: list[str] = []
-    monkeypatch.setattr(page_parse, "boot", lambda: booted.append("booted"))
+    booted: list[int] = []
+    monkeypatch.setattr(page_parse, "boot", booted.append)
+    monkeypatch.setattr(page_parse, "WORKERS", 2)
     _spec(tmp_path, ["alpha"], extra=_default_index(index_server))
     assert lock_cli("lock").code == 0
-    assert booted == ["booted"]  # an empty cache: every page is to be fetched
+    assert booted == [1]  # an empty cache: every page is to be fetched (a small spec: one)
     shutil.move(tmp_path / "cache", tmp_path / "kept")
     up_to_date = lock_cli("lock")
     assert up_to_date.code == 0 and "up to date" in up_to_date.err + up_to_date.out
-    assert booted == ["booted"]  # nothing to resolve: no workers, even for an empty cache
+    assert booted == [1]  # nothing to resolve: no workers, even for an empty cache
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
     shutil.move(tmp_path / "kept", tmp_path / "cache")
     (tmp_path / "reprolock.lock").unlink()
     assert lock_cli("lock").code == 0
     assert len(booted) == 1  # pages cached: no early start
     (tmp_path / "reprolock.lock").unlink()
-    monkeypatch.setattr(page_parse, "boot", lambda: pytest.fail("booted offline"))
+    monkeypatch.setattr(page_parse, "boot", lambda _count: pytest.fail("booted offline"))
     assert lock_cli("--offline", "lock").code == 0
+    # a large spec starts both workers at once
+    monkeypatch.setattr(page_parse, "boot", booted.append)
+    monkeypatch.setattr(page_parse, "LARGE_SPEC", 2)
+    shutil.rmtree(tmp_path / "cache")
+    (tmp_path / "reprolock.lock").unlink()
+    _spec(tmp_path, ["alpha", "beta"], extra=_default_index(index_server))
+    assert lock_cli("lock").code == 0
+    assert booted == [1, 2]

@@ -108,13 +108,13 @@ def lock(
     observer: Observer | None = None,
     measure_kernels: bool = False,
     strict_latest: Iterable[str] = (),
-    resolving: Callable[[], None] | None = None,
+    resolving: Callable[[Spec], None] | None = None,
 ) -> LockResult:
     """Resolve ``spec`` and write the lock; existing pins are kept where they still fit.
 
-    ``resolving`` is called once the lock is known to need resolving (not when it is up to
-    date), before the resolver and the HTTP stack are imported: the CLI starts the index
-    page workers then.
+    ``resolving`` is called with the spec once the lock is known to need resolving (not
+    when it is up to date), before the resolver and the HTTP stack are imported: the CLI
+    starts the index page workers then, as many as the spec's size calls for.
 
     ``measure_kernels`` measures, from their wheels, the candidate framework builds whose
     GPU kernels the tables do not know, instead of refusing them.  A package locked below
@@ -167,7 +167,7 @@ def lock(
             up_to_date=True,
         )
     if resolving is not None:
-        resolving()
+        resolving(spec)
     # Imported here: the fast path above needs neither the resolver nor the HTTP stack.
     from reprolock.api.base_layer import measure_beyond_os, pin_bases  # noqa: PLC0415
     from reprolock.api.interpreter_layer import provide  # noqa: PLC0415

@@ -17,6 +17,7 @@ from reprolock.cli.progress import ProgressLine
 from reprolock.lock import LockedTarget
 from reprolock.lock.io import read_text
 from reprolock.net.config import NetConfig
+from reprolock.spec import Spec
 
 
 def net_options(settings: output.Settings, *, refresh: bool = False) -> NetOptions:
@@ -128,13 +129,14 @@ def lock_command(
     net = net_options(settings, refresh=refresh or upgrade or bool(upgrade_packages))
     cache = net.cache_dir
 
-    def resolving() -> None:
+    def resolving(spec: Spec) -> None:
         if not net.config.offline and cache is not None and not (cache / "http").is_dir():
             # A cache without a single index page: this lock fetches them all.  The page
             # workers start now, importing while this process does, not when a page is due.
             from reprolock.resolve.python import page_parse  # noqa: PLC0415 - resolving only
 
-            page_parse.boot()
+            requirements = 0 if spec.python is None else len(spec.python.requirements)
+            page_parse.boot(page_parse.workers_for(requirements))
 
     result = lock(
         spec_path,

@@ -40,10 +40,21 @@ from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import WheelFilter
 
 WORKER_BYTES = 256 * 1024  # smaller pages parse faster here than they travel
-# Two workers where there are two cores: while the resolver waits for pages this process
-# leaves its core idle, and one worker spent it parsing the big pages (grpcio, wrapt) one
-# after another (measured on 2 cores: cold kitchen sink 3.5 -> 3.1 s, science 1.5 -> 1.4 s).
+# Up to two workers where there are two cores: while the resolver waits for pages this
+# process leaves its core idle, and one worker spent it parsing the big pages (grpcio,
+# wrapt) one after another (measured on 2 cores: cold kitchen sink 3.5 -> 3.1 s, science
+# 1.5 -> 1.4 s).  Both start at once for a spec of `LARGE_SPEC` requirements or more; for
+# a smaller one, one, and the second only when `SPREAD_BUSY` requests wait at the first: a
+# second worker cost a small lock (jax, 21 packages) 0.17 s of CPU and 50-100 ms, and one
+# started halfway through the torch stack's lock (65 packages) slowed it by as much.
 WORKERS = min(2, max(1, os.cpu_count() or 1))
+LARGE_SPEC = 24
+SPREAD_BUSY = 24
+
+
+def workers_for(requirements: int) -> int:
+    """How many workers to start at once for a spec of ``requirements`` requirements."""
+    return WORKERS if requirements >= LARGE_SPEC else 1
 
 
 def parse(
@@ -329,7 +340,7 @@ def _spawn(*, preload: bool) -> subprocess.Popen[bytes]:
     )
 
 
-def boot(count: int = WORKERS) -> None:
+def boot(count: int = 1) -> None:
     """Start ``count`` workers now, before any page is asked for (a lock whose cache has no
     page yet will want them): they import while this process does, and the first
     `PageWorkers` takes them.  Those never taken are told to exit when this process does.
@@ -346,6 +357,11 @@ def boot(count: int = WORKERS) -> None:
             if first:
                 atexit.register(_release_booted)
                 first = False
+
+
+def _booted() -> int:
+    with _BOOTING:
+        return len(_BOOTED)
 
 
 def _adopt() -> subprocess.Popen[bytes] | None:
@@ -389,6 +405,11 @@ class _Worker:
     def busy(self) -> int:
         with self._lock:
             return len(self._pending)
+
+    @property
+    def started(self) -> bool:
+        with self._lock:
+            return self.process is not None or self.dead
 
     def start(self) -> None:
         """Start the process (it boots while this one goes on; one `boot` started is taken
@@ -500,10 +521,12 @@ class PageWorkers:
         wheel_filter: WheelFilter | None,
         *,
         size: int = WORKERS,
+        first: int = 1,
         fetch: FetchSetup | None = None,
     ) -> None:
         self.wheel_filter = wheel_filter
         self.size = size
+        self.first = first  # started by `prepare` (or as many as booted); the rest on demand
         self.fetch_setup = fetch
         self._setup: bytes | None = None
         self._workers: list[_Worker] = []
@@ -529,7 +552,7 @@ class PageWorkers:
             worker.stop()
 
     def prepare(self) -> None:
-        """Start the workers now, so that they have booted when the first page comes
+        """Start the first workers now, so that they have booted when the first page comes
         (called before the first page is fetched)."""
         with self._lock:
             if self._failed or self.size <= 0:
@@ -538,24 +561,41 @@ class PageWorkers:
                 self._setup = _setup_message(self.wheel_filter, self.fetch_setup)
             while len(self._workers) < self.size:
                 self._workers.append(_Worker(self._setup))
-            workers = list(self._workers)
+            workers = self._workers[: max(self.first, _booted())]
         try:
             for worker in workers:
                 worker.start()
         except (OSError, ValueError):
             self._fail()
 
-    def wait_ready(self, timeout: float) -> bool:
-        """Whether every worker has started and is set up within ``timeout`` seconds (for
-        callers that want the work done there; `prepare` first)."""
+    def _spread(self, least_busy: _Worker) -> None:
+        """Start another worker when the least busy one set up has `SPREAD_BUSY` requests
+        waiting."""
+        if least_busy.busy < SPREAD_BUSY:
+            return
         with self._lock:
-            workers = list(self._workers)
+            if self._failed:
+                return
+            idle = next((w for w in self._workers if not w.started), None)
+        if idle is None:
+            return
+        try:
+            idle.start()
+        except (OSError, ValueError):  # as when the first cannot start: pages are done here
+            self._fail()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether every worker started has set up within ``timeout`` seconds (for callers
+        that want the work done there; `prepare` first)."""
+        with self._lock:
+            workers = [w for w in self._workers if w.started]
         return bool(workers) and all(w.ready.wait(timeout) for w in workers)
 
     def _ask(self, request: Mapping[str, object], body: bytes | None = None) -> Answer | None:
         worker = self._worker()
         if worker is None:
             return None
+        self._spread(worker)
         try:
             return worker.ask(request, body, timeout=answer_seconds())
         except (OSError, EOFError, ValueError):  # (a worker that hangs too: TimeoutError)
