@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -22,7 +22,7 @@ from reprolock.model import Platform, PythonVersion
 from reprolock.net.cache import Cache
 from reprolock.net.config import NetConfig
 from reprolock.net.session import new_session
-from reprolock.resolve.python import page_parse, page_summary, pages
+from reprolock.resolve.python import page_parse, page_summary, pages, urgency
 from reprolock.resolve.python.http_index import HttpIndex
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import PythonTarget, wheel_filter
@@ -205,6 +205,24 @@ def test_the_second_worker_starts_only_when_the_lock_shows_it_is_a_large_one(
     processes = [w.process for w in large._workers]
     large.close()
     assert all(p is not None and p.returncode == 0 for p in processes)
+
+
+def test_a_page_the_resolver_awaits_is_done_here_when_the_worker_is_busy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    worker = page_parse.PageWorkers(wheel_filter([TARGET]), size=1)
+    worker.prepare()
+    assert worker.wait_ready(30)
+    body = _page(300)
+    monkeypatch.setattr(page_parse, "AWAITED_BUSY", 1)
+    assert _there(worker, body) is not None  # not awaited: the worker does it
+    with urgency.awaited():
+        assert _there(worker, body) is not None  # awaited, the worker idle: still there
+        worker._workers[0]._pending[-1] = Future()  # a request in flight at the worker
+        assert _there(worker, body) is None  # awaited, the worker busy: done here
+    assert _there(worker, body) is not None  # (queued behind the one in flight: answered)
+    del worker._workers[0]._pending[-1]
+    worker.close()
 
 
 def test_a_closed_pool_prepares_nothing() -> None:

@@ -39,6 +39,7 @@ from reprolock.resolve.python.select import (
     selection_for,
 )
 from reprolock.resolve.python.target import PythonTarget
+from reprolock.resolve.python.urgency import awaited
 
 T = TypeVar("T")
 
@@ -139,9 +140,11 @@ class Fetcher:
 
     @staticmethod
     def now(task: _Task[T]) -> T:
-        """The task's result: run here when no one has started it, else waited for."""
+        """The task's result: run here when no one has started it (marked awaited), else
+        waited for."""
         if task.claim():
-            task.run()
+            with awaited():
+                task.run()
         return task.future.result()
 
     def _submit(self, work: Callable[[], T]) -> _Task[T]:

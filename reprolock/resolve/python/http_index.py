@@ -33,6 +33,7 @@ from reprolock.net.session import redact
 from reprolock.resolve.python import page_parse, page_summary, pages, wheelzip
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import WheelFilter
+from reprolock.resolve.python.urgency import SmallestFirst
 
 TAIL = 64 * 1024
 HEDGE_SECONDS = 0.25  # unadvertised metadata: ask for `.metadata` too when ranges take longer
@@ -83,7 +84,7 @@ class HttpIndex:
         self._pages: dict[NormalizedName, list[DistFile]] = {}
         self._side = ThreadPoolExecutor(max_workers=16, thread_name_prefix="reprolock-side")
         self._lock = threading.Lock()
-        self._parse_lock = threading.Lock()
+        self._parsing = SmallestFirst()
         fetch = None
         if net_config is not None and not offline:
             fetch = page_parse.FetchSetup(net_config, cache.root)
@@ -232,7 +233,9 @@ class HttpIndex:
     ) -> tuple[list[DistFile], list[str], bytes | None]:
         """Parse a page body: a large one in the worker process (`page_parse.PageWorkers`),
         the others here, one at a time (parsing holds the interpreter's lock anyway, and
-        one large page's objects at a time keep memory low).  The summary is cached."""
+        one large page's objects at a time keep memory low), the smallest waiting first (a
+        small page the resolver awaits does not queue behind the big ones fetched beside
+        it).  The summary is cached."""
         if not body:  # a 404 remembered: the index has no such project
             return [], [], None
         try:
@@ -242,7 +245,7 @@ class HttpIndex:
             if parsed is not None:
                 files, others, summary = parsed
             else:
-                with self._parse_lock:
+                with self._parsing.turn(len(body)):
                     files, others = page_parse.parse(
                         body,
                         content_type,

@@ -38,6 +38,7 @@ from reprolock.net.config import NetConfig
 from reprolock.resolve.python import page_summary, pages, select
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import WheelFilter
+from reprolock.resolve.python.urgency import is_awaited
 
 WORKER_BYTES = 256 * 1024  # smaller pages parse faster here than they travel
 # Up to two workers where there are two cores: while the resolver waits for pages this
@@ -50,6 +51,10 @@ WORKER_BYTES = 256 * 1024  # smaller pages parse faster here than they travel
 WORKERS = min(2, max(1, os.cpu_count() or 1))
 LARGE_SPEC = 24
 SPREAD_BUSY = 24
+# A page the resolver awaits is fetched here rather than by a worker with this many
+# requests in flight: it would share that worker's interpreter with all of them (the torch
+# stack waited 230 ms for typing-extensions' small page behind the nvidia-* pages).
+AWAITED_BUSY = 4
 
 
 def workers_for(requirements: int) -> int:
@@ -591,11 +596,15 @@ class PageWorkers:
             workers = [w for w in self._workers if w.started]
         return bool(workers) and all(w.ready.wait(timeout) for w in workers)
 
-    def _ask(self, request: Mapping[str, object], body: bytes | None = None) -> Answer | None:
+    def _ask(
+        self, request: Mapping[str, object], body: bytes | None = None, *, awaited: bool = False
+    ) -> Answer | None:
         worker = self._worker()
         if worker is None:
             return None
         self._spread(worker)
+        if awaited and worker.busy >= AWAITED_BUSY:
+            return None
         try:
             return worker.ask(request, body, timeout=answer_seconds())
         except (OSError, EOFError, ValueError):  # (a worker that hangs too: TimeoutError)
@@ -612,7 +621,7 @@ class PageWorkers:
             return None
         self.prepare()
         request = {"op": "fetch", "index_url": index_url, "page_url": page_url, "name": name}
-        answer = self._ask(request)  # while the workers start, pages are fetched here
+        answer = self._ask(request, awaited=is_awaited())  # while they start: fetched here
         if answer is None or answer.kind == "f":
             return None
         if answer.kind == "x":
@@ -638,7 +647,7 @@ class PageWorkers:
             "name": name,
         }
         self.prepare()
-        answer = self._ask(request, body)  # while the workers start, pages are parsed here
+        answer = self._ask(request, body, awaited=is_awaited())  # while they start: here
         if answer is None:
             return None
         if answer.kind == "e":

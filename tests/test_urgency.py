@@ -1,0 +1,56 @@
+"""What the resolver waits for goes first: the awaited mark and the smallest-first lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from reprolock.resolve.python.urgency import SmallestFirst, awaited, is_awaited
+
+
+def test_the_awaited_mark_holds_inside_only_and_on_this_thread() -> None:
+    seen: list[bool] = []
+    assert not is_awaited()
+    with awaited():
+        assert is_awaited()
+        with awaited():
+            assert is_awaited()
+        assert is_awaited()  # nested: still inside the outer one
+        other = threading.Thread(target=lambda: seen.append(is_awaited()))
+        other.start()
+        other.join()
+    assert not is_awaited()
+    assert seen == [False]
+
+
+def test_waiters_go_smallest_first_then_in_arrival_order() -> None:
+    gate = SmallestFirst()
+    order: list[str] = []
+
+    def work(name: str, size: int) -> None:
+        with gate.turn(size):
+            order.append(name)
+
+    with gate.turn(0):  # held while the others line up
+        threads = []
+        for name, size in [("big", 900), ("small", 10), ("mid", 500), ("small-later", 10)]:
+            thread = threading.Thread(target=work, args=(name, size))
+            thread.start()
+            threads.append(thread)
+            deadline = time.monotonic() + 10
+            while len(gate._waiting) < len(threads) and time.monotonic() < deadline:
+                time.sleep(0.001)
+        assert len(gate._waiting) == 4
+    for thread in threads:
+        thread.join(10)
+    assert order == ["small", "small-later", "mid", "big"]
+
+
+def test_a_turn_is_released_when_the_work_fails() -> None:
+    gate = SmallestFirst()
+    with pytest.raises(ValueError, match="boom"), gate.turn(1):
+        raise ValueError("boom")
+    with gate.turn(2):  # not left held
+        pass
