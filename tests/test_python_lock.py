@@ -675,18 +675,25 @@ def _metadata_asked(server: IndexServer, project: str) -> list[str]:
     return sorted(found)
 
 
+def _too_new_below(server: IndexServer, tmp_path: Path, fits_below: int) -> Any:
+    """alpha 1.0 … 1.9, those from 1.``fits_below`` on needing beta>=2, and a spec that pins
+    beta==1.0: the resolver walks down to the release below ``fits_below``."""
+    index = server.add_index("pypi", tmp_path / "pypi")
+    index.wheel("beta", "1.0")
+    index.wheel("beta", "2.0")
+    for minor in range(10):
+        requires = ["beta>=2"] if minor >= fits_below else ["beta"]
+        index.wheel("alpha", f"1.{minor}", requires=requires)
+    _spec(tmp_path, ["alpha", "beta==1.0"], extra=_default_index(server))
+    return index
+
+
 def test_one_release_too_new_fetches_one_ahead_not_a_whole_window(
     lock_cli: LockCli, tmp_path: Path, index_server: IndexServer
 ) -> None:
     # alpha 1.9 needs beta>=2 beside beta==1.0: the resolver takes 1.8, which fits.  Only the
     # next release is fetched ahead while it tries 1.8, not the eight below it.
-    index = index_server.add_index("pypi", tmp_path / "pypi")
-    index.wheel("beta", "1.0")
-    index.wheel("beta", "2.0")
-    for minor in range(10):
-        requires = ["beta>=2"] if minor == 9 else ["beta"]
-        index.wheel("alpha", f"1.{minor}", requires=requires)
-    _spec(tmp_path, ["alpha", "beta==1.0"], extra=_default_index(index_server))
+    _too_new_below(index_server, tmp_path, 9)
     run = lock_cli("lock")
     assert run.code == 0, run.err
     assert _pins(tmp_path) == {"alpha": "1.8", "beta": "1.0"}
@@ -699,13 +706,8 @@ def test_a_long_walk_down_fetches_the_releases_ahead_together(
     # alpha 1.9 … 1.3 all need beta>=2 beside beta==1.0: the window ahead doubles with each
     # rejection, so 1.5's metadata (held until 1.2's is asked for) is answered before the
     # hold runs out, which a walk fetching one release at a time would not do.
-    index = index_server.add_index("pypi", tmp_path / "pypi")
-    index.wheel("beta", "1.0")
-    index.wheel("beta", "2.0")
-    for minor in range(10):
-        index.wheel("alpha", f"1.{minor}", requires=["beta>=2"] if minor >= 3 else ["beta"])
+    index = _too_new_below(index_server, tmp_path, 3)
     index.hold_until["alpha-1.5-py3-none-any.whl.metadata"] = "alpha-1.2-py3-none-any.whl.metadata"
-    _spec(tmp_path, ["alpha", "beta==1.0"], extra=_default_index(index_server))
     run = lock_cli("lock")
     assert run.code == 0, run.err
     assert _pins(tmp_path) == {"alpha": "1.2", "beta": "1.0"}
