@@ -54,3 +54,34 @@ def test_a_turn_is_released_when_the_work_fails() -> None:
         raise ValueError("boom")
     with gate.turn(2):  # not left held
         pass
+
+
+def test_a_waiter_interrupted_in_line_does_not_block_the_ones_behind_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gate = SmallestFirst()
+    done: list[str] = []
+    with gate.turn(0):
+        # a waiter whose wait is interrupted (as KeyboardInterrupt would) while it is first
+        real_wait = threading.Condition.wait
+
+        def interrupted(self: threading.Condition, timeout: float | None = None) -> bool:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(threading.Condition, "wait", interrupted)
+        with pytest.raises(KeyboardInterrupt), gate.turn(1):
+            pass
+        monkeypatch.setattr(threading.Condition, "wait", real_wait)
+        assert gate._waiting == []
+        waiter = threading.Thread(target=_take, args=(gate, 5, done))
+        waiter.start()
+        deadline = time.monotonic() + 10
+        while not gate._waiting and time.monotonic() < deadline:
+            time.sleep(0.001)
+    waiter.join(10)
+    assert done == ["taken"]
+
+
+def _take(gate: SmallestFirst, size: int, done: list[str]) -> None:
+    with gate.turn(size):
+        done.append("taken")

@@ -50,8 +50,14 @@ class SmallestFirst:
         with self._changed:
             entry = (size, next(self._order))
             heapq.heappush(self._waiting, entry)
-            while self._held or self._waiting[0] != entry:
-                self._changed.wait()
+            try:
+                while self._held or self._waiting[0] != entry:
+                    self._changed.wait()
+            except BaseException:  # interrupted while waiting: leave the line, let others on
+                self._waiting.remove(entry)
+                heapq.heapify(self._waiting)
+                self._changed.notify_all()
+                raise
             heapq.heappop(self._waiting)
             self._held = True
         try:
