@@ -235,7 +235,8 @@ def test_page_summary_gives_back_what_the_page_gave(page_url: str) -> None:
     summary = page_summary.dump_summary(files, others, page_url=page_url)
     assert summary is not None
     assert b"hunter2" not in summary  # the page URL's credentials are joined back on reading
-    assert page_summary.load_summary(summary, page_url=page_url, index="i") == (files, others)
+    found, found_others = page_summary.load_summary(summary, page_url=page_url, index="i")
+    assert found == files and list(found_others) == others
     assert "hunter2" in files[0].url or "hunter2" not in page_url
 
 
@@ -245,9 +246,21 @@ def test_page_summary_is_checked_as_a_page_is() -> None:
     document = json.loads(good)
     broken: list[dict[str, Any]] = [
         {**document, "meta": {"reprolock-page-summary": page_summary.FORMAT + 1}},
-        {**document, "others": ["../../etc/passwd"]},
-        {**document, "others": [""]},
-        {**document, "others": [5]},
+        {**document, "others": ["x-1.0.tar.gz"]},  # a list: format 3
+        {**document, "others": "../../etc/passwd"},
+        {**document, "others": "x-1.0.tar.gz\n\nx-2.0.tar.gz"},  # an empty name
+        {**document, "others": "x-1.0.tar.gz\n"},
+        {**document, "others": "x-1.0.tar.gz\n.."},
+        {**document, "others": "."},
+        {**document, "others": "x-1.0 .tar.gz"},
+        {**document, "others": "x\x00-1.0.tar.gz"},
+        {**document, "others": "x" * 256},
+        {**document, "others": 5},
+        {**document, "other-versions": None},
+        {**document, "other-versions": [5]},
+        {**document, "other-versions": [""]},
+        {**document, "other-versions": ["1.0/../.."]},
+        {**document, "other-versions": ["1.0", "2.0"]},  # more versions than names
         {**document, "files": [{"filename": "x-1.0-py3-none-any.whl", "url": "file:///x"}]},
         {**document, "files": [{"filename": "x-1.0-py3-none-any.whl", "hashes": {"sha256": 5}}]},
     ]
@@ -258,6 +271,32 @@ def test_page_summary_is_checked_as_a_page_is() -> None:
             )
     with pytest.raises(PageError):
         page_summary.load_summary(b"[1", page_url="https://i/simple/x/", index="i")
+
+
+def test_a_summary_keeps_the_other_files_version_texts() -> None:
+    others = ["x-1.2-cp27-cp27m-win32.whl", "x-1.2-cp27-cp27m-win_amd64.whl", "x-0.9.zip"]
+    summary = page_summary.dump_summary([], others, page_url="https://i/simple/x/")
+    assert summary is not None
+    files, found = page_summary.load_summary(summary, page_url="https://i/simple/x/", index="i")
+    assert files == [] and found == others and list(found) == others and len(found) == 3
+    assert found.versions == {"1.2", "0.9"}
+    assert json.loads(summary)["other-versions"] == ["0.9", "1.2"]
+
+
+def test_other_files_are_split_on_use_and_read_as_names() -> None:
+    from reprolock.resolve.python.select import OtherFiles, listed_versions
+
+    names = ["x-2.0-py3-none-win32.whl", "x-1.0.tar.gz", "x-1.0-py3-none-win32.whl"]
+    other = OtherFiles.of(names)
+    assert other.text == "\n".join(names) and bool(other)
+    assert other[1] == "x-1.0.tar.gz" and other[-1] == names[-1] and other[:2] == tuple(names[:2])
+    assert other.versions == listed_versions(names) == {"2.0", "1.0"}
+    assert other == names and other == tuple(names) and other == OtherFiles.of(names)
+    assert other != ["x-1.0.tar.gz"]
+    empty = OtherFiles.of([])
+    assert not empty and len(empty) == 0 and list(empty) == [] and empty.versions == frozenset()
+    stored = OtherFiles("x-3.0.tar.gz", frozenset({"3.0"}))  # as a summary holds them
+    assert stored.versions == {"3.0"} and list(stored) == ["x-3.0.tar.gz"]
 
 
 def test_page_summary_is_not_written_when_a_url_would_carry_credentials() -> None:

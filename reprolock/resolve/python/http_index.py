@@ -32,6 +32,7 @@ from reprolock.net.config import NetConfig
 from reprolock.net.session import redact
 from reprolock.resolve.python import page_parse, page_summary, pages, wheelzip
 from reprolock.resolve.python.index import DistFile
+from reprolock.resolve.python.select import OtherFiles
 from reprolock.resolve.python.target import WheelFilter
 from reprolock.resolve.python.urgency import SmallestFirst
 
@@ -80,7 +81,7 @@ class HttpIndex:
         self.offline = offline
         self.page_ttl = page_ttl
         self.wheel_filter = wheel_filter
-        self._others: dict[NormalizedName, list[str]] = {}
+        self._others: dict[NormalizedName, Sequence[str]] = {}
         self._pages: dict[NormalizedName, list[DistFile]] = {}
         self._side = ThreadPoolExecutor(max_workers=16, thread_name_prefix="reprolock-side")
         self._lock = threading.Lock()
@@ -115,7 +116,7 @@ class HttpIndex:
         with self._lock:
             return self._others.get(name, ())
 
-    def _project_page(self, url: str, name: str) -> tuple[list[DistFile], list[str]]:
+    def _project_page(self, url: str, name: str) -> tuple[list[DistFile], Sequence[str]]:
         """The files of the page at ``url`` that some target can use, and the names of the
         others: from the cached summary of the page when there is one, else parsed."""
         record = self.cache.get_record(url)
@@ -143,7 +144,7 @@ class HttpIndex:
         files, others, _summary, _received = self.fetch_page(url, name, record)
         return files, others
 
-    def _page_from_worker(self, url: str, name: str) -> tuple[list[DistFile], list[str]] | None:
+    def _page_from_worker(self, url: str, name: str) -> tuple[list[DistFile], Sequence[str]] | None:
         """The page fetched and parsed by a worker process, or None: fetch it here."""
         found = self.worker.fetch(
             index_url=self.url, page_url=url, name=name, index=self.public_url
@@ -156,7 +157,7 @@ class HttpIndex:
 
     def fetch_page(
         self, url: str, name: str, record: PageRecord | None
-    ) -> tuple[list[DistFile], list[str], bytes | None, int]:
+    ) -> tuple[list[DistFile], Sequence[str], bytes | None, int]:
         """Fetch the page at ``url`` here (revalidating ``record``), cache it, and parse it:
         its files, the other wheels' names, its summary (None when it has none) and the bytes
         of the page received."""
@@ -206,7 +207,7 @@ class HttpIndex:
 
     def _cached_page(
         self, url: str, name: str, record: PageRecord
-    ) -> tuple[list[DistFile], list[str]] | None:
+    ) -> tuple[list[DistFile], Sequence[str]] | None:
         """The cached page's summary, or the page parsed again (and summarized); None when
         the cache has lost the body."""
         cap = limits.current().page_bytes
@@ -230,7 +231,7 @@ class HttpIndex:
 
     def _parse(
         self, url: str, name: str, body: bytes, content_type: str, digest: str
-    ) -> tuple[list[DistFile], list[str], bytes | None]:
+    ) -> tuple[list[DistFile], Sequence[str], bytes | None]:
         """Parse a page body: a large one in the worker process (`page_parse.PageWorkers`),
         the others here, one at a time (parsing holds the interpreter's lock anyway, and
         one large page's objects at a time keep memory low), the smallest waiting first (a
@@ -242,11 +243,12 @@ class HttpIndex:
             parsed = self.worker.parse(
                 body, content_type, page_url=url, index=self.public_url, name=name
             )
+            others: Sequence[str]
             if parsed is not None:
                 files, others, summary = parsed
             else:
                 with self._parsing.turn(len(body)):
-                    files, others = page_parse.parse(
+                    files, names = page_parse.parse(
                         body,
                         content_type,
                         page_url=url,
@@ -254,6 +256,7 @@ class HttpIndex:
                         name=name,
                         wheel_filter=self.wheel_filter,
                     )
+                    others = OtherFiles.of(names)
                     summary = page_summary.dump_summary(files, others, page_url=url)
         except pages.PageError as exc:
             raise SourceError(

@@ -110,16 +110,17 @@ def dump_rows(files: Sequence[DistFile], others: Sequence[str], summary: bytes |
         ]
         for f in files
     ]
-    head = page_summary.dumps([rows, list(others)])
+    named = others if isinstance(others, select.OtherFiles) else select.OtherFiles.of(others)
+    head = page_summary.dumps([rows, named.text, sorted(named.versions)])
     return _LENGTH.pack(len(head)) + head + (summary or b"")
 
 
-def load_rows(payload: bytes, index: str) -> tuple[list[DistFile], list[str], bytes | None]:
+def load_rows(payload: bytes, index: str) -> tuple[list[DistFile], select.OtherFiles, bytes | None]:
     """`dump_rows` read back.  The rows are not checked again: the worker made them from a
     page it checked, with this code, and sent them over a pipe only the two share (a
     cached summary, which anything could have written, is checked on reading)."""
     (size,) = _LENGTH.unpack_from(payload)
-    rows, others = pages.decode_json(payload[_LENGTH.size : _LENGTH.size + size])
+    rows, text, versions = pages.decode_json(payload[_LENGTH.size : _LENGTH.size + size])
     summary = payload[_LENGTH.size + size :] or None
     files = [
         DistFile(
@@ -135,7 +136,7 @@ def load_rows(payload: bytes, index: str) -> tuple[list[DistFile], list[str], by
         )
         for r in rows
     ]
-    return files, others, summary
+    return files, select.OtherFiles(text, frozenset(versions)), summary
 
 
 # -- the worker process -----------------------------------------------------------------
@@ -239,7 +240,7 @@ class _Fetching:
 
     def fetch(
         self, index_url: str, page_url: str, name: str
-    ) -> tuple[list[DistFile], list[str], int]:
+    ) -> tuple[list[DistFile], Sequence[str], int]:
         """The page's files and others' names (the page cached, with its summary when it
         can have one), and the bytes received; `ReprolockError` as fetching it in the
         caller would raise."""
@@ -289,8 +290,9 @@ def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> 
         except pages.PageError as exc:
             answer(ident, "e", str(exc).encode("utf-8", "replace"))
             return
-        summary = page_summary.dump_summary(files, others, page_url=request["page_url"])
-        answer(ident, "r", dump_rows(files, others, summary))
+        named = select.OtherFiles.of(others)  # its version texts worked out once, for both
+        summary = page_summary.dump_summary(files, named, page_url=request["page_url"])
+        answer(ident, "r", dump_rows(files, named, summary))
 
     def fetch_one(ident: int, request: dict[str, Any]) -> None:
         if fetching is None:  # not set up to fetch: the caller fetches it itself
@@ -613,7 +615,7 @@ class PageWorkers:
 
     def fetch(
         self, *, index_url: str, page_url: str, name: str, index: str
-    ) -> tuple[list[DistFile], list[str], int] | None:
+    ) -> tuple[list[DistFile], select.OtherFiles, int] | None:
         """A worker's fetch of the page: its files (listed on ``index``), the others' names
         and the bytes received, the page cached with its summary; None when it is fetched
         here."""
@@ -634,7 +636,7 @@ class PageWorkers:
 
     def parse(
         self, body: bytes, content_type: str, *, page_url: str, index: str, name: str
-    ) -> tuple[list[DistFile], list[str], bytes | None] | None:
+    ) -> tuple[list[DistFile], select.OtherFiles, bytes | None] | None:
         """A large page parsed by a worker: its files, the others' names and its summary
         to cache (None: it has none); None when it is parsed here."""
         if len(body) < WORKER_BYTES:

@@ -22,9 +22,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.pages import PageError, decode_json, json_page_files
+from reprolock.resolve.python.select import OtherFiles
 
-FORMAT = 3  # 2: sdists are kept as files (1 named them only); 3: less dominated sdists
-_UNSAFE = re.compile(r"[\x00-\x20\x7f/\\]")
+# 2: sdists are kept as files (1 named them only); 3: less dominated sdists; 4: the other
+# files' names as one text, with their distinct version texts
+FORMAT = 4
+_UNSAFE = re.compile(r"[\x00-\x20\x7f/\\]")  # in a file name or a version text
+_UNSAFE_LINES = re.compile(r"[\x00-\x09\x0b-\x20\x7f/\\]")  # in names one per line
 
 try:  # the same fast codec as page parsing, when installed
     import orjson
@@ -96,12 +100,18 @@ def dump_summary(
         if url is None:
             return None
         entries.append(_entry(file, url))
+    named = others if isinstance(others, OtherFiles) else OtherFiles.of(others)
     return dumps(
-        {"meta": {"reprolock-page-summary": FORMAT}, "files": entries, "others": list(others)}
+        {
+            "meta": {"reprolock-page-summary": FORMAT},
+            "files": entries,
+            "others": named.text,
+            "other-versions": sorted(named.versions),
+        }
     )
 
 
-def load_summary(data: bytes, *, page_url: str, index: str) -> tuple[list[DistFile], list[str]]:
+def load_summary(data: bytes, *, page_url: str, index: str) -> tuple[list[DistFile], OtherFiles]:
     """The files and other names a summary holds, checked as a page is; `PageError` when
     ``data`` is not a summary of this format."""
     document = decode_json(data)
@@ -109,16 +119,30 @@ def load_summary(data: bytes, *, page_url: str, index: str) -> tuple[list[DistFi
     if not isinstance(meta, dict) or meta.get("reprolock-page-summary") != FORMAT:
         raise PageError("not a page summary of this format")
     files = json_page_files(document, page_url=page_url, index=index, keep=lambda _name: True)
-    others = document.get("others")
-    if not isinstance(others, list) or not all(type(o) is str for o in others):
-        raise PageError("the summary's other files are not a list of names")
-    # The rule for a page's filenames, checked for all the names at once.
-    if others and (
-        min(map(len, others)) == 0
-        or max(map(len, others)) > 255
-        or _UNSAFE.search("".join(others))
-        or "." in others
-        or ".." in others
+    return files, other_files(document.get("others"), document.get("other-versions"))
+
+
+def other_files(text: object, versions: object) -> OtherFiles:
+    """The other files' names (one text) and their version texts as a summary or a worker's
+    answer holds them, checked: each name as a page's filename is (all at once), and each
+    version text as a part of one (`PageError` otherwise)."""
+    if type(text) is not str:
+        raise PageError("the summary's other files are not a text of names")
+    names = tuple(text.split("\n")) if text else ()
+    # The rule for a page's filenames, checked for all the names at once (one regular
+    # expression over the text for the lengths too tried every position: 15x slower).
+    if names and (
+        min(map(len, names)) == 0
+        or max(map(len, names)) > 255
+        or _UNSAFE_LINES.search(text)
+        or "." in names
+        or ".." in names
     ):
         raise PageError("the summary names a file that cannot be one")
-    return files, others
+    if not isinstance(versions, list) or not all(
+        type(v) is str and 0 < len(v) <= 255 for v in versions
+    ):
+        raise PageError("the summary's other versions are not a list of version texts")
+    if len(versions) > len(names) or (versions and _UNSAFE.search("".join(versions))):
+        raise PageError("the summary's other versions cannot be those of its files")
+    return OtherFiles(text, frozenset(versions), names)

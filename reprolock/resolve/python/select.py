@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -408,12 +408,90 @@ def selection_for(
 
     def newest() -> Version | None:
         found = [*core.seen, *core.sdists]
-        found.extend(v for t in listed_versions(other_files) if (v := version_of(t)) is not None)
+        texts = (
+            other_files.versions
+            if isinstance(other_files, OtherFiles)
+            else listed_versions(other_files)
+        )
+        found.extend(v for t in texts if (v := version_of(t)) is not None)
         return max(found, default=None)
 
     selection._pending = explain
     selection._newest = newest
     return selection
+
+
+class OtherFiles(Sequence[str]):
+    """The names of a page's files that no target can use (kept for explanations), as one
+    newline-separated text (split on first use unless ``names`` are given), with the
+    distinct version texts among them (`listed_versions`), which a page summary stores: a
+    warm lock asks only whether a version newer than a pin is listed at all, and reading the
+    version of every name of every project (136,000 for the kitchen sink) cost it 45 ms."""
+
+    __slots__ = ("_names", "_text", "_versions")
+
+    def __init__(
+        self,
+        text: str,
+        versions: frozenset[str] | None = None,
+        names: tuple[str, ...] | None = None,
+    ) -> None:
+        self._text = text
+        self._names = names if names is not None or text else ()
+        self._versions = versions
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> OtherFiles:
+        return cls("\n".join(names))
+
+    @property
+    def text(self) -> str:
+        """The names, one per line (no trailing newline)."""
+        return self._text
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        if self._names is None:
+            self._names = tuple(self._text.split("\n"))
+        return self._names
+
+    @property
+    def versions(self) -> frozenset[str]:
+        """The distinct version texts of the names (`listed_versions`)."""
+        if self._versions is None:
+            self._versions = frozenset(listed_versions(self.names))
+        return self._versions
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __bool__(self) -> bool:
+        return bool(self._text)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+        return self.names[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, OtherFiles):
+            return self._text == other._text
+        if isinstance(other, list | tuple):
+            return list(self.names) == list(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+    def __repr__(self) -> str:
+        return f"OtherFiles({list(self.names)!r})"
 
 
 def listed_versions(filenames: Iterable[str]) -> set[str]:
