@@ -442,3 +442,51 @@ def test_listed_versions_reads_each_name_as_its_shape_says(names: list[str]) -> 
     one_by_one = {t for n in names if (t := _version_text(n)) is not None}
     assert listed_versions(names) == one_by_one
     assert listed_versions(iter(names)) == one_by_one
+
+
+_VERSIONS = st.builds(
+    lambda epoch, release, pre, post, dev, local: Version(
+        f"{f'{epoch}!' if epoch else ''}{'.'.join(map(str, release))}{pre}{post}{dev}{local}"
+    ),
+    st.sampled_from([0, 0, 0, 1]),
+    st.lists(st.integers(0, 3), min_size=1, max_size=3),
+    st.sampled_from(["", "", "a1", "b2", "rc1"]),
+    st.sampled_from(["", "", ".post1"]),
+    st.sampled_from(["", "", ".dev0"]),
+    st.sampled_from(["", "", "+local", "+cu124"]),
+)
+_CLAUSES = st.builds(
+    lambda operator, version, star: (
+        f"{operator}{version.public}"
+        if not star or operator not in ("==", "!=") or version.pre or version.post or version.dev
+        else f"{operator}{'.'.join(map(str, version.release))}.*"
+    ),
+    st.sampled_from(["==", "!=", "<", "<=", ">", ">=", "~=", "==="]),
+    _VERSIONS,
+    st.booleans(),
+)
+
+
+@given(st.lists(_VERSIONS, max_size=30), st.lists(_CLAUSES, max_size=3))
+@settings(max_examples=300, deadline=None)
+def test_the_providers_bulk_filter_allows_what_contains_does(
+    versions: list[Version], clauses: list[str]
+) -> None:
+    from types import SimpleNamespace
+
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    from reprolock.resolve.python.provider import PythonProvider
+
+    unique = list({v: v for v in versions}.values())  # a selection's versions are distinct
+    try:
+        specifier = SpecifierSet(",".join(c for c in clauses if not c.startswith("~=") or "." in c))
+    except InvalidSpecifier:
+        return
+    releases = [SimpleNamespace(version=v) for v in unique]
+    provider = SimpleNamespace(_allows={})
+    found = PythonProvider._filter(provider, specifier, releases)  # type: ignore[arg-type]
+    expected = [r for r in releases if specifier.contains(r.version, prereleases=True)]
+    assert found == expected
+    for release in releases:  # remembered for is_satisfied_by
+        assert provider._allows[id(specifier)][1][id(release.version)][1] is (release in expected)

@@ -418,10 +418,30 @@ class PythonProvider(AbstractProvider[Req, Candidate, str]):
         key = (id(specifier), id(selection))
         found = self._by_specifier.get(key)
         if found is None:
-            releases = [r for r in selection.releases if self.allows(specifier, r.version)]
+            releases = self._filter(specifier, selection.releases)
             found = (specifier, selection, releases, frozenset(id(r) for r in releases))
             self._by_specifier[key] = found
         return found[2], found[3]
+
+    def _filter(self, specifier: SpecifierSet, releases: Sequence[Release]) -> list[Release]:
+        """The ``releases`` ``specifier`` allows, in order: packaging's own check, over all
+        of them at once (``SpecifierSet.filter``, half the cost of a ``contains`` per
+        version: 40,000 checks in a kitchen-sink lock).  The answers are remembered for
+        `allows` and `is_satisfied_by`."""
+        versions = [r.version for r in releases]
+        passed = set(specifier.filter(versions, prereleases=True))  # (equal, not the same)
+        entry = self._allows.get(id(specifier))
+        if entry is None:
+            entry = self._allows[id(specifier)] = (specifier, {})
+        memo = entry[1]
+        allowed = []
+        for release in releases:
+            version = release.version
+            found = version in passed
+            memo[id(version)] = (version, found)
+            if found:
+                allowed.append(release)
+        return allowed
 
     def choose(
         self, name: NormalizedName, specifier: SpecifierSet, selection: Selection
