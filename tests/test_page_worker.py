@@ -25,6 +25,7 @@ from reprolock.net.session import new_session
 from reprolock.resolve.python import page_parse, page_summary, pages, urgency
 from reprolock.resolve.python.http_index import HttpIndex
 from reprolock.resolve.python.index import DistFile
+from reprolock.resolve.python.select import OtherFiles
 from reprolock.resolve.python.target import PythonTarget, wheel_filter
 
 URL = "https://index.example/simple/pkg/"
@@ -83,7 +84,7 @@ def _here(body: bytes) -> tuple[list[DistFile], list[str]]:
 
 def _there(
     worker: page_parse.PageWorkers, body: bytes
-) -> tuple[list[DistFile], list[str], bytes | None] | None:
+) -> tuple[list[DistFile], OtherFiles, bytes | None] | None:
     return worker.parse(body, pages.JSON_TYPE, page_url=URL, index=INDEX, name="pkg")
 
 
@@ -96,11 +97,16 @@ def test_a_large_page_parsed_in_the_worker_reads_as_parsed_here(
     assert parsed is not None
     files, others, summary = parsed
     assert summary is not None
-    assert (files, others) == _here(body)
+    assert (files, list(others)) == _here(body)
     assert len(files) == 400 + 400  # the target's wheel and the sdist of each release
     assert len(others) == 3 * 400
     # the summary to cache reads back (checked) as the same files
-    assert page_summary.load_summary(summary, page_url=URL, index=INDEX) == (files, others)
+    cached_files, cached_others = page_summary.load_summary(summary, page_url=URL, index=INDEX)
+    assert (cached_files, cached_others.text, cached_others.versions) == (
+        files,
+        others.text,
+        others.versions,
+    )
 
 
 def test_small_pages_are_parsed_here(worker: page_parse.PageWorkers) -> None:
@@ -161,7 +167,7 @@ def test_pages_in_flight_at_once_all_come_back_to_their_askers() -> None:
     bodies = [_page(300 + n) for n in range(12)]
     with ThreadPoolExecutor(6) as pool:
         found = list(pool.map(lambda body: _there(worker, body), bodies))
-    assert [f[:2] if f else None for f in found] == [_here(body) for body in bodies]
+    assert [(f[0], list(f[1])) if f else None for f in found] == [_here(b) for b in bodies]
     processes = [w.process for w in worker._workers]
     assert len(processes) == 2
     worker.close()
