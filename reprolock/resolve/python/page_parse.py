@@ -110,7 +110,7 @@ def dump_rows(files: Sequence[DistFile], others: Sequence[str], summary: bytes |
         ]
         for f in files
     ]
-    named = others if isinstance(others, select.OtherFiles) else select.OtherFiles.of(others)
+    named = select.OtherFiles.of(others)
     head = page_summary.dumps([rows, named.text, sorted(named.versions)])
     return _LENGTH.pack(len(head)) + head + (summary or b"")
 

@@ -100,7 +100,7 @@ def dump_summary(
         if url is None:
             return None
         entries.append(_entry(file, url))
-    named = others if isinstance(others, OtherFiles) else OtherFiles.of(others)
+    named = OtherFiles.of(others)
     return dumps(
         {
             "meta": {"reprolock-page-summary": FORMAT},

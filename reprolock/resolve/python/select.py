@@ -442,7 +442,8 @@ class OtherFiles(Sequence[str]):
 
     @classmethod
     def of(cls, names: Iterable[str]) -> OtherFiles:
-        return cls("\n".join(names))
+        """``names`` as `OtherFiles` (given as they are when they already are)."""
+        return names if isinstance(names, OtherFiles) else cls("\n".join(names))
 
     @property
     def text(self) -> str:
