@@ -51,6 +51,49 @@ def test_any_chunking_gives_the_same_answer(size: int) -> None:
         assert scanner.finish() == scan(data), (name, size)
 
 
+@given(st.lists(st.integers(1, 5000), min_size=1, max_size=40), st.sampled_from(sorted(EXPECTED)))
+def test_spans_of_one_buffer_give_the_same_answer(cuts: list[int], name: str) -> None:
+    """`feed_span` reads pieces where they lie in a larger buffer (the image walk's way):
+    any cutting of the file into spans, at any offset in the buffer, reads the same."""
+    data = (FIXTURES / name).read_bytes()
+    buffer = b"junk" + data + b"more junk"
+    scanner = FatbinScanner()
+    at = 4
+    for cut in cuts:
+        scanner.feed_span(buffer, at, min(at + cut, 4 + len(data)))
+        at = min(at + cut, 4 + len(data))
+    scanner.feed_span(buffer, at, 4 + len(data))
+    assert scanner.finish() == scan(data)
+
+
+def test_a_span_outside_the_buffer_is_refused() -> None:
+    with pytest.raises(ValueError):
+        FatbinScanner().feed_span(b"abc", 2, 5)
+
+
+def test_section_names_are_looked_for_past_the_loaded_segments() -> None:
+    """The relocatable fatbin's name is found in the unloaded tail (readelf: the last LOAD
+    ends at 0x3db8 + 0x308), and the code and data before it are not searched for it."""
+    data = (FIXTURES / "librdc_sass80.so").read_bytes()
+    scanner = FatbinScanner()
+    scanner.feed(data)
+    assert scanner._elf.names_from == 0x3DB8 + 0x308
+    assert scanner._elf.sightings and min(scanner._elf.sightings) >= 0x3DB8 + 0x308
+    assert _ours(scanner.finish()) == EXPECTED["librdc_sass80.so"]
+    # names placed inside a loaded segment are not seen: nothing is left out, as for a file
+    # without a section table (the relocatable PTX counts)
+    loaded_to_end = bytearray(data)
+    phoff = struct.unpack_from("<Q", data, 0x20)[0]
+    count = struct.unpack_from("<H", data, 0x38)[0]
+    for i in range(count):  # stretch every LOAD segment to the end of the file
+        at = phoff + 56 * i
+        if struct.unpack_from("<I", data, at)[0] == 1:
+            offset = struct.unpack_from("<Q", data, at + 8)[0]
+            struct.pack_into("<Q", loaded_to_end, at + 32, len(data) - offset)
+    sass, ptx = _ours(scan(bytes(loaded_to_end)))
+    assert sass == {"8.0"} and ptx  # the PTX of __nv_relfatbin, no longer told apart
+
+
 def test_describe() -> None:
     kernels = scan((FIXTURES / "libsass75-80_ptx90.so").read_bytes())
     assert kernels.describe() == "sm_75 sm_80, PTX compute_90 (ISA 9.0)"

@@ -19,7 +19,8 @@ and entries, each a header of at least 64 bytes followed by its payload::
 from a wheel's zip, or a file streamed out of an image layer — without the ELF section
 table (which sits at the end of the file): containers are 8-byte aligned, and a candidate
 is taken only when its header and every entry header are well formed. Pure and bounded:
-it keeps at most one entry header (and one fed piece) in memory, the distinct kernels found
+it searches the bytes fed where they lie (`feed_span`: no copy) and keeps at most one
+container or entry header cut by a piece's end in memory, the distinct kernels found
 (at most `_MAX_KERNELS`), and 8 bytes per container (where it starts, to leave out the
 relocatable ones at the end; at most `_MAX_CONTAINERS`). A file that holds more than
 `_MAX_ENTRIES` entries is not read further: hostile bytes cost a bounded time per file.
@@ -127,6 +128,9 @@ def capability(arch: int, flags: int) -> ComputeCapability | None:
 
 _ELF_HEADER = 64
 _MAX_SECTIONS = 4096
+_SEGMENT = struct.Struct("<IIQQQQQQ")  # an ELF64 program header
+_MAX_SEGMENTS = 4096
+_PT_LOAD = 1
 _NAME = b"__nv_relfatbin\x00"  # the section of fatbins kept for device linking, never loaded
 _MAX_SIGHTINGS = 4096
 
@@ -139,42 +143,90 @@ class _Elf:
 
     The section table sits at the end of the file and the section names somewhere before it
     (in a large library, hundreds of MB before): rather than keep the file, the scanner notes
-    where the name ``__nv_relfatbin`` appears, and matches those places with the table."""
+    where the name ``__nv_relfatbin`` appears, and matches those places with the table.
+
+    Section names are not loaded: linkers put them after the last loaded segment. Once the
+    program headers (which follow the ELF header) are read, the name is looked for only past
+    the end of the loaded segments, not in the code and data before it (most of a library).
+    A name table placed where it was not looked for leaves no place matched: nothing is
+    left out, as for a file without a section table."""
 
     head: bytearray = field(default_factory=bytearray)
     table: bytearray = field(default_factory=bytearray)
+    program: bytearray = field(default_factory=bytearray)  # the program headers
+    names_from: int = 0  # where names are looked for from (the end of the loaded segments)
     sightings: set[int] = field(default_factory=set)  # where "__nv_relfatbin\0" starts
     carry: bytes = b""  # the previous piece's last bytes (a name split between pieces)
 
-    def observe(self, data: bytes, position: int, *, payload: int = 0) -> None:
-        """Take in the next piece of the file; its first ``payload`` bytes are a fatbin
-        entry's payload, where no section name lies (not searched: most of a CUDA
-        library's bytes are payload)."""
+    def observe(self, data: bytes, lo: int, hi: int, position: int, *, payload: int = 0) -> None:
+        """Take in the next piece of the file, ``data[lo:hi]`` (at ``position`` in the file);
+        its first ``payload`` bytes are a fatbin entry's payload, where no section name lies
+        (not searched: most of a CUDA library's bytes are payload)."""
         if len(self.head) < _ELF_HEADER:
-            self.head += data[: _ELF_HEADER - len(self.head)]
+            self.head += data[lo : min(hi, lo + _ELF_HEADER - len(self.head))]
         layout = self._layout()
         if layout is not None:
-            shoff, size = layout[0], layout[1] * layout[2]
-            lo, hi = max(shoff, position), min(shoff + size, position + len(data))
-            if lo < hi and len(self.table) == lo - shoff:
-                self.table += data[lo - position : hi - position]
+            self._gather(self.table, layout[0], layout[1] * layout[2], data, lo, hi, position)
+        program = self._program()
+        if program is not None and len(self.program) < program[1]:
+            self._gather(self.program, *program, data, lo, hi, position)
+            if len(self.program) == program[1]:
+                # bytes before here were looked through; from here, only past the loads
+                self.names_from = max(position, self._loaded_end())
+        payload = max(payload, min(hi - lo, self.names_from - position))
         # a name across the previous piece's end, then in this piece (not joined: a copy of
         # every piece would cost as much as the search)
         keep = len(_NAME) - 1
         if payload:
             self.carry = b""
-        edge = self.carry + data[payload : payload + keep]
+        start = lo + payload
+        edge = self.carry + data[start : min(hi, start + keep)]
         self._find(edge, position + payload - len(self.carry), below=len(self.carry))
-        self._find(data, position, below=len(data), start=payload)
-        rest = len(data) - payload
-        self.carry = data[-keep:] if rest >= keep else edge[-keep:] if rest else self.carry
+        self._find(data, position - lo, below=hi, start=start, end=hi)
+        rest = hi - start
+        self.carry = data[hi - keep : hi] if rest >= keep else edge[-keep:] if rest else self.carry
 
-    def _find(self, data: bytes, base: int, *, below: int, start: int = 0) -> None:
-        """Note where the name starts in ``data`` (from ``start``, before ``below``)."""
-        at = data.find(_NAME, start)
+    def _find(
+        self, data: bytes, base: int, *, below: int, start: int = 0, end: int | None = None
+    ) -> None:
+        """Note where the name starts in ``data[start:end]`` (before ``below``); ``base`` is
+        where ``data`` starts in the file."""
+        at = data.find(_NAME, start, end)
         while 0 <= at < below and len(self.sightings) < _MAX_SIGHTINGS:
             self.sightings.add(base + at)
-            at = data.find(_NAME, at + 1)
+            at = data.find(_NAME, at + 1, end)
+
+    @staticmethod
+    def _gather(
+        into: bytearray, offset: int, size: int, data: bytes, lo: int, hi: int, position: int
+    ) -> None:
+        """Add to ``into`` what ``data[lo:hi]`` (at ``position``) holds of the table at
+        ``offset`` (``size`` bytes), when it follows on from what ``into`` holds."""
+        first, last = max(offset, position), min(offset + size, position + hi - lo)
+        if first < last and len(into) == first - offset:
+            into += data[lo + first - position : lo + last - position]
+
+    def _program(self) -> tuple[int, int] | None:
+        """(e_phoff, the size of the program headers) of a little-endian ELF64 file."""
+        head = self.head
+        if len(head) < _ELF_HEADER or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+            return None
+        (phoff,) = struct.unpack_from("<Q", head, 0x20)
+        entsize, count = struct.unpack_from("<HH", head, 0x36)
+        if entsize != _SEGMENT.size or not 0 < count <= _MAX_SEGMENTS:
+            return None
+        return phoff, entsize * count
+
+    def _loaded_end(self) -> int:
+        """Where the last loaded segment's bytes end in the file (0 when none is)."""
+        ends = (
+            offset + size
+            for kind, _flags, offset, _vaddr, _paddr, size, _memsz, _align in _SEGMENT.iter_unpack(
+                self.program
+            )
+            if kind == _PT_LOAD
+        )
+        return max(ends, default=0)
 
     def _layout(self) -> tuple[int, int, int, int] | None:
         """(e_shoff, e_shentsize, e_shnum, e_shstrndx) of a little-endian ELF64 file."""
@@ -208,8 +260,8 @@ Triple = tuple[int, ComputeCapability, str]  # (kind, arch, PTX ISA) of an entry
 class FatbinScanner:
     """Feed a file's bytes in order (`feed`), then read the kernels (`finish`)."""
 
-    _buffer: bytearray = field(default_factory=bytearray)
-    _offset: int = 0  # absolute position of _buffer[0] in the file
+    _carry: bytearray = field(default_factory=bytearray)  # a structure cut by a piece's end
+    _carry_at: int = 0  # where _carry[0] is in the file
     _position: int = 0  # bytes fed so far
     _skip: int = 0  # payload bytes still to pass over
     _left: int = 0  # bytes of the current container still to read (0: searching)
@@ -226,26 +278,45 @@ class FatbinScanner:
     _elf: _Elf = field(default_factory=_Elf)
 
     def feed(self, data: bytes | memoryview) -> None:
-        chunk = bytes(data)
+        """Feed the next bytes of the file (a view is copied: `feed_span` takes a piece of a
+        larger ``bytes`` as it is)."""
+        piece = data if isinstance(data, bytes) else bytes(data)
+        self.feed_span(piece, 0, len(piece))
+
+    def feed_span(self, data: bytes, lo: int, hi: int) -> None:
+        """Feed ``data[lo:hi]``, the next bytes of the file, without copying them: they are
+        searched where they lie, and only a container or entry header cut by the span's end
+        (at most `_MAX_ENTRY_HEADER` bytes) is kept for the next span."""
+        if not 0 <= lo <= hi <= len(data):
+            raise ValueError(f"a span {lo}:{hi} outside {len(data)} bytes")
         reading = self._entries < _MAX_ENTRIES
-        payload = min(self._skip, len(chunk)) if reading else 0
-        self._elf.observe(chunk, self._position, payload=payload)
-        self._position += len(chunk)
-        if not reading:
-            return
-        view = memoryview(chunk)
-        if self._skip:
-            step = min(self._skip, len(view))
-            self._skip -= step
-            self._left -= step
-            self._offset += step
-            view = view[step:]
-            if self._left == 0:
-                self._end_container(complete=True)
-        if not view:
-            return
-        self._buffer += view
-        self._run()
+        self._elf.observe(
+            data, lo, hi, self._position, payload=min(self._skip, hi - lo) if reading else 0
+        )
+        base = self._position - lo  # where data[0] would be in the file
+        self._position += hi - lo
+        at = lo
+        while reading and self._carry and at < hi:
+            # the cut structure, completed from this span: at most what it can still need
+            take = min(hi - at, _MAX_ENTRY_HEADER)
+            self._carry += data[at : at + take]
+            used = self._run(self._carry, 0, len(self._carry), self._carry_at)
+            rest = len(self._carry) - used
+            at += take
+            if rest > take:  # still short of bytes fed before this span
+                del self._carry[:used]
+                self._carry_at += used
+            else:  # what is left came from this span: read on in it
+                at -= rest
+                self._carry.clear()
+            reading = self._entries < _MAX_ENTRIES
+        if reading and at < hi:
+            used = self._run(data, at, hi, base)
+            if used < hi and self._entries < _MAX_ENTRIES:
+                self._carry += data[used:hi]
+                self._carry_at = base + used
+        if self._entries >= _MAX_ENTRIES:
+            self._carry.clear()
 
     def finish(self) -> Kernels:
         """The kernels of the loadable fatbins found (a container cut short by the end of
@@ -277,67 +348,63 @@ class FatbinScanner:
         )
 
     # -- the state machine ----------------------------------------------------------------
-    def _drop(self, count: int) -> None:
-        del self._buffer[:count]
-        self._offset += count
-
-    def _run(self) -> None:
-        while True:
+    def _run(self, data: bytes | bytearray, at: int, end: int, base: int) -> int:
+        """Read ``data[at:end]`` (``base`` is where ``data[0]`` is in the file); returns where
+        reading stopped: bytes from there on are a structure that needs more of them."""
+        while at < end:
             if self._skip:
-                step = min(self._skip, len(self._buffer))
+                step = min(self._skip, end - at)
                 self._skip -= step
                 self._left -= step
-                self._drop(step)
+                at += step
                 if self._skip:
-                    return
+                    return at
                 if self._left == 0:
                     self._end_container(complete=True)
                 continue
             if self._left:
-                if not self._entry():
-                    return
-                continue
-            if not self._search():
-                return
+                at, done = self._entry(data, at, end)
+                if self._entries >= _MAX_ENTRIES:  # hostile: read no further
+                    return end
+            else:
+                at, done = self._search(data, at, end, base)
+            if not done:
+                return at
+        return at
 
-    def _search(self) -> bool:
-        """Find the next aligned container header; False when more bytes are needed."""
-        buffer = self._buffer
-        start = 0
+    def _search(self, data: bytes | bytearray, at: int, end: int, base: int) -> tuple[int, bool]:
+        """Find the next aligned container header: (where reading goes on, whether one was
+        read); not read when more bytes are needed from where reading goes on."""
+        start = at
         while True:
-            found = buffer.find(MAGIC, start)
-            if found < 0:
-                keep = min(len(buffer), len(MAGIC) - 1)
-                self._drop(len(buffer) - keep)
-                return False
-            if (self._offset + found) % 8:
+            found = data.find(MAGIC, start, end)
+            if found < 0:  # the last bytes may begin a header
+                return max(at, end - (len(MAGIC) - 1)), False
+            if (base + found) % 8:
                 start = found + 1
                 continue
-            if len(buffer) - found < _CONTAINER.size:
-                self._drop(found)
-                return False
-            _magic, version, header, size = _CONTAINER.unpack_from(buffer, found)
+            if end - found < _CONTAINER.size:
+                return found, False
+            _magic, version, header, size = _CONTAINER.unpack_from(data, found)
             if version == 1 and 16 <= header <= 64 and 0 < size <= _MAX_CONTAINER:
-                if len(buffer) - found < header:
-                    self._drop(found)
-                    return False
-                self._start = self._offset + found
-                self._drop(found + header)
+                if end - found < header:
+                    return found, False
+                self._start = base + found
                 self._left = size
                 self._pending = {}
-                return True
+                return found + header, True
             start = found + 1
 
-    def _entry(self) -> bool:
-        """Read one entry header of the current container; False when more bytes are needed."""
-        buffer = self._buffer
-        if len(buffer) < _ENTRY.size:
-            if len(buffer) >= self._left:  # padding at the container's end
-                self._drop(self._left)
+    def _entry(self, data: bytes | bytearray, at: int, end: int) -> tuple[int, bool]:
+        """Read one entry header of the current container: (where reading goes on, whether
+        it was read); not read when more bytes are needed."""
+        if end - at < _ENTRY.size:
+            if end - at >= self._left:  # padding at the container's end
+                at += self._left
                 self._end_container(complete=True)
-                return True
-            return False
-        fields = _ENTRY.unpack_from(buffer, 0)
+                return at, True
+            return at, False
+        fields = _ENTRY.unpack_from(data, at)
         kind, header, payload = fields[0], fields[2], fields[3]
         minor, major, arch, flags = fields[6], fields[7], fields[8], fields[11]
         if not (
@@ -346,26 +413,24 @@ class FatbinScanner:
             and kind in (KIND_PTX, KIND_SASS, 4, 8, 16)
         ):
             self._end_container(complete=False)
-            return True
-        if len(buffer) < header:
-            return False
+            return at, True
+        if end - at < header:
+            return at, False
         cap = capability(arch, flags)
         if cap is None and kind in (KIND_PTX, KIND_SASS):
             self._end_container(complete=False)
-            return True
+            return at, True
         if cap is not None and kind in (KIND_PTX, KIND_SASS):
             self._note((kind, cap, f"{major}.{minor}"))
         self._entries += 1
         if self._entries >= _MAX_ENTRIES:  # hostile: read no further
             self._end_container(complete=True)
-            self._buffer.clear()
-            return False
+            return end, True
         self._left -= header
-        self._drop(header)
         self._skip = payload
         if payload == 0 and self._left == 0:
             self._end_container(complete=True)
-        return True
+        return at + header, True
 
     def _note(self, kernel: Triple) -> None:
         """One entry's kernel, numbered once per file (new ones beyond the bound are not

@@ -329,9 +329,9 @@ class _LayerStream:
 
     The pieces are read, decompressed and hashed ahead of the walk (`_ReadAhead`). It is
     the file `tarfile` reads headers from (``read``, ``tell``, and ``seek`` forward
-    only: a backward seek is an `OSError`), and the walk reads a file's bytes with `views`:
-    slices of the decompressed pieces, never copied (each piece is an immutable ``bytes``,
-    so the hashing thread may hold views into it)."""
+    only: a backward seek is an `OSError`), and the walk reads a file's bytes with `spans`:
+    where they lie in the decompressed pieces, never copied (each piece is an immutable
+    ``bytes``, so the hashing thread may hold views into it)."""
 
     def __init__(self, raw: IO[bytes], what: str) -> None:
         head = b""
@@ -413,19 +413,19 @@ class _LayerStream:
             skip -= step
         return self._position
 
-    def views(self, size: int) -> Iterator[memoryview]:
-        """The next ``size`` bytes, as views of the pieces they lie in;
+    def spans(self, size: int) -> Iterator[tuple[bytes, int, int]]:
+        """The next ``size`` bytes, as (piece, start, end) of the pieces they lie in;
         `tarfile.ReadError` if the layer ends first."""
         while size > 0:
             left = self._more()
             if not left:
                 raise tarfile.ReadError("unexpected end of data")
             step = min(size, left)
-            view = memoryview(self._piece)[self._at : self._at + step]
+            start = self._at
             self._at += step
             self._position += step
             size -= step
-            yield view
+            yield self._piece, start, start + step
 
     def drain(self) -> None:
         """Read (and hash) whatever is left: the digest covers the whole tar."""
@@ -605,7 +605,8 @@ def _read_file(
     last: tuple[memoryview, ...] = ()  # hashed with the digest's job (most files: all of it)
     try:
         stream.seek(member.offset_data)
-        for view in stream.views(member.size):
+        for piece, start, end in stream.spans(member.size):
+            view = memoryview(piece)[start:end]
             if last:
                 for hasher, _ in hashers:
                     hashes.update(hasher, *last)
@@ -613,7 +614,7 @@ def _read_file(
             if whole or (head and not parts):
                 parts.append(view)
             if scanner is not None:
-                scanner.feed(view)
+                scanner.feed_span(piece, start, end)
         for hasher, is_md5 in hashers:
             hashes.finish(entry, hasher, *last, md5=is_md5)
     except (tarfile.TarError, EOFError, OSError) as exc:
