@@ -342,6 +342,14 @@ def run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 1800
     )
 
 
+def fresh_cache(folder: Path, label: str) -> Path:
+    """A cache folder never used before: deleting the last run's cache just before a cold run
+    slows that run's own file creations (see `resolve.py`'s `fresh_cache`); all are deleted
+    when the run is done."""
+    (folder / "caches").mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=folder / "caches"))
+
+
 def run_reprolock(
     folder: Path, index: Index, roots: list[str], timeout: float
 ) -> tuple[Sample, dict[str, str]]:
@@ -351,9 +359,9 @@ def run_reprolock(
         f"[python]\nrequirements = [{reqs}]\n\n"
         f'[[python.index]]\nname = "bench"\nurl = "{index.url}"\ndefault = true\n'
     )
-    shutil.rmtree(folder / "cache-reprolock", ignore_errors=True)
+    cache = fresh_cache(folder, "reprolock")
     (folder / "reprolock.lock").unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "reprolock", "-q", "--cache-dir", "cache-reprolock", "lock"]
+    cmd = [sys.executable, "-m", "reprolock", "-q", "--cache-dir", str(cache), "lock"]
     sample = run(cmd, cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=timeout)
     pins: dict[str, str] = {}
     if sample.ok:
@@ -366,9 +374,9 @@ def run_uv(
     folder: Path, index: Index, roots: list[str], timeout: float
 ) -> tuple[Sample, dict[str, str]]:
     (folder / "requirements.in").write_text("\n".join(roots) + "\n")
-    shutil.rmtree(folder / "cache-uv", ignore_errors=True)
+    cache = fresh_cache(folder, "uv")
     cmd = [
-        *("uv", "pip", "compile", "-q", "--cache-dir", "cache-uv", "--index-url", index.url),
+        *("uv", "pip", "compile", "-q", "--cache-dir", str(cache), "--index-url", index.url),
         *("--python-platform", "x86_64-manylinux_2_28", "--python-version", "3.11"),
         *("--generate-hashes", "-o", "uv.txt", "requirements.in"),
     ]
@@ -589,6 +597,8 @@ def main() -> None:
     print(out)
     if args.markdown:
         args.markdown.write_text(out)
+    for caches in work.glob("*/caches"):  # nothing is timed any more
+        shutil.rmtree(caches, ignore_errors=True)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
 
