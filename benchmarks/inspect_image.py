@@ -168,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive", type=Path)
     parser.add_argument("--build", action="store_true")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="0: build and convert only")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args()
@@ -183,6 +183,9 @@ def main() -> None:
             ["skopeo", "copy", "-q", f"docker-archive:{archive}", f"oci:{layout}:ml"], check=True
         )
     size = archive.stat().st_size
+    if args.rounds < 1:  # build (and convert) only
+        print(f"{archive} ({size / 1e9:.2f} GB) and {layout}: nothing measured", file=sys.stderr)
+        return
     # bytecode, as an install has it (with PYTHONDONTWRITEBYTECODE set every start compiles)
     compileall.compile_dir(ROOT / "reprolock", quiet=1)
     reprolock = [sys.executable, "-m", "reprolock", "--format", "json", "inspect"]
