@@ -66,6 +66,32 @@ def test_spans_of_one_buffer_give_the_same_answer(cuts: list[int], name: str) ->
     assert scanner.finish() == scan(data)
 
 
+@given(
+    st.binary(max_size=3000),
+    st.lists(st.integers(0, 400), max_size=6),
+    st.lists(st.integers(1, 700), min_size=1, max_size=30),
+)
+def test_spans_read_noise_and_containers_as_the_whole(
+    noise: bytes, places: list[int], cuts: list[int]
+) -> None:
+    """Containers (some cut short) at aligned places in noise, fed as spans of any length:
+    the same kernels and container count as the whole file at once."""
+    data = bytearray(noise)
+    for n, place in enumerate(places):
+        at = min(place - place % 8, len(data) - len(data) % 8)
+        blob = container((2, 70 + 5 * n, 1, 8, 0), (1, 80, 8, n % 9, 0))
+        data[at:at] = blob if n % 3 else blob[: len(blob) // 2]
+    whole = bytes(data)
+    scanner = FatbinScanner()
+    at = 0
+    for cut in cuts * (len(whole) // sum(cuts) + 1):
+        if at >= len(whole):
+            break
+        scanner.feed_span(whole, at, min(at + cut, len(whole)))
+        at += cut
+    assert scanner.finish() == scan(whole)
+
+
 def test_a_span_outside_the_buffer_is_refused() -> None:
     with pytest.raises(ValueError):
         FatbinScanner().feed_span(b"abc", 2, 5)
