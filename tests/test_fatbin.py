@@ -120,6 +120,37 @@ def test_section_names_are_looked_for_past_the_loaded_segments() -> None:
     assert sass == {"8.0"} and ptx  # the PTX of __nv_relfatbin, no longer told apart
 
 
+def test_only_loaded_bytes_are_searched_for_fatbins() -> None:
+    """A container after the loaded segments (appended to the file, as in a symbol table or
+    debug information) is never mapped, so no driver loads it: not counted, by the section
+    reader either. Program headers that map it make it count."""
+    data = (FIXTURES / "libsass75-80_ptx90.so").read_bytes()
+    padded = data + bytes(-len(data) % 8)
+    appended = padded + container((2, 86, 1, 8, 0))
+    assert _ours(scan(appended)) == EXPECTED["libsass75-80_ptx90.so"] == reference(appended)
+    scanner = FatbinScanner()
+    for start in range(0, len(appended), 7):
+        scanner.feed(appended[start : start + 7])
+    assert scanner.finish() == scan(appended)
+    # the last LOAD segment stretched over the appended container: now it is loaded
+    mapped = bytearray(appended)
+    phoff = struct.unpack_from("<Q", data, 0x20)[0]
+    count = struct.unpack_from("<H", data, 0x38)[0]
+    last = max(
+        (
+            phoff + 56 * i
+            for i in range(count)
+            if struct.unpack_from("<I", data, phoff + 56 * i)[0] == 1
+        ),
+        key=lambda at: struct.unpack_from("<Q", data, at + 8)[0],
+    )
+    offset = struct.unpack_from("<Q", data, last + 8)[0]
+    struct.pack_into("<Q", mapped, last + 32, len(appended) - offset)
+    assert "8.6" in _ours(scan(bytes(mapped)))[0]
+    # without program headers (not ELF) every byte is searched
+    assert "8.6" in _ours(scan(bytes(8) + container((2, 86, 1, 8, 0))))[0]
+
+
 def test_describe() -> None:
     kernels = scan((FIXTURES / "libsass75-80_ptx90.so").read_bytes())
     assert kernels.describe() == "sm_75 sm_80, PTX compute_90 (ISA 9.0)"

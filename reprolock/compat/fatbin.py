@@ -18,7 +18,8 @@ and entries, each a header of at least 64 bytes followed by its payload::
 `FatbinScanner` finds containers in a byte stream read front to back — a ``.so`` inflated
 from a wheel's zip, or a file streamed out of an image layer — without the ELF section
 table (which sits at the end of the file): containers are 8-byte aligned, and a candidate
-is taken only when its header and every entry header are well formed. Pure and bounded:
+is taken only when its header and every entry header are well formed; in an ELF file, only
+where the program headers (at its start) say the loader maps the bytes. Pure and bounded:
 it searches the bytes fed where they lie (`feed_span`: no copy) and keeps at most one
 container or entry header cut by a piece's end in memory, the distinct kernels found
 (at most `_MAX_KERNELS`), and 8 bytes per container (where it starts, to leave out the
@@ -149,12 +150,18 @@ class _Elf:
     program headers (which follow the ELF header) are read, the name is looked for only past
     the end of the loaded segments, not in the code and data before it (most of a library).
     A name table placed where it was not looked for leaves no place matched: nothing is
-    left out, as for a file without a section table."""
+    left out, as for a file without a section table.
+
+    The same program headers say which bytes are loaded at all (`loaded_within`): a fatbin
+    the loader does not map (in debug information, a symbol table, bytes appended past the
+    sections) is never seen by a driver, and is not looked for."""
 
     head: bytearray = field(default_factory=bytearray)
     table: bytearray = field(default_factory=bytearray)
     program: bytearray = field(default_factory=bytearray)  # the program headers
     names_from: int = 0  # where names are looked for from (the end of the loaded segments)
+    loads: list[tuple[int, int]] | None = None  # the loaded byte ranges, sorted, disjoint
+    loads_from: int = 0  # bytes before this were fed before the program headers were known
     sightings: set[int] = field(default_factory=set)  # where "__nv_relfatbin\0" starts
     carry: bytes = b""  # the previous piece's last bytes (a name split between pieces)
 
@@ -172,7 +179,9 @@ class _Elf:
             self._gather(self.program, *program, data, lo, hi, position)
             if len(self.program) == program[1]:
                 # bytes before here were looked through; from here, only past the loads
-                self.names_from = max(position, self._loaded_end())
+                self.loads = self._loaded()
+                self.loads_from = position
+                self.names_from = max(position, self.loads[-1][1] if self.loads else 0)
         payload = max(payload, min(hi - lo, self.names_from - position))
         # a name across the previous piece's end, then in this piece (not joined: a copy of
         # every piece would cost as much as the search)
@@ -217,16 +226,37 @@ class _Elf:
             return None
         return phoff, entsize * count
 
-    def _loaded_end(self) -> int:
-        """Where the last loaded segment's bytes end in the file (0 when none is)."""
-        ends = (
-            offset + size
-            for kind, _flags, offset, _vaddr, _paddr, size, _memsz, _align in _SEGMENT.iter_unpack(
-                self.program
-            )
-            if kind == _PT_LOAD
+    def _loaded(self) -> list[tuple[int, int]]:
+        """The file ranges the loadable segments map, sorted, overlapping ones joined."""
+        return _disjoint(
+            [
+                (offset, offset + size)
+                for kind, _flags, offset, _vaddr, _paddr, size, _memsz, _align in (
+                    _SEGMENT.iter_unpack(self.program)
+                )
+                if kind == _PT_LOAD and size > 0
+            ]
         )
-        return max(ends, default=0)
+
+    def loaded_within(self, first: int, last: int) -> list[tuple[int, int]]:
+        """The parts of the file range [``first``, ``last``) where a loaded fatbin may start:
+        all of it until the program headers are known (and what was fed before), else the
+        parts the loadable segments map."""
+        if self.loads is None:
+            return [(first, last)]
+        out = [(first, min(last, self.loads_from))] if first < self.loads_from else []
+        lows = [lo for lo, _hi in self.loads]
+        at = max(0, bisect.bisect_right(lows, first) - 1)
+        for load_lo, load_hi in self.loads[at:]:
+            if load_lo >= last:
+                break
+            lo, hi = max(load_lo, first, self.loads_from), min(load_hi, last)
+            if lo < hi:
+                if out and lo <= out[-1][1]:
+                    out[-1] = (out[-1][0], max(out[-1][1], hi))
+                else:
+                    out.append((lo, hi))
+        return out
 
     def _layout(self) -> tuple[int, int, int, int] | None:
         """(e_shoff, e_shentsize, e_shnum, e_shstrndx) of a little-endian ELF64 file."""
@@ -373,27 +403,32 @@ class FatbinScanner:
         return at
 
     def _search(self, data: bytes | bytearray, at: int, end: int, base: int) -> tuple[int, bool]:
-        """Find the next aligned container header: (where reading goes on, whether one was
-        read); not read when more bytes are needed from where reading goes on."""
-        start = at
-        while True:
-            found = data.find(MAGIC, start, end)
-            if found < 0:  # the last bytes may begin a header
-                return max(at, end - (len(MAGIC) - 1)), False
-            if (base + found) % 8:
-                start = found + 1
-                continue
-            if end - found < _CONTAINER.size:
-                return found, False
-            _magic, version, header, size = _CONTAINER.unpack_from(data, found)
-            if version == 1 and 16 <= header <= 64 and 0 < size <= _MAX_CONTAINER:
-                if end - found < header:
+        """Find the next aligned container header where the file is loaded: (where reading
+        goes on, whether one was read); not read when more bytes are needed from there."""
+        windows = self._elf.loaded_within(base + at, base + end)
+        for first, last in windows:
+            start, stop = first - base, last - base  # a header starts in [start, stop)
+            while True:
+                found = data.find(MAGIC, start, min(end, stop + len(MAGIC) - 1))
+                if found < 0:
+                    break
+                if (base + found) % 8:
+                    start = found + 1
+                    continue
+                if end - found < _CONTAINER.size:
                     return found, False
-                self._start = base + found
-                self._left = size
-                self._pending = {}
-                return found + header, True
-            start = found + 1
+                _magic, version, header, size = _CONTAINER.unpack_from(data, found)
+                if version == 1 and 16 <= header <= 64 and 0 < size <= _MAX_CONTAINER:
+                    if end - found < header:
+                        return found, False
+                    self._start = base + found
+                    self._left = size
+                    self._pending = {}
+                    return found + header, True
+                start = found + 1
+        if windows and windows[-1][1] == base + end:  # the last bytes may begin a header
+            return max(windows[-1][0] - base, end - (len(MAGIC) - 1)), False
+        return end, False
 
     def _entry(self, data: bytes | bytearray, at: int, end: int) -> tuple[int, bool]:
         """Read one entry header of the current container: (where reading goes on, whether
