@@ -92,6 +92,56 @@ def test_spans_read_noise_and_containers_as_the_whole(
     assert scanner.finish() == scan(whole)
 
 
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 1 << 64 - 1), st.integers(0, 1 << 64 - 1)),
+        max_size=8,
+    ),
+    st.integers(0, 1 << 64 - 1),
+    st.binary(max_size=1500),
+    st.integers(1, 600),
+)
+def test_hostile_program_headers(
+    segments: list[tuple[int, int, int]], phoff: int, noise: bytes, cut: int
+) -> None:
+    """Program headers of any type, offset and size (huge, overlapping, past the end, the
+    table itself anywhere): the scan ends without error, cut into spans or not, and a
+    container is counted only where a loadable segment maps it."""
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    at = 64 if phoff % 3 else phoff % 4096  # usually right after the ELF header
+    struct.pack_into("<QHH", header, 0x20, at, 0, 0)
+    struct.pack_into("<HH", header, 0x36, 56, len(segments))
+    table = b"".join(
+        struct.pack("<IIQQQQQQ", kind, 4, offset, 0, 0, size, size, 8)
+        for kind, offset, size in segments
+    )
+    body = bytearray(noise)
+    body[at - 64 : at - 64] = table if at >= 64 else b""
+    data = bytes(header + body)
+    data += bytes(-len(data) % 8) + container((2, 86, 1, 8, 0))
+    scanner = FatbinScanner()
+    for start in range(0, len(data), cut):
+        scanner.feed_span(data, start, min(start + cut, len(data)))
+    assert scanner.finish() == scan(data)
+
+
+def test_padding_at_a_containers_end_reads_the_same_however_cut() -> None:
+    """Fewer bytes left in a container than an entry header takes are padding, whatever
+    follows them: the container counts whether the bytes after it came in the same piece
+    or not (reading the next bytes as an entry header made it count only when they did not)."""
+    body = container((2, 86, 1, 8, 0))[16:] + bytes(24)  # one entry, then 24 bytes of padding
+    padded = struct.pack("<IHHQ", 0xBA55ED50, 1, 16, len(body)) + body
+    data = padded + b"\xff" * 200
+    found = scan(data)
+    assert [str(c) for c in found.sass] == ["8.6"] and found.containers == 1
+    for cut in (1, 5, 64, 100):
+        scanner = FatbinScanner()
+        for start in range(0, len(data), cut):
+            scanner.feed(data[start : start + cut])
+        assert scanner.finish() == found, cut
+
+
 def test_a_span_outside_the_buffer_is_refused() -> None:
     with pytest.raises(ValueError):
         FatbinScanner().feed_span(b"abc", 2, 5)

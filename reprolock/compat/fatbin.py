@@ -205,15 +205,18 @@ class _Elf:
             self.sightings.add(base + at)
             at = data.find(_NAME, at + 1, end)
 
-    @staticmethod
     def _gather(
-        into: bytearray, offset: int, size: int, data: bytes, lo: int, hi: int, position: int
+        self, into: bytearray, offset: int, size: int, data: bytes, lo: int, hi: int, position: int
     ) -> None:
         """Add to ``into`` what ``data[lo:hi]`` (at ``position``) holds of the table at
-        ``offset`` (``size`` bytes), when it follows on from what ``into`` holds."""
-        first, last = max(offset, position), min(offset + size, position + hi - lo)
-        if first < last and len(into) == first - offset:
-            into += data[lo + first - position : lo + last - position]
+        ``offset`` (``size`` bytes) from where ``into`` stops; a table overlapping the ELF
+        header starts from the header's kept bytes (they streamed past before the header was
+        whole), so how the file is cut into pieces changes nothing."""
+        if not into and offset < len(self.head):
+            into += self.head[offset : offset + size]
+        want, last = offset + len(into), min(offset + size, position + hi - lo)
+        if position <= want < last:
+            into += data[lo + want - position : lo + last - position]
 
     def _program(self) -> tuple[int, int] | None:
         """(e_phoff, the size of the program headers) of a little-endian ELF64 file."""
@@ -355,10 +358,18 @@ class FatbinScanner:
             self._end_container(complete=True)
         ranges = _disjoint(self._elf.relocatable())
         lows = [lo for lo, _hi in ranges]
+        # containers found before the program headers were known, outside what they map
+        mapped = self._elf.loads
+        mapped_lows = [lo for lo, _hi in mapped or ()]
         used = set(self._unplaced_kernels)
         containers = self._unplaced
         for group, starts in self._groups.items():
-            loaded = sum(1 for start in starts if not _inside(start, ranges, lows))
+            loaded = sum(
+                1
+                for start in starts
+                if not _inside(start, ranges, lows)
+                and (mapped is None or _inside(start, mapped, mapped_lows))
+            )
             if loaded:
                 containers += loaded
                 used.update(group)
@@ -433,11 +444,13 @@ class FatbinScanner:
     def _entry(self, data: bytes | bytearray, at: int, end: int) -> tuple[int, bool]:
         """Read one entry header of the current container: (where reading goes on, whether
         it was read); not read when more bytes are needed."""
+        if self._left < _ENTRY.size:  # no room for another entry: padding at the end
+            if end - at < self._left:
+                return at, False
+            at += self._left
+            self._end_container(complete=True)
+            return at, True
         if end - at < _ENTRY.size:
-            if end - at >= self._left:  # padding at the container's end
-                at += self._left
-                self._end_container(complete=True)
-                return at, True
             return at, False
         fields = _ENTRY.unpack_from(data, at)
         kind, header, payload = fields[0], fields[2], fields[3]
