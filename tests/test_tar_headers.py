@@ -17,6 +17,10 @@ def test_checksums_equal_tarfiles(buf: bytes) -> None:
     assert header_checksums(buf) == tarfile.calc_chksums(buf)  # type: ignore[attr-defined]
 
 
+@pytest.mark.skipif(
+    "calc_chksums" not in tarfile.TarInfo.frombuf.__func__.__code__.co_names,  # type: ignore[attr-defined]
+    reason="this Python's tarfile decodes headers without calc_chksums: its own frombuf is kept",
+)
 def test_the_faster_checksum_is_the_one_used() -> None:
     assert TarInfo.frombuf.__func__.__globals__["calc_chksums"] is header_checksums
 
