@@ -55,6 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resolve import drop_caches, fresh_cache  # the sibling script: cold caches never reused
+
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (100, 200, 400, 800, 1600)
 FAMILIES = ("plain", "backtrack")
@@ -342,14 +344,6 @@ def run(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 1800
     )
 
 
-def fresh_cache(folder: Path, label: str) -> Path:
-    """A cache folder never used before: deleting the last run's cache just before a cold run
-    slows that run's own file creations (see `resolve.py`'s `fresh_cache`); all are deleted
-    when the run is done."""
-    (folder / "caches").mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=folder / "caches"))
-
-
 def run_reprolock(
     folder: Path, index: Index, roots: list[str], timeout: float
 ) -> tuple[Sample, dict[str, str]]:
@@ -597,8 +591,7 @@ def main() -> None:
     print(out)
     if args.markdown:
         args.markdown.write_text(out)
-    for caches in work.glob("*/caches"):  # nothing is timed any more
-        shutil.rmtree(caches, ignore_errors=True)
+    drop_caches(work)  # nothing is timed any more
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
 
