@@ -161,6 +161,7 @@ class _Elf:
     program: bytearray = field(default_factory=bytearray)  # the program headers
     names_from: int = 0  # where names are looked for from (the end of the loaded segments)
     loads: list[tuple[int, int]] | None = None  # the loaded byte ranges, sorted, disjoint
+    load_lows: list[int] = field(default_factory=list)  # where each of them starts
     loads_from: int = 0  # bytes before this were fed before the program headers were known
     sightings: set[int] = field(default_factory=set)  # where "__nv_relfatbin\0" starts
     carry: bytes = b""  # the previous piece's last bytes (a name split between pieces)
@@ -180,6 +181,7 @@ class _Elf:
             if len(self.program) == program[1]:
                 # bytes before here were looked through; from here, only past the loads
                 self.loads = self._loaded()
+                self.load_lows = [lo for lo, _hi in self.loads]
                 self.loads_from = position
                 self.names_from = max(position, self.loads[-1][1] if self.loads else 0)
         payload = max(payload, min(hi - lo, self.names_from - position))
@@ -248,8 +250,7 @@ class _Elf:
         if self.loads is None:
             return [(first, last)]
         out = [(first, min(last, self.loads_from))] if first < self.loads_from else []
-        lows = [lo for lo, _hi in self.loads]
-        at = max(0, bisect.bisect_right(lows, first) - 1)
+        at = max(0, bisect.bisect_right(self.load_lows, first) - 1)
         for load_lo, load_hi in self.loads[at:]:
             if load_lo >= last:
                 break
@@ -360,7 +361,6 @@ class FatbinScanner:
         lows = [lo for lo, _hi in ranges]
         # containers found before the program headers were known, outside what they map
         mapped = self._elf.loads
-        mapped_lows = [lo for lo, _hi in mapped or ()]
         used = set(self._unplaced_kernels)
         containers = self._unplaced
         for group, starts in self._groups.items():
@@ -368,7 +368,7 @@ class FatbinScanner:
                 1
                 for start in starts
                 if not _inside(start, ranges, lows)
-                and (mapped is None or _inside(start, mapped, mapped_lows))
+                and (mapped is None or _inside(start, mapped, self._elf.load_lows))
             )
             if loaded:
                 containers += loaded
