@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import _imp
 import base64
+import collections
 import functools
 import hashlib
 import posixpath
@@ -146,79 +147,88 @@ class ReadBudget:
             )
 
 
-class _Hashes:
-    """The hashing a layer scan needs, on one thread beside the tar walk (hashlib releases
-    the GIL on large buffers), in the order given: the diff_id over the tar and the blob
-    digest over the stored bytes on one, the RECORD-style sha256 of wanted files on
-    another.  Jobs are handed over in batches of about `STEP` bytes (a small file's digest
-    alone would cost the two threads a hand-over each).  If no thread can be started (a
-    memory limit), hashing is done in line.  Used from one thread at a time."""
+class _Lane:
+    """Hashing jobs, done in the order given by whichever of a layer's two threads would
+    otherwise wait for the other (`_ReadAhead`): the reader while the walk is a full
+    `AHEAD` behind it, the walk while it waits for the reader.  So both cores stay busy
+    whichever side is slower: a gzip layer's reader has the decompression and its walk
+    most of the hashing; a plain layer's reader has little to do but hash.
+
+    Each job holds views into the layer's pieces up to its tar offset (``at``); the walk
+    does the jobs it has passed by more than `LAG` bytes itself (`keep_up`), so what the
+    lane keeps alive is bounded however a hostile layer lays out its files."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[list[Callable[[], None]] | None] = queue.Queue(maxsize=16)
-        self._thread: threading.Thread | None = threading.Thread(target=self._run, daemon=True)
+        self._jobs: collections.deque[tuple[Callable[[], None], int]] = collections.deque()
+        self._lock = threading.Lock()  # held while a job is taken and done
+
+    def add(self, job: Callable[[], None], at: int) -> None:
+        """Queue ``job``, whose data ends at tar offset ``at`` (added by one thread)."""
+        self._jobs.append((job, at))
+
+    def step(self, *, wait: bool = False) -> bool:
+        """Do the oldest jobs, up to `STEP` bytes of the tar's; False when there were none,
+        or (without ``wait``) another thread is doing some."""
+        if not self._lock.acquire(blocking=wait):
+            return False
         try:
-            self._thread.start()
-        except RuntimeError:  # no thread to be had (memory limits): hash in line instead
-            self._thread = None
-        self._batch: list[bytes] = []
-        self._batched = 0
-        self._fed: Hasher = None  # the hasher of the pieces in the batch
-        self._jobs: list[Callable[[], None]] = []  # not handed over yet
-        self._jobs_bytes = 0
-
-    def _run(self) -> None:
-        while (jobs := self._queue.get()) is not None:
-            for job in jobs:
-                job()
-
-    def _do(self, job: Callable[[], None], size: int) -> None:
-        if self._thread is None:
+            try:
+                job, at = self._jobs.popleft()
+            except IndexError:
+                return False
             job()
-            return
-        self._jobs.append(job)
-        self._jobs_bytes += size
-        if self._jobs_bytes >= STEP or len(self._jobs) >= _MAX_JOBS:
-            self._hand_over()
+            end = at + STEP
+            while self._jobs and self._jobs[0][1] <= end:  # only this thread pops
+                self._jobs.popleft()[0]()
+            return True
+        finally:
+            self._lock.release()
 
-    def _hand_over(self) -> None:
-        if self._jobs:
-            self._queue.put(self._jobs)
-            self._jobs, self._jobs_bytes = [], 0
+    def keep_up(self, position: int) -> None:
+        """Do the jobs whose data ends more than `LAG` bytes before ``position`` (waiting
+        for another thread's)."""
+        while True:
+            try:
+                at = self._jobs[0][1]
+            except IndexError:
+                return
+            if at >= position - LAG or not self.step(wait=True):
+                return
 
-    def update(self, hasher: Hasher, *data: Buffer) -> None:
-        """Hash ``data`` with ``hasher``, after everything given before."""
+    def finish(self) -> None:
+        """Do every job left (waiting for another thread's)."""
+        while self.step(wait=True):
+            pass
+
+    def drop(self) -> None:
+        """Forget the jobs left (the scan failed: no digest is wanted)."""
+        with self._lock:
+            self._jobs.clear()
+
+
+LAG = 32 * STEP
+"""Bytes of the tar a lane's jobs may lag behind the walk (pieces kept alive for them)."""
+
+
+class _Hashes(_Lane):
+    """The RECORD-style sha256 (and dpkg's md5) of a layer's wanted files, in the order
+    given, as jobs of a `_Lane`."""
+
+    def update(self, at: int, hasher: Hasher, *data: Buffer) -> None:
+        """Hash ``data`` (ending at tar offset ``at``) with ``hasher``, after everything
+        given before."""
         if data:
-            self._do(functools.partial(_update, hasher, data), sum(map(len, data)))
+            self.add(functools.partial(_update, hasher, data), at)
 
-    def feed(self, hasher: Hasher, data: bytes) -> None:
-        """`update` for many small pieces of one hasher: passed on about `STEP` at a time
-        (`close` passes the rest)."""
-        self._fed = hasher
-        self._batch.append(data)
-        self._batched += len(data)
-        if self._batched >= STEP:
-            self.update(hasher, *self._batch)
-            self._batch, self._batched = [], 0
-
-    def finish(self, entry: Entry, hasher: Hasher, *data: Buffer, md5: bool = False) -> None:
-        """Hash ``data`` with ``hasher``, then set ``entry.sha256`` (``entry.md5`` with
-        ``md5``) from it once what was given before is hashed: one job for a small file."""
+    def finish_entry(
+        self, at: int, entry: Entry, hasher: Hasher, *data: Buffer, md5: bool = False
+    ) -> None:
+        """Hash ``data`` (ending at tar offset ``at``) with ``hasher``, then set
+        ``entry.sha256`` (``entry.md5`` with ``md5``) from it once what was given before
+        is hashed: one job for a small file."""
         done = _md5_hash if md5 else _record_hash
-        self._do(functools.partial(_finish, done, entry, hasher, data), sum(map(len, data)))
+        self.add(functools.partial(_finish, done, entry, hasher, data), at)
 
-    def close(self) -> None:
-        """Wait until everything given is hashed."""
-        if self._batch:
-            self.update(self._fed, *self._batch)
-            self._batch, self._batched = [], 0
-        self._hand_over()
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-
-_MAX_JOBS = 256  # jobs in one hand-over, however small
 
 Hasher = Any  # hashlib's hash objects (no public type)
 Buffer = bytes | memoryview  # what is hashed: the layer's pieces, or views into them
@@ -267,14 +277,20 @@ AHEAD = 4
 """Decompressed pieces a layer's reader may be ahead of its walk (each at most `STEP`)."""
 
 
+_POLL = 0.002
+"""Seconds a reader a full `AHEAD` ahead waits before it looks for hashing to do again."""
+
+
 class _ReadAhead:
     """The pieces ``read`` returns, read on a thread of their own up to `AHEAD` pieces ahead
     of `next` (decompressing and reading overlap the walk); an error there is raised by
-    the `next` whose piece it kept from coming.  If no thread can be started (a memory
-    limit), pieces are read in line."""
+    the `next` whose piece it kept from coming.  Whichever thread would wait for the
+    other does ``help`` instead while there is some to do (hashing: `_Lane`).  If no
+    thread can be started (a memory limit), pieces are read in line."""
 
-    def __init__(self, read: Callable[[], bytes]) -> None:
+    def __init__(self, read: Callable[[], bytes], help_: Callable[[], bool]) -> None:
         self._read = read
+        self._help = help_
         self._pieces: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=AHEAD)
         self._stop = threading.Event()
         self._ended = False
@@ -297,9 +313,14 @@ class _ReadAhead:
     def _put(self, item: bytes | BaseException) -> None:
         while not self._stop.is_set():
             try:
-                self._pieces.put(item, timeout=0.1)
+                self._pieces.put_nowait(item)
             except queue.Full:
-                continue
+                if self._help():
+                    continue
+                try:  # briefly: the walk may have hashing to hand over by then
+                    self._pieces.put(item, timeout=_POLL)
+                except queue.Full:
+                    continue
             return
 
     def next(self) -> bytes:
@@ -309,7 +330,14 @@ class _ReadAhead:
         if self._thread is None:
             item: bytes | BaseException = self._read()
         else:
-            item = self._pieces.get()
+            while True:
+                try:
+                    item = self._pieces.get_nowait()
+                except queue.Empty:
+                    if self._help():
+                        continue
+                    item = self._pieces.get()
+                break
         if isinstance(item, BaseException):
             self._ended = True
             raise item
@@ -325,39 +353,39 @@ class _ReadAhead:
 
 class _LayerStream:
     """A layer's tar, decompressed within the caps (at most `STEP` bytes of output at a
-    time), the stored bytes hashed for the blob digest and the output for the diff_id.
+    time), the stored bytes hashed for the blob digest and the output for the diff_id
+    (the `digests` lane); the walk's file hashes go to the `files` lane.
 
-    The pieces are read, decompressed and hashed ahead of the walk (`_ReadAhead`). It is
-    the file `tarfile` reads headers from (``read``, ``tell``, and ``seek`` forward
-    only: a backward seek is an `OSError`), and the walk reads a file's bytes with `spans`:
-    where they lie in the decompressed pieces, never copied (each piece is an immutable
-    ``bytes``, so the hashing thread may hold views into it)."""
+    The pieces are read and decompressed ahead of the walk (`_ReadAhead`). It is the file
+    `tarfile` reads headers from (``read``, ``tell``, and ``seek`` forward only: a
+    backward seek is an `OSError`), and the walk reads a file's bytes with `spans`: where
+    they lie in the decompressed pieces, never copied (each piece is an immutable
+    ``bytes``, so a hashing job may hold views into it)."""
 
     def __init__(self, raw: IO[bytes], what: str) -> None:
         head = b""
         while len(head) < 6 and (more := raw.read(6 - len(head))):
             head += more
         kind = sniff(head)
-        self.hashes = _Hashes()
         self.diff_hash = hashlib.sha256()
         # The stored bytes' digest (the blob digest) differs from the diff_id only when
         # the layer is compressed: hash them separately only then.
         self.blob_hash = hashlib.sha256() if kind != "plain" else None
+        self.digests = _Lane()  # added to by the reader
+        self.files = _Hashes()  # added to by the walk
+        self._stored: list[bytes] = []  # stored bytes read since the last piece
         self.source = Decompressor(
             cast(IO[bytes], Replay(head, raw)),
             kind,
             what=what,
             max_output=limits.current().layer_bytes,
             limit_name="layer_bytes",
-            on_input=None if self.blob_hash is None else self._feed_blob,
+            on_input=None if self.blob_hash is None else self._stored.append,
         )
-        self._ahead = _ReadAhead(self._read)
+        self._ahead = _ReadAhead(self._read, self._help)
         self._piece = b""  # the current decompressed piece
         self._at = 0  # where in it the next byte is
         self._position = 0  # the tar offset of the next byte
-
-    def _feed_blob(self, data: bytes) -> None:
-        self.hashes.feed(self.blob_hash, data)
 
     @property
     def compressed(self) -> int:
@@ -368,12 +396,23 @@ class _LayerStream:
         return self.source.uncompressed
 
     def _read(self) -> bytes:
-        """The next decompressed piece, given to the diff_id's hashing (on the reader's
-        thread: the blob digest's is fed there too)."""
+        """The next decompressed piece, its hashing (and that of the stored bytes read for
+        it) queued on the digests lane (on the reader's thread)."""
         data = self.source.read(STEP)
-        if data:
-            self.hashes.update(self.diff_hash, data)
+        end = self.source.uncompressed
+        if self.blob_hash is None:
+            self.digests.add(functools.partial(self.diff_hash.update, data), end)
+        else:
+            stored = (*self._stored, data)
+            self._stored.clear()
+            self.digests.add(
+                functools.partial(_digest_piece, self.blob_hash, self.diff_hash, stored), end
+            )
         return data
+
+    def _help(self) -> bool:
+        """Some hashing of either lane done, if any is waiting and free to take."""
+        return self.digests.step() or self.files.step()
 
     def _more(self) -> int:
         """Bytes left in the current piece, taking the next one when it is used up; 0 at
@@ -382,6 +421,8 @@ class _LayerStream:
         if left:
             return left
         self._piece, self._at = self._ahead.next(), 0
+        self.digests.keep_up(self._position)
+        self.files.keep_up(self._position)
         return len(self._piece)
 
     def tell(self) -> int:
@@ -433,9 +474,23 @@ class _LayerStream:
             self._position += len(self._piece) - self._at
             self._at = len(self._piece)
 
-    def close(self) -> None:
-        self._ahead.close()  # first: the reader gives the hashing work
-        self.hashes.close()
+    def close(self, *, failed: bool = False) -> None:
+        """Stop reading; do the hashing left (both lanes), or drop it when the scan
+        ``failed``."""
+        self._ahead.close()
+        for lane in (self.digests, self.files):
+            if failed:
+                lane.drop()
+            else:
+                lane.finish()
+
+
+def _digest_piece(blob: Hasher, diff: Hasher, stored: tuple[bytes, ...]) -> None:
+    """The hashing of a compressed layer's piece: the stored bytes read for it (all but the
+    last in ``stored``) for the blob digest, the piece for the diff_id."""
+    for data in stored[:-1]:
+        blob.update(data)
+    diff.update(stored[-1])
 
 
 def safe_path(name: str, what: str) -> str:
@@ -480,7 +535,6 @@ def scan_layer(
     ``budget`` is shared by the layers of one image (a fresh one when None)."""
     wants = Wants(want_content, want_hash, want_md5, want_head, want_source, want_kernels)
     stream = _LayerStream(raw, what)
-    files = _Hashes()  # beside the stream's: a plain layer is hashed twice over
     links: list[tuple[Entry, Entry]] = []
     try:
         scan = _walk(
@@ -489,12 +543,12 @@ def scan_layer(
             what=what,
             wants=wants,
             budget=budget or ReadBudget(),
-            files=files,
             links=links,
         )
-    finally:  # every hash is done after these
-        files.close()
-        stream.close()
+    except BaseException:
+        stream.close(failed=True)
+        raise
+    stream.close()  # every hash is done after this
     scan.diff_id = "sha256:" + stream.diff_hash.hexdigest()
     blob = stream.blob_hash
     scan.blob_digest = scan.diff_id if blob is None else "sha256:" + blob.hexdigest()
@@ -510,7 +564,6 @@ def _walk(
     what: str,
     wants: Wants,
     budget: ReadBudget,
-    files: _Hashes,
     links: list[tuple[Entry, Entry]],
 ) -> LayerScan:
     """The tar's entries (the digests are set by `scan_layer` once hashing is done)."""
@@ -540,7 +593,7 @@ def _walk(
         entry = Entry(path=path, kind="other", size=member.size, mode=member.mode)
         if member.isreg():
             entry.kind = "file"
-            _read_file(stream, member, entry, what, wants, budget, files)
+            _read_file(stream, member, entry, what, wants, budget)
         elif member.isdir():
             entry.kind = "dir"
         elif member.issym():
@@ -577,7 +630,6 @@ def _read_file(
     what: str,
     wants: Wants,
     budget: ReadBudget,
-    hashes: _Hashes,
 ) -> None:
     """Keep (within the budget), hash, keep the head of, or scan for CUDA kernels a regular
     file, as wanted."""
@@ -602,6 +654,7 @@ def _read_file(
         hashers.append((hashlib.sha256(), False))
     if md5:
         hashers.append((hashlib.md5(usedforsecurity=False), True))
+    hashes = stream.files
     last: tuple[memoryview, ...] = ()  # hashed with the digest's job (most files: all of it)
     try:
         stream.seek(member.offset_data)
@@ -609,14 +662,14 @@ def _read_file(
             view = memoryview(piece)[start:end]
             if last:
                 for hasher, _ in hashers:
-                    hashes.update(hasher, *last)
+                    hashes.update(stream.tell(), hasher, *last)
             last = (view,)
             if whole or (head and not parts):
                 parts.append(view)
             if scanner is not None:
                 scanner.feed_span(piece, start, end)
         for hasher, is_md5 in hashers:
-            hashes.finish(entry, hasher, *last, md5=is_md5)
+            hashes.finish_entry(stream.tell(), entry, hasher, *last, md5=is_md5)
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise SourceError(f"{what}: {path} is truncated ({exc}).", hint=_HINT) from None
     _keep(entry, parts, keep=keep, head=head, keys=keys)
