@@ -12,6 +12,7 @@ import base64
 import gzip
 import hashlib
 import io
+import os
 import tarfile
 import threading
 from collections.abc import Callable
@@ -86,15 +87,19 @@ def test_the_walk_does_the_jobs_it_has_passed_by_more_than_the_lag() -> None:
     assert not lane._jobs
 
 
+@pytest.mark.parametrize("helpers", [0, 1, 2])
 @pytest.mark.parametrize("ahead", [1, 2, scan_module.AHEAD])
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
 def test_digests_are_exact_however_the_threads_share_the_hashing(
-    monkeypatch: pytest.MonkeyPatch, ahead: int, compress: bool
+    monkeypatch: pytest.MonkeyPatch, helpers: int, ahead: int, compress: bool
 ) -> None:
     """Small read-ahead queues make the reader and the walk take turns at hashing as
-    often as possible: the diff_id, the blob digest and every file's RECORD hash and md5
-    must still be those of a plain hash of the same bytes."""
+    often as possible, and helper threads (more cores) take jobs as they come: the
+    diff_id, the blob digest and every file's RECORD hash and md5 must still be those of
+    a plain hash of the same bytes, and no thread outlives the scan."""
     monkeypatch.setattr(scan_module, "AHEAD", ahead)
+    monkeypatch.setattr(scan_module, "_helpers", lambda: helpers)
+    before = threading.active_count()
     files: dict[str, bytes] = {}
     for i in range(120):  # small files between big ones, sizes around piece ends
         size = (STEP + 13 if i % 17 == 0 else 0) + (i * 977) % 5000
@@ -116,6 +121,14 @@ def test_digests_are_exact_however_the_threads_share_the_hashing(
         entry = entries[name]
         assert entry.sha256 == (None if name.endswith("5.py") else _record(data)), name
         assert entry.md5 == (hashlib.md5(data).hexdigest() if name.endswith("7.py") else None)
+    assert threading.active_count() == before
+
+
+def test_helpers_only_where_cores_are_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two cores are the reader's and the walk's: no helper; one per lane beyond that."""
+    for cores, helpers in ((1, 0), (2, 0), (3, 1), (4, 2), (64, 2)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert scan_module._helpers() == helpers
 
 
 @pytest.mark.parametrize(
@@ -123,9 +136,11 @@ def test_digests_are_exact_however_the_threads_share_the_hashing(
     [lambda data: data[: len(data) // 2], lambda data: data[:-9] + b"\x00" * 9],
     ids=["truncated", "corrupt-trailer"],
 )
-def test_a_failed_scan_stops_both_threads_and_drops_its_hashing(
-    damage: Callable[[bytes], bytes],
+@pytest.mark.parametrize("helpers", [0, 2])
+def test_a_failed_scan_stops_its_threads_and_drops_its_hashing(
+    monkeypatch: pytest.MonkeyPatch, damage: Callable[[bytes], bytes], helpers: int
 ) -> None:
+    monkeypatch.setattr(scan_module, "_helpers", lambda: helpers)
     files = {f"f{i}": bytes([i]) * (STEP // 3) for i in range(12)}
     before = threading.active_count()
     with pytest.raises(SourceError):

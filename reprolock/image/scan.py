@@ -20,6 +20,7 @@ import base64
 import collections
 import functools
 import hashlib
+import os
 import posixpath
 import queue
 import tarfile
@@ -156,15 +157,19 @@ class _Lane:
 
     Each job holds views into the layer's pieces up to its tar offset (``at``); the walk
     does the jobs it has passed by more than `LAG` bytes itself (`keep_up`), so what the
-    lane keeps alive is bounded however a hostile layer lays out its files."""
+    lane keeps alive is bounded however a hostile layer lays out its files.  Where more
+    cores are free, helper threads (`_helpers`) do jobs as they come."""
 
-    def __init__(self) -> None:
+    def __init__(self, wake: threading.Event | None = None) -> None:
         self._jobs: collections.deque[tuple[Callable[[], None], int]] = collections.deque()
         self._lock = threading.Lock()  # held while a job is taken and done
+        self._wake = wake  # set when a job is added (helper threads wait on it)
 
     def add(self, job: Callable[[], None], at: int) -> None:
         """Queue ``job``, whose data ends at tar offset ``at`` (added by one thread)."""
         self._jobs.append((job, at))
+        if self._wake is not None:
+            self._wake.set()
 
     def step(self, *, wait: bool = False) -> bool:
         """Do the oldest jobs, up to `STEP` bytes of the tar's; False when there were none,
@@ -208,6 +213,16 @@ class _Lane:
 
 LAG = 32 * STEP
 """Bytes of the tar a lane's jobs may lag behind the walk (pieces kept alive for them)."""
+
+
+def _helpers() -> int:
+    """Threads a layer's hashing gets besides its reader and its walk: one per lane
+    where the process may use that many more cores, none on two."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(2, cores - 2))
 
 
 class _Hashes(_Lane):
@@ -371,8 +386,19 @@ class _LayerStream:
         # The stored bytes' digest (the blob digest) differs from the diff_id only when
         # the layer is compressed: hash them separately only then.
         self.blob_hash = hashlib.sha256() if kind != "plain" else None
-        self.digests = _Lane()  # added to by the reader
-        self.files = _Hashes()  # added to by the walk
+        helpers = _helpers()
+        self._wake = threading.Event() if helpers else None
+        self.digests = _Lane(self._wake)  # added to by the reader
+        self.files = _Hashes(self._wake)  # added to by the walk
+        self._closing = False
+        self._helpers: list[threading.Thread] = []
+        for _ in range(helpers):
+            thread = threading.Thread(target=self._assist, daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # no more threads to be had (memory limits)
+                break
+            self._helpers.append(thread)
         self._stored: list[bytes] = []  # stored bytes read since the last piece
         self.source = Decompressor(
             cast(IO[bytes], Replay(head, raw)),
@@ -413,6 +439,15 @@ class _LayerStream:
     def _help(self) -> bool:
         """Some hashing of either lane done, if any is waiting and free to take."""
         return self.digests.step() or self.files.step()
+
+    def _assist(self) -> None:
+        """A helper thread's loop: hashing as jobs come, until the stream is closed."""
+        wake = self._wake
+        assert wake is not None
+        while not self._closing:
+            wake.clear()
+            if not self._help():
+                wake.wait(_POLL * 25)
 
     def _more(self) -> int:
         """Bytes left in the current piece, taking the next one when it is used up; 0 at
@@ -478,6 +513,11 @@ class _LayerStream:
         """Stop reading; do the hashing left (both lanes), or drop it when the scan
         ``failed``."""
         self._ahead.close()
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
+        for thread in self._helpers:
+            thread.join()
         for lane in (self.digests, self.files):
             if failed:
                 lane.drop()
