@@ -23,7 +23,8 @@ from reprolock.errors import SourceError
 Compression = Literal["gzip", "xz", "zstd", "bzip2", "plain"]
 
 STEP = 1 << 20  # the most output one decompression call may produce
-INPUT_CHUNK = 256 * 1024  # compressed bytes read at a time (measured fastest on big layers)
+INPUT_CHUNK = 1 << 20  # compressed bytes read at a time: fewer, larger reads leave the walk
+# more of the interpreter lock (gzip OCI inspect 10.7 -> 10.4 s on 2 cores; alone, as fast)
 
 # gzip is inflated by ISA-L (python-isal) where it is installed: the same streaming API as
 # zlib's, several times faster on x86-64 (a multi-GB pip layer is the floor of reading an
