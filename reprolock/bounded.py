@@ -9,11 +9,12 @@ than one small step of output before the totals and the ratio are checked again.
 from __future__ import annotations
 
 import bz2
+import functools
 import io
 import lzma
 import zlib
 from collections.abc import Callable
-from typing import IO, Any, Literal, Protocol, cast
+from typing import IO, Literal, Protocol, cast
 
 import zstandard
 
@@ -26,19 +27,24 @@ STEP = 1 << 20  # the most output one decompression call may produce
 INPUT_CHUNK = 1 << 20  # compressed bytes read at a time: fewer, larger reads leave the walk
 # more of the interpreter lock (gzip OCI inspect 10.7 -> 10.4 s on 2 cores; alone, as fast)
 
-# gzip is inflated by ISA-L (python-isal) where it is installed: the same streaming API as
-# zlib's, several times faster on x86-64 (a multi-GB pip layer is the floor of reading an
-# image); zlib otherwise.  Both are told apart only by their error type.
-_INFLATE: Any = zlib
+# gzip is inflated by ISA-L (python-isal) where it is installed, several times faster than
+# zlib on x86-64 (a multi-GB pip layer is the floor of reading an image); zlib otherwise.
+# ISA-L's inflate is used through its bz2-like decompressor, which takes the interpreter lock
+# back once per call where the zlib-like one takes it back for every block of output it grows
+# (~7 times a 1 MiB call: a thread running Python beside it made it 5-25 times slower).
 _INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error,)
+_ISAL_GZIP: Callable[[], _StreamDecoder] | None = None
 try:
-    from isal import isal_zlib  # type: ignore[import-not-found,unused-ignore]
+    from isal import igzip_lib  # type: ignore[import-not-found,unused-ignore]
 except ImportError:  # pragma: no cover - depends on what is installed
     pass
 else:  # pragma: no cover - depends on what is installed
-    _INFLATE = isal_zlib
     # isal's stubs type its error as an instance; it is the exception class
-    _INFLATE_ERRORS = (zlib.error, cast("type[Exception]", isal_zlib.error))
+    _INFLATE_ERRORS = (zlib.error, cast("type[Exception]", igzip_lib.IsalError))
+    # DECOMP_GZIP checks the header and the trailer's CRC-32 and size, as zlib does
+    _ISAL_GZIP = functools.partial(igzip_lib.IgzipDecompressor, flag=igzip_lib.DECOMP_GZIP)
+
+
 _CORRUPT: tuple[type[Exception], ...] = (
     *_INFLATE_ERRORS,
     lzma.LZMAError,
@@ -146,12 +152,12 @@ class Decompressor(io.RawIOBase):
         self.uncompressed = 0
         self._eof = False
         self._zlib: zlib._Decompress | None = None
-        self._stream: _StreamDecoder | None = None  # xz or bzip2: the same stdlib API
+        self._stream: _StreamDecoder | None = None  # xz, bzip2 or ISA-L's gzip: one API
         self._pending = b""  # compressed input not yet given to the decompressor
         self._zstd: zstandard.ZstdDecompressionReader | None = None
-        if kind == "gzip":
-            self._zlib = _INFLATE.decompressobj(16 + zlib.MAX_WBITS)
-        elif kind in ("xz", "bzip2"):
+        if kind == "gzip" and _ISAL_GZIP is None:
+            self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif kind in ("xz", "bzip2", "gzip"):
             self._stream = _new_stream_decoder(kind)
         elif kind == "zstd":
             self._zstd = zstandard.ZstdDecompressor(
@@ -236,13 +242,13 @@ class Decompressor(io.RawIOBase):
             out = z.decompress(data, want)
             if z.eof and z.unused_data:  # concatenated gzip members (pigz, some registries)
                 self._pending = z.unused_data
-                z = self._zlib = _INFLATE.decompressobj(16 + zlib.MAX_WBITS)
+                z = self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS)
             if out:
                 return out
 
     def _unstream(self, want: int) -> bytes:
-        """xz or bzip2, ``want`` bytes at most; concatenated streams (pbzip2, multi-stream
-        xz) are read one after the other."""
+        """xz, bzip2 or gzip (ISA-L), ``want`` bytes at most; concatenated streams (pbzip2,
+        multi-stream xz, pigz's gzip members) are read one after the other."""
         decoder = self._stream
         assert decoder is not None
         while True:
@@ -282,6 +288,8 @@ class _StreamDecoder(Protocol):
 def _new_stream_decoder(kind: Compression) -> _StreamDecoder:
     if kind == "xz":
         return lzma.LZMADecompressor(memlimit=limits.current().decoder_memory_bytes)
+    if kind == "gzip" and _ISAL_GZIP is not None:
+        return _ISAL_GZIP()
     return bz2.BZ2Decompressor()
 
 

@@ -8,7 +8,6 @@ import gzip
 import io
 import json
 import zipfile
-import zlib
 from typing import Any
 from unittest import mock
 
@@ -278,21 +277,37 @@ GZIP_INPUT = st.one_of(
     st.tuples(st.binary(min_size=1, max_size=3000), st.integers(1, 40)).map(
         lambda t: gzip.compress(t[0], mtime=0)[: -t[1]]  # truncated
     ),
+    st.tuples(st.binary(max_size=3000), st.binary(min_size=1, max_size=20)).map(
+        lambda t: gzip.compress(t[0], mtime=0) + t[1]  # something after the last member
+    ),
+    st.tuples(st.binary(min_size=1, max_size=3000), st.integers(0, 10**6), st.integers(1, 255)).map(
+        lambda t: _flip(gzip.compress(t[0], mtime=0), t[1], t[2])  # a damaged byte
+    ),
 )
 
 
-@given(GZIP_INPUT)
-def test_gzip_reads_the_same_with_zlib_and_with_the_inflater_in_use(data: bytes) -> None:
+def _flip(data: bytes, at: int, mask: int) -> bytes:
+    at %= len(data)
+    return data[:at] + bytes([data[at] ^ mask]) + data[at + 1 :]
+
+
+@pytest.mark.skipif(bounded._ISAL_GZIP is None, reason="python-isal is not installed")
+@given(GZIP_INPUT, st.sampled_from([1, 7, 512, 1 << 20]))
+def test_gzip_reads_the_same_with_zlib_and_with_isal(data: bytes, size: int) -> None:
     # bounded inflates gzip with ISA-L where python-isal is installed, zlib otherwise: the
-    # same bytes, or a SourceError for both.
-    def read(inflate: Any) -> bytes | None:
-        with mock.patch.object(bounded, "_INFLATE", inflate):
+    # same bytes, or a SourceError for both, however small the reads.
+    def read(isal: Any) -> bytes | None:
+        with mock.patch.object(bounded, "_ISAL_GZIP", isal):
             stream = Decompressor(
                 io.BytesIO(data), "gzip", what="x", max_output=1 << 20, limit_name="apt_index_bytes"
             )
+            parts = []
             try:
-                return read_capped(stream, 1 << 20, "x", "apt_index_bytes")
+                while part := stream.read(size):
+                    assert len(part) <= size
+                    parts.append(part)
             except SourceError:
                 return None
+            return b"".join(parts)
 
-    assert read(bounded._INFLATE) == read(zlib)
+    assert read(bounded._ISAL_GZIP) == read(None)
