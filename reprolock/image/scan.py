@@ -172,8 +172,9 @@ class _Lane:
             self._wake.set()
 
     def step(self, *, wait: bool = False) -> bool:
-        """Do the oldest jobs, up to `STEP` bytes of the tar's; False when there were none,
-        or (without ``wait``) another thread is doing some."""
+        """Do the oldest job and those after it whose data ends within `STEP` bytes of its
+        own; False when there were none, or (without ``wait``) another thread is doing
+        some."""
         if not self._lock.acquire(blocking=wait):
             return False
         try:
@@ -392,13 +393,6 @@ class _LayerStream:
         self.files = _Hashes(self._wake)  # added to by the walk
         self._closing = False
         self._helpers: list[threading.Thread] = []
-        for _ in range(helpers):
-            thread = threading.Thread(target=self._assist, daemon=True)
-            try:
-                thread.start()
-            except RuntimeError:  # no more threads to be had (memory limits)
-                break
-            self._helpers.append(thread)
         self._stored: list[bytes] = []  # stored bytes read since the last piece
         self.source = Decompressor(
             cast(IO[bytes], Replay(head, raw)),
@@ -408,10 +402,18 @@ class _LayerStream:
             limit_name="layer_bytes",
             on_input=None if self.blob_hash is None else self._stored.append,
         )
-        self._ahead = _ReadAhead(self._read, self._help)
         self._piece = b""  # the current decompressed piece
         self._at = 0  # where in it the next byte is
         self._position = 0  # the tar offset of the next byte
+        # threads last: nothing above can fail once one runs (`close` stops them)
+        self._ahead = _ReadAhead(self._read, self._help)
+        for _ in range(helpers):
+            thread = threading.Thread(target=self._assist, daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # no more threads to be had (memory limits)
+                break
+            self._helpers.append(thread)
 
     @property
     def compressed(self) -> int:
