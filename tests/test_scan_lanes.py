@@ -15,6 +15,7 @@ import io
 import os
 import tarfile
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -151,4 +152,23 @@ def test_a_failed_scan_stops_its_threads_and_drops_its_hashing(
             want_content=lambda _path: False,
             want_hash=lambda _path: True,
         )
+    assert threading.active_count() == before
+
+
+def test_a_helper_s_failure_fails_the_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job that fails on a helper thread (no memory) is lost with it: closing the stream
+    must raise that error, never leave digests that miss the job's bytes."""
+    monkeypatch.setattr(scan_module, "_helpers", lambda: 1)
+    before = threading.active_count()
+    stream = scan_module._LayerStream(io.BytesIO(_layer({"a": b"1"})), "test layer")
+
+    def fails() -> None:
+        raise MemoryError("no memory for the hash")
+
+    stream.files.add(fails, 0)  # the walk is not running: only the helper can take it
+    deadline = time.monotonic() + 30
+    while stream.files._jobs and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(MemoryError):
+        stream.close()
     assert threading.active_count() == before

@@ -393,6 +393,7 @@ class _LayerStream:
         self.files = _Hashes(self._wake)  # added to by the walk
         self._closing = False
         self._helpers: list[threading.Thread] = []
+        self._helper_failed: BaseException | None = None  # raised again by `close`
         self._stored: list[bytes] = []  # stored bytes read since the last piece
         self.source = Decompressor(
             cast(IO[bytes], Replay(head, raw)),
@@ -446,10 +447,13 @@ class _LayerStream:
         """A helper thread's loop: hashing as jobs come, until the stream is closed."""
         wake = self._wake
         assert wake is not None
-        while not self._closing:
-            wake.clear()
-            if not self._help():
-                wake.wait(_POLL * 25)
+        try:
+            while not self._closing:
+                wake.clear()
+                if not self._help():
+                    wake.wait(_POLL * 25)
+        except BaseException as exc:  # a job failed (no memory): the scan fails with it
+            self._helper_failed = exc
 
     def _more(self) -> int:
         """Bytes left in the current piece, taking the next one when it is used up; 0 at
@@ -520,11 +524,14 @@ class _LayerStream:
             self._wake.set()
         for thread in self._helpers:
             thread.join()
+        failed = failed or self._helper_failed is not None
         for lane in (self.digests, self.files):
             if failed:
                 lane.drop()
             else:
                 lane.finish()
+        if self._helper_failed is not None:  # a job was lost with it: no digest can stand
+            raise self._helper_failed
 
 
 def _digest_piece(blob: Hasher, diff: Hasher, stored: tuple[bytes, ...]) -> None:
