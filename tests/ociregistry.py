@@ -13,7 +13,7 @@ import subprocess
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -61,7 +61,7 @@ class Dir:
 LayerFiles = dict[str, "bytes | Link | Hard | Dir"]
 
 
-def layer_tar(files: LayerFiles) -> bytes:
+def layer_tar(files: Mapping[str, bytes | Link | Hard | Dir]) -> bytes:
     """An uncompressed layer tar, members in the order given (folders first if named)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:

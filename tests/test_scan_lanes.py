@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import io
 import os
-import tarfile
 import threading
 import time
 from collections.abc import Callable
@@ -26,20 +25,11 @@ from reprolock.bounded import STEP
 from reprolock.errors import SourceError
 from reprolock.image import scan as scan_module
 from reprolock.image.scan import LAG, scan_layer
+from tests.ociregistry import layer_tar
 
 
 def _record(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def _layer(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 @given(st.lists(st.integers(0, 1000), min_size=1, max_size=40), st.integers(1, 3))
@@ -105,7 +95,7 @@ def test_digests_are_exact_however_the_threads_share_the_hashing(
     for i in range(120):  # small files between big ones, sizes around piece ends
         size = (STEP + 13 if i % 17 == 0 else 0) + (i * 977) % 5000
         files[f"site-packages/p{i}.py"] = bytes((i * 31 + j) % 253 for j in range(size))
-    plain = _layer(files)
+    plain = layer_tar(files)
     stored = gzip.compress(plain, compresslevel=1) if compress else plain
     scan = scan_layer(
         io.BytesIO(stored),
@@ -146,7 +136,7 @@ def test_a_failed_scan_stops_its_threads_and_drops_its_hashing(
     before = threading.active_count()
     with pytest.raises(SourceError):
         scan_layer(
-            io.BytesIO(damage(gzip.compress(_layer(files), compresslevel=1))),
+            io.BytesIO(damage(gzip.compress(layer_tar(files), compresslevel=1))),
             0,
             what="test layer",
             want_content=lambda _path: False,
@@ -160,7 +150,7 @@ def test_a_helper_s_failure_fails_the_scan(monkeypatch: pytest.MonkeyPatch) -> N
     must raise that error, never leave digests that miss the job's bytes."""
     monkeypatch.setattr(scan_module, "_helpers", lambda: 1)
     before = threading.active_count()
-    stream = scan_module._LayerStream(io.BytesIO(_layer({"a": b"1"})), "test layer")
+    stream = scan_module._LayerStream(io.BytesIO(layer_tar({"a": b"1"})), "test layer")
 
     def fails() -> None:
         raise MemoryError("no memory for the hash")
