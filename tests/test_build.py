@@ -628,7 +628,7 @@ def test_bytecode_is_the_same_bytes_from_fresh_processes() -> None:
     from reprolock.inventory import want_head, want_source
 
     scan = scan_layer(
-        io.BytesIO(layer_tar(files)),  # type: ignore[arg-type]
+        io.BytesIO(layer_tar(files)),
         0,
         what="t",
         want_content=lambda _: False,
