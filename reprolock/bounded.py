@@ -290,7 +290,9 @@ def _new_stream_decoder(kind: Compression) -> _StreamDecoder:
         return lzma.LZMADecompressor(memlimit=limits.current().decoder_memory_bytes)
     if kind == "gzip" and _ISAL_GZIP is not None:
         return _ISAL_GZIP()
-    return bz2.BZ2Decompressor()
+    if kind == "bzip2":
+        return bz2.BZ2Decompressor()
+    raise ValueError(f"no stream decoder for {kind}")  # a bug: gzip without ISA-L is zlib's
 
 
 def decompress_capped(
