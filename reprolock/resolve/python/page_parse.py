@@ -16,9 +16,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import dataclasses
+import gc
 import json
 import os
 import select as io_select
+import signal
 import struct
 import subprocess
 import sys
@@ -28,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from packaging.utils import canonicalize_name
 
@@ -268,6 +270,11 @@ def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> 
         return
     wheel_filter = _filter_of(setup["tags"])
     fetching = None if setup["fetch"] is None else _Fetching(setup["fetch"], wheel_filter)
+    # A worker's life is pages: millions of short-lived objects without cycles.  What is
+    # alive now (modules, the session) is kept out of collections, which start every
+    # 20,000 allocations rather than 700 (as `api.heap.fewer_collections` does for a lock).
+    gc.freeze()
+    gc.set_threshold(20_000, *gc.get_threshold()[1:])
     writing = threading.Lock()
     with writing:  # set up (imports done): the caller may send work now
         _write(answers, json.dumps({"id": READY, "kind": "ready", "bytes": 0}).encode(), b"")
@@ -325,7 +332,46 @@ def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> 
 
 
 # -- in the caller ----------------------------------------------------------------------
-_BOOTED: list[subprocess.Popen[bytes]] = []  # started by `boot`, not yet taken by a pool
+class _Forked:
+    """A worker forked from this process (`boot`): what `_Worker` uses of a
+    `subprocess.Popen` — its pipes, `wait`, `kill` and `returncode`."""
+
+    def __init__(self, pid: int, stdin: IO[bytes], stdout: IO[bytes]) -> None:
+        self.pid = pid
+        self.stdin: IO[bytes] | None = stdin
+        self.stdout: IO[bytes] | None = stdout
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere
+                self.returncode = -1
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit code; `subprocess.TimeoutExpired` when it runs ``timeout`` seconds on."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.0005
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"page worker {self.pid}", timeout or 0.0)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        return code
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+_Process = subprocess.Popen[bytes] | _Forked
+_BOOTED: list[_Process] = []  # started by `boot`, not yet taken by a pool
 _BOOTING = threading.Lock()
 
 
@@ -347,23 +393,103 @@ def _spawn(*, preload: bool) -> subprocess.Popen[bytes]:
     )
 
 
+def _open_descriptors() -> set[int] | None:
+    """This process's open file descriptors, or None where they cannot be listed."""
+    try:
+        with os.scandir("/proc/self/fd") as entries:
+            found = {int(entry.name) for entry in entries}
+    except (OSError, ValueError):
+        return None
+    return {fd for fd in found if _is_open(fd)}  # (less the one the listing used)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _may_fork() -> bool:
+    """Whether a worker may be forked from this process rather than started afresh: on
+    Linux, while this process runs one thread and has nothing open but its standard
+    streams (a fork copies only the calling thread, and every open file: a lock held on
+    one would outlive this process in the child)."""
+    return (
+        sys.platform == "linux"
+        and hasattr(os, "fork")
+        and threading.active_count() == 1
+        and _open_descriptors() == {0, 1, 2}
+    )
+
+
+def _fork(count: int) -> list[_Process]:
+    """``count`` workers forked from this process, the fetching stack imported first (here,
+    where it is needed anyway): they are set up at once instead of each starting an
+    interpreter and importing it (~0.1 s of CPU each, and as long before the first page)."""
+    from reprolock.resolve.python import http_index  # noqa: PLC0415, F401 - shared by the forks
+
+    made: list[_Process] = []
+    for _ in range(count):
+        requests_in, requests_out = os.pipe()
+        answers_in, answers_out = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (requests_in, requests_out, answers_in, answers_out):
+                os.close(fd)
+            break
+        if pid == 0:  # the worker: never returns
+            _forked_worker(requests_in, answers_out)
+        os.close(requests_in)
+        os.close(answers_out)
+        made.append(_Forked(pid, os.fdopen(requests_out, "wb"), os.fdopen(answers_in, "rb")))
+    return made
+
+
+def _forked_worker(requests: int, answers: int) -> NoReturn:
+    """The forked worker's life: its standard streams on the null device, every descriptor
+    but its two pipes closed (the other workers' pipes would keep their input from ending),
+    the inherited heap frozen out of collections, then `serve` until its input ends."""
+    code = 1
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        keep = sorted({requests, answers})
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, _MAX_FD)
+        gc.freeze()
+        serve(os.fdopen(requests, "rb"), os.fdopen(answers, "wb"))
+        code = 0
+    finally:
+        os._exit(code)
+
+
+_MAX_FD = 1 << 16  # descriptors closed in a forked worker: all but its pipes (few are open)
+
+
 def boot(count: int = 1) -> None:
     """Start ``count`` workers now, before any page is asked for (a lock whose cache has no
-    page yet will want them): they import while this process does, and the first
-    `PageWorkers` takes them.  Those never taken are told to exit when this process does.
-    A worker that cannot be started is left to `PageWorkers` to try again (or do without)."""
+    page yet will want them): forked when this process may (`_may_fork`), else started as
+    new interpreters that import while this process does; the first `PageWorkers` takes
+    them.  Those never taken are told to exit when this process does.  A worker that
+    cannot be started is left to `PageWorkers` to try again (or do without)."""
     with _BOOTING:
         if _BOOTED:
             return
-        first = True
-        for _ in range(count):
-            try:
-                _BOOTED.append(_spawn(preload=True))
-            except OSError:
-                break
-            if first:
-                atexit.register(_release_booted)
-                first = False
+        if _may_fork():
+            _BOOTED.extend(_fork(count))
+        else:
+            for _ in range(count):
+                try:
+                    _BOOTED.append(_spawn(preload=True))
+                except OSError:
+                    break
+        if _BOOTED:
+            atexit.register(_release_booted)
 
 
 def _booted() -> int:
@@ -371,7 +497,7 @@ def _booted() -> int:
         return len(_BOOTED)
 
 
-def _adopt() -> subprocess.Popen[bytes] | None:
+def _adopt() -> _Process | None:
     with _BOOTING:
         return _BOOTED.pop() if _BOOTED else None
 
@@ -399,7 +525,7 @@ class _Worker:
 
     def __init__(self, setup: bytes) -> None:
         self.setup = setup
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: _Process | None = None
         self._pending: dict[int, Future[Answer]] = {}
         self._next = 0
         self._lock = threading.Lock()  # the pending requests, the process
