@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -238,8 +239,12 @@ def test_a_closed_pool_prepares_nothing() -> None:
     assert worker._workers == []
 
 
+METADATA = b"Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\nRequires-Dist: dep>=2\n"
+
+
 class _Pages(BaseHTTPRequestHandler):
-    """/simple/pkg/: a large page; /simple/broken/: 500; anything else: 404."""
+    """/simple/pkg/: a large page; /simple/broken/: 500; /files/pkg-*.metadata:
+    `METADATA`; anything else: 404."""
 
     body = _page(400)
     seen: ClassVar[list[str]] = []
@@ -248,6 +253,12 @@ class _Pages(BaseHTTPRequestHandler):
         self.seen.append(self.path)
         if self.path == "/simple/broken/":
             self.send_error(500)
+            return
+        if self.path.startswith("/files/pkg-") and self.path.endswith(".metadata"):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(METADATA)))
+            self.end_headers()
+            self.wfile.write(METADATA)
             return
         if self.path != "/simple/pkg/":
             self.send_error(404)
@@ -332,6 +343,57 @@ def test_a_worker_fetch_fails_as_fetching_here_would(tmp_path: Path, loopback: s
     here.close()
     assert failed_there.value.render() == failed_here.value.render()
     assert "answered 500" in failed_there.value.message
+
+
+def _wheel(url: str, name: str, digest: str | None) -> DistFile:
+    return DistFile(
+        filename=f"{name}-1.0-py3-none-any.whl",
+        url=f"{url.rsplit('/', 1)[0]}/files/{name}-1.0-py3-none-any.whl",
+        index=url,
+        sha256="0" * 64,
+        metadata=digest or True,
+    )
+
+
+def test_a_worker_fetches_metadata_as_here_and_caches_it(tmp_path: Path, loopback: str) -> None:
+    digest = hashlib.sha256(METADATA).hexdigest()
+    there = _index(loopback, tmp_path, fetch=True)
+    assert there.metadata(_wheel(loopback, "pkg", digest)) == METADATA
+    assert there.worker.metadata_fetched == 1 and there.stats["metadata"] == 1
+    there.close()
+    assert _Pages.seen == ["/files/pkg-1.0-py3-none-any.whl.metadata"]
+    again = HttpIndex(
+        loopback, new_session(NetConfig()), Cache(tmp_path), wheel_filter=wheel_filter([TARGET])
+    )  # the worker cached it where this process looks: no request, no worker
+    assert again.metadata(_wheel(loopback, "pkg", digest)) == METADATA
+    assert _Pages.seen == ["/files/pkg-1.0-py3-none-any.whl.metadata"]
+    assert again.worker._workers == []
+    again.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "digest"), [("pkg", "1" * 64), ("gone", None)], ids=["tampered", "missing"]
+)
+def test_a_worker_metadata_fetch_fails_as_fetching_here_would(
+    tmp_path: Path, loopback: str, name: str, digest: str | None
+) -> None:
+    failures = []
+    for fetch in (True, False):
+        index = _index(loopback, tmp_path / str(fetch), fetch=fetch)
+        with pytest.raises(SourceError) as failed:
+            index.metadata(_wheel(loopback, name, digest))
+        assert index.worker.metadata_fetched == 0
+        index.close()
+        failures.append(failed.value.render())
+    there, here = failures
+    assert there == here and name in there
+
+
+def test_without_fetch_settings_metadata_is_fetched_here(tmp_path: Path, loopback: str) -> None:
+    index = _index(loopback, tmp_path, fetch=False)
+    assert index.metadata(_wheel(loopback, "pkg", None)) == METADATA
+    assert index.worker.metadata_fetched == 0
+    index.close()
 
 
 def test_booted_workers_are_taken_by_the_first_pool() -> None:

@@ -280,7 +280,10 @@ class HttpIndex:
                 f"no cached metadata for {file.filename}, and --offline forbids fetching it.",
                 hint="Run once without --offline to fill the cache.",
             )
-        data: bytes | None
+        data = self.worker.metadata(index_url=self.url, file=file)  # cached there
+        if data is not None:
+            self._count("metadata", len(data))
+            return data
         if not file.is_wheel:  # an sdist: PEP 658 or nothing (there is no zip to read)
             data = self._metadata_file(file)
             if data is None:

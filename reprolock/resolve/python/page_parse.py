@@ -96,6 +96,36 @@ def parse(
     return files, others
 
 
+def row_of(f: DistFile) -> list[object]:
+    """A file as a row of a worker's messages: its fields in order, its index last."""
+    return [
+        f.filename,
+        f.url,
+        f.sha256,
+        f.requires_python,
+        f.yanked,
+        f.upload_time_text,
+        f.size,
+        f.metadata,
+        f.index,
+    ]
+
+
+def file_of(row: Sequence[Any]) -> DistFile:
+    """`row_of` read back (in a worker, from the process that started it)."""
+    return DistFile(
+        filename=row[0],
+        url=row[1],
+        sha256=row[2],
+        requires_python=row[3],
+        yanked=row[4],
+        upload_time_text=row[5],
+        size=row[6],
+        metadata=row[7],
+        index=row[8],
+    )
+
+
 def dump_rows(files: Sequence[DistFile], others: Sequence[str], summary: bytes | None) -> bytes:
     """A worker's answer: the files as rows (their fields in order, but the index) and the
     others' names, then the page summary to cache (empty: none)."""
@@ -240,12 +270,7 @@ class _Fetching:
         self._indexes: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def fetch(
-        self, index_url: str, page_url: str, name: str
-    ) -> tuple[list[DistFile], Sequence[str], int]:
-        """The page's files and others' names (the page cached, with its summary when it
-        can have one), and the bytes received; `ReprolockError` as fetching it in the
-        caller would raise."""
+    def _index(self, index_url: str) -> Any:
         from reprolock.resolve.python.http_index import HttpIndex  # noqa: PLC0415 - a cycle
 
         with self._lock:
@@ -254,8 +279,22 @@ class _Fetching:
                 index = self._indexes[index_url] = HttpIndex(
                     index_url, self.session, self.cache, wheel_filter=self.wheel_filter, workers=0
                 )
-        files, others, _summary, received = index.fetch_page(page_url, name, None)
+        return index
+
+    def fetch(
+        self, index_url: str, page_url: str, name: str
+    ) -> tuple[list[DistFile], Sequence[str], int]:
+        """The page's files and others' names (the page cached, with its summary when it
+        can have one), and the bytes received; `ReprolockError` as fetching it in the
+        caller would raise."""
+        files, others, _summary, received = self._index(index_url).fetch_page(page_url, name, None)
         return files, others, received
+
+    def metadata(self, index_url: str, file: DistFile) -> bytes:
+        """The core metadata of ``file`` as the caller's index would fetch (and cache) it;
+        `ReprolockError` as it would raise."""
+        data: bytes = self._index(index_url).metadata(file)
+        return data
 
 
 def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> None:
@@ -318,6 +357,21 @@ def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> 
             return
         answer(ident, "r", dump_rows(files, others, None), received)
 
+    def metadata_one(ident: int, request: dict[str, Any]) -> None:
+        if fetching is None:
+            answer(ident, "f")
+            return
+        try:
+            data = fetching.metadata(request["index_url"], file_of(request["file"]))
+        except ReprolockError as exc:
+            error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+            answer(ident, "x", json.dumps(error).encode())
+            return
+        except Exception:  # a bug or an odd failure: the caller fetches it itself
+            answer(ident, "f")
+            return
+        answer(ident, "r", data, len(data))
+
     with ThreadPoolExecutor(max_workers=_WORKER_THREADS) as pool:
         while True:
             try:
@@ -327,6 +381,8 @@ def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> 
             ident = int(request["id"])
             if request["op"] == "parse":
                 pool.submit(parse_one, ident, request, _read(requests, cap))
+            elif request["op"] == "metadata":
+                pool.submit(metadata_one, ident, request)
             else:
                 pool.submit(fetch_one, ident, request)
 
@@ -666,6 +722,7 @@ class PageWorkers:
         self._failed = False
         self._lock = threading.Lock()
         self.fetched = 0  # pages fetched by a worker
+        self.metadata_fetched = 0  # and metadata files
         self.received = 0  # and the bytes they received
 
     def _worker(self) -> _Worker | None:
@@ -759,6 +816,25 @@ class PageWorkers:
             self.received += answer.received
         files, others, _summary = load_rows(answer.payload, index)
         return files, others, answer.received
+
+    def metadata(self, *, index_url: str, file: DistFile) -> bytes | None:
+        """A worker's fetch of ``file``'s core metadata (cached there, as here); None when it
+        is fetched here.  A wheel's metadata takes two or three requests and a zip
+        directory read when the index does not serve it on its own (PEP 658): done here,
+        that was a third of this interpreter's time in a cold lock, which the resolver and
+        the selection of releases wait on."""
+        if self.fetch_setup is None:
+            return None
+        self.prepare()
+        request = {"op": "metadata", "index_url": index_url, "file": row_of(file)}
+        answer = self._ask(request, awaited=is_awaited())
+        if answer is None or answer.kind == "f":
+            return None
+        if answer.kind == "x":
+            raise _error_of(answer.payload)
+        with self._lock:
+            self.metadata_fetched += 1
+        return answer.payload
 
     def parse(
         self, body: bytes, content_type: str, *, page_url: str, index: str, name: str
