@@ -7,7 +7,8 @@ one needs only its URL, the network settings and the targets' tags, so `PageWork
 worker processes do it: a worker fetches a page never fetched before, caches it with its
 summary (`page_summary`) as this process would, and answers with the kept files and the
 other wheels' names, which never pass through this interpreter as bytes.  A large page
-fetched here (a revalidation that changed) is parsed there too.  Small pages, any page
+fetched here (a revalidation that changed) is parsed there too.  Workers also fetch the
+metadata of wheels (caching it as this process would).  Small pages, any page or metadata
 while the workers start, and everything when no worker can be had, are done here.
 """
 
