@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from reprolock.resolve.python import page_parse
+from reprolock.net import startup
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,8 +27,9 @@ from tests.test_page_worker import INDEX, TARGET, URL, _here, _page
 """
 
 
-def _fresh(code: str) -> dict[str, object]:
-    """Run ``code`` (after the prelude) in a new interpreter; the JSON it prints last."""
+def _fresh(code: str, *, pass_fds: tuple[int, ...] = ()) -> dict[str, object]:
+    """Run ``code`` (after the prelude) in a new interpreter, started with ``pass_fds``
+    open besides its standard streams; the JSON it prints last."""
     done = subprocess.run(
         [sys.executable, "-c", _PRELUDE + textwrap.dedent(code)],
         cwd=ROOT,
@@ -37,6 +38,7 @@ def _fresh(code: str) -> dict[str, object]:
         text=True,
         timeout=120,
         check=False,
+        pass_fds=pass_fds,
     )
     assert done.returncode == 0, done.stderr
     found: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -129,12 +131,38 @@ def test_workers_are_started_afresh_where_a_fork_would_copy_too_much(before: str
     assert found == {"kinds": ["Popen"]}
 
 
+def test_descriptors_a_process_was_started_with_do_not_keep_it_from_forking(
+    tmp_path: Path,
+) -> None:
+    # A shell or a CI runner may pass descriptors on (this machine's job runner does): the
+    # command line notes them at start-up, and the workers close their copies.
+    code = """
+        {note}
+        page_parse.boot(1)
+        (worker,) = page_parse._BOOTED
+        kind = type(worker).__name__
+        page_parse._release_booted()
+        print(json.dumps({{"kind": kind, "code": worker.wait(timeout=20)}}))
+        """
+    with (tmp_path / "passed").open("w") as passed:
+        fd = passed.fileno()
+        noted = _fresh(
+            code.format(
+                note="from reprolock.net import startup; startup.note_inherited_descriptors()"
+            ),
+            pass_fds=(fd,),
+        )
+        unnoted = _fresh(code.format(note=""), pass_fds=(fd,))
+    assert noted == {"kind": "_Forked", "code": 0}
+    assert unnoted == {"kind": "Popen", "code": 0}
+
+
 def test_the_descriptors_listed_are_the_open_ones(tmp_path: Path) -> None:
-    listed = page_parse._open_descriptors()
+    listed = startup.open_descriptors()
     assert listed is not None and {0, 1, 2} <= listed
     with (tmp_path / "f").open("w") as handle:
         fd = handle.fileno()
-        now = page_parse._open_descriptors()
+        now = startup.open_descriptors()
         assert now is not None and fd in now
-    after = page_parse._open_descriptors()
+    after = startup.open_descriptors()
     assert after is not None and fd not in after

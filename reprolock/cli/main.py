@@ -217,8 +217,12 @@ def run() -> NoReturn:
     is written atomically and closed before this point.  In-process callers (tests) use
     `main`, which raises `SystemExit` as usual.
     """
-    from reprolock.net.startup import without_charset_detection  # noqa: PLC0415
+    from reprolock.net.startup import (  # noqa: PLC0415
+        note_inherited_descriptors,
+        without_charset_detection,
+    )
 
+    note_inherited_descriptors()
     without_charset_detection()
     try:
         main()

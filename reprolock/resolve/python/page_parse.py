@@ -38,6 +38,7 @@ from packaging.utils import canonicalize_name
 from reprolock import errors, limits
 from reprolock.errors import ReprolockError
 from reprolock.net.config import NetConfig
+from reprolock.net.startup import inherited_descriptors, open_descriptors
 from reprolock.resolve.python import page_summary, pages, select
 from reprolock.resolve.python.index import DistFile
 from reprolock.resolve.python.target import WheelFilter
@@ -450,35 +451,16 @@ def _spawn(*, preload: bool) -> subprocess.Popen[bytes]:
     )
 
 
-def _open_descriptors() -> set[int] | None:
-    """This process's open file descriptors, or None where they cannot be listed."""
-    try:
-        with os.scandir("/proc/self/fd") as entries:
-            found = {int(entry.name) for entry in entries}
-    except (OSError, ValueError):
-        return None
-    return {fd for fd in found if _is_open(fd)}  # (less the one the listing used)
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
-
-
 def _may_fork() -> bool:
     """Whether a worker may be forked from this process rather than started afresh: on
     Linux, while this process runs one thread and has nothing open but its standard
-    streams (a fork copies only the calling thread, and every open file: a lock held on
-    one would outlive this process in the child)."""
-    return (
-        sys.platform == "linux"
-        and hasattr(os, "fork")
-        and threading.active_count() == 1
-        and _open_descriptors() == {0, 1, 2}
-    )
+    streams and what it was started with (a fork copies only the calling thread, and every
+    open file: a worker could close a file some object here owns only by closing it under
+    that object, and keeping it open would keep, say, a lock held on it)."""
+    if sys.platform != "linux" or not hasattr(os, "fork") or threading.active_count() != 1:
+        return False
+    found = open_descriptors()
+    return found is not None and found <= {0, 1, 2} | inherited_descriptors()
 
 
 def _fork(count: int) -> list[_Process]:
