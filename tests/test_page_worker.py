@@ -7,8 +7,10 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -465,3 +467,36 @@ def test_a_worker_fetch_counts_the_bytes_of_its_page_alone(tmp_path: Path, loopb
     assert index.worker.fetched == 3
     assert index.stats["bytes"] == len(_Pages.body)  # 404s add nothing, and nothing twice
     index.close()
+
+
+def test_a_worker_exits_at_once_when_its_input_ends_with_a_fetch_in_flight(
+    tmp_path: Path,
+) -> None:
+    """Nobody reads a worker's answers once its input has ended: it does not wait for a
+    fetch still in flight (here one a server never answers) before it exits."""
+
+    stalled = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(stalled.accept()[0]), daemon=True).start()
+    url = f"http://127.0.0.1:{stalled.getsockname()[1]}/simple"
+    index = _index(url, tmp_path, fetch=True)
+    asking = threading.Thread(
+        target=lambda: index.project_files(canonicalize_name("pkg")), daemon=True
+    )
+    asking.start()
+    try:
+        for _ in range(500):  # until the worker's request has reached the server
+            if accepted:
+                break
+            threading.Event().wait(0.01)
+        assert accepted
+        processes = [w.process for w in index.worker._workers if w.process is not None]
+        started = time.monotonic()
+        index.worker.close()
+        assert processes and [p.returncode for p in processes] == [0] * len(processes)
+        assert time.monotonic() - started < 3
+    finally:
+        index.close()
+        for connection in accepted:
+            connection.close()
+        stalled.close()

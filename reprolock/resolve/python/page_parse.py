@@ -374,7 +374,8 @@ def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> 
             return
         answer(ident, "r", data, len(data))
 
-    with ThreadPoolExecutor(max_workers=_WORKER_THREADS) as pool:
+    pool = ThreadPoolExecutor(max_workers=_WORKER_THREADS)
+    try:
         while True:
             try:
                 request = json.loads(_read(requests, _HEADER_CAP))
@@ -387,6 +388,12 @@ def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> 
                 pool.submit(metadata_one, ident, request)
             else:
                 pool.submit(fetch_one, ident, request)
+    finally:
+        # The input ended: nobody reads answers any more.  Work not started is dropped, and
+        # the caller (which waits for this process to exit) does not wait for what runs: a
+        # worker's process exits when this returns (a cache write cut short leaves only a
+        # temporary file, which a later run sweeps away).
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 # -- in the caller ----------------------------------------------------------------------
@@ -399,6 +406,7 @@ class _Forked:
         self.stdin: IO[bytes] | None = stdin
         self.stdout: IO[bytes] | None = stdout
         self.returncode: int | None = None
+        self._pidfd: int | None = None
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -409,18 +417,38 @@ class _Forked:
                 return self.returncode
             if pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
+        if self.returncode is not None and self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         """The exit code; `subprocess.TimeoutExpired` when it runs ``timeout`` seconds on."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        exited = self._exit_event()
         pause = 0.0005
         while (code := self.poll()) is None:
-            if deadline is not None and time.monotonic() >= deadline:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 raise subprocess.TimeoutExpired(f"page worker {self.pid}", timeout or 0.0)
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            if exited is not None:  # woken when it exits
+                exited.poll(None if left is None else left * 1000)
+            else:
+                time.sleep(pause if left is None else min(pause, left))
+                pause = min(pause * 2, 0.05)
         return code
+
+    def _exit_event(self) -> io_select.poll | None:
+        """A poll object that wakes when the worker exits (a pidfd, Linux 5.3 and later), or
+        None (then `wait` polls its status)."""
+        if self._pidfd is None:
+            try:
+                self._pidfd = os.pidfd_open(self.pid)
+            except (AttributeError, OSError):
+                return None
+        poller = io_select.poll()
+        poller.register(self._pidfd, io_select.POLLIN)
+        return poller
 
     def kill(self) -> None:
         if self.poll() is None:
@@ -649,15 +677,21 @@ class _Worker:
         for future in pending.values():
             future.set_exception(error)
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """End the worker: close its input (it exits), then, with ``wait``, wait for it
+        (killed after 5 s) and close its output."""
         with self._lock:
-            process, self.process = self.process, None
+            process = self.process
             self.dead = True
+            if wait:
+                self.process = None
         if process is None:
             return
         with contextlib.suppress(OSError):
             if process.stdin is not None:
                 process.stdin.close()  # the worker's input ends: it returns
+        if not wait:
+            return
         try:
             process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -721,6 +755,8 @@ class PageWorkers:
         with self._lock:
             self._failed = True
             workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.stop(wait=False)  # every input closed first: they exit side by side
         for worker in workers:
             worker.stop()
 
