@@ -287,14 +287,17 @@ def loopback() -> Iterator[str]:
         server.server_close()
 
 
-def _index(url: str, cache: Path, *, fetch: bool) -> HttpIndex:
+def _index(url: str, cache: Path, *, fetch: bool, started: int = 1) -> HttpIndex:
+    """An index on ``url`` whose pool has ``started`` workers running and set up."""
     index = HttpIndex(
         url,
         new_session(NetConfig()),
         Cache(cache),
         wheel_filter=wheel_filter([TARGET]),
         net_config=NetConfig() if fetch else None,
+        workers=max(started, 1),
     )
+    index.worker.first = started
     index.worker.prepare()
     assert index.worker.wait_ready(30)
     return index
@@ -359,7 +362,7 @@ def _wheel(url: str, name: str, digest: str | None) -> DistFile:
 
 def test_a_worker_fetches_metadata_as_here_and_caches_it(tmp_path: Path, loopback: str) -> None:
     digest = hashlib.sha256(METADATA).hexdigest()
-    there = _index(loopback, tmp_path, fetch=True)
+    there = _index(loopback, tmp_path, fetch=True, started=page_parse.METADATA_WORKERS)
     assert there.metadata(_wheel(loopback, "pkg", digest)) == METADATA
     assert there.worker.metadata_fetched == 1 and there.stats["metadata"] == 1
     there.close()
@@ -381,7 +384,9 @@ def test_a_worker_metadata_fetch_fails_as_fetching_here_would(
 ) -> None:
     failures = []
     for fetch in (True, False):
-        index = _index(loopback, tmp_path / str(fetch), fetch=fetch)
+        index = _index(
+            loopback, tmp_path / str(fetch), fetch=fetch, started=page_parse.METADATA_WORKERS
+        )
         with pytest.raises(SourceError) as failed:
             index.metadata(_wheel(loopback, name, digest))
         assert index.worker.metadata_fetched == 0
@@ -391,10 +396,18 @@ def test_a_worker_metadata_fetch_fails_as_fetching_here_would(
     assert there == here and name in there
 
 
-def test_without_fetch_settings_metadata_is_fetched_here(tmp_path: Path, loopback: str) -> None:
-    index = _index(loopback, tmp_path, fetch=False)
+@pytest.mark.parametrize(
+    ("fetch", "started"),
+    [(False, page_parse.METADATA_WORKERS), (True, page_parse.METADATA_WORKERS - 1)],
+    ids=["no fetch settings", "fewer workers running"],
+)
+def test_metadata_is_fetched_here_without_fetch_settings_or_with_fewer_workers(
+    tmp_path: Path, loopback: str, fetch: bool, started: int
+) -> None:
+    # One worker is kept busy by the pages alone: this process fetches the metadata then.
+    index = _index(loopback, tmp_path, fetch=fetch, started=started)
     assert index.metadata(_wheel(loopback, "pkg", None)) == METADATA
-    assert index.worker.metadata_fetched == 0
+    assert index.worker.metadata_fetched == 0 and index.stats["metadata"] == 1
     index.close()
 
 
