@@ -31,7 +31,10 @@ from reprolock import limits
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 STALE_TMP_SECONDS = 3600.0  # a temporary file this old was left by a killed process
-INLINE_BYTES = 64 * 1024  # data up to this size is kept in its ref, not in a blob
+# Data up to this size is kept in its ref, not in a blob: a cold kitchen sink's page
+# summaries, ~70 of 254 over 64 KiB, were two files each (every file created costs; after
+# many files were deleted, ext4 without a journal checks each new inode against them).
+INLINE_BYTES = 4 * 1024 * 1024
 _INLINE = b"inline sha256:"  # then 64 hex digits, a newline and the data
 _INLINE_HEAD = len(_INLINE) + 65
 
@@ -95,7 +98,7 @@ class Cache:
             if not stat.S_ISREG(info.st_mode) or info.st_size > cap:
                 return None
             with os.fdopen(fd, "rb", closefd=False) as handle:
-                data = handle.read(cap + 1)
+                data = handle.read(info.st_size + 1)  # (not cap + 1: that is allocated)
         except OSError:
             return None
         finally:
