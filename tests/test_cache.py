@@ -50,3 +50,19 @@ def test_a_damaged_inline_ref_is_a_miss(tmp_path: Path) -> None:
     assert cache.get_ref("metadata", "k", cap=1 << 20) is None
     ref.write_bytes(b"z" * 200)  # neither form
     assert cache.get_ref("metadata", "k", cap=1 << 20) is None
+
+
+def test_blobs_share_one_folder_and_those_of_older_caches_still_read(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    digest = cache.put_blob(b"page")
+    assert (tmp_path / "blobs" / "sha256" / digest).read_bytes() == b"page"
+    older = tmp_path / "blobs" / "sha256" / "ab" / ("ab" + "0" * 62)
+    older.parent.mkdir()
+    older.write_bytes(b"damaged")  # its name is not its hash: a miss, and removed
+    assert cache.get_blob(older.name, cap=100) is None and not older.exists()
+    old_digest = cache.put_blob(b"old page")
+    moved = tmp_path / "blobs" / "sha256" / old_digest[:2] / old_digest
+    moved.parent.mkdir(exist_ok=True)
+    (tmp_path / "blobs" / "sha256" / old_digest).rename(moved)  # as older versions wrote
+    assert cache.get_blob(old_digest, cap=100) == b"old page"
+    assert cache.get_blob(old_digest, cap=3) is None  # the caller's cap still holds

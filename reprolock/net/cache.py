@@ -1,7 +1,8 @@
 """The on-disk cache: HTTP pages with their validators, and content-addressed blobs.
 
 Nothing from the network chooses a file name here.  Blobs are stored under the sha256
-of the bytes actually received (``blobs/sha256/ab/ab…``) and are hashed again when read;
+of the bytes actually received (``blobs/sha256/ab…``; ``blobs/sha256/ab/ab…`` in caches
+written before 2026-12-05, still read) and are hashed again when read;
 a lookup key (a URL, a claimed hash) is itself hashed into a file name and points at a
 blob (a *ref*), or holds small data itself with its sha256 (checked the same way), so a
 hostile index that claims another file's hash poisons only its own key.  Cached pages
@@ -161,6 +162,13 @@ class Cache:
 
     # -- content-addressed blobs --------------------------------------------------------
     def _blob_path(self, digest: str) -> Path:
+        """Where the blob ``digest`` is written: one folder for all (a folder per first two
+        hex digits, as before, cost a cold lock ~150 folders more to create)."""
+        assert self.root is not None and _HEX.match(digest)
+        return self.root / "blobs" / "sha256" / digest
+
+    def _nested_blob_path(self, digest: str) -> Path:
+        """Where caches written before 2026-12-05 keep the blob ``digest`` (still read)."""
         assert self.root is not None and _HEX.match(digest)
         return self.root / "blobs" / "sha256" / digest[:2] / digest
 
@@ -179,6 +187,9 @@ class Cache:
             return None
         path = self._blob_path(digest)
         data = self._read(path, cap)
+        if data is None:
+            path = self._nested_blob_path(digest)
+            data = self._read(path, cap)
         if data is None:
             return None
         if sha256_hex(data) != digest:
