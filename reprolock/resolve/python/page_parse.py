@@ -56,9 +56,9 @@ WORKERS = min(2, max(1, os.cpu_count() or 1))
 LARGE_SPEC = 24
 SPREAD_BUSY = 24
 # Metadata is fetched by the workers only while this many run: one worker is kept busy by
-# the pages alone, and this process then has the time for metadata (torch stack, one
-# worker: 0.77 s with metadata here, 0.86 s with metadata there; kitchen sink, two workers
-# from the start: 2.21 s here, 2.00 s there).
+# the pages alone, and this process then has the time for metadata (6 alternating cold
+# locks, one worker: torch 0.89 s with the metadata there, 0.71 s here; science 0.96 and
+# 0.81 s; the kitchen sink, two workers from the start: 2.21 s here, 2.00 s there).
 METADATA_WORKERS = 2
 # A page the resolver awaits is fetched here rather than by a worker with this many
 # requests in flight: it would share that worker's interpreter with all of them (the torch
@@ -347,37 +347,38 @@ def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> 
         summary = page_summary.dump_summary(files, named, page_url=request["page_url"])
         answer(ident, "r", dump_rows(files, named, summary))
 
-    def fetch_one(ident: int, request: dict[str, Any]) -> None:
+    def fetched(ident: int, work: Callable[[_Fetching], tuple[bytes, int]]) -> None:
+        """Answer ``ident`` with what ``work`` fetched (a payload and the bytes received),
+        the `ReprolockError` it raised, or "f" (the caller does it itself)."""
         if fetching is None:  # not set up to fetch: the caller fetches it itself
             answer(ident, "f")
             return
         try:
-            files, others, received = fetching.fetch(
+            payload, received = work(fetching)
+        except ReprolockError as exc:
+            error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+            answer(ident, "x", json.dumps(error).encode())
+            return
+        except Exception:  # a bug or an odd failure: the caller fetches it itself
+            answer(ident, "f")
+            return
+        answer(ident, "r", payload, received)
+
+    def fetch_one(ident: int, request: dict[str, Any]) -> None:
+        def work(on: _Fetching) -> tuple[bytes, int]:
+            files, others, received = on.fetch(
                 request["index_url"], request["page_url"], request["name"]
             )
-        except ReprolockError as exc:
-            error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-            answer(ident, "x", json.dumps(error).encode())
-            return
-        except Exception:  # a bug or an odd failure: the caller fetches it itself
-            answer(ident, "f")
-            return
-        answer(ident, "r", dump_rows(files, others, None), received)
+            return dump_rows(files, others, None), received
+
+        fetched(ident, work)
 
     def metadata_one(ident: int, request: dict[str, Any]) -> None:
-        if fetching is None:
-            answer(ident, "f")
-            return
-        try:
-            data = fetching.metadata(request["index_url"], file_of(request["file"]))
-        except ReprolockError as exc:
-            error = {"type": type(exc).__name__, "message": exc.message, "hint": exc.hint}
-            answer(ident, "x", json.dumps(error).encode())
-            return
-        except Exception:  # a bug or an odd failure: the caller fetches it itself
-            answer(ident, "f")
-            return
-        answer(ident, "r", data, len(data))
+        def work(on: _Fetching) -> tuple[bytes, int]:
+            data = on.metadata(request["index_url"], file_of(request["file"]))
+            return data, len(data)
+
+        fetched(ident, work)
 
     pool = ThreadPoolExecutor(max_workers=_WORKER_THREADS)
     try:
