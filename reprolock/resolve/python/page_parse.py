@@ -104,7 +104,8 @@ def parse(
 
 
 def row_of(f: DistFile) -> list[object]:
-    """A file as a row of a worker's messages: its fields in order, its index last."""
+    """A file as a row of a worker's messages: its fields in order, but the index (which
+    the asker knows)."""
     return [
         f.filename,
         f.url,
@@ -114,67 +115,41 @@ def row_of(f: DistFile) -> list[object]:
         f.upload_time_text,
         f.size,
         f.metadata,
-        f.index,
     ]
 
 
-def file_of(row: Sequence[Any]) -> DistFile:
-    """`row_of` read back (in a worker, from the process that started it)."""
+def file_of(row: Sequence[Any], index: str) -> DistFile:
+    """`row_of` read back, listed on ``index``.  Rows are not checked again: they were made
+    by the other process of the pair, with this code, from what it checked, and sent over a
+    pipe only the two share (a cached summary, which anything could have written, is checked
+    on reading)."""
     return DistFile(
         filename=row[0],
         url=row[1],
+        index=index,
         sha256=row[2],
         requires_python=row[3],
         yanked=row[4],
         upload_time_text=row[5],
         size=row[6],
         metadata=row[7],
-        index=row[8],
     )
 
 
 def dump_rows(files: Sequence[DistFile], others: Sequence[str], summary: bytes | None) -> bytes:
-    """A worker's answer: the files as rows (their fields in order, but the index) and the
-    others' names, then the page summary to cache (empty: none)."""
-    rows = [
-        [
-            f.filename,
-            f.url,
-            f.sha256,
-            f.requires_python,
-            f.yanked,
-            f.upload_time_text,
-            f.size,
-            f.metadata,
-        ]
-        for f in files
-    ]
+    """A worker's answer: the files as rows (`row_of`) and the others' names, then the page
+    summary to cache (empty: none)."""
     named = select.OtherFiles.of(others)
-    head = page_summary.dumps([rows, named.text, sorted(named.versions)])
+    head = page_summary.dumps([[row_of(f) for f in files], named.text, sorted(named.versions)])
     return _LENGTH.pack(len(head)) + head + (summary or b"")
 
 
 def load_rows(payload: bytes, index: str) -> tuple[list[DistFile], select.OtherFiles, bytes | None]:
-    """`dump_rows` read back.  The rows are not checked again: the worker made them from a
-    page it checked, with this code, and sent them over a pipe only the two share (a
-    cached summary, which anything could have written, is checked on reading)."""
+    """`dump_rows` read back (`file_of`)."""
     (size,) = _LENGTH.unpack_from(payload)
     rows, text, versions = pages.decode_json(payload[_LENGTH.size : _LENGTH.size + size])
     summary = payload[_LENGTH.size + size :] or None
-    files = [
-        DistFile(
-            filename=r[0],
-            url=r[1],
-            index=index,
-            sha256=r[2],
-            requires_python=r[3],
-            yanked=r[4],
-            upload_time_text=r[5],
-            size=r[6],
-            metadata=r[7],
-        )
-        for r in rows
-    ]
+    files = [file_of(r, index) for r in rows]
     return files, select.OtherFiles(text, frozenset(versions)), summary
 
 
@@ -375,7 +350,7 @@ def serve(requests: IO[bytes], answers: IO[bytes], *, preload: bool = False) -> 
 
     def metadata_one(ident: int, request: dict[str, Any]) -> None:
         def work(on: _Fetching) -> tuple[bytes, int]:
-            data = on.metadata(request["index_url"], file_of(request["file"]))
+            data = on.metadata(request["index_url"], file_of(request["file"], request["index"]))
             return data, len(data)
 
         fetched(ident, work)
@@ -831,11 +806,9 @@ class PageWorkers:
             return None
         self.prepare()
         request = {"op": "fetch", "index_url": index_url, "page_url": page_url, "name": name}
-        answer = self._ask(request, awaited=is_awaited())  # while they start: fetched here
-        if answer is None or answer.kind == "f":
+        answer = self._fetched(request)
+        if answer is None:
             return None
-        if answer.kind == "x":
-            raise _error_of(answer.payload)
         with self._lock:
             self.fetched += 1
             self.received += answer.received
@@ -855,15 +828,28 @@ class PageWorkers:
             started = sum(w.started for w in self._workers)
         if started < METADATA_WORKERS:
             return None
-        request = {"op": "metadata", "index_url": index_url, "file": row_of(file)}
+        request = {
+            "op": "metadata",
+            "index_url": index_url,
+            "index": file.index,
+            "file": row_of(file),
+        }
+        answer = self._fetched(request)
+        if answer is None:
+            return None
+        with self._lock:
+            self.metadata_fetched += 1
+        return answer.payload
+
+    def _fetched(self, request: Mapping[str, object]) -> Answer | None:
+        """A worker's answer to a fetch ``request``; None when it is done here (no worker
+        set up yet, or it gave up); the `ReprolockError` the worker met, raised here."""
         answer = self._ask(request, awaited=is_awaited())
         if answer is None or answer.kind == "f":
             return None
         if answer.kind == "x":
             raise _error_of(answer.payload)
-        with self._lock:
-            self.metadata_fetched += 1
-        return answer.payload
+        return answer
 
     def parse(
         self, body: bytes, content_type: str, *, page_url: str, index: str, name: str
