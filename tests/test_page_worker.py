@@ -411,6 +411,21 @@ def test_metadata_is_fetched_here_without_fetch_settings_or_with_fewer_workers(
     index.close()
 
 
+def test_metadata_starts_no_worker(tmp_path: Path, loopback: str) -> None:
+    # A lock whose pages are all cached may still miss some metadata: it is fetched here,
+    # not by a worker started for it (pages start them).
+    index = HttpIndex(
+        loopback,
+        new_session(NetConfig()),
+        Cache(tmp_path),
+        wheel_filter=wheel_filter([TARGET]),
+        net_config=NetConfig(),
+    )
+    assert index.metadata(_wheel(loopback, "pkg", None)) == METADATA
+    assert not any(w.started for w in index.worker._workers)
+    index.close()
+
+
 def test_booted_workers_are_taken_by_the_first_pool() -> None:
     page_parse.boot(1)
     (booted,) = page_parse._BOOTED

@@ -823,8 +823,7 @@ class PageWorkers:
         the selection of releases wait on."""
         if self.fetch_setup is None:
             return None
-        self.prepare()
-        with self._lock:
+        with self._lock:  # (none is started for it: pages start them)
             started = sum(w.started for w in self._workers)
         if started < METADATA_WORKERS:
             return None
