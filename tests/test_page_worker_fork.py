@@ -157,6 +157,22 @@ def test_descriptors_a_process_was_started_with_do_not_keep_it_from_forking(
     assert unnoted == {"kind": "Popen", "code": 0}
 
 
+def test_the_command_line_notes_the_descriptors_it_was_started_with(tmp_path: Path) -> None:
+    code = """
+        import atexit
+        from reprolock.cli import main
+        from reprolock.net import startup
+        noted = lambda: sorted(startup.inherited_descriptors())  # noqa: E731
+        atexit.register(lambda: print(json.dumps({"noted": noted()}), flush=True))
+        sys.argv = ["reprolock", "--version"]
+        main.run()
+        """
+    with (tmp_path / "passed").open("w") as passed:
+        fd = passed.fileno()
+        found = _fresh(code, pass_fds=(fd,))
+    assert found == {"noted": [fd]}
+
+
 def test_the_descriptors_listed_are_the_open_ones(tmp_path: Path) -> None:
     listed = startup.open_descriptors()
     assert listed is not None and {0, 1, 2} <= listed

@@ -505,18 +505,14 @@ def _forked_worker(requests: int, answers: int) -> NoReturn:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
-        keep = sorted({requests, answers})
-        os.closerange(3, keep[0])
-        os.closerange(keep[0] + 1, keep[1])
-        os.closerange(keep[1] + 1, _MAX_FD)
+        for fd in sorted((open_descriptors() or frozenset()) - {0, 1, 2, requests, answers}):
+            with contextlib.suppress(OSError):  # (the listing's own, closed by now)
+                os.close(fd)
         gc.freeze()
         serve(os.fdopen(requests, "rb"), os.fdopen(answers, "wb"))
         code = 0
     finally:
         os._exit(code)
-
-
-_MAX_FD = 1 << 16  # descriptors closed in a forked worker: all but its pipes (few are open)
 
 
 def boot(count: int = 1) -> None:
